@@ -1,0 +1,43 @@
+# Thin wrapper over CMake. `make` sets up, configures and builds (Release) into build/;
+# `make test` also runs every test through ctest. See README.md.
+#   make test SANITIZE=address,undefined   builds into build-sanitize/ and runs the tests there
+#   make test CTEST_ARGS='-R Config'       extra ctest arguments
+
+JOBS ?= $(shell nproc)
+SANITIZE ?=
+CTEST_ARGS ?=
+
+ifeq ($(strip $(SANITIZE)),)
+BUILD_DIR := build
+CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=Release
+else
+BUILD_DIR := build-sanitize
+CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_SANITIZE=$(SANITIZE)
+endif
+
+.PHONY: all setup configure build test demo models bench format clean
+
+all: build
+
+setup:
+	@scripts/setup
+
+# Configure once; CMake re-runs itself when a CMakeLists.txt changes.
+$(BUILD_DIR)/build.ninja: | setup
+	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)
+
+configure: setup $(BUILD_DIR)/build.ninja
+	@grep -q "SG_SANITIZE:STRING=$(SANITIZE)$$" $(BUILD_DIR)/CMakeCache.txt || \
+	  cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+format:
+	git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf build build-sanitize

@@ -1,0 +1,101 @@
+// Helpers for integration tests: free ports, starting real binaries as child processes, waiting
+// until they are ready, and a tiny blocking HTTP/1.1 client over real sockets.
+//
+// Every started process is stopped and reaped by its owner's destructor, so a failed ASSERT never
+// leaves a server behind.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/subprocess.h"
+
+namespace sg::testing {
+
+// Directory of the built executables (build/bin) and the source tree, set by CMake.
+std::filesystem::path BinDir();
+std::filesystem::path SourceDir();
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+int FreePort();
+
+// True once something accepts TCP connections on 127.0.0.1:port.
+bool WaitForPort(int port, std::chrono::milliseconds timeout);
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  // Writes `content` to path()/name and returns the full path.
+  std::filesystem::path Write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::string reason;
+  // Header names lower-cased; repeated headers joined with ", ".
+  std::map<std::string, std::string> headers;
+  std::string body;
+  std::string Header(const std::string& name) const;
+};
+
+struct HttpRequestSpec {
+  std::string method = "GET";
+  std::string target = "/";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::chrono::milliseconds timeout = std::chrono::seconds(10);
+};
+
+// One request on a fresh connection ("Connection: close"); decodes Content-Length, chunked and
+// read-until-close bodies. nullopt (with `error`) on connect failure, timeout or bad framing.
+std::optional<HttpResponse> Http(int port, const HttpRequestSpec& spec,
+                                 std::string* error = nullptr);
+std::optional<HttpResponse> HttpGet(int port, const std::string& target);
+
+// Sends raw bytes and returns everything the peer sends until it closes or `timeout` passes.
+std::string RawExchange(int port, const std::string& bytes,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// A real binary run as a child, its stdout+stderr captured to a log file for failure messages.
+class ChildProcess {
+ public:
+  // Starts BinDir()/name (or `name` itself when it contains '/'). Fails the current test (and
+  // returns an empty object) when it cannot be started.
+  ChildProcess(const std::string& name, const std::vector<std::string>& args,
+               SpawnOptions options = {});
+  // Stops the process; keeps the log file only when the test has failed (its path is printed).
+  ~ChildProcess();
+  ChildProcess(ChildProcess&&) = default;
+
+  bool started() const { return process_.has_value(); }
+  Subprocess& process() { return *process_; }
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
+
+  // Waits until `port` accepts connections (or `health` returns 2xx when given). Returns false,
+  // with the process log in `why`, when the process exits or the timeout passes first.
+  bool WaitReady(int port, const std::string& health = "",
+                 std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                 std::string* why = nullptr);
+  // Stops the process (SIGTERM, then SIGKILL) and returns its wait status.
+  int Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  // The captured output so far.
+  std::string Log() const;
+
+ private:
+  std::filesystem::path log_path_;
+  std::optional<Subprocess> process_;
+};
+
+}  // namespace sg::testing
