@@ -1,0 +1,77 @@
+// PairRecord: one mirrored exchange (request, primary response, shadow response, timings), and
+// the gateway's not-mirrored counters. The JSONL encoding is the stable contract documented in
+// docs/pair-log.md (version 1); this is the one place that encodes and decodes it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace sg {
+
+inline constexpr int kPairLogVersion = 1;
+
+struct CapturedRequest {
+  std::string method;
+  std::string target;
+  uint64_t size = 0;                           // whole body, bytes
+  std::string sha256;                          // hex digest of the whole body
+  std::map<std::string, std::string> headers;  // captured subset, lower-case names
+  std::optional<std::string> body;             // raw bytes when captured (body_b64 in JSON)
+  bool body_truncated = false;
+};
+
+struct CapturedResponse {
+  int status = 0;             // 0: no response arrived
+  int64_t latency_us = 0;     // dispatch to complete response
+  int64_t send_offset_us = 0;  // shadow only: its dispatch minus the primary's
+  std::string outcome;        // primary: ok|error|timeout|connect_failed;
+                              // shadow: ok|shadow_error|shadow_timeout|connect_failed
+  std::map<std::string, std::string> headers;
+  std::string body;           // raw bytes (JSON: "body" if valid UTF-8, else "body_b64")
+  bool body_truncated = false;
+  std::string error;          // human text when outcome != ok
+};
+
+struct PairRecord {
+  std::string id;
+  int64_t ts_us = 0;
+  std::string route;
+  std::string mirror;
+  CapturedRequest request;
+  CapturedResponse primary;
+  CapturedResponse shadow;
+};
+
+struct MirrorCounters {
+  int64_t ts_us = 0;
+  std::string instance;
+  std::string route;
+  std::string mirror;
+  uint64_t requests = 0;
+  std::map<std::string, uint64_t> not_mirrored;  // sampled_out, body_too_large, overload
+  std::map<std::string, uint64_t> mirrored;      // ok, shadow_error, shadow_timeout, connect_failed
+  uint64_t sink_dropped = 0;
+};
+
+using PairLogEntry = std::variant<PairRecord, MirrorCounters>;
+
+// One JSONL line, without the trailing newline.
+std::string EncodePairLogLine(const PairRecord& record);
+std::string EncodePairLogLine(const MirrorCounters& counters);
+
+// Decodes one line. On failure returns nullopt and sets `error` to a short reason
+// ("invalid JSON", "missing field primary.status", "unsupported version 2", ...).
+std::optional<PairLogEntry> DecodePairLogLine(std::string_view line, std::string* error);
+
+// Helpers shared with the encoders.
+std::string Base64Encode(std::string_view bytes);
+std::optional<std::string> Base64Decode(std::string_view text);
+bool IsValidUtf8(std::string_view bytes);
+std::string Sha256Hex(std::string_view bytes);
+
+}  // namespace sg
