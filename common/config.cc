@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -12,19 +12,26 @@ namespace sg {
 namespace {
 
 std::string TypeName(const nlohmann::json& value) {
-  if (value.is_number_integer()) return "an integer";
-  if (value.is_number()) return "a number";
-  if (value.is_string()) return "a string";
-  if (value.is_boolean()) return "a boolean";
-  if (value.is_array()) return "an array";
-  if (value.is_object()) return "an object";
+  if (value.is_number_integer())
+    return "an integer";
+  if (value.is_number())
+    return "a number";
+  if (value.is_string())
+    return "a string";
+  if (value.is_boolean())
+    return "a boolean";
+  if (value.is_array())
+    return "an array";
+  if (value.is_object())
+    return "an object";
   return "null";
 }
 
 std::string JoinLines(const std::vector<std::string>& lines) {
   std::string out;
   for (const auto& line : lines) {
-    if (!out.empty()) out += '\n';
+    if (!out.empty())
+      out += '\n';
     out += line;
   }
   return out;
@@ -34,9 +41,11 @@ std::string JoinLines(const std::vector<std::string>& lines) {
 std::string ChildPath(const std::string& parent, std::string_view key) {
   bool plain = !key.empty();
   for (char c : key) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) plain = false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
+      plain = false;
   }
-  if (plain) return parent + "." + std::string(key);
+  if (plain)
+    return parent + "." + std::string(key);
   return parent + "[" + nlohmann::json(std::string(key)).dump() + "]";
 }
 
@@ -53,33 +62,40 @@ std::string ConfigNode::Describe(std::string_view reason) const {
   return context_->file + ": " + path_ + ": " + std::string(reason);
 }
 
-void ConfigNode::Fail(std::string_view reason) const { throw ConfigError({Describe(reason)}); }
+void ConfigNode::Fail(std::string_view reason) const {
+  throw ConfigError({Describe(reason)});
+}
 
 void ConfigNode::Report(std::string_view reason) const {
   context_->problems.push_back(Describe(reason));
 }
 
 void ConfigNode::Absorb(const ConfigError& error) const {
-  for (const auto& p : error.problems()) context_->problems.push_back(p);
+  for (const auto& p : error.problems())
+    context_->problems.push_back(p);
 }
 
 std::string ConfigNode::AsString() const {
-  if (!value_->is_string()) Fail("must be a string, got " + TypeName(*value_));
+  if (!value_->is_string())
+    Fail("must be a string, got " + TypeName(*value_));
   return value_->get<std::string>();
 }
 
 bool ConfigNode::AsBool() const {
-  if (!value_->is_boolean()) Fail("must be a boolean, got " + TypeName(*value_));
+  if (!value_->is_boolean())
+    Fail("must be a boolean, got " + TypeName(*value_));
   return value_->get<bool>();
 }
 
 double ConfigNode::AsNumber() const {
-  if (!value_->is_number()) Fail("must be a number, got " + TypeName(*value_));
+  if (!value_->is_number())
+    Fail("must be a number, got " + TypeName(*value_));
   return value_->get<double>();
 }
 
 int64_t ConfigNode::AsInt() const {
-  if (value_->is_number_integer()) return value_->get<int64_t>();
+  if (value_->is_number_integer())
+    return value_->get<int64_t>();
   if (value_->is_number_float()) {
     double d = value_->get<double>();
     if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
@@ -92,65 +108,90 @@ int64_t ConfigNode::AsInt() const {
 
 std::chrono::microseconds ConfigNode::AsDuration() const {
   static constexpr std::string_view kHint = " (write a number with a unit: us, ms, s, m)";
-  if (!value_->is_string()) Fail("must be a duration string, got " + TypeName(*value_) + std::string(kHint));
+  if (!value_->is_string())
+    Fail("must be a duration string, got " + TypeName(*value_) + std::string(kHint));
   const std::string text = value_->get<std::string>();
   double number = 0;
   const char* begin = text.data();
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(begin, end, number);
-  if (ec != std::errc() || ptr == begin) Fail("invalid duration \"" + text + "\"" + std::string(kHint));
+  if (ec != std::errc() || ptr == begin)
+    Fail("invalid duration \"" + text + "\"" + std::string(kHint));
   std::string_view unit(ptr, static_cast<size_t>(end - ptr));
   double us_per_unit = 0;
-  if (unit == "us") us_per_unit = 1;
-  else if (unit == "ms") us_per_unit = 1e3;
-  else if (unit == "s") us_per_unit = 1e6;
-  else if (unit == "m") us_per_unit = 60e6;
-  else Fail("invalid duration \"" + text + "\"" + std::string(kHint));
+  if (unit == "us")
+    us_per_unit = 1;
+  else if (unit == "ms")
+    us_per_unit = 1e3;
+  else if (unit == "s")
+    us_per_unit = 1e6;
+  else if (unit == "m")
+    us_per_unit = 60e6;
+  else
+    Fail("invalid duration \"" + text + "\"" + std::string(kHint));
   double us = number * us_per_unit;
-  if (!(us >= 0) || us > 1e15) Fail("duration \"" + text + "\" out of range");
+  if (!(us >= 0) || us > 1e15)
+    Fail("duration \"" + text + "\" out of range");
   return std::chrono::microseconds(static_cast<int64_t>(std::llround(us)));
 }
 
 std::vector<std::string> ConfigNode::AsStringList() const {
   std::vector<std::string> out;
-  for (const auto& element : Elements()) out.push_back(element.AsString());
+  for (const auto& element : Elements())
+    out.push_back(element.AsString());
   return out;
 }
 
 template <>
-std::string ConfigNode::As<std::string>() const { return AsString(); }
+std::string ConfigNode::As<std::string>() const {
+  return AsString();
+}
 template <>
-bool ConfigNode::As<bool>() const { return AsBool(); }
+bool ConfigNode::As<bool>() const {
+  return AsBool();
+}
 template <>
-double ConfigNode::As<double>() const { return AsNumber(); }
+double ConfigNode::As<double>() const {
+  return AsNumber();
+}
 template <>
-int64_t ConfigNode::As<int64_t>() const { return AsInt(); }
+int64_t ConfigNode::As<int64_t>() const {
+  return AsInt();
+}
 template <>
 int ConfigNode::As<int>() const {
   int64_t v = AsInt();
-  if (v < INT32_MIN || v > INT32_MAX) Fail("integer out of range, got " + std::to_string(v));
+  if (v < INT32_MIN || v > INT32_MAX)
+    Fail("integer out of range, got " + std::to_string(v));
   return static_cast<int>(v);
 }
 template <>
-std::chrono::microseconds ConfigNode::As<std::chrono::microseconds>() const { return AsDuration(); }
+std::chrono::microseconds ConfigNode::As<std::chrono::microseconds>() const {
+  return AsDuration();
+}
 template <>
 std::chrono::milliseconds ConfigNode::As<std::chrono::milliseconds>() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(AsDuration());
 }
 template <>
-std::vector<std::string> ConfigNode::As<std::vector<std::string>>() const { return AsStringList(); }
+std::vector<std::string> ConfigNode::As<std::vector<std::string>>() const {
+  return AsStringList();
+}
 
 std::vector<ConfigNode> ConfigNode::Elements() const {
-  if (!value_->is_array()) Fail("must be an array, got " + TypeName(*value_));
+  if (!value_->is_array())
+    Fail("must be an array, got " + TypeName(*value_));
   std::vector<ConfigNode> out;
   out.reserve(value_->size());
-  for (size_t i = 0; i < value_->size(); ++i) out.push_back(Element(i));
+  for (size_t i = 0; i < value_->size(); ++i)
+    out.push_back(Element(i));
   return out;
 }
 
 ConfigNode ConfigNode::Child(std::string_view key) const {
   auto it = value_->find(key);
-  if (it == value_->end()) Fail("missing required key \"" + std::string(key) + "\"");
+  if (it == value_->end())
+    Fail("missing required key \"" + std::string(key) + "\"");
   return ConfigNode(*it, context_, ChildPath(path_, key));
 }
 
@@ -159,13 +200,17 @@ ConfigNode ConfigNode::Element(size_t index) const {
 }
 
 ObjectReader::ObjectReader(const ConfigNode& node) : node_(node) {
-  if (!node.json().is_object()) node.Fail("must be an object, got " + TypeName(node.json()));
+  if (!node.json().is_object())
+    node.Fail("must be an object, got " + TypeName(node.json()));
 }
 
-bool ObjectReader::Has(std::string_view key) const { return node_.json().contains(key); }
+bool ObjectReader::Has(std::string_view key) const {
+  return node_.json().contains(key);
+}
 
 std::optional<ConfigNode> ObjectReader::Optional(std::string_view key) {
-  if (!Has(key)) return std::nullopt;
+  if (!Has(key))
+    return std::nullopt;
   read_.emplace_back(key);
   return node_.Child(key);
 }
@@ -178,7 +223,8 @@ ConfigNode ObjectReader::Required(std::string_view key) {
 void ObjectReader::Finish() {
   for (const auto& item : node_.json().items()) {
     const std::string& key = item.key();
-    if (std::find(read_.begin(), read_.end(), key) != read_.end()) continue;
+    if (std::find(read_.begin(), read_.end(), key) != read_.end())
+      continue;
     node_.Child(key).Report("unknown key");
   }
 }
@@ -213,17 +259,19 @@ std::shared_ptr<const nlohmann::json> ParseDocument(std::string_view text,
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError({path + ": cannot open: " + std::strerror(errno)});
+  if (!in)
+    throw ConfigError({path + ": cannot open: " + std::strerror(errno)});
   std::ostringstream out;
   out << in.rdbuf();
-  if (in.bad()) throw ConfigError({path + ": read error"});
+  if (in.bad())
+    throw ConfigError({path + ": read error"});
   return out.str();
 }
 
 void ThrowIfProblems(const ConfigContext& context) {
-  if (!context.problems.empty()) throw ConfigError(context.problems);
+  if (!context.problems.empty())
+    throw ConfigError(context.problems);
 }
-
 
 }  // namespace config_internal
 }  // namespace sg

@@ -13,7 +13,7 @@ namespace sg {
 enum class LogFormat { kText, kJson };
 
 struct LogOptions {
-  std::string level = "info";         // trace, debug, info, warn, error, critical, off
+  std::string level = "info";           // trace, debug, info, warn, error, critical, off
   LogFormat format = LogFormat::kText;  // kJson: {"ts":..., "level":..., "logger":..., "msg":...}
 };
 

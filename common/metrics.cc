@@ -34,8 +34,10 @@ std::string LabelBlock(const std::vector<std::string>& names, const LabelValues&
     out += out.empty() ? "{" : ",";
     out += names[i] + "=\"" + EscapeLabelValue(values[i]) + "\"";
   }
-  if (!extra.empty()) out += (out.empty() ? "{" : ",") + extra;
-  if (!out.empty()) out += "}";
+  if (!extra.empty())
+    out += (out.empty() ? "{" : ",") + extra;
+  if (!out.empty())
+    out += "}";
   return out;
 }
 
@@ -48,11 +50,14 @@ void RenderHeader(std::string& out, const std::string& name, const std::string& 
 }  // namespace
 
 void Counter::Increment(double delta) {
-  if (!(delta >= 0)) return;  // counters never go down; ignore negative or NaN deltas
+  if (!(delta >= 0))
+    return;  // counters never go down; ignore negative or NaN deltas
   AtomicAdd(value_, delta);
 }
 
-void Gauge::Add(double delta) { AtomicAdd(value_, delta); }
+void Gauge::Add(double delta) {
+  AtomicAdd(value_, delta);
+}
 
 Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)), counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
@@ -61,7 +66,8 @@ Histogram::Histogram(std::vector<double> bounds)
       throw std::invalid_argument("histogram bounds must be strictly increasing");
     }
   }
-  for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
+  for (size_t i = 0; i <= bounds_.size(); ++i)
+    counts_[i].store(0, std::memory_order_relaxed);
 }
 
 void Histogram::Observe(double value) {
@@ -86,14 +92,15 @@ Histogram::Snapshot Histogram::Take() const {
 }
 
 std::vector<double> LatencyBucketsSeconds() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-          0.05,   0.1,     0.25,   0.5,   1,      2.5,    5,    10,   30, 60};
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+          0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
 }
 
 std::vector<double> ExponentialBuckets(double start, double factor, int count) {
   std::vector<double> out;
   double bound = start;
-  for (int i = 0; i < count; ++i, bound *= factor) out.push_back(bound);
+  for (int i = 0; i < count; ++i, bound *= factor)
+    out.push_back(bound);
   return out;
 }
 
@@ -113,7 +120,8 @@ Metric& Family<Metric>::WithLabels(const LabelValues& values) {
   }
   std::lock_guard lock(mutex_);
   auto& slot = children_[values];
-  if (!slot) slot = make_();
+  if (!slot)
+    slot = make_();
   return *slot;
 }
 
@@ -125,7 +133,8 @@ template <typename Metric>
 Family<Metric>& MetricsRegistry::Add(const std::string& name, const std::string& help,
                                      std::vector<std::string> label_names,
                                      std::function<std::unique_ptr<Metric>()> make) {
-  if (!ValidMetricName(name)) throw std::invalid_argument("invalid metric name: " + name);
+  if (!ValidMetricName(name))
+    throw std::invalid_argument("invalid metric name: " + name);
   for (const auto& label : label_names) {
     if (!ValidLabelName(label) || label == "le") {
       throw std::invalid_argument(name + ": invalid label name: " + label);
@@ -134,7 +143,8 @@ Family<Metric>& MetricsRegistry::Add(const std::string& name, const std::string&
   std::lock_guard lock(mutex_);
   for (const auto& any : families_) {
     bool taken = std::visit([&](const auto& family) { return family->name() == name; }, any);
-    if (taken) throw std::invalid_argument("metric registered twice: " + name);
+    if (taken)
+      throw std::invalid_argument("metric registered twice: " + name);
   }
   auto family = std::unique_ptr<Family<Metric>>(
       new Family<Metric>(name, help, std::move(label_names), std::move(make)));
@@ -173,7 +183,8 @@ std::string MetricsRegistry::Render() const {
     std::lock_guard lock(mutex_);
     hooks = hooks_;
   }
-  for (const auto& hook : hooks) hook();
+  for (const auto& hook : hooks)
+    hook();
 
   std::string out;
   std::lock_guard lock(mutex_);
@@ -216,10 +227,14 @@ std::string EscapeLabelValue(const std::string& value) {
   std::string out;
   out.reserve(value.size());
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -228,12 +243,14 @@ std::string EscapeHelp(const std::string& help) {
   std::string out;
   out.reserve(help.size());
   for (char c : help) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
-
 
 }  // namespace sg

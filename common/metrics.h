@@ -112,7 +112,6 @@ class MetricsRegistry {
   std::string Render() const;
 
  private:
-
   template <typename Metric>
   Family<Metric>& Add(const std::string& name, const std::string& help,
                       std::vector<std::string> label_names,

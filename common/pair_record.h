@@ -26,15 +26,15 @@ struct CapturedRequest {
 };
 
 struct CapturedResponse {
-  int status = 0;             // 0: no response arrived
-  int64_t latency_us = 0;     // dispatch to complete response
+  int status = 0;              // 0: no response arrived
+  int64_t latency_us = 0;      // dispatch to complete response
   int64_t send_offset_us = 0;  // shadow only: its dispatch minus the primary's
-  std::string outcome;        // primary: ok|error|timeout|connect_failed;
-                              // shadow: ok|shadow_error|shadow_timeout|connect_failed
+  std::string outcome;         // primary: ok|error|timeout|connect_failed;
+                               // shadow: ok|shadow_error|shadow_timeout|connect_failed
   std::map<std::string, std::string> headers;
-  std::string body;           // raw bytes (JSON: "body" if valid UTF-8, else "body_b64")
+  std::string body;  // raw bytes (JSON: "body" if valid UTF-8, else "body_b64")
   bool body_truncated = false;
-  std::string error;          // human text when outcome != ok
+  std::string error;  // human text when outcome != ok
 };
 
 struct PairRecord {

@@ -12,9 +12,13 @@ PairRecord SamplePair() {
   p.ts_us = 1795000000123456;
   p.route = "classify";
   p.mirror = "student";
-  p.request = {"POST", "/predictions/fashion", 4, Sha256Hex("\x89PNG"),
+  p.request = {"POST",
+               "/predictions/fashion",
+               4,
+               Sha256Hex("\x89PNG"),
                {{"content-type", "image/png"}, {"x-true-label", "Trouser"}},
-               std::string("\x89PNG"), false};
+               std::string("\x89PNG"),
+               false};
   p.primary.status = 200;
   p.primary.latency_us = 5321;
   p.primary.outcome = "ok";

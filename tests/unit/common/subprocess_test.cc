@@ -91,14 +91,22 @@ TEST(TestSupportTest, RealNginxChildIsReadyServesHttpAndIsStopped) {
   ASSERT_GT(port, 0);
   EXPECT_FALSE(testing::WaitForPort(port, std::chrono::milliseconds(50)));
   std::string tmp = dir.path().string();
-  auto conf = dir.Write("nginx.conf",
-                        "daemon off; master_process off; pid " + tmp + "/nginx.pid;\n"
-                        "error_log stderr warn; events {}\n"
-                        "http { access_log off; client_body_temp_path " + tmp + ";\n"
-                        "  proxy_temp_path " + tmp + "; fastcgi_temp_path " + tmp + ";\n"
-                        "  uwsgi_temp_path " + tmp + "; scgi_temp_path " + tmp + ";\n"
-                        "  server { listen 127.0.0.1:" + std::to_string(port) + ";\n"
-                        "    location / { return 200 \"hello\\n\"; } } }\n");
+  auto conf = dir.Write("nginx.conf", "daemon off; master_process off; pid " + tmp +
+                                          "/nginx.pid;\n"
+                                          "error_log stderr warn; events {}\n"
+                                          "http { access_log off; client_body_temp_path " +
+                                          tmp +
+                                          ";\n"
+                                          "  proxy_temp_path " +
+                                          tmp + "; fastcgi_temp_path " + tmp +
+                                          ";\n"
+                                          "  uwsgi_temp_path " +
+                                          tmp + "; scgi_temp_path " + tmp +
+                                          ";\n"
+                                          "  server { listen 127.0.0.1:" +
+                                          std::to_string(port) +
+                                          ";\n"
+                                          "    location / { return 200 \"hello\\n\"; } } }\n");
   testing::ChildProcess nginx("/usr/sbin/nginx", {"-p", tmp, "-c", conf.string(), "-e", "stderr"});
   std::string why;
   ASSERT_TRUE(nginx.WaitReady(port, "/", std::chrono::seconds(10), &why)) << why;

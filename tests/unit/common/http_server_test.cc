@@ -1,0 +1,181 @@
+#include "common/http_server.h"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http/field.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+namespace sg::http {
+namespace {
+
+// A server on a free port with two I/O threads, stopped and joined on destruction.
+class ServerFixture {
+ public:
+  ServerFixture(Handler handler, ServerOptions options = {}) {
+    server_ = std::make_unique<HttpServer>(io_, options, std::move(handler));
+    std::string error;
+    started_ = server_->Start(&error);
+    EXPECT_TRUE(started_) << error;
+    for (int i = 0; i < 2; ++i)
+      threads_.emplace_back([this] { io_.run(); });
+  }
+  ~ServerFixture() {
+    server_->Stop();
+    work_.reset();
+    io_.stop();
+    for (auto& t : threads_)
+      t.join();
+  }
+  int port() const { return server_->port(); }
+  HttpServer& server() { return *server_; }
+
+ private:
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
+      io_.get_executor()};
+  std::unique_ptr<HttpServer> server_;
+  std::vector<std::thread> threads_;
+  bool started_ = false;
+};
+
+Handler Echo() {
+  return [](Request&& request, Responder respond) {
+    respond(MakeTextResponse(request, Status::ok,
+                             std::string(request.method_string()) + " " +
+                                 std::string(request.target()) + " " + request.body()));
+  };
+}
+
+TEST(HttpServerTest, AnswersAndKeepsConnectionsAlive) {
+  ServerFixture fx(Echo());
+  auto response = testing::HttpGet(fx.port(), "/hello");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "GET /hello ");
+  EXPECT_EQ(response->Header("server"), "shadowgate");
+  // Two pipelined requests on one connection: both answered, in order, then the close.
+  std::string raw = testing::RawExchange(
+      fx.port(),
+      "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz");
+  auto first = raw.find("GET /a ");
+  auto second = raw.find("POST /b xyz");
+  EXPECT_NE(first, std::string::npos) << raw;
+  EXPECT_NE(second, std::string::npos) << raw;
+  EXPECT_LT(first, second);
+}
+
+TEST(HttpServerTest, HandlerMayAnswerLaterFromAnotherThread) {
+  ServerFixture fx([](Request&& request, Responder respond) {
+    std::thread([request = std::move(request), respond]() mutable {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      respond(MakeJsonResponse(request, Status::accepted, {{"late", true}}));
+      respond(MakeTextResponse(request, Status::ok, "ignored second answer"));
+    }).detach();
+  });
+  auto response = testing::HttpGet(fx.port(), "/");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 202);
+  EXPECT_EQ(response->Header("content-type"), "application/json");
+  EXPECT_EQ(nlohmann::json::parse(response->body)["late"], true);
+}
+
+TEST(HttpServerTest, DroppedResponderBecomes500AndThrowingHandlerToo) {
+  ServerFixture fx([](Request&& request, Responder) {
+    if (request.target() == "/throw")
+      throw std::runtime_error("boom");
+  });
+  auto response = testing::HttpGet(fx.port(), "/drop");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 500);
+  auto body = nlohmann::json::parse(response->body);
+  EXPECT_EQ(body["code"], 500);
+  EXPECT_EQ(body["type"], "InternalServerError");
+  EXPECT_EQ(body["message"], "the request handler returned no response");
+  response = testing::HttpGet(fx.port(), "/throw");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 500);
+  EXPECT_EQ(nlohmann::json::parse(response->body)["message"], "boom");
+}
+
+TEST(HttpServerTest, LimitsGive413And431AndClose) {
+  ServerOptions options;
+  options.body_limit = 10;
+  options.header_limit = 256;
+  ServerFixture fx(Echo(), options);
+  testing::HttpRequestSpec spec;
+  spec.method = "POST";
+  spec.body = std::string(11, 'x');
+  auto response = testing::Http(fx.port(), spec);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 413);
+  EXPECT_EQ(nlohmann::json::parse(response->body)["message"], "request body exceeds 10 bytes");
+  EXPECT_EQ(response->Header("connection"), "close");
+
+  spec = {};
+  spec.headers = {{"X-Big", std::string(400, 'a')}};
+  response = testing::Http(fx.port(), spec);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 431);
+}
+
+TEST(HttpServerTest, AmbiguousFramingIs400) {
+  ServerFixture fx(Echo());
+  std::string raw = testing::RawExchange(
+      fx.port(),
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
+  EXPECT_EQ(raw.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << raw;
+  raw = testing::RawExchange(fx.port(),
+                             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "zz\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(raw.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << raw;
+}
+
+TEST(HttpServerTest, SlowClientGets408) {
+  ServerOptions options;
+  options.read_timeout = std::chrono::milliseconds(200);
+  ServerFixture fx(Echo(), options);
+  // The head arrives, the promised body never does.
+  std::string raw = testing::RawExchange(
+      fx.port(), "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
+      std::chrono::seconds(5));
+  EXPECT_EQ(raw.rfind("HTTP/1.1 408 Request Timeout\r\n", 0), 0u) << raw;
+}
+
+TEST(HttpServerTest, ExpectContinueGets100ThenTheAnswer) {
+  ServerFixture fx(Echo());
+  std::string raw = testing::RawExchange(
+      fx.port(),
+      "PUT /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+      "Connection: close\r\n\r\nok");
+  EXPECT_EQ(raw.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 0), 0u) << raw;
+  EXPECT_NE(raw.find("PUT /up ok"), std::string::npos);
+}
+
+TEST(HttpServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
+  ServerFixture fx(Echo());
+  int port = fx.port();
+  ASSERT_TRUE(testing::HttpGet(port, "/"));
+  fx.server().Stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(testing::WaitForPort(port, std::chrono::milliseconds(100)));
+  EXPECT_EQ(fx.server().active_connections(), 0u);
+}
+
+TEST(HttpServerTest, BindFailureIsReported) {
+  ServerFixture first(Echo());
+  boost::asio::io_context io;
+  ServerOptions options;
+  options.port = static_cast<uint16_t>(first.port());
+  HttpServer second(io, options, Echo());
+  std::string error;
+  EXPECT_FALSE(second.Start(&error));
+  EXPECT_EQ(error, "bind 127.0.0.1:" + std::to_string(first.port()) + ": Address already in use");
+}
+
+}  // namespace
+}  // namespace sg::http
