@@ -12,26 +12,19 @@ namespace sg {
 namespace {
 
 std::string TypeName(const nlohmann::json& value) {
-  if (value.is_number_integer())
-    return "an integer";
-  if (value.is_number())
-    return "a number";
-  if (value.is_string())
-    return "a string";
-  if (value.is_boolean())
-    return "a boolean";
-  if (value.is_array())
-    return "an array";
-  if (value.is_object())
-    return "an object";
+  if (value.is_number_integer()) return "an integer";
+  if (value.is_number()) return "a number";
+  if (value.is_string()) return "a string";
+  if (value.is_boolean()) return "a boolean";
+  if (value.is_array()) return "an array";
+  if (value.is_object()) return "an object";
   return "null";
 }
 
 std::string JoinLines(const std::vector<std::string>& lines) {
   std::string out;
   for (const auto& line : lines) {
-    if (!out.empty())
-      out += '\n';
+    if (!out.empty()) out += '\n';
     out += line;
   }
   return out;
@@ -41,11 +34,9 @@ std::string JoinLines(const std::vector<std::string>& lines) {
 std::string ChildPath(const std::string& parent, std::string_view key) {
   bool plain = !key.empty();
   for (char c : key) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
-      plain = false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) plain = false;
   }
-  if (plain)
-    return parent + "." + std::string(key);
+  if (plain) return parent + "." + std::string(key);
   return parent + "[" + nlohmann::json(std::string(key)).dump() + "]";
 }
 
@@ -71,31 +62,26 @@ void ConfigNode::Report(std::string_view reason) const {
 }
 
 void ConfigNode::Absorb(const ConfigError& error) const {
-  for (const auto& p : error.problems())
-    context_->problems.push_back(p);
+  for (const auto& p : error.problems()) context_->problems.push_back(p);
 }
 
 std::string ConfigNode::AsString() const {
-  if (!value_->is_string())
-    Fail("must be a string, got " + TypeName(*value_));
+  if (!value_->is_string()) Fail("must be a string, got " + TypeName(*value_));
   return value_->get<std::string>();
 }
 
 bool ConfigNode::AsBool() const {
-  if (!value_->is_boolean())
-    Fail("must be a boolean, got " + TypeName(*value_));
+  if (!value_->is_boolean()) Fail("must be a boolean, got " + TypeName(*value_));
   return value_->get<bool>();
 }
 
 double ConfigNode::AsNumber() const {
-  if (!value_->is_number())
-    Fail("must be a number, got " + TypeName(*value_));
+  if (!value_->is_number()) Fail("must be a number, got " + TypeName(*value_));
   return value_->get<double>();
 }
 
 int64_t ConfigNode::AsInt() const {
-  if (value_->is_number_integer())
-    return value_->get<int64_t>();
+  if (value_->is_number_integer()) return value_->get<int64_t>();
   if (value_->is_number_float()) {
     double d = value_->get<double>();
     if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
@@ -130,15 +116,13 @@ std::chrono::microseconds ConfigNode::AsDuration() const {
   else
     Fail("invalid duration \"" + text + "\"" + std::string(kHint));
   double us = number * us_per_unit;
-  if (!(us >= 0) || us > 1e15)
-    Fail("duration \"" + text + "\" out of range");
+  if (!(us >= 0) || us > 1e15) Fail("duration \"" + text + "\" out of range");
   return std::chrono::microseconds(static_cast<int64_t>(std::llround(us)));
 }
 
 std::vector<std::string> ConfigNode::AsStringList() const {
   std::vector<std::string> out;
-  for (const auto& element : Elements())
-    out.push_back(element.AsString());
+  for (const auto& element : Elements()) out.push_back(element.AsString());
   return out;
 }
 
@@ -161,8 +145,7 @@ int64_t ConfigNode::As<int64_t>() const {
 template <>
 int ConfigNode::As<int>() const {
   int64_t v = AsInt();
-  if (v < INT32_MIN || v > INT32_MAX)
-    Fail("integer out of range, got " + std::to_string(v));
+  if (v < INT32_MIN || v > INT32_MAX) Fail("integer out of range, got " + std::to_string(v));
   return static_cast<int>(v);
 }
 template <>
@@ -179,19 +162,16 @@ std::vector<std::string> ConfigNode::As<std::vector<std::string>>() const {
 }
 
 std::vector<ConfigNode> ConfigNode::Elements() const {
-  if (!value_->is_array())
-    Fail("must be an array, got " + TypeName(*value_));
+  if (!value_->is_array()) Fail("must be an array, got " + TypeName(*value_));
   std::vector<ConfigNode> out;
   out.reserve(value_->size());
-  for (size_t i = 0; i < value_->size(); ++i)
-    out.push_back(Element(i));
+  for (size_t i = 0; i < value_->size(); ++i) out.push_back(Element(i));
   return out;
 }
 
 ConfigNode ConfigNode::Child(std::string_view key) const {
   auto it = value_->find(key);
-  if (it == value_->end())
-    Fail("missing required key \"" + std::string(key) + "\"");
+  if (it == value_->end()) Fail("missing required key \"" + std::string(key) + "\"");
   return ConfigNode(*it, context_, ChildPath(path_, key));
 }
 
@@ -200,8 +180,7 @@ ConfigNode ConfigNode::Element(size_t index) const {
 }
 
 ObjectReader::ObjectReader(const ConfigNode& node) : node_(node) {
-  if (!node.json().is_object())
-    node.Fail("must be an object, got " + TypeName(node.json()));
+  if (!node.json().is_object()) node.Fail("must be an object, got " + TypeName(node.json()));
 }
 
 bool ObjectReader::Has(std::string_view key) const {
@@ -209,8 +188,7 @@ bool ObjectReader::Has(std::string_view key) const {
 }
 
 std::optional<ConfigNode> ObjectReader::Optional(std::string_view key) {
-  if (!Has(key))
-    return std::nullopt;
+  if (!Has(key)) return std::nullopt;
   read_.emplace_back(key);
   return node_.Child(key);
 }
@@ -223,8 +201,7 @@ ConfigNode ObjectReader::Required(std::string_view key) {
 void ObjectReader::Finish() {
   for (const auto& item : node_.json().items()) {
     const std::string& key = item.key();
-    if (std::find(read_.begin(), read_.end(), key) != read_.end())
-      continue;
+    if (std::find(read_.begin(), read_.end(), key) != read_.end()) continue;
     node_.Child(key).Report("unknown key");
   }
 }
@@ -259,18 +236,15 @@ std::shared_ptr<const nlohmann::json> ParseDocument(std::string_view text,
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw ConfigError({path + ": cannot open: " + std::strerror(errno)});
+  if (!in) throw ConfigError({path + ": cannot open: " + std::strerror(errno)});
   std::ostringstream out;
   out << in.rdbuf();
-  if (in.bad())
-    throw ConfigError({path + ": read error"});
+  if (in.bad()) throw ConfigError({path + ": read error"});
   return out.str();
 }
 
 void ThrowIfProblems(const ConfigContext& context) {
-  if (!context.problems.empty())
-    throw ConfigError(context.problems);
+  if (!context.problems.empty()) throw ConfigError(context.problems);
 }
 
 }  // namespace config_internal

@@ -99,8 +99,7 @@ class ObjectReader {
   template <typename T>
   T Get(std::string_view key, T fallback) {
     auto child = Optional(key);
-    if (!child)
-      return fallback;
+    if (!child) return fallback;
     return Convert<T>(*child, std::move(fallback));
   }
 
@@ -180,8 +179,7 @@ T ParseConfig(std::string_view text, const std::string& file,
   try {
     result.emplace(parse(ConfigNode(*document, context, "$")));
   } catch (const ConfigError& e) {
-    for (const auto& p : e.problems())
-      context->problems.push_back(p);
+    for (const auto& p : e.problems()) context->problems.push_back(p);
   }
   config_internal::ThrowIfProblems(*context);
   return std::move(*result);

@@ -95,15 +95,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // Closes the connection if it is idle (between requests); busy ones close after responding.
   void CloseIfIdle() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->idle_)
-        self->Close();
+      if (self->idle_) self->Close();
     });
   }
 
  private:
   void DoReadHeader() {
-    if (shared_->stopping)
-      return Close();
+    if (shared_->stopping) return Close();
     idle_ = true;
     parser_.emplace();
     parser_->body_limit(shared_->options.body_limit);
@@ -114,8 +112,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnReadHeader(beast::error_code ec, size_t) {
-    if (ec)
-      return OnReadError(ec);
+    if (ec) return OnReadError(ec);
     idle_ = false;
     ArmReadTimer(shared_->options.read_timeout);
     const auto& header = parser_->get();
@@ -123,8 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(Status::continue_, 11);
       bhttp::async_write(stream_, *cont,
                          [self = shared_from_this(), cont](beast::error_code ec, size_t) {
-                           if (ec)
-                             return self->OnReadError(ec);
+                           if (ec) return self->OnReadError(ec);
                            self->DoReadBody();
                          });
       return;
@@ -139,8 +135,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnReadBody(beast::error_code ec, size_t) {
     timer_.cancel();
-    if (ec)
-      return OnReadError(ec);
+    if (ec) return OnReadError(ec);
     // The handler owns the time now; its own deadlines answer 504.
     Request request = parser_->release();
     keep_alive_ = request.keep_alive();
@@ -167,8 +162,7 @@ class Session : public std::enable_shared_from_this<Session> {
     slot->version = version_;
     slot->keep_alive = keep_alive_;
     Responder respond = [slot](Response&& response) {
-      if (slot->done.exchange(true))
-        return;
+      if (slot->done.exchange(true)) return;
       slot->session->Post(std::move(response));
     };
     try {
@@ -191,8 +185,7 @@ class Session : public std::enable_shared_from_this<Session> {
     timed_out_ = false;
     timer_.expires_after(timeout);
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec)
-        return;  // cancelled: the read finished first
+      if (ec) return;  // cancelled: the read finished first
       self->timed_out_ = true;
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
@@ -204,8 +197,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (timed_out_) {
       ec = beast::error::timeout;
       // Silence on an idle keep-alive connection is not an error: just close it.
-      if (idle_ && buffer_.size() == 0)
-        return Close();
+      if (idle_ && buffer_.size() == 0) return Close();
     }
     if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
         ec == net::error::connection_reset) {
@@ -243,13 +235,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(Response&& response) {
-    if (!response.has_content_length() && !response.chunked())
-      response.prepare_payload();
+    if (!response.has_content_length() && !response.chunked()) response.prepare_payload();
     if (!response.count(bhttp::field::server)) {
       response.set(bhttp::field::server, shared_->options.server_name);
     }
-    if (shared_->stopping)
-      response.keep_alive(false);
+    if (shared_->stopping) response.keep_alive(false);
     response_ = std::make_shared<Response>(std::move(response));
     stream_.expires_after(shared_->options.write_timeout);
     bhttp::async_write(stream_, *response_,
@@ -259,8 +249,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(beast::error_code ec, size_t) {
     bool close = !response_->keep_alive() || response_->need_eof();
     response_.reset();
-    if (ec || close)
-      return Close();
+    if (ec || close) return Close();
     DoReadHeader();
   }
 
@@ -287,8 +276,7 @@ namespace {
 void DoAccept(const std::shared_ptr<HttpServer::Shared>& shared) {
   shared->acceptor.async_accept(
       net::make_strand(shared->io), [shared](beast::error_code ec, tcp::socket socket) {
-        if (shared->stopping || ec == net::error::operation_aborted)
-          return;
+        if (shared->stopping || ec == net::error::operation_aborted) return;
         if (!ec) {
           socket.set_option(tcp::no_delay(true), ec);
           auto session = std::make_shared<Session>(std::move(socket), shared);
@@ -319,8 +307,7 @@ bool HttpServer::Start(std::string* error) {
   beast::error_code ec;
   auto address = net::ip::make_address(options.address, ec);
   if (ec) {
-    if (error)
-      *error = "invalid address \"" + options.address + "\": " + ec.message();
+    if (error) *error = "invalid address \"" + options.address + "\": " + ec.message();
     return false;
   }
   tcp::endpoint endpoint(address, options.port);
@@ -334,33 +321,27 @@ bool HttpServer::Start(std::string* error) {
     return false;
   };
   acceptor.open(endpoint.protocol(), ec);
-  if (ec)
-    return fail("open");
+  if (ec) return fail("open");
   acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (ec)
-    return fail("reuse");
+  if (ec) return fail("reuse");
   acceptor.bind(endpoint, ec);
-  if (ec)
-    return fail("bind");
+  if (ec) return fail("bind");
   acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec)
-    return fail("listen");
+  if (ec) return fail("listen");
   port_ = acceptor.local_endpoint(ec).port();
   DoAccept(shared_);
   return true;
 }
 
 void HttpServer::Stop() {
-  if (shared_->stopping.exchange(true))
-    return;
+  if (shared_->stopping.exchange(true)) return;
   net::post(shared_->acceptor.get_executor(), [shared = shared_] {
     beast::error_code ignored;
     shared->acceptor.close(ignored);
   });
   std::lock_guard lock(shared_->mutex);
   for (auto& weak : shared_->sessions) {
-    if (auto session = weak.lock())
-      session->CloseIfIdle();
+    if (auto session = weak.lock()) session->CloseIfIdle();
   }
 }
 

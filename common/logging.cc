@@ -47,8 +47,7 @@ void AddLoggingFlags(CLI::App& app, LogOptions& options) {
 
 bool SetUpLogging(const LogOptions& options, const std::string& program) {
   auto level = spdlog::level::from_str(options.level);
-  if (level == spdlog::level::off && options.level != "off")
-    return false;
+  if (level == spdlog::level::off && options.level != "off") return false;
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>(program, sink);
   if (options.format == LogFormat::kJson) {

@@ -34,10 +34,8 @@ std::string LabelBlock(const std::vector<std::string>& names, const LabelValues&
     out += out.empty() ? "{" : ",";
     out += names[i] + "=\"" + EscapeLabelValue(values[i]) + "\"";
   }
-  if (!extra.empty())
-    out += (out.empty() ? "{" : ",") + extra;
-  if (!out.empty())
-    out += "}";
+  if (!extra.empty()) out += (out.empty() ? "{" : ",") + extra;
+  if (!out.empty()) out += "}";
   return out;
 }
 
@@ -50,8 +48,7 @@ void RenderHeader(std::string& out, const std::string& name, const std::string& 
 }  // namespace
 
 void Counter::Increment(double delta) {
-  if (!(delta >= 0))
-    return;  // counters never go down; ignore negative or NaN deltas
+  if (!(delta >= 0)) return;  // counters never go down; ignore negative or NaN deltas
   AtomicAdd(value_, delta);
 }
 
@@ -66,8 +63,7 @@ Histogram::Histogram(std::vector<double> bounds)
       throw std::invalid_argument("histogram bounds must be strictly increasing");
     }
   }
-  for (size_t i = 0; i <= bounds_.size(); ++i)
-    counts_[i].store(0, std::memory_order_relaxed);
+  for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
 }
 
 void Histogram::Observe(double value) {
@@ -99,8 +95,7 @@ std::vector<double> LatencyBucketsSeconds() {
 std::vector<double> ExponentialBuckets(double start, double factor, int count) {
   std::vector<double> out;
   double bound = start;
-  for (int i = 0; i < count; ++i, bound *= factor)
-    out.push_back(bound);
+  for (int i = 0; i < count; ++i, bound *= factor) out.push_back(bound);
   return out;
 }
 
@@ -120,8 +115,7 @@ Metric& Family<Metric>::WithLabels(const LabelValues& values) {
   }
   std::lock_guard lock(mutex_);
   auto& slot = children_[values];
-  if (!slot)
-    slot = make_();
+  if (!slot) slot = make_();
   return *slot;
 }
 
@@ -133,8 +127,7 @@ template <typename Metric>
 Family<Metric>& MetricsRegistry::Add(const std::string& name, const std::string& help,
                                      std::vector<std::string> label_names,
                                      std::function<std::unique_ptr<Metric>()> make) {
-  if (!ValidMetricName(name))
-    throw std::invalid_argument("invalid metric name: " + name);
+  if (!ValidMetricName(name)) throw std::invalid_argument("invalid metric name: " + name);
   for (const auto& label : label_names) {
     if (!ValidLabelName(label) || label == "le") {
       throw std::invalid_argument(name + ": invalid label name: " + label);
@@ -143,8 +136,7 @@ Family<Metric>& MetricsRegistry::Add(const std::string& name, const std::string&
   std::lock_guard lock(mutex_);
   for (const auto& any : families_) {
     bool taken = std::visit([&](const auto& family) { return family->name() == name; }, any);
-    if (taken)
-      throw std::invalid_argument("metric registered twice: " + name);
+    if (taken) throw std::invalid_argument("metric registered twice: " + name);
   }
   auto family = std::unique_ptr<Family<Metric>>(
       new Family<Metric>(name, help, std::move(label_names), std::move(make)));
@@ -183,8 +175,7 @@ std::string MetricsRegistry::Render() const {
     std::lock_guard lock(mutex_);
     hooks = hooks_;
   }
-  for (const auto& hook : hooks)
-    hook();
+  for (const auto& hook : hooks) hook();
 
   std::string out;
   std::lock_guard lock(mutex_);

@@ -11,8 +11,7 @@ using nlohmann::json;
 
 json HeadersJson(const std::map<std::string, std::string>& headers) {
   json out = json::object();
-  for (const auto& [k, v] : headers)
-    out[k] = v;
+  for (const auto& [k, v] : headers) out[k] = v;
   return out;
 }
 
@@ -26,13 +25,11 @@ void PutBody(json& out, const std::string& body) {
 
 json ResponseJson(const CapturedResponse& r, bool shadow) {
   json out = {{"status", r.status}, {"latency_us", r.latency_us}, {"outcome", r.outcome}};
-  if (shadow)
-    out["send_offset_us"] = r.send_offset_us;
+  if (shadow) out["send_offset_us"] = r.send_offset_us;
   out["headers"] = HeadersJson(r.headers);
   PutBody(out, r.body);
   out["body_truncated"] = r.body_truncated;
-  if (!r.error.empty())
-    out["error"] = r.error;
+  if (!r.error.empty()) out["error"] = r.error;
   return out;
 }
 
@@ -46,8 +43,7 @@ class Reader {
   T Get(const json& object, const char* key, const std::string& path, bool required = true) {
     auto it = object.find(key);
     if (it == object.end() || it->is_null()) {
-      if (required)
-        Fail("missing field " + path + key);
+      if (required) Fail("missing field " + path + key);
       return T{};
     }
     try {
@@ -71,15 +67,13 @@ class Reader {
   std::map<std::string, std::string> Headers(const json& object, const std::string& path) {
     std::map<std::string, std::string> out;
     auto it = object.find("headers");
-    if (it == object.end())
-      return out;
+    if (it == object.end()) return out;
     if (!it->is_object()) {
       Fail("bad type for field " + path + "headers");
       return out;
     }
     for (const auto& [k, v] : it->items()) {
-      if (v.is_string())
-        out[k] = v.get<std::string>();
+      if (v.is_string()) out[k] = v.get<std::string>();
     }
     return out;
   }
@@ -90,8 +84,7 @@ class Reader {
     }
     if (auto it = object.find("body_b64"); it != object.end() && it->is_string()) {
       auto decoded = Base64Decode(it->get<std::string>());
-      if (!decoded)
-        Fail("invalid base64 in " + path + "body_b64");
+      if (!decoded) Fail("invalid base64 in " + path + "body_b64");
       return decoded;
     }
     return std::nullopt;
@@ -111,8 +104,7 @@ class Reader {
   }
 
   void Fail(const std::string& why) {
-    if (ok_ && error_)
-      *error_ = why;
+    if (ok_ && error_) *error_ = why;
     ok_ = false;
   }
 
@@ -130,8 +122,7 @@ std::string EncodePairLogLine(const PairRecord& record) {
                   {"sha256", record.request.sha256},
                   {"headers", HeadersJson(record.request.headers)},
                   {"body_truncated", record.request.body_truncated}};
-  if (record.request.body)
-    request["body_b64"] = Base64Encode(*record.request.body);
+  if (record.request.body) request["body_b64"] = Base64Encode(*record.request.body);
   json line = {{"v", kPairLogVersion},
                {"type", "pair"},
                {"id", record.id},
@@ -156,17 +147,14 @@ std::string EncodePairLogLine(const MirrorCounters& c) {
 std::optional<PairLogEntry> DecodePairLogLine(std::string_view line, std::string* error) {
   json doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) {
-    if (error)
-      *error = "invalid JSON";
+    if (error) *error = "invalid JSON";
     return std::nullopt;
   }
   Reader r(error);
   int version = r.Get<int>(doc, "v", "");
-  if (!r.ok())
-    return std::nullopt;
+  if (!r.ok()) return std::nullopt;
   if (version != kPairLogVersion) {
-    if (error)
-      *error = "unsupported version " + std::to_string(version);
+    if (error) *error = "unsupported version " + std::to_string(version);
     return std::nullopt;
   }
   std::string type = r.Get<std::string>(doc, "type", "");
@@ -180,13 +168,11 @@ std::optional<PairLogEntry> DecodePairLogLine(std::string_view line, std::string
     c.not_mirrored = r.Get<std::map<std::string, uint64_t>>(doc, "not_mirrored", "", false);
     c.mirrored = r.Get<std::map<std::string, uint64_t>>(doc, "mirrored", "", false);
     c.sink_dropped = r.Get<uint64_t>(doc, "sink_dropped", "", false);
-    if (!r.ok())
-      return std::nullopt;
+    if (!r.ok()) return std::nullopt;
     return c;
   }
   if (type != "pair") {
-    if (r.ok() && error)
-      *error = "unknown record type \"" + type + "\"";
+    if (r.ok() && error) *error = "unknown record type \"" + type + "\"";
     return std::nullopt;
   }
   PairRecord p;
@@ -204,8 +190,7 @@ std::optional<PairLogEntry> DecodePairLogLine(std::string_view line, std::string
   p.request.body_truncated = r.Get<bool>(request, "body_truncated", "request.", false);
   p.primary = r.Response(r.Object(doc, "primary", ""), "primary.");
   p.shadow = r.Response(r.Object(doc, "shadow", ""), "shadow.");
-  if (!r.ok())
-    return std::nullopt;
+  if (!r.ok()) return std::nullopt;
   return p;
 }
 
@@ -219,18 +204,15 @@ std::string Base64Encode(std::string_view bytes) {
 }
 
 std::optional<std::string> Base64Decode(std::string_view text) {
-  if (text.size() % 4 != 0)
-    return std::nullopt;
+  if (text.size() % 4 != 0) return std::nullopt;
   std::string out(3 * text.size() / 4, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(text.data()),
                           static_cast<int>(text.size()));
-  if (n < 0)
-    return std::nullopt;
+  if (n < 0) return std::nullopt;
   // EVP_DecodeBlock counts padding as zero bytes; drop one per '='.
   size_t padding = 0;
-  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i)
-    ++padding;
+  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) ++padding;
   out.resize(static_cast<size_t>(n) - std::min<size_t>(padding, 2));
   return out;
 }
@@ -256,12 +238,10 @@ bool IsValidUtf8(std::string_view s) {
     } else {
       return false;
     }
-    if (i + len > s.size())
-      return false;
+    if (i + len > s.size()) return false;
     for (size_t k = 1; k < len; ++k) {
       unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80)
-        return false;
+      if ((cc & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (cc & 0x3F);
     }
     // Reject overlong encodings, surrogates and values past U+10FFFF.

@@ -110,8 +110,12 @@ std::optional<std::string> DecodeChunked(std::string_view data) {
 
 }  // namespace
 
-std::filesystem::path BinDir() { return SG_BIN_DIR; }
-std::filesystem::path SourceDir() { return SG_SOURCE_DIR; }
+std::filesystem::path BinDir() {
+  return SG_BIN_DIR;
+}
+std::filesystem::path SourceDir() {
+  return SG_SOURCE_DIR;
+}
 
 int FreePort() {
   Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -173,8 +177,8 @@ std::optional<HttpResponse> Http(int port, const HttpRequestSpec& spec, std::str
   for (const auto& [k, v] : spec.headers) {
     request += k + ": " + v + "\r\n";
     has_host = has_host || ToLowerAscii(k) == "host";
-    has_length = has_length || ToLowerAscii(k) == "content-length" ||
-                 ToLowerAscii(k) == "transfer-encoding";
+    has_length =
+        has_length || ToLowerAscii(k) == "content-length" || ToLowerAscii(k) == "transfer-encoding";
   }
   if (!has_host) request += "Host: 127.0.0.1:" + std::to_string(port) + "\r\n";
   if (!has_length && (!spec.body.empty() || spec.method == "POST" || spec.method == "PUT")) {
@@ -265,8 +269,8 @@ ChildProcess::~ChildProcess() {
   }
 }
 
-bool ChildProcess::WaitReady(int port, const std::string& health,
-                             std::chrono::milliseconds timeout, std::string* why) {
+bool ChildProcess::WaitReady(int port, const std::string& health, std::chrono::milliseconds timeout,
+                             std::string* why) {
   auto deadline = Clock::now() + timeout;
   auto explain = [&](const std::string& reason) {
     if (why) *why = reason + "\n--- process log ---\n" + Log();

@@ -20,15 +20,13 @@ class ServerFixture {
     std::string error;
     started_ = server_->Start(&error);
     EXPECT_TRUE(started_) << error;
-    for (int i = 0; i < 2; ++i)
-      threads_.emplace_back([this] { io_.run(); });
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
   }
   ~ServerFixture() {
     server_->Stop();
     work_.reset();
     io_.stop();
-    for (auto& t : threads_)
-      t.join();
+    for (auto& t : threads_) t.join();
   }
   int port() const { return server_->port(); }
   HttpServer& server() { return *server_; }
@@ -86,8 +84,7 @@ TEST(HttpServerTest, HandlerMayAnswerLaterFromAnotherThread) {
 
 TEST(HttpServerTest, DroppedResponderBecomes500AndThrowingHandlerToo) {
   ServerFixture fx([](Request&& request, Responder) {
-    if (request.target() == "/throw")
-      throw std::runtime_error("boom");
+    if (request.target() == "/throw") throw std::runtime_error("boom");
   });
   auto response = testing::HttpGet(fx.port(), "/drop");
   ASSERT_TRUE(response);

@@ -28,8 +28,7 @@ TEST(MetricsTest, HistogramBucketsAreCumulativeWithInfSumAndCount) {
   MetricsRegistry registry;
   auto& h = registry.AddHistogram("latency_seconds", "Latency.", {0.1, 0.5, 1}, {"side"});
   auto& primary = h.WithLabels({"primary"});
-  for (double v : {0.05, 0.1, 0.3, 0.7, 2.0})
-    primary.Observe(v);
+  for (double v : {0.05, 0.1, 0.3, 0.7, 2.0}) primary.Observe(v);
   EXPECT_EQ(registry.Render(),
             "# HELP latency_seconds Latency.\n"
             "# TYPE latency_seconds histogram\n"
@@ -94,8 +93,7 @@ TEST(MetricsTest, ConcurrentUpdatesAreNotLost) {
       }
     });
   }
-  for (auto& t : threads)
-    t.join();
+  for (auto& t : threads) t.join();
   EXPECT_EQ(counter.Value(), 40000);
   auto snap = hist.Take();
   EXPECT_EQ(snap.count, 40000u);
