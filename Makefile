@@ -36,6 +36,15 @@ build: configure
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# The main job: a whole migration on 127.0.0.1, judged (see README). PRIMARY=/CANDIDATE= URLs
+# use your own backends instead of the bundled servers.
+demo: build
+	scripts/demo
+
+# Retrains the demo's models from the Debian Fashion-MNIST package (a few minutes on 2 cores).
+models: setup
+	/usr/bin/python3 scripts/train_fashion_mnist.py --out models/fashion-mnist
+
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i
 
