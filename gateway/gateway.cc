@@ -1,0 +1,435 @@
+#include "gateway/gateway.h"
+
+#include <unistd.h>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/http_server.h"
+#include "common/strings.h"
+#include "gateway/gateway_state.h"
+#include "gateway/proxy_session.h"
+
+namespace sg::gateway {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int64_t NowUnixMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int AvailableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::string InstanceName() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+}  // namespace
+
+// ---- GatewayState ----
+
+GatewayState::GatewayState(net::io_context& ioc_in, const GatewayConfig& config_in,
+                           std::shared_ptr<PairSink> sink_in)
+    : ioc(ioc_in),
+      config(config_in),
+      routes(config_in.routes),
+      metrics(registry),
+      sink(std::move(sink_in)) {
+  for (const auto& route : config.routes) {
+    RouteRuntime runtime;
+    runtime.config = route;
+    auto& pool = primary_pools[route.upstream];
+    if (!pool) {
+      pool = std::make_shared<UpstreamPool>(ioc, *config.FindUpstream(route.upstream), "primary");
+    }
+    runtime.primary = pool;
+    runtime.requests = &metrics.route_requests.WithLabels({route.name});
+    runtime.primary_latency = &metrics.primary_latency.WithLabels({route.name});
+    for (const auto& mirror : route.mirrors) {
+      // Every mirror has its own pool: a slow shadow never holds primary connections.
+      auto shadow_pool = std::make_shared<UpstreamPool>(ioc, *config.FindUpstream(mirror.upstream),
+                                                        "mirror:" + route.name + "/" + mirror.name);
+      runtime.mirrors.push_back(
+          std::make_unique<MirrorRuntime>(mirror, route.name, std::move(shadow_pool), metrics));
+    }
+    route_runtimes.push_back(std::move(runtime));
+  }
+  if (config.access_log != AccessLogFormat::kOff) {
+    access_log = std::make_shared<spdlog::logger>(
+        "access", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    access_log->set_pattern("%v");
+  }
+}
+
+void GatewayState::CountResponse(const std::string& route, int status) {
+  metrics.requests.WithLabels({route, std::to_string(status)}).Increment();
+}
+
+void GatewayState::AddSession(const std::shared_ptr<ProxySession>& session) {
+  std::lock_guard lock(sessions_mutex);
+  sessions[session.get()] = session;
+}
+
+void GatewayState::RemoveSession(ProxySession* session) {
+  std::lock_guard lock(sessions_mutex);
+  sessions.erase(session);
+}
+
+std::vector<std::shared_ptr<ProxySession>> GatewayState::LiveSessions() {
+  std::vector<std::shared_ptr<ProxySession>> live;
+  std::lock_guard lock(sessions_mutex);
+  for (auto& [_, weak] : sessions) {
+    if (auto session = weak.lock()) live.push_back(std::move(session));
+  }
+  return live;
+}
+
+// ---- Gateway::Impl ----
+
+class Gateway::Impl {
+ public:
+  Impl(GatewayConfig config, std::shared_ptr<PairSink> sink)
+      : config_(std::move(config)),
+        sink_(std::move(sink)),
+        threads_count_(config_.io_threads > 0 ? config_.io_threads : AvailableCpus()),
+        ioc_(threads_count_),
+        work_(net::make_work_guard(ioc_)),
+        acceptor_(net::make_strand(ioc_)),
+        signals_(ioc_, SIGTERM, SIGINT),
+        counters_timer_(ioc_),
+        drain_timer_(ioc_),
+        instance_(InstanceName()) {}
+
+  bool Start(std::string* error) {
+    try {
+      state_ = std::make_shared<GatewayState>(ioc_, config_, sink_);
+    } catch (const std::exception& e) {
+      *error = e.what();
+      return false;
+    }
+    RegisterCollectHook();
+    if (!Listen(error)) return false;
+    sg::http::ServerOptions admin_options;
+    admin_options.address = config_.admin_host;
+    admin_options.port = config_.admin_port;
+    admin_ = std::make_unique<sg::http::HttpServer>(
+        ioc_, admin_options, [this](sg::http::Request&& request, sg::http::Responder respond) {
+          respond(HandleAdmin(request));
+        });
+    if (!admin_->Start(error)) {
+      *error = "admin listener: " + *error;
+      return false;
+    }
+    signals_.async_wait([this](beast::error_code ec, int signal) {
+      if (ec) return;
+      spdlog::info(
+          "signal {}: stopping (grace {} ms)", signal,
+          std::chrono::duration_cast<std::chrono::milliseconds>(config_.shutdown_grace).count());
+      BeginStop();
+    });
+    DoAccept();
+    ScheduleCounters();
+    for (int i = 0; i < threads_count_; ++i) threads_.emplace_back([this] { ioc_.run(); });
+    spdlog::info("shadowgate listening on {} (admin {}), {} I/O threads, {} routes",
+                 Endpoint{config_.listen_host, port_}.ToString(),
+                 Endpoint{config_.admin_host, admin_->port()}.ToString(), threads_count_,
+                 config_.routes.size());
+    return true;
+  }
+
+  void Wait() {
+    for (auto& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+  void Stop() {
+    net::post(ioc_, [this] { BeginStop(); });
+  }
+
+  ~Impl() {
+    if (!threads_.empty()) {
+      Stop();
+      Wait();
+    }
+  }
+
+  uint16_t port() const { return port_; }
+  uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
+
+ private:
+  bool Listen(std::string* error) {
+    beast::error_code ec;
+    auto address = net::ip::make_address(config_.listen_host, ec);
+    if (ec) {
+      *error = "listen: invalid address " + config_.listen_host;
+      return false;
+    }
+    tcp::endpoint endpoint(address, config_.listen_port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      *error = "listen " + endpoint.address().to_string() + ":" +
+               std::to_string(config_.listen_port) + ": " + ec.message();
+      return false;
+    }
+    port_ = acceptor_.local_endpoint().port();
+    return true;
+  }
+
+  void DoAccept() {
+    // Each connection gets its own strand.
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           beast::bind_front_handler(&Impl::OnAccept, this));
+  }
+
+  void OnAccept(beast::error_code ec, tcp::socket socket) {
+    if (stopping_) return;
+    if (ec) {
+      if (ec == net::error::operation_aborted) return;
+      // Out of descriptors and the like: wait a little rather than spin.
+      spdlog::warn("accept: {}", ec.message());
+    } else if (state_->active_sessions.load() >= config_.max_connections) {
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      auto session = std::make_shared<ProxySession>(std::move(socket), state_);
+      state_->AddSession(session);
+      session->Start();
+    }
+    DoAccept();
+  }
+
+  void ScheduleCounters() {
+    counters_timer_.expires_after(config_.capture.pair_log.counters_interval);
+    counters_timer_.async_wait([this](beast::error_code ec) {
+      if (ec || stopping_) return;
+      SubmitCounters();
+      for (auto& [_, pool] : state_->primary_pools) pool->SweepIdle();
+      for (auto& route : state_->route_runtimes) {
+        for (auto& mirror : route.mirrors) mirror->pool().SweepIdle();
+      }
+      ScheduleCounters();
+    });
+  }
+
+  void SubmitCounters() {
+    if (!sink_) return;
+    for (auto& route : state_->route_runtimes) {
+      for (auto& mirror : route.mirrors) {
+        MirrorCounters counters;
+        counters.ts_us = NowUnixMicros();
+        counters.instance = instance_;
+        counters.route = route.config.name;
+        counters.mirror = mirror->config().name;
+        counters.requests = static_cast<uint64_t>(route.requests->Value());
+        for (int i = 0; i < 3; ++i) {
+          counters.not_mirrored[kNotMirroredReasons[i]] = mirror->not_mirrored(i);
+        }
+        for (int i = 0; i < 4; ++i) counters.mirrored[kShadowOutcomes[i]] = mirror->outcome(i);
+        counters.sink_dropped = sink_->dropped();
+        sink_->Submit(std::move(counters));
+      }
+    }
+  }
+
+  void RegisterCollectHook() {
+    auto state = state_;
+    auto sink = sink_;
+    state_->registry.AddCollectHook([state, sink] {
+      auto& m = state->metrics;
+      m.client_connections.WithLabels({}).Set(state->active_sessions.load());
+      if (sink) m.pair_sink_dropped.WithLabels({}).Set(static_cast<double>(sink->dropped()));
+      auto pool_gauges = [&](UpstreamPool& pool) {
+        const auto& upstream = pool.upstream_name();
+        const auto& name = pool.pool_name();
+        m.pool_connections.WithLabels({upstream, name, "open"}).Set(pool.open_connections());
+        m.pool_connections.WithLabels({upstream, name, "idle"}).Set(pool.idle_connections());
+        m.pool_reused.WithLabels({upstream, name})
+            .Set(static_cast<double>(pool.connections_reused()));
+        m.pool_created.WithLabels({upstream, name})
+            .Set(static_cast<double>(pool.connections_created()));
+      };
+      for (auto& [_, pool] : state->primary_pools) pool_gauges(*pool);
+      for (auto& route : state->route_runtimes) {
+        for (auto& mirror : route.mirrors) {
+          pool_gauges(mirror->pool());
+          m.mirror_in_flight.WithLabels({route.config.name, mirror->config().name})
+              .Set(mirror->in_flight());
+        }
+      }
+    });
+  }
+
+  sg::http::Response HandleAdmin(const sg::http::Request& request) {
+    std::string target(request.target());
+    auto path = target.substr(0, target.find('?'));
+    auto method = request.method();
+    if (path == "/healthz") {
+      return sg::http::MakeTextResponse(request, sg::http::Status::ok, "ok\n");
+    }
+    if (path == "/readyz") {
+      bool ready = !state_->draining.load();
+      return sg::http::MakeTextResponse(
+          request, ready ? sg::http::Status::ok : sg::http::Status::service_unavailable,
+          ready ? "ready\n" : "draining\n");
+    }
+    if (path == "/metrics") {
+      return sg::http::MakeTextResponse(request, sg::http::Status::ok, state_->registry.Render(),
+                                        kPrometheusContentType);
+    }
+    if (path == "/admin/config") {
+      auto json = GatewayConfigToJson(config_);
+      // Percents as they are now (they change at runtime).
+      for (size_t r = 0; r < state_->route_runtimes.size(); ++r) {
+        auto& route = state_->route_runtimes[r];
+        for (size_t m = 0; m < route.mirrors.size(); ++m) {
+          json["routes"][r]["mirrors"][m]["percent"] = route.mirrors[m]->percent();
+        }
+      }
+      return sg::http::MakeJsonResponse(request, sg::http::Status::ok, json);
+    }
+    // PUT /admin/routes/{route}/mirrors/{i}  {"percent": 12.5}
+    auto parts = Split(path, '/');
+    if (parts.size() == 6 && parts[1] == "admin" && parts[2] == "routes" && parts[4] == "mirrors") {
+      if (method != boost::beast::http::verb::put) {
+        return sg::http::MakeErrorResponse(request, sg::http::Status::method_not_allowed,
+                                           "use PUT");
+      }
+      MirrorRuntime* mirror = FindMirror(parts[3], parts[5]);
+      if (!mirror) {
+        return sg::http::MakeErrorResponse(request, sg::http::Status::not_found,
+                                           "no mirror " + parts[5] + " on route " + parts[3]);
+      }
+      auto body = nlohmann::json::parse(request.body(), nullptr, false);
+      if (body.is_discarded() || !body.is_object() || !body.contains("percent") ||
+          !body["percent"].is_number() || body.size() != 1) {
+        return sg::http::MakeErrorResponse(request, sg::http::Status::bad_request,
+                                           "body must be {\"percent\": <0-100>}");
+      }
+      double percent = body["percent"].get<double>();
+      if (!(percent >= 0 && percent <= 100)) {
+        return sg::http::MakeErrorResponse(request, sg::http::Status::bad_request,
+                                           "percent must be in [0, 100]");
+      }
+      double previous = mirror->percent();
+      mirror->set_percent(percent);
+      spdlog::info("admin: route {} mirror {} percent {} -> {}", parts[3], mirror->config().name,
+                   previous, percent);
+      return sg::http::MakeJsonResponse(request, sg::http::Status::ok,
+                                        {{"route", parts[3]},
+                                         {"mirror", mirror->config().name},
+                                         {"percent", percent},
+                                         {"previous", previous}});
+    }
+    return sg::http::MakeErrorResponse(request, sg::http::Status::not_found, "unknown admin path");
+  }
+
+  MirrorRuntime* FindMirror(const std::string& route_name, const std::string& mirror_key) {
+    for (auto& route : state_->route_runtimes) {
+      if (route.config.name != route_name) continue;
+      for (size_t i = 0; i < route.mirrors.size(); ++i) {
+        if (std::to_string(i) == mirror_key || route.mirrors[i]->config().name == mirror_key) {
+          return route.mirrors[i].get();
+        }
+      }
+    }
+    return nullptr;
+  }
+
+  // Runs on an I/O thread. Stop accepting, drain sessions, wait for in-flight work (primary and
+  // shadows) up to the grace period, then stop everything.
+  void BeginStop() {
+    if (stopping_) return;
+    stopping_ = true;
+    state_->draining = true;
+    beast::error_code ignored;
+    net::post(acceptor_.get_executor(), [this] {
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+    });
+    signals_.cancel(ignored);
+    counters_timer_.cancel();
+    for (auto& session : state_->LiveSessions()) session->Drain();
+    drain_deadline_ = Clock::now() + config_.shutdown_grace;
+    PollDrain();
+  }
+
+  void PollDrain() {
+    bool idle = state_->active_sessions.load() == 0 && state_->shadows_in_flight.load() == 0;
+    if (!idle && Clock::now() < drain_deadline_) {
+      drain_timer_.expires_after(std::chrono::milliseconds(20));
+      drain_timer_.async_wait([this](beast::error_code) { PollDrain(); });
+      return;
+    }
+    if (!idle) {
+      spdlog::warn("grace period over: closing {} connections, {} shadows in flight",
+                   state_->active_sessions.load(), state_->shadows_in_flight.load());
+      for (auto& session : state_->LiveSessions()) session->Abort();
+    }
+    SubmitCounters();
+    admin_->Stop();
+    for (auto& [_, pool] : state_->primary_pools) pool->Shutdown();
+    for (auto& route : state_->route_runtimes) {
+      for (auto& mirror : route.mirrors) mirror->pool().Shutdown();
+    }
+    work_.reset();
+    ioc_.stop();
+  }
+
+  GatewayConfig config_;
+  std::shared_ptr<PairSink> sink_;
+  int threads_count_;
+  net::io_context ioc_;
+  net::executor_work_guard<net::io_context::executor_type> work_;
+  tcp::acceptor acceptor_;
+  net::signal_set signals_;
+  net::steady_timer counters_timer_;
+  net::steady_timer drain_timer_;
+  std::string instance_;
+  std::shared_ptr<GatewayState> state_;
+  std::unique_ptr<sg::http::HttpServer> admin_;
+  std::vector<std::thread> threads_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  Clock::time_point drain_deadline_;
+};
+
+Gateway::Gateway(GatewayConfig config, std::shared_ptr<PairSink> sink)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(sink))) {}
+Gateway::~Gateway() = default;
+bool Gateway::Start(std::string* error) {
+  return impl_->Start(error);
+}
+void Gateway::Wait() {
+  impl_->Wait();
+}
+void Gateway::Stop() {
+  impl_->Stop();
+}
+uint16_t Gateway::port() const {
+  return impl_->port();
+}
+uint16_t Gateway::admin_port() const {
+  return impl_->admin_port();
+}
+
+}  // namespace sg::gateway

@@ -1,0 +1,419 @@
+#include "gateway/gateway_config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "common/strings.h"
+
+namespace sg::gateway {
+namespace {
+
+std::string FormatMicros(Micros value) {
+  auto us = value.count();
+  if (us % 1000000 == 0) return std::to_string(us / 1000000) + "s";
+  if (us % 1000 == 0) return std::to_string(us / 1000) + "ms";
+  return std::to_string(us) + "us";
+}
+
+// Reads a "host:port" string key into host and port.
+void ReadListen(ObjectReader& reader, const char* key, std::string* host, uint16_t* port) {
+  auto node = reader.Optional(key);
+  if (!node) return;
+  std::string text;
+  try {
+    text = node->AsString();
+  } catch (const ConfigError& e) {
+    node->Absorb(e);
+    return;
+  }
+  Endpoint endpoint;
+  if (!ParseEndpoint(text, &endpoint)) {
+    node->Report("must be \"host:port\", got \"" + text + "\"");
+    return;
+  }
+  *host = endpoint.host;
+  *port = endpoint.port;
+}
+
+Micros PositiveDuration(ObjectReader& reader, const char* key, Micros fallback) {
+  Micros value = reader.Get<Micros>(key, fallback);
+  if (value.count() <= 0) {
+    reader.node().Child(key).Report("must be a positive duration");
+    return fallback;
+  }
+  return value;
+}
+
+UpstreamConfig ParseUpstream(const std::string& name, const ConfigNode& node) {
+  UpstreamConfig config;
+  config.name = name;
+  ObjectReader reader(node);
+  auto endpoints = reader.Optional("endpoints");
+  if (!endpoints) {
+    node.Report("missing required key \"endpoints\"");
+  } else {
+    try {
+      for (const auto& element : endpoints->Elements()) {
+        Endpoint endpoint;
+        std::string text;
+        try {
+          text = element.AsString();
+        } catch (const ConfigError& e) {
+          element.Absorb(e);
+          continue;
+        }
+        if (!ParseEndpoint(text, &endpoint)) {
+          element.Report("must be \"host:port\", got \"" + text + "\"");
+          continue;
+        }
+        config.endpoints.push_back(endpoint);
+      }
+      if (endpoints->json().is_array() && endpoints->json().empty()) {
+        endpoints->Report("must list at least one endpoint");
+      }
+    } catch (const ConfigError& e) {
+      endpoints->Absorb(e);
+    }
+  }
+  config.max_connections =
+      reader.GetInRange<int>("max_connections", config.max_connections, 1, 100000);
+  config.idle_timeout = PositiveDuration(reader, "idle_timeout", config.idle_timeout);
+  config.connect_timeout = PositiveDuration(reader, "connect_timeout", config.connect_timeout);
+  config.header_timeout = PositiveDuration(reader, "header_timeout", config.header_timeout);
+  config.total_timeout = PositiveDuration(reader, "total_timeout", config.total_timeout);
+  config.max_response_bytes = reader.GetInRange<int64_t>(
+      "max_response_bytes", config.max_response_bytes, 0, int64_t{1} << 40);
+  config.eject_after_failures =
+      reader.GetInRange<int>("eject_after_failures", config.eject_after_failures, 0, 1000000);
+  config.eject_duration = PositiveDuration(reader, "eject_duration", config.eject_duration);
+  reader.Finish();
+  return config;
+}
+
+MirrorConfig ParseMirror(size_t index, const ConfigNode& node) {
+  MirrorConfig config;
+  ObjectReader reader(node);
+  config.name = reader.Get<std::string>("name", std::to_string(index));
+  config.upstream = reader.Require<std::string>("upstream");
+  config.percent = reader.GetInRange<double>("percent", config.percent, 0.0, 100.0);
+  std::string sampling = reader.Get<std::string>("sampling", "counter");
+  if (sampling == "counter") {
+    config.sampling = Sampling::kCounter;
+  } else if (sampling == "hash") {
+    config.sampling = Sampling::kHash;
+  } else {
+    node.Child("sampling").Report("must be \"counter\" or \"hash\", got \"" + sampling + "\"");
+  }
+  config.hash_header = ToLowerAscii(reader.Get<std::string>("hash_header", ""));
+  if (config.sampling == Sampling::kHash && config.hash_header.empty()) {
+    node.Report("hash sampling needs \"hash_header\"");
+  }
+  config.mirror_body = reader.Get<bool>("mirror_body", config.mirror_body);
+  config.max_body_bytes =
+      reader.GetInRange<int64_t>("max_body_bytes", config.max_body_bytes, 0, int64_t{1} << 40);
+  config.timeout = PositiveDuration(reader, "timeout", config.timeout);
+  config.max_in_flight = reader.GetInRange<int>("max_in_flight", config.max_in_flight, 1, 1000000);
+  reader.Finish();
+  return config;
+}
+
+RouteConfig ParseRoute(size_t index, const ConfigNode& node) {
+  RouteConfig config;
+  ObjectReader reader(node);
+  config.name = reader.Get<std::string>("name", "route" + std::to_string(index));
+  for (auto& host : reader.Get<std::vector<std::string>>("hosts", {})) {
+    config.hosts.push_back(ToLowerAscii(host));
+  }
+  config.path_prefix = reader.Get<std::string>("path_prefix", config.path_prefix);
+  if (config.path_prefix.empty() || config.path_prefix[0] != '/') {
+    node.Child("path_prefix").Report("must start with \"/\"");
+  }
+  for (auto& method : reader.Get<std::vector<std::string>>("methods", {})) {
+    std::string upper = method;
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    config.methods.push_back(upper);
+  }
+  config.upstream = reader.Require<std::string>("upstream");
+  if (auto mirrors = reader.Optional("mirrors")) {
+    try {
+      auto elements = mirrors->Elements();
+      for (size_t i = 0; i < elements.size(); ++i) {
+        try {
+          config.mirrors.push_back(ParseMirror(i, elements[i]));
+        } catch (const ConfigError& e) {
+          elements[i].Absorb(e);
+        }
+      }
+    } catch (const ConfigError& e) {
+      mirrors->Absorb(e);
+    }
+  }
+  reader.Finish();
+  return config;
+}
+
+void ParseCapture(const ConfigNode& node, CaptureConfig* config) {
+  ObjectReader reader(node);
+  for (auto& name : reader.Get<std::vector<std::string>>("request_headers", {})) {
+    config->request_headers.push_back(ToLowerAscii(name));
+  }
+  for (auto& name : reader.Get<std::vector<std::string>>("response_headers", {"content-type"})) {
+    config->response_headers.push_back(ToLowerAscii(name));
+  }
+  config->max_body_bytes =
+      reader.GetInRange<int64_t>("max_body_bytes", config->max_body_bytes, 0, int64_t{1} << 30);
+  if (auto pair_log = reader.Optional("pair_log")) {
+    try {
+      ObjectReader log(*pair_log);
+      auto& out = config->pair_log;
+      out.path = log.Require<std::string>("path");
+      out.max_file_bytes =
+          log.GetInRange<int64_t>("max_file_bytes", out.max_file_bytes, 4096, int64_t{1} << 40);
+      out.max_files = log.GetInRange<int>("max_files", out.max_files, 1, 1000);
+      out.queue_capacity = log.GetInRange<int>("queue_capacity", out.queue_capacity, 1, 10000000);
+      out.counters_interval = PositiveDuration(log, "counters_interval", out.counters_interval);
+      log.Finish();
+    } catch (const ConfigError& e) {
+      pair_log->Absorb(e);
+    }
+  }
+  reader.Finish();
+}
+
+// Cross-references: upstream names, unique names.
+void CheckReferences(const ConfigNode& root, const GatewayConfig& config) {
+  std::set<std::string> routes;
+  for (size_t r = 0; r < config.routes.size(); ++r) {
+    const auto& route = config.routes[r];
+    auto route_node = root.Child("routes").Element(r);
+    if (!routes.insert(route.name).second) {
+      route_node.Child("name").Report("duplicate route name \"" + route.name + "\"");
+    }
+    if (!route.upstream.empty() && !config.FindUpstream(route.upstream)) {
+      route_node.Child("upstream").Report("unknown upstream \"" + route.upstream + "\"");
+    }
+    std::set<std::string> mirrors;
+    for (size_t m = 0; m < route.mirrors.size(); ++m) {
+      const auto& mirror = route.mirrors[m];
+      auto mirror_node = route_node.Child("mirrors").Element(m);
+      if (!mirrors.insert(mirror.name).second) {
+        mirror_node.Child("name").Report("duplicate mirror name \"" + mirror.name + "\"");
+      }
+      if (!mirror.upstream.empty() && !config.FindUpstream(mirror.upstream)) {
+        mirror_node.Child("upstream").Report("unknown upstream \"" + mirror.upstream + "\"");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string Endpoint::ToString() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+bool ParseEndpoint(const std::string& text, Endpoint* out) {
+  std::string host;
+  std::string port_text;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return false;
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string::npos) return false;
+  }
+  if (host.empty() || port_text.empty()) return false;
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    return false;
+  }
+  out->host = host;
+  out->port = static_cast<uint16_t>(port);
+  return true;
+}
+
+const UpstreamConfig* GatewayConfig::FindUpstream(const std::string& name) const {
+  for (const auto& upstream : upstreams) {
+    if (upstream.name == name) return &upstream;
+  }
+  return nullptr;
+}
+
+GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
+  GatewayConfig config;
+  ObjectReader reader(root);
+  ReadListen(reader, "listen", &config.listen_host, &config.listen_port);
+  ReadListen(reader, "admin_listen", &config.admin_host, &config.admin_port);
+  config.io_threads = reader.GetInRange<int>("io_threads", config.io_threads, 0, 256);
+  config.max_connections =
+      reader.GetInRange<int>("max_connections", config.max_connections, 1, 10000000);
+  config.max_header_bytes =
+      reader.GetInRange<int64_t>("max_header_bytes", config.max_header_bytes, 1024, 1 << 24);
+  config.max_request_body_bytes = reader.GetInRange<int64_t>(
+      "max_request_body_bytes", config.max_request_body_bytes, 0, int64_t{1} << 40);
+  config.client_header_timeout =
+      PositiveDuration(reader, "client_header_timeout", config.client_header_timeout);
+  config.client_body_timeout =
+      PositiveDuration(reader, "client_body_timeout", config.client_body_timeout);
+  config.keep_alive_timeout =
+      PositiveDuration(reader, "keep_alive_timeout", config.keep_alive_timeout);
+  config.write_timeout = PositiveDuration(reader, "write_timeout", config.write_timeout);
+  config.shutdown_grace = PositiveDuration(reader, "shutdown_grace", config.shutdown_grace);
+  config.shadow_header = reader.Get<std::string>("shadow_header", config.shadow_header);
+  if (reader.Has("redact_headers")) {
+    config.redact_headers.clear();
+    for (auto& name : reader.Get<std::vector<std::string>>("redact_headers", {})) {
+      config.redact_headers.push_back(ToLowerAscii(name));
+    }
+  }
+  std::string access_log = reader.Get<std::string>("access_log", "off");
+  if (access_log == "off") {
+    config.access_log = AccessLogFormat::kOff;
+  } else if (access_log == "text") {
+    config.access_log = AccessLogFormat::kText;
+  } else if (access_log == "json") {
+    config.access_log = AccessLogFormat::kJson;
+  } else {
+    root.Child("access_log")
+        .Report("must be \"off\", \"text\" or \"json\", got \"" + access_log + "\"");
+  }
+
+  if (auto upstreams = reader.Optional("upstreams")) {
+    if (!upstreams->json().is_object()) {
+      upstreams->Report("must be an object of upstreams by name");
+    } else {
+      for (const auto& [name, value] : upstreams->json().items()) {
+        auto child = upstreams->Child(name);
+        try {
+          config.upstreams.push_back(ParseUpstream(name, child));
+        } catch (const ConfigError& e) {
+          child.Absorb(e);
+        }
+      }
+    }
+  } else {
+    root.Report("missing required key \"upstreams\"");
+  }
+  if (auto routes = reader.Optional("routes")) {
+    try {
+      auto elements = routes->Elements();
+      for (size_t i = 0; i < elements.size(); ++i) {
+        try {
+          config.routes.push_back(ParseRoute(i, elements[i]));
+        } catch (const ConfigError& e) {
+          elements[i].Absorb(e);
+        }
+      }
+      if (elements.empty()) routes->Report("must list at least one route");
+    } catch (const ConfigError& e) {
+      routes->Absorb(e);
+    }
+  } else {
+    root.Report("missing required key \"routes\"");
+  }
+  if (auto capture = reader.Optional("capture")) {
+    try {
+      ParseCapture(*capture, &config.capture);
+    } catch (const ConfigError& e) {
+      capture->Absorb(e);
+    }
+  } else {
+    config.capture.response_headers = {"content-type"};
+  }
+  reader.Finish();
+  if (config.routes.size() ==
+      static_cast<size_t>(root.json().contains("routes") && root.json()["routes"].is_array()
+                              ? root.json()["routes"].size()
+                              : 0)) {
+    CheckReferences(root, config);
+  }
+  return config;
+}
+
+GatewayConfig LoadGatewayConfig(const std::string& path) {
+  return LoadConfigFile<GatewayConfig>(path, ParseGatewayConfig);
+}
+
+nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
+  using nlohmann::json;
+  json out;
+  out["listen"] = Endpoint{config.listen_host, config.listen_port}.ToString();
+  out["admin_listen"] = Endpoint{config.admin_host, config.admin_port}.ToString();
+  out["io_threads"] = config.io_threads;
+  out["max_connections"] = config.max_connections;
+  out["max_header_bytes"] = config.max_header_bytes;
+  out["max_request_body_bytes"] = config.max_request_body_bytes;
+  out["client_header_timeout"] = FormatMicros(config.client_header_timeout);
+  out["client_body_timeout"] = FormatMicros(config.client_body_timeout);
+  out["keep_alive_timeout"] = FormatMicros(config.keep_alive_timeout);
+  out["write_timeout"] = FormatMicros(config.write_timeout);
+  out["shutdown_grace"] = FormatMicros(config.shutdown_grace);
+  out["shadow_header"] = config.shadow_header;
+  out["redact_headers"] = config.redact_headers;
+  out["access_log"] = config.access_log == AccessLogFormat::kOff    ? "off"
+                      : config.access_log == AccessLogFormat::kText ? "text"
+                                                                    : "json";
+  json upstreams = json::object();
+  for (const auto& u : config.upstreams) {
+    json endpoints = json::array();
+    for (const auto& e : u.endpoints) endpoints.push_back(e.ToString());
+    upstreams[u.name] = {{"endpoints", endpoints},
+                         {"max_connections", u.max_connections},
+                         {"idle_timeout", FormatMicros(u.idle_timeout)},
+                         {"connect_timeout", FormatMicros(u.connect_timeout)},
+                         {"header_timeout", FormatMicros(u.header_timeout)},
+                         {"total_timeout", FormatMicros(u.total_timeout)},
+                         {"max_response_bytes", u.max_response_bytes},
+                         {"eject_after_failures", u.eject_after_failures},
+                         {"eject_duration", FormatMicros(u.eject_duration)}};
+  }
+  out["upstreams"] = upstreams;
+  json routes = json::array();
+  for (const auto& r : config.routes) {
+    json mirrors = json::array();
+    for (const auto& m : r.mirrors) {
+      mirrors.push_back({{"name", m.name},
+                         {"upstream", m.upstream},
+                         {"percent", m.percent},
+                         {"sampling", m.sampling == Sampling::kHash ? "hash" : "counter"},
+                         {"hash_header", m.hash_header},
+                         {"mirror_body", m.mirror_body},
+                         {"max_body_bytes", m.max_body_bytes},
+                         {"timeout", FormatMicros(m.timeout)},
+                         {"max_in_flight", m.max_in_flight}});
+    }
+    routes.push_back({{"name", r.name},
+                      {"hosts", r.hosts},
+                      {"path_prefix", r.path_prefix},
+                      {"methods", r.methods},
+                      {"upstream", r.upstream},
+                      {"mirrors", mirrors}});
+  }
+  out["routes"] = routes;
+  json capture = {{"request_headers", config.capture.request_headers},
+                  {"response_headers", config.capture.response_headers},
+                  {"max_body_bytes", config.capture.max_body_bytes}};
+  if (!config.capture.pair_log.path.empty()) {
+    const auto& p = config.capture.pair_log;
+    capture["pair_log"] = {{"path", p.path},
+                           {"max_file_bytes", p.max_file_bytes},
+                           {"max_files", p.max_files},
+                           {"queue_capacity", p.queue_capacity},
+                           {"counters_interval", FormatMicros(p.counters_interval)}};
+  }
+  out["capture"] = capture;
+  return out;
+}
+
+}  // namespace sg::gateway

@@ -1,0 +1,112 @@
+// The gateway's configuration: immutable typed structs parsed from JSON (docs/gateway.md).
+// Every default is written next to its field with the reason for it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+
+namespace sg::gateway {
+
+using Micros = std::chrono::microseconds;
+
+// "host:port"; host is an IPv4/IPv6 literal or a name resolved once at start-up.
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const;
+};
+
+struct UpstreamConfig {
+  std::string name;
+  std::vector<Endpoint> endpoints;  // round-robin; at least one
+  int max_connections = 512;        // per pool: bounds sockets and memory per upstream
+  Micros idle_timeout = std::chrono::seconds(30);    // below nginx's 75 s keepalive_timeout
+  Micros connect_timeout = std::chrono::seconds(1);  // local network: 1 s is already very slow
+  Micros header_timeout = std::chrono::seconds(30);  // time to first response header (inference)
+  Micros total_timeout = std::chrono::seconds(60);   // whole exchange
+  int64_t max_response_bytes = 64 << 20;             // responses are buffered; bound memory
+  int eject_after_failures = 5;  // consecutive failures before an endpoint is ejected
+  Micros eject_duration = std::chrono::seconds(10);  // how long an ejected endpoint is skipped
+};
+
+enum class Sampling { kCounter, kHash };
+
+struct MirrorConfig {
+  std::string name;                        // default: the mirror's index as a string
+  std::string upstream;                    // name of an upstream
+  double percent = 100;                    // 0-100, fractional; changeable at runtime
+  Sampling sampling = Sampling::kCounter;  // counter: exact fraction; hash: same keys every time
+  std::string hash_header;                 // required for hash sampling
+  bool mirror_body = true;                 // false: the copy is sent without a body
+  int64_t max_body_bytes = 1 << 20;  // larger bodies are not mirrored (counted body_too_large)
+  Micros timeout = std::chrono::seconds(10);  // whole shadow exchange
+  int max_in_flight = 64;                     // over it, the copy is dropped (counted overload)
+};
+
+struct RouteConfig {
+  std::string name;
+  std::vector<std::string> hosts;  // lower-case, without port; empty: any host
+  std::string path_prefix = "/";
+  std::vector<std::string> methods;  // upper-case; empty: any method
+  std::string upstream;
+  std::vector<MirrorConfig> mirrors;
+};
+
+enum class AccessLogFormat { kOff, kText, kJson };
+
+struct PairLogConfig {
+  std::string path;                    // empty: no pair log
+  int64_t max_file_bytes = 256 << 20;  // rotate when the file would grow past this
+  int max_files = 5;                   // rotated files kept (path.1 .. path.N)
+  int queue_capacity = 10000;          // records waiting for the writer; full: drop + count
+  Micros counters_interval = std::chrono::seconds(10);  // how often counters records are written
+};
+
+struct CaptureConfig {
+  std::vector<std::string> request_headers;   // lower-case names captured into pair records
+  std::vector<std::string> response_headers;  // default: content-type
+  int64_t max_body_bytes = 64 << 10;          // request/response bodies captured up to this
+  PairLogConfig pair_log;
+};
+
+struct GatewayConfig {
+  std::string listen_host = "0.0.0.0";
+  uint16_t listen_port = 8080;
+  std::string admin_host = "127.0.0.1";  // admin is never exposed by default
+  uint16_t admin_port = 9901;
+  int io_threads = 0;                         // 0: the CPUs available to the process
+  int max_connections = 10000;                // client connections; over it, new ones are closed
+  int64_t max_header_bytes = 16 << 10;        // request line + headers; over it: 431
+  int64_t max_request_body_bytes = 16 << 20;  // over it: 413
+  Micros client_header_timeout = std::chrono::seconds(10);  // request headers; over it: 408
+  Micros client_body_timeout = std::chrono::seconds(30);    // request body; over it: 408
+  Micros keep_alive_timeout = std::chrono::seconds(60);     // idle client connection
+  Micros write_timeout = std::chrono::seconds(30);          // client too slow to read
+  Micros shutdown_grace = std::chrono::seconds(10);         // in-flight work on SIGTERM
+  std::string shadow_header = "X-Shadow-Request";           // set to "1" on every mirror copy
+  std::vector<std::string> redact_headers = {"authorization", "cookie", "proxy-authorization"};
+  AccessLogFormat access_log = AccessLogFormat::kOff;
+  std::vector<UpstreamConfig> upstreams;
+  std::vector<RouteConfig> routes;
+  CaptureConfig capture;
+
+  const UpstreamConfig* FindUpstream(const std::string& name) const;
+};
+
+// Parses a whole gateway config; problems are collected (ConfigError lists every one).
+GatewayConfig ParseGatewayConfig(const ConfigNode& root);
+// Reads and parses `path`. Throws ConfigError.
+GatewayConfig LoadGatewayConfig(const std::string& path);
+
+// Parses "host:port" ("[::1]:80" for IPv6). False when malformed.
+bool ParseEndpoint(const std::string& text, Endpoint* out);
+
+// The effective config as JSON, for /admin/config. Holds no secrets by construction (the config
+// has none), but header values are never part of it.
+nlohmann::json GatewayConfigToJson(const GatewayConfig& config);
+
+}  // namespace sg::gateway

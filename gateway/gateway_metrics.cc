@@ -1,0 +1,40 @@
+#include "gateway/gateway_metrics.h"
+
+namespace sg::gateway {
+
+GatewayMetrics::GatewayMetrics(MetricsRegistry& registry)
+    : requests(registry.AddCounter("sg_gateway_requests_total",
+                                   "Responses sent to clients, by route and status.",
+                                   {"route", "status"})),
+      route_requests(registry.AddCounter("sg_gateway_route_requests_total",
+                                         "Requests matched to each route.", {"route"})),
+      client_errors(registry.AddCounter("sg_gateway_client_errors_total",
+                                        "Requests refused before routing, by reason.", {"reason"})),
+      primary_latency(registry.AddHistogram("sg_gateway_primary_latency_seconds",
+                                            "Primary upstream latency, dispatch to response.",
+                                            LatencyBucketsSeconds(), {"route"})),
+      shadow_latency(registry.AddHistogram("sg_gateway_shadow_latency_seconds",
+                                           "Shadow upstream latency, dispatch to response.",
+                                           LatencyBucketsSeconds(), {"route", "mirror"})),
+      mirror_outcomes(registry.AddCounter("sg_gateway_mirror_outcomes_total",
+                                          "Mirrored requests by outcome.",
+                                          {"route", "mirror", "outcome"})),
+      not_mirrored(registry.AddCounter("sg_gateway_not_mirrored_total",
+                                       "Requests not mirrored, by reason.",
+                                       {"route", "mirror", "reason"})),
+      mirror_in_flight(registry.AddGauge("sg_gateway_mirror_in_flight",
+                                         "Shadow exchanges in flight.", {"route", "mirror"})),
+      pool_connections(registry.AddGauge("sg_gateway_pool_connections",
+                                         "Upstream pool connections by state.",
+                                         {"upstream", "pool", "state"})),
+      pool_reused(registry.AddGauge("sg_gateway_pool_reused_exchanges",
+                                    "Exchanges sent on a reused pooled connection.",
+                                    {"upstream", "pool"})),
+      pool_created(registry.AddGauge("sg_gateway_pool_opened_connections",
+                                     "Upstream connections opened.", {"upstream", "pool"})),
+      client_connections(
+          registry.AddGauge("sg_gateway_client_connections", "Open client connections.")),
+      pair_sink_dropped(registry.AddGauge("sg_gateway_pair_sink_dropped",
+                                          "Pair records dropped by the pair sink.")) {}
+
+}  // namespace sg::gateway

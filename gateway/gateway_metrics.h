@@ -1,0 +1,26 @@
+// The gateway's Prometheus metric families, registered once per gateway.
+#pragma once
+
+#include "common/metrics.h"
+
+namespace sg::gateway {
+
+struct GatewayMetrics {
+  explicit GatewayMetrics(MetricsRegistry& registry);
+
+  Family<Counter>& requests;           // {route, status}: responses sent to clients
+  Family<Counter>& route_requests;     // {route}: requests matched to each route
+  Family<Counter>& client_errors;      // {reason}: requests refused before routing
+  Family<Histogram>& primary_latency;  // {route}: primary dispatch to complete response
+  Family<Histogram>& shadow_latency;   // {route, mirror}
+  Family<Counter>& mirror_outcomes;    // {route, mirror, outcome}
+  Family<Counter>& not_mirrored;       // {route, mirror, reason}
+  Family<Gauge>& mirror_in_flight;     // {route, mirror}
+  Family<Gauge>& pool_connections;     // {upstream, pool, state=open|idle}
+  Family<Gauge>& pool_reused;          // {upstream, pool}: requests sent on a reused connection
+  Family<Gauge>& pool_created;         // {upstream, pool}: connections opened
+  Family<Gauge>& client_connections;   // open client connections
+  Family<Gauge>& pair_sink_dropped;    // records the pair sink dropped
+};
+
+}  // namespace sg::gateway

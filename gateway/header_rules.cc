@@ -1,0 +1,133 @@
+#include "gateway/header_rules.h"
+
+#include <array>
+#include <random>
+
+#include "common/strings.h"
+
+namespace sg::gateway {
+namespace {
+
+std::string_view View(boost::beast::string_view text) {
+  return {text.data(), text.size()};
+}
+
+bool IsDigits(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// Every value of `name`, each split on commas and trimmed (empty items kept as "").
+std::vector<std::string> ListValues(const http::fields& fields, http::field name) {
+  std::vector<std::string> items;
+  auto [begin, end] = fields.equal_range(name);
+  for (auto it = begin; it != end; ++it) {
+    for (const auto& item : Split(View(it->value()), ',')) items.emplace_back(Trim(item));
+  }
+  return items;
+}
+
+}  // namespace
+
+void RemoveHopByHop(http::fields& fields) {
+  // Headers named by Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+  for (const auto& name : ListValues(fields, http::field::connection)) {
+    if (!name.empty()) fields.erase(name);
+  }
+  static constexpr std::array kHopByHop = {
+      http::field::connection, http::field::keep_alive,        http::field::te,
+      http::field::trailer,    http::field::transfer_encoding, http::field::upgrade,
+  };
+  for (auto field : kHopByHop) fields.erase(field);
+  std::vector<std::string> proxy;
+  for (const auto& field : fields) {
+    auto name = ToLowerAscii(View(field.name_string()));
+    if (name.starts_with("proxy-")) proxy.push_back(name);
+  }
+  for (const auto& name : proxy) fields.erase(name);
+}
+
+void SetForwardedHeaders(http::fields& fields, std::string_view client_ip, std::string_view proto) {
+  std::string forwarded_for;
+  auto [begin, end] = fields.equal_range("X-Forwarded-For");
+  for (auto it = begin; it != end; ++it) {
+    if (!forwarded_for.empty()) forwarded_for += ", ";
+    forwarded_for += View(it->value());
+  }
+  if (!forwarded_for.empty()) forwarded_for += ", ";
+  forwarded_for += client_ip;
+  fields.set("X-Forwarded-For", forwarded_for);
+  fields.set("X-Forwarded-Proto", proto);
+  auto host = fields.find(http::field::host);
+  if (host != fields.end()) {
+    fields.set("X-Forwarded-Host", host->value());
+  } else {
+    fields.erase("X-Forwarded-Host");
+  }
+}
+
+bool IsValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (unsigned char c : id) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+std::string GenerateRequestId() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  uint64_t a = random();
+  uint64_t b = random();
+  for (int i = 0; i < 16; ++i) {
+    id[i] = kHex[(a >> (i * 4)) & 0xf];
+    id[16 + i] = kHex[(b >> (i * 4)) & 0xf];
+  }
+  return id;
+}
+
+std::string EnsureRequestId(http::fields& fields) {
+  auto [begin, end] = fields.equal_range("X-Request-Id");
+  if (begin != end && std::next(begin) == end && IsValidRequestId(View(begin->value()))) {
+    return std::string(View(begin->value()));
+  }
+  std::string id = GenerateRequestId();
+  fields.set("X-Request-Id", id);
+  return id;
+}
+
+void PrepareShadowHeaders(http::fields& fields, const std::vector<std::string>& redact,
+                          const std::string& shadow_header) {
+  for (const auto& name : redact) fields.erase(name);
+  if (!shadow_header.empty()) fields.set(shadow_header, "1");
+}
+
+std::string CheckRequestFraming(const http::fields& fields) {
+  bool has_length = fields.count(http::field::content_length) > 0;
+  bool has_encoding = fields.count(http::field::transfer_encoding) > 0;
+  if (has_length && has_encoding) return "both Content-Length and Transfer-Encoding";
+  if (has_length) {
+    std::string first;
+    for (const auto& value : ListValues(fields, http::field::content_length)) {
+      if (!IsDigits(value) || value.size() > 18) return "malformed Content-Length";
+      if (first.empty()) {
+        first = value;
+      } else if (std::stoull(value) != std::stoull(first)) {
+        return "differing Content-Length values";
+      }
+    }
+  }
+  if (has_encoding) {
+    auto codings = ListValues(fields, http::field::transfer_encoding);
+    if (codings.size() != 1 || ToLowerAscii(codings[0]) != "chunked") {
+      return "unsupported Transfer-Encoding (only a single \"chunked\")";
+    }
+  }
+  return {};
+}
+
+}  // namespace sg::gateway

@@ -1,0 +1,42 @@
+// Proxy header rules and request framing checks: plain functions over Beast header fields,
+// tested without sockets.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/beast/http/fields.hpp>
+
+namespace sg::gateway {
+
+namespace http = boost::beast::http;
+
+// Removes hop-by-hop headers: Connection and every header it names, Keep-Alive, TE, Trailer,
+// Transfer-Encoding, Upgrade and every Proxy-* header.
+void RemoveHopByHop(http::fields& fields);
+
+// Sets X-Forwarded-For (appending `client_ip` to an existing list), X-Forwarded-Proto and
+// X-Forwarded-Host (from Host, when present).
+void SetForwardedHeaders(http::fields& fields, std::string_view client_ip, std::string_view proto);
+
+// True when `id` can be kept as a request id: 1-128 visible ASCII characters.
+bool IsValidRequestId(std::string_view id);
+// A fresh random id: 32 lower-case hex digits.
+std::string GenerateRequestId();
+// Keeps a valid X-Request-Id or replaces it with a generated one; returns the id.
+std::string EnsureRequestId(http::fields& fields);
+
+// Shapes a mirror copy: removes the `redact` headers (lower-case names) and sets
+// `shadow_header: 1` (when non-empty).
+void PrepareShadowHeaders(http::fields& fields, const std::vector<std::string>& redact,
+                          const std::string& shadow_header);
+
+// Request framing (RFC 9112 section 6): returns an empty string when the request's framing is
+// unambiguous, else why it is refused (400). Refused: Content-Length together with
+// Transfer-Encoding; differing or malformed Content-Length values; a Transfer-Encoding whose last
+// coding is not chunked, or that is repeated. (Beast's parser refuses some of these too; this
+// check does not rely on it.)
+std::string CheckRequestFraming(const http::fields& fields);
+
+}  // namespace sg::gateway

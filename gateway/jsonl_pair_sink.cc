@@ -1,0 +1,114 @@
+#include "gateway/jsonl_pair_sink.h"
+
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+namespace sg::gateway {
+
+std::unique_ptr<JsonlPairSink> JsonlPairSink::Open(const PairLogConfig& config,
+                                                   std::string* error) {
+  std::FILE* file = std::fopen(config.path.c_str(), "ab");
+  if (!file) {
+    *error = "cannot open pair log " + config.path + ": " + std::strerror(errno);
+    return nullptr;
+  }
+  std::error_code ec;
+  auto size = std::filesystem::file_size(config.path, ec);
+  return std::unique_ptr<JsonlPairSink>(new JsonlPairSink(config, file, ec ? 0 : size));
+}
+
+JsonlPairSink::JsonlPairSink(const PairLogConfig& config, std::FILE* file, uint64_t size)
+    : config_(config), file_(file), file_size_(size) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+JsonlPairSink::~JsonlPairSink() {
+  Close();
+}
+
+bool JsonlPairSink::Submit(PairRecord record) {
+  return Enqueue(std::move(record));
+}
+bool JsonlPairSink::Submit(MirrorCounters counters) {
+  return Enqueue(std::move(counters));
+}
+
+bool JsonlPairSink::Enqueue(PairLogEntry entry) {
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_ || queue_.size() >= static_cast<size_t>(config_.queue_capacity)) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    queue_.push_back(std::move(entry));
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void JsonlPairSink::Close() {
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_) return;
+    closing_ = true;
+  }
+  wake_.notify_one();
+  if (writer_.joinable()) writer_.join();
+  if (file_) {
+    std::fclose(file_);
+    file_ = nullptr;
+  }
+}
+
+void JsonlPairSink::WriterLoop() {
+  std::deque<PairLogEntry> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return closing_ || !queue_.empty(); });
+      if (queue_.empty() && closing_) break;
+      batch.swap(queue_);
+    }
+    // Encoding (base64, JSON) happens here, off the I/O threads.
+    for (auto& entry : batch) {
+      std::string line = std::visit([](const auto& e) { return EncodePairLogLine(e); }, entry);
+      line += '\n';
+      WriteLine(line);
+    }
+    batch.clear();
+    if (file_) std::fflush(file_);
+  }
+}
+
+void JsonlPairSink::WriteLine(const std::string& line) {
+  if (!file_) return;
+  if (file_size_ > 0 && file_size_ + line.size() > static_cast<uint64_t>(config_.max_file_bytes)) {
+    Rotate();
+    if (!file_) return;
+  }
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size()) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  file_size_ += line.size();
+  written_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void JsonlPairSink::Rotate() {
+  std::fclose(file_);
+  file_ = nullptr;
+  // path.N is dropped, path.(i) -> path.(i+1), path -> path.1.
+  std::error_code ec;
+  const std::string& path = config_.path;
+  std::filesystem::remove(path + "." + std::to_string(config_.max_files), ec);
+  for (int i = config_.max_files - 1; i >= 1; --i) {
+    std::filesystem::rename(path + "." + std::to_string(i), path + "." + std::to_string(i + 1), ec);
+  }
+  std::filesystem::rename(path, path + ".1", ec);
+  file_ = std::fopen(path.c_str(), "wb");
+  file_size_ = 0;
+  if (!file_) spdlog::error("pair log: cannot reopen {} after rotation", path);
+}
+
+}  // namespace sg::gateway

@@ -1,0 +1,53 @@
+// JsonlPairSink: the pair log as JSONL (docs/pair-log.md), encoded and written by one writer
+// thread fed through a bounded queue, with size-based rotation.
+#pragma once
+
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+
+#include "gateway/gateway_config.h"
+#include "gateway/pair_sink.h"
+
+namespace sg::gateway {
+
+class JsonlPairSink : public PairSink {
+ public:
+  // Opens (appends to) config.path. Returns nullptr and sets `error` when it cannot be opened.
+  static std::unique_ptr<JsonlPairSink> Open(const PairLogConfig& config, std::string* error);
+  ~JsonlPairSink() override;
+
+  bool Submit(PairRecord record) override;
+  bool Submit(MirrorCounters counters) override;
+  uint64_t dropped() const override { return dropped_.load(std::memory_order_relaxed); }
+  void Close() override;
+
+  // Lines written so far (tests, metrics).
+  uint64_t written() const { return written_.load(std::memory_order_relaxed); }
+
+ private:
+  JsonlPairSink(const PairLogConfig& config, std::FILE* file, uint64_t size);
+  bool Enqueue(PairLogEntry entry);
+  void WriterLoop();
+  void WriteLine(const std::string& line);
+  void Rotate();
+
+  const PairLogConfig config_;
+  std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> written_{0};
+  // Guarded by mutex_.
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<PairLogEntry> queue_;
+  bool closing_ = false;
+  // Owned by the writer thread.
+  std::FILE* file_;
+  uint64_t file_size_;
+  std::thread writer_;
+};
+
+}  // namespace sg::gateway

@@ -1,0 +1,136 @@
+#include "gateway/mirror.h"
+
+#include "common/strings.h"
+
+namespace sg::gateway {
+
+namespace {
+int64_t ToMicros(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+}  // namespace
+
+int ShadowOutcomeIndex(const UpstreamResult& result) {
+  switch (result.outcome) {
+    case UpstreamOutcome::kOk:
+      return result.response.result_int() < 500 ? 0 : 1;
+    case UpstreamOutcome::kTimeout:
+      return 2;
+    case UpstreamOutcome::kConnectFailed:
+      return 3;
+    default:
+      return 1;
+  }
+}
+
+const char* PrimaryOutcome(const UpstreamResult& result) {
+  switch (result.outcome) {
+    case UpstreamOutcome::kOk:
+      return result.response.result_int() < 500 ? "ok" : "error";
+    case UpstreamOutcome::kTimeout:
+      return "timeout";
+    case UpstreamOutcome::kConnectFailed:
+      return "connect_failed";
+    default:
+      return "error";
+  }
+}
+
+MirrorRuntime::MirrorRuntime(const MirrorConfig& config, const std::string& route,
+                             std::shared_ptr<UpstreamPool> pool, GatewayMetrics& metrics)
+    : config_(config),
+      route_(route),
+      pool_(std::move(pool)),
+      sampler_(config.sampling == Sampling::kHash),
+      percent_(config.percent),
+      ppm_(PercentToPpm(config.percent)) {
+  for (int i = 0; i < 3; ++i) {
+    not_mirrored_[i] =
+        &metrics.not_mirrored.WithLabels({route, config.name, kNotMirroredReasons[i]});
+  }
+  for (int i = 0; i < 4; ++i) {
+    outcomes_[i] = &metrics.mirror_outcomes.WithLabels({route, config.name, kShadowOutcomes[i]});
+  }
+  latency_ = &metrics.shadow_latency.WithLabels({route, config.name});
+}
+
+NotMirrored MirrorRuntime::Admit(std::string_view hash_key, size_t body_size) {
+  if (!sampler_.Sample(ppm_.load(std::memory_order_relaxed), hash_key)) {
+    not_mirrored_[0]->Increment();
+    return NotMirrored::kSampledOut;
+  }
+  if (config_.mirror_body && body_size > static_cast<size_t>(config_.max_body_bytes)) {
+    not_mirrored_[1]->Increment();
+    return NotMirrored::kBodyTooLarge;
+  }
+  if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= config_.max_in_flight) {
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    not_mirrored_[2]->Increment();
+    return NotMirrored::kOverload;
+  }
+  return NotMirrored::kNone;
+}
+
+void MirrorRuntime::Finished(const UpstreamResult& result) {
+  in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  outcomes_[ShadowOutcomeIndex(result)]->Increment();
+  if (result.outcome == UpstreamOutcome::kOk) {
+    latency_->Observe(ToMicros(result.completed - result.dispatched) / 1e6);
+  }
+}
+
+void MirrorRuntime::set_percent(double percent) {
+  percent_.store(percent, std::memory_order_relaxed);
+  ppm_.store(PercentToPpm(percent), std::memory_order_relaxed);
+}
+
+uint64_t MirrorRuntime::not_mirrored(int reason) const {
+  return static_cast<uint64_t>(not_mirrored_[reason]->Value());
+}
+
+uint64_t MirrorRuntime::outcome(int index) const {
+  return static_cast<uint64_t>(outcomes_[index]->Value());
+}
+
+void PairCollector::SetPrimary(CapturedResponse primary) {
+  std::lock_guard lock(mutex_);
+  record_.primary = std::move(primary);
+  have_primary_ = true;
+  if (have_shadow_ && sink_) sink_->Submit(std::move(record_));
+}
+
+void PairCollector::SetShadow(CapturedResponse shadow) {
+  std::lock_guard lock(mutex_);
+  record_.shadow = std::move(shadow);
+  have_shadow_ = true;
+  if (have_primary_ && sink_) sink_->Submit(std::move(record_));
+}
+
+CapturedResponse CaptureResponse(const UpstreamResult& result, const std::string& outcome,
+                                 const std::vector<std::string>& header_names,
+                                 int64_t max_body_bytes) {
+  CapturedResponse captured;
+  captured.outcome = outcome;
+  captured.latency_us = ToMicros(result.completed - result.dispatched);
+  if (result.outcome == UpstreamOutcome::kOk) {
+    const auto& response = result.response;
+    captured.status = response.result_int();
+    for (const auto& name : header_names) {
+      auto it = response.find(name);
+      if (it != response.end()) captured.headers[name] = std::string(it->value());
+    }
+    const auto& body = response.body();
+    if (body.size() > static_cast<size_t>(max_body_bytes)) {
+      captured.body = body.substr(0, static_cast<size_t>(max_body_bytes));
+      captured.body_truncated = true;
+    } else {
+      captured.body = body;
+    }
+    if (outcome != "ok") captured.error = "status " + std::to_string(captured.status);
+  } else {
+    captured.error = result.error;
+  }
+  return captured;
+}
+
+}  // namespace sg::gateway

@@ -1,0 +1,89 @@
+// Mirroring state shared by every session: per-mirror runtime (sampling, bounded in-flight,
+// outcome counters, its own upstream pool) and the PairCollector that joins a primary response and
+// a shadow response into one PairRecord.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "common/metrics.h"
+#include "common/pair_record.h"
+#include "gateway/gateway_config.h"
+#include "gateway/gateway_metrics.h"
+#include "gateway/pair_sink.h"
+#include "gateway/sampling.h"
+#include "gateway/upstream_pool.h"
+
+namespace sg::gateway {
+
+enum class NotMirrored { kNone, kSampledOut, kBodyTooLarge, kOverload };
+inline constexpr const char* kNotMirroredReasons[] = {"sampled_out", "body_too_large", "overload"};
+inline constexpr const char* kShadowOutcomes[] = {"ok", "shadow_error", "shadow_timeout",
+                                                  "connect_failed"};
+
+// Shadow outcome index into kShadowOutcomes: ok needs a complete response with status < 500.
+int ShadowOutcomeIndex(const UpstreamResult& result);
+// Primary outcome: ok | error | timeout | connect_failed (ok needs a status < 500).
+const char* PrimaryOutcome(const UpstreamResult& result);
+
+class MirrorRuntime {
+ public:
+  MirrorRuntime(const MirrorConfig& config, const std::string& route,
+                std::shared_ptr<UpstreamPool> pool, GatewayMetrics& metrics);
+
+  // Decides whether this request gets a copy. On kNone an in-flight slot is taken: the caller
+  // MUST call Finished() when the shadow exchange ends. Counts every not-mirrored reason.
+  NotMirrored Admit(std::string_view hash_key, size_t body_size);
+  // Records a finished shadow exchange (outcome, latency) and frees its slot.
+  void Finished(const UpstreamResult& result);
+
+  const MirrorConfig& config() const { return config_; }
+  const std::string& route() const { return route_; }
+  UpstreamPool& pool() { return *pool_; }
+  std::shared_ptr<UpstreamPool> shared_pool() { return pool_; }
+  double percent() const { return percent_.load(std::memory_order_relaxed); }
+  void set_percent(double percent);
+  int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+  uint64_t not_mirrored(int reason) const;
+  uint64_t outcome(int index) const;
+
+ private:
+  const MirrorConfig config_;
+  const std::string route_;
+  std::shared_ptr<UpstreamPool> pool_;
+  MirrorSampler sampler_;
+  std::atomic<double> percent_;
+  std::atomic<uint64_t> ppm_;
+  std::atomic<int> in_flight_{0};
+  Counter* not_mirrored_[3];
+  Counter* outcomes_[4];
+  Histogram* latency_;
+};
+
+// Joins the two halves of one pair; whichever arrives second submits the record. Thread-safe.
+class PairCollector {
+ public:
+  PairCollector(std::shared_ptr<PairSink> sink, PairRecord record)
+      : sink_(std::move(sink)), record_(std::move(record)) {}
+  void SetPrimary(CapturedResponse primary);
+  void SetShadow(CapturedResponse shadow);
+
+ private:
+  std::shared_ptr<PairSink> sink_;
+  // Guarded by mutex_.
+  std::mutex mutex_;
+  PairRecord record_;
+  bool have_primary_ = false;
+  bool have_shadow_ = false;
+};
+
+// A response (or its absence) as the pair log records it: status, the `header_names` subset,
+// the body cut at `max_body_bytes`.
+CapturedResponse CaptureResponse(const UpstreamResult& result, const std::string& outcome,
+                                 const std::vector<std::string>& header_names,
+                                 int64_t max_body_bytes);
+
+}  // namespace sg::gateway

@@ -1,0 +1,29 @@
+// PairSink: where captured pair records and counters records go. Two implementations are planned:
+// JsonlPairSink (a file, written off the I/O threads) and the in-process comparator (wired in by
+// the lead once comparator/ has its online class). The gateway depends only on this interface.
+#pragma once
+
+#include <cstdint>
+
+#include "common/pair_record.h"
+
+namespace sg::gateway {
+
+class PairSink {
+ public:
+  virtual ~PairSink() = default;
+
+  // Hands over one record. Called from I/O threads: MUST NOT block (no file or network I/O, no
+  // waiting on a full queue). Returns false when the record was dropped (and counted).
+  virtual bool Submit(PairRecord record) = 0;
+  virtual bool Submit(MirrorCounters counters) = 0;
+
+  // Records dropped so far. Thread-safe.
+  virtual uint64_t dropped() const = 0;
+
+  // Writes out everything accepted so far and releases resources; blocks. Called once, at
+  // shutdown, after the I/O threads stopped submitting. Submit after Close drops.
+  virtual void Close() = 0;
+};
+
+}  // namespace sg::gateway

@@ -1,0 +1,335 @@
+#include "gateway/upstream_pool.h"
+
+#include <optional>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace sg::gateway {
+
+using Clock = std::chrono::steady_clock;
+
+const char* OutcomeName(UpstreamOutcome outcome) {
+  switch (outcome) {
+    case UpstreamOutcome::kOk:
+      return "ok";
+    case UpstreamOutcome::kError:
+      return "error";
+    case UpstreamOutcome::kTimeout:
+      return "timeout";
+    case UpstreamOutcome::kConnectFailed:
+      return "connect_failed";
+    case UpstreamOutcome::kOverload:
+      return "overload";
+  }
+  return "error";
+}
+
+// One request/response exchange: lease a connection (or connect), write, read header, read
+// body, give the connection back. Runs on the connection's strand.
+class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
+ public:
+  UpstreamExchange(std::shared_ptr<UpstreamPool> pool, std::shared_ptr<const Request> request,
+                   std::chrono::microseconds timeout, net::any_io_executor executor,
+                   UpstreamPool::Callback done)
+      : pool_(std::move(pool)),
+        request_(std::move(request)),
+        executor_(std::move(executor)),
+        done_(std::move(done)),
+        result_(std::make_shared<UpstreamResult>()) {
+    auto total = std::min(timeout, pool_->config().total_timeout);
+    result_->dispatched = Clock::now();
+    deadline_ = result_->dispatched + total;
+    head_ = request_->method() == http::verb::head;
+  }
+
+  void Start() { Attempt(/*allow_idle=*/true); }
+
+ private:
+  Clock::duration Remaining(std::optional<std::chrono::microseconds> cap = std::nullopt) const {
+    Clock::duration left = deadline_ - Clock::now();
+    if (cap && *cap < left) left = *cap;
+    return left;
+  }
+
+  void Attempt(bool allow_idle) {
+    auto lease = pool_->Acquire(allow_idle);
+    if (!lease.ok) {
+      return Finish(UpstreamOutcome::kOverload, "upstream pool at max_connections");
+    }
+    endpoint_ = lease.endpoint;
+    reused_ = lease.stream != nullptr;
+    stream_ = lease.stream ? std::move(lease.stream) : pool_->NewStream();
+    // Every step below runs on the connection's strand.
+    net::dispatch(stream_->get_executor(),
+                  beast::bind_front_handler(
+                      reused_ ? &UpstreamExchange::DoWrite : &UpstreamExchange::DoConnect,
+                      shared_from_this()));
+  }
+
+  void DoConnect() {
+    // Connect within the connect timeout (and the whole-exchange deadline).
+    stream_->expires_after(Remaining(pool_->config().connect_timeout));
+    stream_->async_connect(
+        pool_->endpoints_[endpoint_].address,
+        beast::bind_front_handler(&UpstreamExchange::OnConnect, shared_from_this()));
+  }
+
+  void OnConnect(beast::error_code ec) {
+    if (ec) {
+      pool_->RecordResult(endpoint_, false);
+      return Finish(UpstreamOutcome::kConnectFailed,
+                    "connect " + pool_->endpoints_[endpoint_].name + ": " +
+                        (ec == beast::error::timeout ? std::string("timeout") : ec.message()));
+    }
+    DoWrite();
+  }
+
+  void DoWrite() {
+    // Send the whole request within the deadline.
+    stream_->expires_after(Remaining());
+    http::async_write(*stream_, *request_,
+                      beast::bind_front_handler(&UpstreamExchange::OnWrite, shared_from_this()));
+  }
+
+  void OnWrite(beast::error_code ec, std::size_t) {
+    if (ec) return Fail(ec, /*may_retry=*/true);
+    DoReadHeader();
+  }
+
+  void DoReadHeader() {
+    // Read the response header within the header timeout.
+    parser_.emplace();
+    parser_->body_limit(static_cast<uint64_t>(pool_->config().max_response_bytes));
+    parser_->header_limit(64 * 1024);
+    if (head_) parser_->skip(true);
+    stream_->expires_after(Remaining(pool_->config().header_timeout));
+    http::async_read_header(
+        *stream_, buffer_, *parser_,
+        beast::bind_front_handler(&UpstreamExchange::OnReadHeader, shared_from_this()));
+  }
+
+  void OnReadHeader(beast::error_code ec, std::size_t) {
+    if (ec) return Fail(ec, /*may_retry=*/!parser_->got_some() && buffer_.size() == 0);
+    if (parser_->is_done()) return OnReadBody({}, 0);
+    // Read the body within the whole-exchange deadline.
+    stream_->expires_after(Remaining());
+    http::async_read(*stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&UpstreamExchange::OnReadBody, shared_from_this()));
+  }
+
+  void OnReadBody(beast::error_code ec, std::size_t) {
+    if (ec) return Fail(ec, /*may_retry=*/false);
+    result_->response = parser_->release();
+    bool reusable = result_->response.keep_alive() && buffer_.size() == 0;
+    pool_->Release(endpoint_, std::move(stream_), reusable);
+    pool_->RecordResult(endpoint_, true);
+    Finish(UpstreamOutcome::kOk, {});
+  }
+
+  // A transport failure. A reused connection the upstream had already closed is retried once on
+  // a fresh connection (nothing of the response arrived, so the upstream saw no request).
+  void Fail(beast::error_code ec, bool may_retry) {
+    bool stale = ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+                 ec == net::error::broken_pipe || ec == net::error::eof;
+    if (may_retry && reused_ && !retried_ && stale && Remaining().count() > 0) {
+      retried_ = true;
+      pool_->Release(endpoint_, std::move(stream_), false);
+      buffer_.clear();
+      return Attempt(/*allow_idle=*/false);
+    }
+    pool_->RecordResult(endpoint_, false);
+    if (ec == beast::error::timeout) {
+      return Finish(UpstreamOutcome::kTimeout, "upstream timeout");
+    }
+    Finish(UpstreamOutcome::kError,
+           "upstream " + pool_->endpoints_[endpoint_].name + ": " + ec.message());
+  }
+
+  void Finish(UpstreamOutcome outcome, std::string error) {
+    if (stream_) pool_->Release(endpoint_, std::move(stream_), false);
+    result_->outcome = outcome;
+    result_->error = std::move(error);
+    result_->completed = Clock::now();
+    net::post(executor_, [done = std::move(done_), result = std::move(result_)] { done(result); });
+  }
+
+  std::shared_ptr<UpstreamPool> pool_;
+  std::shared_ptr<const Request> request_;
+  net::any_io_executor executor_;
+  UpstreamPool::Callback done_;
+  std::shared_ptr<UpstreamResult> result_;
+  Clock::time_point deadline_;
+  bool head_ = false;
+  size_t endpoint_ = 0;
+  bool reused_ = false;
+  bool retried_ = false;
+  std::unique_ptr<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::response_parser<http::string_body>> parser_;
+};
+
+UpstreamPool::UpstreamPool(net::io_context& ioc, const UpstreamConfig& config,
+                           std::string pool_name)
+    : ioc_(ioc), config_(config), pool_name_(std::move(pool_name)) {
+  tcp::resolver resolver(ioc);
+  for (const auto& endpoint : config_.endpoints) {
+    beast::error_code ec;
+    auto results = resolver.resolve(endpoint.host, std::to_string(endpoint.port), ec);
+    if (ec || results.empty()) {
+      throw std::runtime_error("upstream " + config_.name + ": cannot resolve " +
+                               endpoint.ToString() + ": " + ec.message());
+    }
+    EndpointState state;
+    state.address = results.begin()->endpoint();
+    state.name = endpoint.ToString();
+    endpoints_.push_back(std::move(state));
+  }
+}
+
+void UpstreamPool::Send(std::shared_ptr<const Request> request, std::chrono::microseconds timeout,
+                        net::any_io_executor executor, Callback done) {
+  std::make_shared<UpstreamExchange>(shared_from_this(), std::move(request), timeout,
+                                     std::move(executor), std::move(done))
+      ->Start();
+}
+
+std::unique_ptr<beast::tcp_stream> UpstreamPool::NewStream() {
+  created_.fetch_add(1, std::memory_order_relaxed);
+  return std::make_unique<beast::tcp_stream>(net::make_strand(ioc_));
+}
+
+UpstreamPool::Lease UpstreamPool::Acquire(bool allow_idle) {
+  auto now = Clock::now();
+  std::vector<std::unique_ptr<beast::tcp_stream>> expired;
+  Lease lease;
+  {
+    std::lock_guard lock(mutex_);
+    // Round-robin over endpoints that are not ejected (all of them when every one is).
+    size_t n = endpoints_.size();
+    size_t chosen = next_ % n;
+    for (size_t i = 0; i < n; ++i) {
+      size_t candidate = (next_ + i) % n;
+      if (endpoints_[candidate].ejected_until <= now) {
+        chosen = candidate;
+        break;
+      }
+    }
+    next_ = chosen + 1;
+    auto& state = endpoints_[chosen];
+    lease.endpoint = chosen;
+    while (allow_idle && !state.idle.empty()) {
+      Idle idle = std::move(state.idle.back());
+      state.idle.pop_back();
+      if (now - idle.since < config_.idle_timeout) {
+        lease.ok = true;
+        lease.stream = std::move(idle.stream);
+        reused_.fetch_add(1, std::memory_order_relaxed);
+        return lease;
+      }
+      --open_;
+      expired.push_back(std::move(idle.stream));
+    }
+    if (open_ < config_.max_connections && !shutdown_) {
+      ++open_;
+      lease.ok = true;
+    }
+  }
+  for (auto& stream : expired) {
+    beast::error_code ignored;
+    stream->socket().close(ignored);
+  }
+  return lease;
+}
+
+void UpstreamPool::Release(size_t endpoint, std::unique_ptr<beast::tcp_stream> stream,
+                           bool reusable) {
+  {
+    std::lock_guard lock(mutex_);
+    if (reusable && !shutdown_ && stream->socket().is_open()) {
+      stream->expires_never();
+      endpoints_[endpoint].idle.push_back({std::move(stream), Clock::now()});
+      return;
+    }
+    --open_;
+  }
+  beast::error_code ignored;
+  stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream->socket().close(ignored);
+}
+
+void UpstreamPool::RecordResult(size_t endpoint, bool transport_ok) {
+  std::lock_guard lock(mutex_);
+  auto& state = endpoints_[endpoint];
+  if (transport_ok) {
+    state.consecutive_failures = 0;
+    return;
+  }
+  if (config_.eject_after_failures > 0 &&
+      ++state.consecutive_failures >= config_.eject_after_failures) {
+    state.consecutive_failures = 0;
+    state.ejected_until = Clock::now() + config_.eject_duration;
+    if (endpoints_.size() > 1) {
+      spdlog::warn(
+          "upstream {} ({}): ejecting {} for {} ms", config_.name, pool_name_, state.name,
+          std::chrono::duration_cast<std::chrono::milliseconds>(config_.eject_duration).count());
+    }
+  }
+}
+
+void UpstreamPool::SweepIdle() {
+  auto now = Clock::now();
+  std::vector<std::unique_ptr<beast::tcp_stream>> closing;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& state : endpoints_) {
+      auto keep = state.idle.begin();
+      for (auto& idle : state.idle) {
+        if (shutdown_ || now - idle.since >= config_.idle_timeout) {
+          closing.push_back(std::move(idle.stream));
+          --open_;
+        } else {
+          *keep++ = std::move(idle);
+        }
+      }
+      state.idle.erase(keep, state.idle.end());
+    }
+  }
+  for (auto& stream : closing) {
+    beast::error_code ignored;
+    stream->socket().close(ignored);
+  }
+}
+
+void UpstreamPool::Shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    shutdown_ = true;
+  }
+  SweepIdle();
+}
+
+int UpstreamPool::open_connections() const {
+  std::lock_guard lock(mutex_);
+  return open_;
+}
+
+int UpstreamPool::idle_connections() const {
+  std::lock_guard lock(mutex_);
+  int idle = 0;
+  for (const auto& state : endpoints_) idle += static_cast<int>(state.idle.size());
+  return idle;
+}
+
+}  // namespace sg::gateway
