@@ -145,10 +145,9 @@ void ReadCgroupV1(const fs::path& mount, const CgroupLine& entry, CpuBudget& bud
     hierarchy = mount / "cpu";
   // Inside a container the hierarchy root is often the container's own cgroup, while
   // /proc/self/cgroup still shows the host path: fall back to the mount's root.
-  std::string path = entry.path;
-  if (!fs::exists(hierarchy / fs::path(path).relative_path()))
-    path = "/";
-  for (const auto& dir : Ancestors(hierarchy, path)) {
+  fs::path path(entry.path);
+  if (!fs::exists(hierarchy / path.relative_path())) path = fs::path("/");
+  for (const auto& dir : Ancestors(hierarchy, path.string())) {
     if (has_cpu) {
       auto quota = ReadInt(dir / "cpu.cfs_quota_us");
       auto period = ReadInt(dir / "cpu.cfs_period_us");

@@ -1,0 +1,200 @@
+#include "model_server/image.h"
+
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <algorithm>
+#include <cmath>
+
+#include <jpeglib.h>
+#include <png.h>
+
+namespace sg::serve {
+namespace {
+
+bool DecodePng(std::string_view bytes, int channels, int64_t max_pixels, Image* out,
+               std::string* error) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) {
+    *error = std::string("cannot decode PNG: ") + image.message;
+    return false;
+  }
+  if (static_cast<int64_t>(image.width) * image.height > max_pixels) {
+    png_image_free(&image);
+    *error = "image too large: " + std::to_string(image.width) + "x" +
+             std::to_string(image.height) + " pixels";
+    return false;
+  }
+  image.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+  out->width = static_cast<int>(image.width);
+  out->height = static_cast<int>(image.height);
+  out->channels = channels;
+  out->pixels.assign(PNG_IMAGE_SIZE(image), 0);
+  if (!png_image_finish_read(&image, nullptr, out->pixels.data(), 0, nullptr)) {
+    *error = std::string("cannot decode PNG: ") + image.message;
+    png_image_free(&image);
+    return false;
+  }
+  return true;
+}
+
+struct JpegError {
+  jpeg_error_mgr manager;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void JpegErrorExit(j_common_ptr info) {
+  auto* err = reinterpret_cast<JpegError*>(info->err);
+  (*info->err->format_message)(info, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+void JpegSilence(j_common_ptr, int) {}
+
+// No C++ object with a destructor lives between setjmp and longjmp in this function.
+bool DecodeJpeg(std::string_view bytes, int channels, int64_t max_pixels, Image* out,
+                std::string* error) {
+  jpeg_decompress_struct info;
+  JpegError err;
+  info.err = jpeg_std_error(&err.manager);
+  err.manager.error_exit = JpegErrorExit;
+  err.manager.emit_message = JpegSilence;
+  err.message[0] = '\0';
+  bool too_large = false;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&info);
+    error->assign("cannot decode JPEG: ");
+    error->append(err.message);
+    return false;
+  }
+  jpeg_create_decompress(&info);
+  jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()),
+               static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&info, TRUE);
+  if (static_cast<int64_t>(info.image_width) * info.image_height > max_pixels) {
+    too_large = true;
+  } else {
+    info.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_start_decompress(&info);
+    out->width = static_cast<int>(info.output_width);
+    out->height = static_cast<int>(info.output_height);
+    out->channels = channels;
+    out->pixels.resize(static_cast<size_t>(out->width) * out->height * channels);
+    while (info.output_scanline < info.output_height) {
+      JSAMPROW row = out->pixels.data() +
+                     static_cast<size_t>(info.output_scanline) * out->width * channels;
+      jpeg_read_scanlines(&info, &row, 1);
+    }
+    jpeg_finish_decompress(&info);
+  }
+  unsigned w = info.image_width, h = info.image_height;
+  jpeg_destroy_decompress(&info);
+  if (too_large) {
+    *error = "image too large: " + std::to_string(w) + "x" + std::to_string(h) + " pixels";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool DecodeImage(std::string_view bytes, int channels, int64_t max_pixels, Image* out,
+                 std::string* error) {
+  static const unsigned char kPng[] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPng, 8) == 0) {
+    return DecodePng(bytes, channels, max_pixels, out, error);
+  }
+  if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
+      static_cast<unsigned char>(bytes[1]) == 0xD8 &&
+      static_cast<unsigned char>(bytes[2]) == 0xFF) {
+    return DecodeJpeg(bytes, channels, max_pixels, out, error);
+  }
+  *error = bytes.empty() ? "empty body: expected a PNG or JPEG image"
+                         : "cannot decode image: not PNG or JPEG data";
+  return false;
+}
+
+Image ResizeBilinear(const Image& in, int width, int height) {
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.channels = in.channels;
+  out.pixels.resize(static_cast<size_t>(width) * height * in.channels);
+  double sx = static_cast<double>(in.width) / width;
+  double sy = static_cast<double>(in.height) / height;
+  for (int y = 0; y < height; ++y) {
+    double fy = std::max(0.0, (y + 0.5) * sy - 0.5);
+    int y0 = std::min(static_cast<int>(fy), in.height - 1);
+    int y1 = std::min(y0 + 1, in.height - 1);
+    double wy = fy - y0;
+    for (int x = 0; x < width; ++x) {
+      double fx = std::max(0.0, (x + 0.5) * sx - 0.5);
+      int x0 = std::min(static_cast<int>(fx), in.width - 1);
+      int x1 = std::min(x0 + 1, in.width - 1);
+      double wx = fx - x0;
+      for (int c = 0; c < in.channels; ++c) {
+        auto at = [&](int yy, int xx) {
+          return static_cast<double>(
+              in.pixels[(static_cast<size_t>(yy) * in.width + xx) * in.channels + c]);
+        };
+        double v = (1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x1)) +
+                   wy * ((1 - wx) * at(y1, x0) + wx * at(y1, x1));
+        out.pixels[(static_cast<size_t>(y) * width + x) * in.channels + c] =
+            static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
+      }
+    }
+  }
+  return out;
+}
+
+SampleTensor PreprocessImage(const Image& image, const ImagePreprocess& p) {
+  const Image* src = &image;
+  Image resized;
+  if (p.resize > 0) {
+    // torchvision Resize(int): the shorter side becomes `resize`, aspect ratio kept.
+    int w = image.width, h = image.height;
+    int nw, nh;
+    if (w <= h) {
+      nw = p.resize;
+      nh = static_cast<int>(static_cast<int64_t>(p.resize) * h / w);
+    } else {
+      nh = p.resize;
+      nw = static_cast<int>(static_cast<int64_t>(p.resize) * w / h);
+    }
+    if (nw != w || nh != h) {
+      resized = ResizeBilinear(image, std::max(1, nw), std::max(1, nh));
+      src = &resized;
+    }
+  }
+  int crop_w = p.crop > 0 ? p.crop : src->width;
+  int crop_h = p.crop > 0 ? p.crop : src->height;
+  // torchvision CenterCrop: top = round((h - crop) / 2); a crop larger than the image pads
+  // with zeros (negative top/left), so every sample has the configured shape.
+  int top = static_cast<int>(std::lround((src->height - crop_h) / 2.0));
+  int left = static_cast<int>(std::lround((src->width - crop_w) / 2.0));
+  SampleTensor t;
+  int c_count = src->channels;
+  t.shape = {c_count, crop_h, crop_w};
+  t.values.resize(static_cast<size_t>(c_count) * crop_h * crop_w);
+  for (int c = 0; c < c_count; ++c) {
+    float mean = p.mean[c], inv_std = 1.0f / p.std[c];
+    for (int y = 0; y < crop_h; ++y) {
+      for (int x = 0; x < crop_w; ++x) {
+        int sy = y + top, sx = x + left;
+        uint8_t v = 0;
+        if (sy >= 0 && sy < src->height && sx >= 0 && sx < src->width) {
+          v = src->pixels[(static_cast<size_t>(sy) * src->width + sx) * c_count + c];
+        }
+        t.values[(static_cast<size_t>(c) * crop_h + y) * crop_w + x] =
+            (v / 255.0f - mean) * inv_std;
+      }
+    }
+  }
+  return t;
+}
+
+}  // namespace sg::serve

@@ -1,0 +1,40 @@
+// Image decoding (PNG via libpng, JPEG via libjpeg) and torchvision-style preprocessing into a
+// CHW float tensor. Plain data in, plain data out; no libtorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model_server/serve_config.h"
+
+namespace sg::serve {
+
+// Interleaved 8-bit pixels, row-major, `channels` per pixel (1 or 3).
+struct Image {
+  int width = 0;
+  int height = 0;
+  int channels = 0;
+  std::vector<uint8_t> pixels;
+};
+
+// Decodes PNG or JPEG bytes (detected by signature) to `channels` (1: grayscale, 3: RGB).
+// Returns false with a human `error` on anything else, corrupt data or more than `max_pixels`.
+bool DecodeImage(std::string_view bytes, int channels, int64_t max_pixels, Image* out,
+                 std::string* error);
+
+// Bilinear resize (half-pixel centres, like torch's interpolate with align_corners=false).
+Image ResizeBilinear(const Image& in, int width, int height);
+
+// Float CHW tensor data for one sample.
+struct SampleTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
+// Resize the shorter side to p.resize, center-crop to p.crop, scale to [0,1], normalise.
+// REQUIRES: image.channels == p.channels.
+SampleTensor PreprocessImage(const Image& image, const ImagePreprocess& p);
+
+}  // namespace sg::serve

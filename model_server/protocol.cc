@@ -1,0 +1,145 @@
+#include "model_server/protocol.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sg::serve {
+namespace {
+
+template <typename T>
+void Put(std::string& out, T value) {
+  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+}
+
+template <typename T>
+bool Get(std::string_view& in, T* value) {
+  if (in.size() < sizeof(T)) return false;
+  T v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<uint8_t>(in[i])) << (8 * i);
+  in.remove_prefix(sizeof(T));
+  *value = v;
+  return true;
+}
+
+// Reads exactly `size` bytes before `deadline`.
+ReadResult ReadExactly(int fd, char* data, size_t size,
+                       std::chrono::steady_clock::time_point deadline) {
+  size_t done = 0;
+  while (done < size) {
+    int timeout_ms = -1;
+    if (deadline != std::chrono::steady_clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return ReadResult::kTimeout;
+      timeout_ms = static_cast<int>(std::min<int64_t>(left.count() + 1, 1 << 30));
+    }
+    pollfd p{fd, POLLIN, 0};
+    int r = poll(&p, 1, timeout_ms);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ReadResult::kError;
+    }
+    if (r == 0) return ReadResult::kTimeout;
+    ssize_t n = recv(fd, data + done, size - done, 0);
+    if (n == 0) return ReadResult::kClosed;
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return errno == ECONNRESET ? ReadResult::kClosed : ReadResult::kError;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return ReadResult::kOk;
+}
+
+}  // namespace
+
+std::string EncodeMessage(const Message& m) {
+  std::string out;
+  out.push_back(static_cast<char>(m.type));
+  if (m.type == MessageType::kReady || m.type == MessageType::kFatal) {
+    out += m.text;
+    return out;
+  }
+  Put<uint32_t>(out, static_cast<uint32_t>(m.items.size()));
+  for (const auto& item : m.items) {
+    Put<uint64_t>(out, item.id);
+    if (m.type == MessageType::kResults) Put<uint16_t>(out, static_cast<uint16_t>(item.status));
+    Put<uint32_t>(out, static_cast<uint32_t>(item.body.size()));
+    out += item.body;
+  }
+  return out;
+}
+
+bool DecodeMessage(std::string_view in, Message* out, std::string* error) {
+  uint8_t type = 0;
+  if (!Get(in, &type) || type < 1 || type > 4) {
+    *error = "bad message type";
+    return false;
+  }
+  out->type = static_cast<MessageType>(type);
+  out->items.clear();
+  out->text.clear();
+  if (out->type == MessageType::kReady || out->type == MessageType::kFatal) {
+    out->text = std::string(in);
+    return true;
+  }
+  uint32_t n = 0;
+  if (!Get(in, &n) || n > in.size()) {
+    *error = "truncated message";
+    return false;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    WireItem item;
+    uint32_t size = 0;
+    uint16_t status = 0;
+    if (!Get(in, &item.id) || (out->type == MessageType::kResults && !Get(in, &status)) ||
+        !Get(in, &size) || size > in.size()) {
+      *error = "truncated message";
+      return false;
+    }
+    item.status = status;
+    item.body = std::string(in.substr(0, size));
+    in.remove_prefix(size);
+    out->items.push_back(std::move(item));
+  }
+  if (!in.empty()) {
+    *error = "trailing bytes in message";
+    return false;
+  }
+  return true;
+}
+
+bool WriteFrame(int fd, std::string_view payload) {
+  if (payload.size() > kMaxFrame) return false;
+  std::string header;
+  Put<uint32_t>(header, static_cast<uint32_t>(payload.size()));
+  for (std::string_view part : {std::string_view(header), payload}) {
+    while (!part.empty()) {
+      ssize_t n = send(fd, part.data(), part.size(), MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      part.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  return true;
+}
+
+ReadResult ReadFrame(int fd, std::string* payload, std::chrono::steady_clock::time_point deadline) {
+  char header[4];
+  auto r = ReadExactly(fd, header, 4, deadline);
+  if (r != ReadResult::kOk) return r;
+  std::string_view view(header, 4);
+  uint32_t size = 0;
+  Get(view, &size);
+  if (size > kMaxFrame) return ReadResult::kError;
+  payload->resize(size);
+  return ReadExactly(fd, payload->data(), size, deadline);
+}
+
+}  // namespace sg::serve

@@ -1,0 +1,46 @@
+// The front <-> worker protocol over a Unix stream socket: length-prefixed frames.
+//   frame   = u32 little-endian payload length, payload (at most kMaxFrame bytes)
+//   payload = u8 type, then per type:
+//     kReady   (worker -> front)  text: JSON {"pid", "threads", "interop_threads"}
+//     kFatal   (worker -> front)  text: why the worker cannot serve (it exits next)
+//     kBatch   (front -> worker)  u32 n, n x {u64 id, u32 size, bytes}: request bodies
+//     kResults (worker -> front)  u32 n, n x {u64 id, u16 status, u32 size, bytes}: replies
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sg::serve {
+
+inline constexpr uint32_t kMaxFrame = 1u << 30;
+
+enum class MessageType : uint8_t { kReady = 1, kFatal = 2, kBatch = 3, kResults = 4 };
+
+struct WireItem {
+  uint64_t id = 0;
+  int status = 0;  // results only
+  std::string body;
+};
+
+struct Message {
+  MessageType type = MessageType::kReady;
+  std::string text;             // kReady, kFatal
+  std::vector<WireItem> items;  // kBatch, kResults
+};
+
+std::string EncodeMessage(const Message& message);
+// False with `error` on a truncated or malformed payload.
+bool DecodeMessage(std::string_view payload, Message* out, std::string* error);
+
+// Blocking frame I/O on a connected stream socket. WriteFrame: false when the peer is gone.
+bool WriteFrame(int fd, std::string_view payload);
+enum class ReadResult { kOk, kClosed, kTimeout, kError };
+// Waits until `deadline` (time_point::max(): forever) for one whole frame.
+ReadResult ReadFrame(int fd, std::string* payload,
+                     std::chrono::steady_clock::time_point deadline =
+                         std::chrono::steady_clock::time_point::max());
+
+}  // namespace sg::serve

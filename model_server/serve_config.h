@@ -1,0 +1,80 @@
+// sg-serve configuration: listeners, the CPU plan request and one ModelConfig per model.
+// Parsed once at start-up into immutable structs (see docs/model-server.md for the format).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "model_server/cpu_plan.h"
+
+namespace sg::serve {
+
+enum class HandlerKind { kImageClassifier, kImageScorer, kTensor };
+const char* HandlerName(HandlerKind kind);
+std::optional<HandlerKind> ParseHandlerName(const std::string& name);
+
+// Image preprocessing, applied in this order: decode (PNG/JPEG) to `channels`, resize the
+// shorter side to `resize` (bilinear; 0 = keep), center-crop to `crop` x `crop` (0 = keep),
+// scale to [0, 1], then (x - mean[c]) / std[c]. Defaults: torchvision's ImageNet recipe.
+struct ImagePreprocess {
+  int resize = 256;
+  int crop = 224;
+  int channels = 3;  // 1: grayscale, 3: RGB
+  std::vector<float> mean = {0.485f, 0.456f, 0.406f};  // one per channel
+  std::vector<float> std = {0.229f, 0.224f, 0.225f};
+  int64_t max_pixels = 40'000'000;  // larger decoded images are refused (400), not allocated
+};
+
+struct ModelConfig {
+  std::string name;
+  std::string version = "1.0";  // TorchServe's default model version
+  std::string path;             // TorchScript file; relative paths are resolved at parse time
+  HandlerKind handler = HandlerKind::kImageClassifier;
+  std::string labels_path;      // index_to_name.json; empty: labels are class indices
+  ImagePreprocess preprocess;
+  int topk = 5;                              // TorchServe's ImageClassifier default
+  std::vector<int64_t> input_shape;          // tensor handler: required per-sample shape; empty: any
+  int workers = 0;                           // 0: from the CPU plan
+  int batch_size = 1;                        // 1: no batching
+  std::chrono::milliseconds max_batch_delay{5};  // wait this long to fill a batch
+  int job_queue_size = 100;                  // TorchServe's default; beyond it: 503
+  std::chrono::milliseconds response_timeout{120000};  // TorchServe's default 120 s; then 504
+  bool optimize = true;                      // torch::jit::freeze + optimize_for_inference
+  int warmup_iterations = 2;                 // forwards before a worker reports ready
+  std::string precision = "fp32";            // fp32 | bf16 (autocast, when the CPU has it)
+  std::string device = "cpu";                // cpu | cuda (a start-up error without CUDA)
+};
+
+struct ServeConfig {
+  std::string inference_address = "127.0.0.1:8080";
+  std::string management_address = "127.0.0.1:8081";
+  std::string metrics_address = "127.0.0.1:8082";
+  uint64_t max_request_size = 6553500;  // TorchServe's default (bytes); larger bodies: 413
+  PlanRequest cpu;                      // workers: total over all models (0 = planned)
+  std::string cpu_root;                 // root prefix for /sys and /proc (tests); "" = real
+  std::vector<ModelConfig> models;
+};
+
+// Parses the whole document (unknown keys are errors). Relative model and label paths are
+// resolved against the config file's directory.
+ServeConfig ParseServeConfig(const ConfigNode& root);
+ServeConfig LoadServeConfig(const std::string& path);
+
+// The model's JSON as the worker receives it (a complete, resolved ModelConfig).
+std::string ModelConfigToJson(const ModelConfig& model);
+// Inverse of ModelConfigToJson. Throws ConfigError on a bad document.
+ModelConfig ModelConfigFromJson(const std::string& json);
+
+// "host:port" -> (host, port); nullopt when malformed.
+std::optional<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text);
+
+// Checks a model's settings that the parser cannot see alone (sizes of mean/std vs channels).
+// Problems are reported on `node`.
+void ValidateModel(const ModelConfig& model, const ConfigNode& node);
+
+}  // namespace sg::serve

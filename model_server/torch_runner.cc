@@ -1,0 +1,187 @@
+// The only TU of sg-serve that includes libtorch headers.
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <torch/script.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "model_server/model_runner.h"
+
+namespace sg::serve {
+namespace {
+
+bool CpuHasBf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      return line.find(" avx512_bf16") != std::string::npos ||
+             line.find(" amx_bf16") != std::string::npos;
+    }
+  }
+  return false;
+}
+
+class TorchScriptRunner : public ModelRunner {
+ public:
+  TorchScriptRunner(torch::jit::Module module, bool bf16)
+      : module_(std::move(module)), bf16_(bf16) {}
+
+  bool Forward(const std::vector<const SampleTensor*>& batch, std::vector<SampleTensor>* outputs,
+               std::string* error) override {
+    outputs->clear();
+    if (batch.empty()) return true;
+    try {
+      c10::InferenceMode guard;
+      std::vector<int64_t> shape = {static_cast<int64_t>(batch.size())};
+      shape.insert(shape.end(), batch[0]->shape.begin(), batch[0]->shape.end());
+      auto input = torch::empty(shape, torch::kFloat32);
+      size_t per = batch[0]->values.size();
+      float* dst = input.data_ptr<float>();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        std::memcpy(dst + i * per, batch[i]->values.data(), per * sizeof(float));
+      }
+      if (bf16_) {
+        at::autocast::set_cpu_enabled(true);
+        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      }
+      torch::jit::IValue result;
+      try {
+        result = module_.forward({input});
+      } catch (...) {
+        if (bf16_) at::autocast::set_cpu_enabled(false);
+        throw;
+      }
+      if (bf16_) {
+        at::autocast::set_cpu_enabled(false);
+        at::autocast::clear_cache();
+      }
+      at::Tensor out;
+      if (result.isTensor()) {
+        out = result.toTensor();
+      } else if (result.isTuple() && !result.toTupleRef().elements().empty() &&
+                 result.toTupleRef().elements()[0].isTensor()) {
+        out = result.toTupleRef().elements()[0].toTensor();
+      } else {
+        *error = "model returned " + result.tagKind() + ", expected a tensor";
+        return false;
+      }
+      out = out.to(torch::kFloat32).contiguous();
+      if (out.dim() == 0 || out.size(0) != static_cast<int64_t>(batch.size())) {
+        *error = "model output has shape " + c10::str(out.sizes()) + ", expected a batch of " +
+                 std::to_string(batch.size());
+        return false;
+      }
+      std::vector<int64_t> row_shape(out.sizes().begin() + 1, out.sizes().end());
+      int64_t row = out.numel() / out.size(0);
+      const float* src = out.data_ptr<float>();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        SampleTensor t;
+        t.shape = row_shape;
+        t.values.assign(src + i * row, src + (i + 1) * row);
+        outputs->push_back(std::move(t));
+      }
+      return true;
+    } catch (const c10::Error& e) {
+      *error = e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      *error = e.what();
+    }
+    // Keep the first line: libtorch messages carry long TorchScript tracebacks.
+    if (auto nl = error->find('\n'); nl != std::string::npos && nl > 0) {
+      std::string rest = error->substr(nl + 1);
+      // Prefer the last non-empty line (the actual RuntimeError) when there is a traceback.
+      auto last = rest.find_last_not_of("\n ");
+      if (last != std::string::npos) {
+        auto start = rest.rfind('\n', last);
+        std::string tail = rest.substr(start == std::string::npos ? 0 : start + 1,
+                                       last - (start == std::string::npos ? 0 : start + 1) + 1);
+        if (!tail.empty()) *error = tail;
+      }
+    }
+    return false;
+  }
+
+ private:
+  torch::jit::Module module_;
+  bool bf16_;
+};
+
+}  // namespace
+
+void ConfigureTorchThreads(int intra_op, int inter_op) {
+  if (inter_op > 0) at::set_num_interop_threads(inter_op);
+  if (intra_op > 0) at::set_num_threads(intra_op);
+}
+
+int TorchIntraOpThreads() { return at::get_num_threads(); }
+
+void TouchTorch() {
+  (void)at::get_num_threads();
+  (void)torch::zeros({2, 2}).matmul(torch::ones({2, 2}));
+}
+
+std::vector<int64_t> ExpectedInputShape(const ModelConfig& model) {
+  if (model.handler == HandlerKind::kTensor) return model.input_shape;
+  int side = model.preprocess.crop > 0 ? model.preprocess.crop : model.preprocess.resize;
+  if (side <= 0) return {};
+  return {model.preprocess.channels, side, side};
+}
+
+std::unique_ptr<ModelRunner> LoadTorchScriptModel(const ModelConfig& model, std::string* error) {
+  if (model.device == "cuda" && !torch::hasCUDA()) {
+    *error = "model \"" + model.name +
+             "\": device cuda requested but this libtorch was built without CUDA";
+    return nullptr;
+  }
+  bool bf16 = model.precision == "bf16";
+  if (bf16 && !CpuHasBf16()) {
+    *error = "model \"" + model.name +
+             "\": precision bf16 requested but this CPU has no avx512_bf16/amx_bf16";
+    return nullptr;
+  }
+  if (!std::filesystem::is_regular_file(model.path)) {
+    *error = "model \"" + model.name + "\": no such file " + model.path;
+    return nullptr;
+  }
+  try {
+    torch::jit::Module module = torch::jit::load(model.path, torch::kCPU);
+    module.eval();
+    if (model.optimize) {
+      module = torch::jit::freeze(module);
+      module = torch::jit::optimize_for_inference(module);
+    }
+    auto runner = std::make_unique<TorchScriptRunner>(std::move(module), bf16);
+    auto shape = ExpectedInputShape(model);
+    if (!shape.empty() && model.warmup_iterations > 0) {
+      SampleTensor zeros;
+      zeros.shape = shape;
+      int64_t n = 1;
+      for (auto d : shape) n *= d;
+      zeros.values.assign(static_cast<size_t>(n), 0.0f);
+      std::vector<SampleTensor> out;
+      std::vector<const SampleTensor*> batch(static_cast<size_t>(model.batch_size), &zeros);
+      for (int i = 0; i < model.warmup_iterations; ++i) {
+        // Warm both the single-sample and the full-batch shapes.
+        std::vector<const SampleTensor*> b = batch;
+        if (i % 2 == 1) b.resize(1);
+        if (!runner->Forward(b, &out, error)) {
+          *error = "model \"" + model.name + "\": warm-up failed: " + *error;
+          return nullptr;
+        }
+      }
+    }
+    return runner;
+  } catch (const c10::Error& e) {
+    *error = "model \"" + model.name + "\": cannot load " + model.path + ": " +
+             e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    *error = "model \"" + model.name + "\": cannot load " + model.path + ": " + e.what();
+  }
+  if (auto nl = error->find('\n'); nl != std::string::npos) error->resize(nl);
+  return nullptr;
+}
+
+}  // namespace sg::serve

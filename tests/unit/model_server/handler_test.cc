@@ -1,0 +1,233 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "model_server/handler.h"
+#include "model_server/image.h"
+#include "model_server/multipart.h"
+#include "model_server/protocol.h"
+#include "model_server/serve_config.h"
+#include "tests/support/test_support.h"
+#include "tests/unit/model_server/test_images.h"
+
+namespace sg::serve {
+namespace {
+
+using serve::testing::EncodeJpeg;
+using serve::testing::EncodePng;
+using serve::testing::GradientPixels;
+
+TEST(ImageTest, DecodesPngExactlyInBothChannelCounts) {
+  auto rgb = GradientPixels(5, 4, 3);
+  Image image;
+  std::string error;
+  ASSERT_TRUE(DecodeImage(EncodePng(rgb, 5, 4, 3), 3, 1000, &image, &error)) << error;
+  EXPECT_EQ(image.width, 5);
+  EXPECT_EQ(image.height, 4);
+  EXPECT_EQ(image.pixels, rgb);
+  auto gray = GradientPixels(3, 3, 1);
+  ASSERT_TRUE(DecodeImage(EncodePng(gray, 3, 3, 1), 1, 1000, &image, &error)) << error;
+  EXPECT_EQ(image.pixels, gray);
+  // RGB to grayscale conversion happens in the decoder.
+  ASSERT_TRUE(DecodeImage(EncodePng(rgb, 5, 4, 3), 1, 1000, &image, &error)) << error;
+  EXPECT_EQ(image.channels, 1);
+  EXPECT_EQ(image.pixels.size(), 20u);
+}
+
+TEST(ImageTest, DecodesJpegApproximately) {
+  std::vector<uint8_t> flat(16 * 16 * 3, 0);
+  for (size_t i = 0; i < flat.size(); i += 3) {
+    flat[i] = 200;
+    flat[i + 1] = 100;
+    flat[i + 2] = 50;
+  }
+  Image image;
+  std::string error;
+  ASSERT_TRUE(DecodeImage(EncodeJpeg(flat, 16, 16, 3), 3, 1000, &image, &error)) << error;
+  ASSERT_EQ(image.pixels.size(), flat.size());
+  for (size_t i = 0; i < flat.size(); ++i) EXPECT_NEAR(image.pixels[i], flat[i], 4) << i;
+}
+
+TEST(ImageTest, BadInputIsAClearError) {
+  Image image;
+  std::string error;
+  EXPECT_FALSE(DecodeImage("hello", 3, 1000, &image, &error));
+  EXPECT_EQ(error, "cannot decode image: not PNG or JPEG data");
+  auto png = EncodePng(GradientPixels(8, 8, 3), 8, 8, 3);
+  EXPECT_FALSE(DecodeImage(png.substr(0, png.size() / 2), 3, 1000, &image, &error));
+  EXPECT_NE(error.find("cannot decode PNG"), std::string::npos) << error;
+  auto jpeg = EncodeJpeg(GradientPixels(8, 8, 3), 8, 8, 3);
+  EXPECT_FALSE(DecodeImage(jpeg.substr(0, 40), 3, 1000, &image, &error));
+  EXPECT_NE(error.find("cannot decode JPEG"), std::string::npos) << error;
+  EXPECT_FALSE(DecodeImage(png, 3, 63, &image, &error));
+  EXPECT_EQ(error, "image too large: 8x8 pixels");
+}
+
+TEST(ImageTest, ResizeCropNormaliseLikeTorchvision) {
+  // 4x2 image: shorter side 2 -> resize 4 makes it 8x4; crop 4 keeps the center 4x4.
+  Image image{4, 2, 1, {0, 255, 0, 255, 255, 0, 255, 0}};
+  ImagePreprocess p;
+  p.resize = 4;
+  p.crop = 4;
+  p.channels = 1;
+  p.mean = {0.5f};
+  p.std = {0.5f};
+  auto t = PreprocessImage(image, p);
+  EXPECT_EQ(t.shape, (std::vector<int64_t>{1, 4, 4}));
+  ASSERT_EQ(t.values.size(), 16u);
+  for (float v : t.values) {
+    EXPECT_GE(v, -1.0f);
+    EXPECT_LE(v, 1.0f);
+  }
+  // Identity when sizes already match: value (x/255 - mean)/std.
+  Image one{2, 2, 3, std::vector<uint8_t>(12, 255)};
+  ImagePreprocess q;
+  q.resize = 2;
+  q.crop = 2;
+  auto u = PreprocessImage(one, q);
+  EXPECT_EQ(u.shape, (std::vector<int64_t>{3, 2, 2}));
+  EXPECT_NEAR(u.values[0], (1.0f - 0.485f) / 0.229f, 1e-5);
+  EXPECT_NEAR(u.values[4], (1.0f - 0.456f) / 0.224f, 1e-5);
+  EXPECT_NEAR(u.values[11], (1.0f - 0.406f) / 0.225f, 1e-5);
+}
+
+ModelConfig Classifier() {
+  ModelConfig m;
+  m.name = "fashion";
+  m.topk = 3;
+  return m;
+}
+
+TEST(HandlerTest, ClassifierTopKOrderedWithLabels) {
+  Labels labels;
+  std::string error;
+  ASSERT_TRUE(ParseLabels(R"({"0": "cat", "1": ["n123", "dog"], "2": "bird"})", &labels, &error));
+  auto reply = PostprocessOutput(Classifier(), labels, {{4}, {1.0f, 3.0f, 2.0f, 0.0f}});
+  EXPECT_EQ(reply.status, 200);
+  // Ordered by probability, not by key; index 3 has no label and is left out by top-3.
+  EXPECT_EQ(reply.body.substr(0, 16), "{\"dog\":0.6439142");
+  auto json = nlohmann::json::parse(reply.body);
+  EXPECT_EQ(json.size(), 3u);
+  EXPECT_NEAR(json["dog"].get<double>() + json["bird"].get<double>() + json["cat"].get<double>(),
+              1.0 - 0.0320586, 1e-5);
+  EXPECT_LT(reply.body.find("dog"), reply.body.find("bird"));
+  EXPECT_LT(reply.body.find("bird"), reply.body.find("cat"));
+  EXPECT_FALSE(ParseLabels("[1]", &labels, &error));
+  EXPECT_FALSE(ParseLabels(R"({"x": "a"})", &labels, &error));
+}
+
+TEST(HandlerTest, ScorerAndTensor) {
+  ModelConfig scorer;
+  scorer.handler = HandlerKind::kImageScorer;
+  EXPECT_EQ(PostprocessOutput(scorer, {}, {{1}, {0.25f}}).body, R"({"score":0.25})");
+  EXPECT_EQ(PostprocessOutput(scorer, {}, {{2}, {0.25f, 1}}).status, 500);
+
+  ModelConfig tensor;
+  tensor.name = "t";
+  tensor.handler = HandlerKind::kTensor;
+  tensor.input_shape = {2, 2};
+  SampleTensor in;
+  std::string error;
+  ASSERT_TRUE(PreprocessRequest(tensor, R"({"data": [[1, 2], [3, 4]]})", &in, &error)) << error;
+  EXPECT_EQ(in.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(in.values, (std::vector<float>{1, 2, 3, 4}));
+  ASSERT_TRUE(PreprocessRequest(tensor, R"({"data": [1, 2, 3, 4], "shape": [2, 2]})", &in,
+                                &error));
+  EXPECT_FALSE(PreprocessRequest(tensor, R"({"data": [1, 2, 3], "shape": [3]})", &in, &error));
+  EXPECT_EQ(error, "wrong tensor shape [3]: model \"t\" takes [2, 2]");
+  EXPECT_FALSE(PreprocessRequest(tensor, R"({"data": [1, 2, 3], "shape": [2, 2]})", &in, &error));
+  EXPECT_EQ(error, "\"shape\" [2, 2] needs 4 values, \"data\" has 3");
+  EXPECT_FALSE(PreprocessRequest(tensor, R"({"data": [[1, 2], [3]]})", &in, &error));
+  EXPECT_FALSE(PreprocessRequest(tensor, R"({"data": ["a"]})", &in, &error));
+  EXPECT_FALSE(
+      PreprocessRequest(tensor, R"({"data": [1, 2, 3, 4], "dtype": "INT64"})", &in, &error));
+  EXPECT_EQ(error, "unsupported dtype \"INT64\": only FP32");
+  EXPECT_FALSE(PreprocessRequest(tensor, "{not json", &in, &error));
+  EXPECT_EQ(PostprocessOutput(tensor, {}, {{2}, {0.5f, -1}}).body,
+            R"({"data":[0.5,-1.0],"shape":[2]})");
+}
+
+TEST(MultipartTest, ExtractsDataFieldOrRawBody) {
+  std::string_view input;
+  std::string error;
+  ASSERT_TRUE(ExtractPredictionInput("image/png", "RAW", &input, &error));
+  EXPECT_EQ(input, "RAW");
+  std::string body =
+      "--XyZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nnope\r\n"
+      "--XyZ\r\nContent-Disposition: form-data; name=\"data\"; filename=\"a.png\"\r\n"
+      "Content-Type: image/png\r\n\r\nPNG\r\nBYTES\r\n--XyZ--\r\n";
+  ASSERT_TRUE(ExtractPredictionInput("multipart/form-data; boundary=XyZ", body, &input, &error))
+      << error;
+  EXPECT_EQ(input, "PNG\r\nBYTES");
+  EXPECT_FALSE(ExtractPredictionInput("multipart/form-data; boundary=XyZ",
+                                      "--XyZ\r\nContent-Disposition: form-data; "
+                                      "name=\"x\"\r\n\r\n1\r\n--XyZ--\r\n",
+                                      &input, &error));
+  EXPECT_EQ(error, "multipart/form-data body has no field named \"data\"");
+  EXPECT_FALSE(ExtractPredictionInput("multipart/form-data", body, &input, &error));
+}
+
+TEST(ProtocolTest, RoundTripsAndRejectsTruncation) {
+  Message m;
+  m.type = MessageType::kResults;
+  m.items = {{7, 200, "{\"a\":1}"}, {9, 400, std::string("\0x", 2)}};
+  auto wire = EncodeMessage(m);
+  Message back;
+  std::string error;
+  ASSERT_TRUE(DecodeMessage(wire, &back, &error)) << error;
+  ASSERT_EQ(back.items.size(), 2u);
+  EXPECT_EQ(back.items[1].id, 9u);
+  EXPECT_EQ(back.items[1].status, 400);
+  EXPECT_EQ(back.items[1].body, std::string("\0x", 2));
+  EXPECT_FALSE(DecodeMessage(wire.substr(0, wire.size() - 1), &back, &error));
+  EXPECT_FALSE(DecodeMessage("", &back, &error));
+}
+
+ServeConfig Parse(const std::string& text) {
+  return ParseConfig<ServeConfig>(text, "configs/serve.json", ParseServeConfig);
+}
+
+TEST(ServeConfigTest, ParsesModelsAndResolvesPaths) {
+  auto c = Parse(R"({"inference_address": "0.0.0.0:9080", "cpu": {"workers": 2, "pinning": "off"},
+    "models": {"fashion": {"path": "m.pt", "labels": "l.json", "batch_size": 4,
+      "max_batch_delay_ms": 10, "response_timeout": 2,
+      "preprocess": {"resize": 28, "crop": 28, "channels": 1, "mean": [0.286], "std": [0.353]}}}})");
+  EXPECT_EQ(c.inference_address, "0.0.0.0:9080");
+  EXPECT_EQ(c.cpu.workers, 2);
+  EXPECT_FALSE(c.cpu.pinning);
+  ASSERT_EQ(c.models.size(), 1u);
+  const auto& m = c.models[0];
+  EXPECT_EQ(m.name, "fashion");
+  EXPECT_EQ(m.path, "configs/m.pt");
+  EXPECT_EQ(m.labels_path, "configs/l.json");
+  EXPECT_EQ(m.batch_size, 4);
+  EXPECT_EQ(m.max_batch_delay.count(), 10);
+  EXPECT_EQ(m.response_timeout.count(), 2000);
+  EXPECT_EQ(m.preprocess.channels, 1);
+  EXPECT_FLOAT_EQ(m.preprocess.mean[0], 0.286f);
+  auto back = ModelConfigFromJson(ModelConfigToJson(m));
+  EXPECT_EQ(back.path, m.path);
+  EXPECT_EQ(back.response_timeout, m.response_timeout);
+  EXPECT_EQ(back.preprocess.std, m.preprocess.std);
+  EXPECT_EQ(back.batch_size, 4);
+}
+
+TEST(ServeConfigTest, EveryProblemHasFileAndPath) {
+  try {
+    Parse(R"({"models": {"m": {"path": "a.pt", "handler": "nope", "batchsize": 2,
+      "preprocess": {"channels": 1, "mean": [0.1, 0.2]}}}, "metrics_address": "x"})");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("configs/serve.json: $.models.m.handler: must be image_classifier"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("$.models.m.batchsize"), std::string::npos) << what;
+    EXPECT_NE(what.find("$.models.m.preprocess.mean: needs 1 values"), std::string::npos) << what;
+    EXPECT_NE(what.find("$.metrics_address: must be host:port"), std::string::npos) << what;
+  }
+  EXPECT_THROW(Parse(R"({"models": {}})"), ConfigError);
+}
+
+}  // namespace
+}  // namespace sg::serve

@@ -1,0 +1,138 @@
+// The TorchScript runner and HandleBatch over the real fixtures in tests/fixtures/models.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model_server/model_runner.h"
+#include "model_server/worker_core.h"
+#include "tests/support/test_support.h"
+#include "tests/unit/model_server/test_images.h"
+
+namespace sg::serve {
+namespace {
+
+std::string Fixture(const std::string& name) {
+  return (sg::testing::SourceDir() / "tests/fixtures/models" / name).string();
+}
+
+ModelConfig Fashion(int batch_size, bool optimize) {
+  ModelConfig m;
+  m.name = "fashion";
+  m.path = Fixture("fashion_tiny.pt");
+  m.labels_path = Fixture("fashion_index_to_name.json");
+  m.batch_size = batch_size;
+  m.optimize = optimize;
+  m.preprocess.resize = 28;
+  m.preprocess.crop = 28;
+  m.preprocess.channels = 1;
+  m.preprocess.mean = {0.286f};
+  m.preprocess.std = {0.353f};
+  m.topk = 10;
+  return m;
+}
+
+class RunnerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ConfigureTorchThreads(1, 1); }
+};
+
+TEST_F(RunnerTest, TensorModelMatchesPythonReference) {
+  ModelConfig m;
+  m.name = "t";
+  m.path = Fixture("tensor_tiny.pt");
+  m.handler = HandlerKind::kTensor;
+  m.input_shape = {4};
+  std::string error;
+  auto runner = LoadTorchScriptModel(m, &error);
+  ASSERT_TRUE(runner) << error;
+  std::ifstream in(Fixture("tensor_tiny_reference.json"));
+  auto ref = nlohmann::json::parse(in);
+  nlohmann::json request = {{"data", ref["input"]}, {"shape", {4}}};
+  auto replies = HandleBatch(*runner, m, {}, {request.dump()});
+  ASSERT_EQ(replies.size(), 1u);
+  ASSERT_EQ(replies[0].status, 200) << replies[0].body;
+  auto out = nlohmann::json::parse(replies[0].body);
+  EXPECT_EQ(out["shape"], nlohmann::json({3}));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(out["data"][i].get<double>(), ref["output"][i].get<double>(), 1e-5);
+  }
+}
+
+TEST_F(RunnerTest, BatchedEqualsUnbatchedWithinTolerance) {
+  std::string error;
+  for (bool optimize : {true, false}) {
+    auto model = Fashion(8, optimize);
+    auto runner = LoadTorchScriptModel(model, &error);
+    ASSERT_TRUE(runner) << error;
+    Labels labels;
+    ASSERT_TRUE(LoadLabels(model.labels_path, &labels, &error)) << error;
+    std::vector<std::string> images;
+    for (int i = 0; i < 8; ++i) {
+      images.push_back(serve::testing::EncodePng(serve::testing::GradientPixels(28, 28, 1, i), 28,
+                                                 28, 1));
+    }
+    images[3] = "not an image";  // a bad sample fails alone
+    std::vector<std::string_view> views(images.begin(), images.end());
+    auto batched = HandleBatch(*runner, model, labels, views);
+    ASSERT_EQ(batched.size(), 8u);
+    for (size_t i = 0; i < 8; ++i) {
+      auto single = HandleBatch(*runner, model, labels, {views[i]});
+      ASSERT_EQ(single[0].status, batched[i].status);
+      if (i == 3) {
+        EXPECT_EQ(batched[i].status, 400);
+        continue;
+      }
+      ASSERT_EQ(batched[i].status, 200) << batched[i].body;
+      auto a = nlohmann::json::parse(batched[i].body);
+      auto b = nlohmann::json::parse(single[0].body);
+      ASSERT_EQ(a.size(), 10u);
+      for (auto& [label, p] : a.items()) {
+        ASSERT_TRUE(b.contains(label));
+        EXPECT_NEAR(p.get<double>(), b[label].get<double>(), 1e-5) << label;
+      }
+    }
+    // Different inputs give different answers (the model is not constant).
+    EXPECT_NE(batched[0].body, batched[1].body);
+  }
+}
+
+TEST_F(RunnerTest, LoadErrorsAreClear) {
+  std::string error;
+  ModelConfig m = Fashion(1, true);
+  m.path = "/nonexistent.pt";
+  EXPECT_FALSE(LoadTorchScriptModel(m, &error));
+  EXPECT_EQ(error, "model \"fashion\": no such file /nonexistent.pt");
+  sg::testing::TempDir dir;
+  m.path = dir.Write("bad.pt", "not a zip").string();
+  EXPECT_FALSE(LoadTorchScriptModel(m, &error));
+  EXPECT_NE(error.find("cannot load"), std::string::npos) << error;
+  // Wrong preprocessing for the model: warm-up fails at load, not at the first request.
+  m = Fashion(1, true);
+  m.preprocess.channels = 3;
+  m.preprocess.mean = {0.5f, 0.5f, 0.5f};
+  m.preprocess.std = {0.5f, 0.5f, 0.5f};
+  EXPECT_FALSE(LoadTorchScriptModel(m, &error));
+  EXPECT_NE(error.find("warm-up failed"), std::string::npos) << error;
+  m.device = "cuda";
+  EXPECT_FALSE(LoadTorchScriptModel(m, &error));
+  EXPECT_EQ(error, "model \"fashion\": device cuda requested but this libtorch was built without CUDA");
+}
+
+TEST_F(RunnerTest, ModelExceptionFailsOnlyThatRequest) {
+  ModelConfig m;
+  m.name = "t";
+  m.path = Fixture("tensor_tiny.pt");
+  m.handler = HandlerKind::kTensor;  // no input_shape: the model itself rejects bad shapes
+  std::string error;
+  auto runner = LoadTorchScriptModel(m, &error);
+  ASSERT_TRUE(runner) << error;
+  auto replies = HandleBatch(*runner, m, {}, {R"({"data": [1, 2, 3]})", R"({"data": [1, 2, 3, 4]})"});
+  EXPECT_EQ(replies[0].status, 400);
+  EXPECT_NE(replies[0].body.find("model rejected the input"), std::string::npos) << replies[0].body;
+  EXPECT_EQ(replies[1].status, 200) << replies[1].body;
+}
+
+}  // namespace
+}  // namespace sg::serve
