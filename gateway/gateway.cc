@@ -115,6 +115,7 @@ class Gateway::Impl {
         signals_(ioc_, SIGTERM, SIGINT),
         counters_timer_(ioc_),
         drain_timer_(ioc_),
+        accept_backoff_(acceptor_.get_executor()),
         instance_(InstanceName()) {}
 
   bool Start(std::string* error) {
@@ -207,7 +208,13 @@ class Gateway::Impl {
       if (ec == net::error::operation_aborted) return;
       // Out of descriptors and the like: wait a little rather than spin.
       spdlog::warn("accept: {}", ec.message());
-    } else if (state_->active_sessions.load() >= config_.max_connections) {
+      accept_backoff_.expires_after(std::chrono::milliseconds(50));
+      accept_backoff_.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec && !stopping_) DoAccept();
+      });
+      return;
+    }
+    if (state_->active_sessions.load() >= config_.max_connections) {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
@@ -358,8 +365,7 @@ class Gateway::Impl {
   // Runs on an I/O thread. Stop accepting, drain sessions, wait for in-flight work (primary and
   // shadows) up to the grace period, then stop everything.
   void BeginStop() {
-    if (stopping_) return;
-    stopping_ = true;
+    if (stopping_.exchange(true)) return;
     state_->draining = true;
     beast::error_code ignored;
     net::post(acceptor_.get_executor(), [this] {
@@ -404,6 +410,7 @@ class Gateway::Impl {
   net::signal_set signals_;
   net::steady_timer counters_timer_;
   net::steady_timer drain_timer_;
+  net::steady_timer accept_backoff_;
   std::string instance_;
   std::shared_ptr<GatewayState> state_;
   std::unique_ptr<sg::http::HttpServer> admin_;

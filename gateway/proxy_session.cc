@@ -360,12 +360,34 @@ void ProxySession::DoWrite() {
 void ProxySession::OnWrite(beast::error_code ec, std::size_t) {
   DisarmTimer();
   response_ = {};
-  if (ec || close_after_write_) return Close();
+  if (ec) return Close();
+  if (close_after_write_) return LingeringClose();
   // Reset per-request state, then wait for the next request on this connection.
   head_ = false;
   request_id_.clear();
   route_name_.clear();
   DoWaitRequest();
+}
+
+void ProxySession::LingeringClose() {
+  // Closing with unread request bytes would reset the connection and could destroy the response
+  // before the client reads it: send FIN, then read and discard for a bounded time and size.
+  phase_ = Phase::kClosing;
+  beast::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  linger_budget_ = kLingerMaxBytes;
+  ArmTimer(kLingerTime);
+  DoLinger();
+}
+
+void ProxySession::DoLinger() {
+  if (!linger_buffer_) linger_buffer_ = std::make_unique<std::array<char, 16384>>();
+  socket_.async_read_some(net::buffer(*linger_buffer_),
+                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            if (ec || n >= self->linger_budget_) return self->Close();
+                            self->linger_budget_ -= n;
+                            self->DoLinger();
+                          });
 }
 
 void ProxySession::Close() {

@@ -4,6 +4,7 @@
 // All members are touched only on the session's strand (the socket's executor).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -32,7 +33,9 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void Abort();
 
  private:
-  enum class Phase { kWaiting, kReading, kProxying, kWriting, kClosed };
+  enum class Phase { kWaiting, kReading, kProxying, kWriting, kClosing, kClosed };
+  static constexpr std::chrono::milliseconds kLingerTime{500};  // after an error response
+  static constexpr std::size_t kLingerMaxBytes = 1 << 20;
 
   void DoWaitRequest();
   void OnWaitRequest(beast::error_code ec);
@@ -49,6 +52,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void SendError(http::status status, const std::string& message, bool close);
   void DoWrite();
   void OnWrite(beast::error_code ec, std::size_t bytes);
+  void LingeringClose();
+  void DoLinger();
   void Close();
   void ArmTimer(std::chrono::steady_clock::duration timeout);
   void DisarmTimer();
@@ -79,6 +84,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::vector<std::shared_ptr<PairCollector>> collectors_;
 
   Response response_;
+  std::unique_ptr<std::array<char, 16384>> linger_buffer_;
+  std::size_t linger_budget_ = 0;
   bool close_after_write_ = false;
 };
 

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Gateway benchmark: wrk -> {shadowgate | nginx with `mirror`} -> an nginx upstream returning a
+# small body, in four cases: no mirror; 100% mirror to a fast shadow (nginx); 100% mirror to a
+# shadow answering after 200 ms; 100% mirror to a shadow that is down (connection refused).
+#
+#   bench/gateway/run.sh [DURATION_S] [CONNECTIONS]      (defaults: 8 s, 64 connections)
+#
+# Needs build/bin/shadowgate (or SHADOWGATE=path), nginx, wrk, python3. Prints one markdown table
+# with req/s, p50 and p99 for both proxies and the shadowgate/nginx ratios, all from this run.
+# Everything runs on this machine, so the proxies share the CPUs with wrk and the upstreams:
+# compare rows of one run, not runs on different machines.
+set -euo pipefail
+
+DURATION=${1:-8}
+CONNECTIONS=${2:-64}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SHADOWGATE=${SHADOWGATE:-$ROOT/build/bin/shadowgate}
+THREADS=${THREADS:-2}
+WORK=$(mktemp -d /tmp/sg-bench-gw.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+UP=$(free_port); FAST=$(free_port); SLOW=$(free_port); DEAD=$(free_port)
+NGX_PROXY=$(free_port); SG=$(free_port); SG_ADMIN=$(free_port)
+
+temp_paths="client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
+  uwsgi_temp_path $WORK; scgi_temp_path $WORK;"
+
+# The upstream and the fast shadow: one nginx, one worker, small JSON bodies.
+cat > "$WORK/upstreams.conf" <<NGX
+daemon off; master_process on; worker_processes 1; pid $WORK/upstreams.pid;
+error_log $WORK/upstreams.err warn; events { worker_connections 4096; }
+http { access_log off; $temp_paths keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { default_type application/json;
+    return 200 '{"label": "gpu", "score": 0.98}'; } }
+  server { listen 127.0.0.1:$FAST; location / { default_type application/json;
+    return 200 '{"label": "cpu", "score": 0.97}'; } } }
+NGX
+nginx -p "$WORK" -c "$WORK/upstreams.conf" -e "$WORK/upstreams.err" & PIDS+=($!)
+python3 "$ROOT/bench/gateway/slow_upstream.py" "$SLOW" 200 & PIDS+=($!)
+wait_port "$UP"; wait_port "$FAST"; wait_port "$SLOW"
+
+# nginx as the mirroring proxy (same worker count as shadowgate's I/O threads, keep-alive pools).
+nginx_proxy_conf() {  # $1: shadow port or "" for no mirror
+  local mirror="" shadow_upstream=""
+  if [[ -n "$1" ]]; then
+    mirror="mirror /mirror; mirror_request_body on;"
+    shadow_upstream="upstream shadow { server 127.0.0.1:$1; keepalive 64; }"
+  fi
+  cat <<NGX
+daemon off; master_process on; worker_processes $THREADS; pid $WORK/proxy.pid;
+error_log $WORK/proxy.err error; events { worker_connections 8192; }
+http { access_log off; $temp_paths keepalive_requests 1000000;
+  upstream primary { server 127.0.0.1:$UP; keepalive 64; }
+  $shadow_upstream
+  server { listen 127.0.0.1:$NGX_PROXY;
+    location / { $mirror proxy_pass http://primary; proxy_http_version 1.1;
+      proxy_set_header Connection ""; }
+    $( [[ -n "$1" ]] && echo "location = /mirror { internal; proxy_pass http://shadow\$request_uri;
+      proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_connect_timeout 1s;
+      proxy_read_timeout 5s; }" ) } }
+NGX
+}
+
+shadowgate_conf() {  # $1: shadow port or ""
+  local mirrors="[]"
+  if [[ -n "$1" ]]; then
+    mirrors='[{"name": "shadow", "upstream": "shadow", "percent": 100, "timeout": "5s", "max_in_flight": 256}]'
+  fi
+  cat <<JSON
+{"listen": "127.0.0.1:$SG", "admin_listen": "127.0.0.1:$SG_ADMIN", "io_threads": $THREADS,
+ "upstreams": {"primary": {"endpoints": ["127.0.0.1:$UP"]},
+               "shadow": {"endpoints": ["127.0.0.1:${1:-$UP}"], "connect_timeout": "1s",
+                          "max_connections": 512}},
+ "routes": [{"name": "bench", "upstream": "primary", "mirrors": $mirrors}],
+ "capture": {"pair_log": {"path": "$WORK/pairs.jsonl", "max_file_bytes": 67108864,
+                          "max_files": 1}}}
+JSON
+}
+
+# Runs wrk against $1 and prints "req/s p50_ms p99_ms".
+measure() {
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/predictions/x" \
+    > "$WORK/wrk.txt" 2>&1
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
+                     if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec:/ { rps = $2 }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' "$WORK/wrk.txt"
+}
+
+run_nginx() {
+  nginx_proxy_conf "$1" > "$WORK/proxy.conf"
+  nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy.err" & local pid=$!
+  wait_port "$NGX_PROXY"
+  measure "$NGX_PROXY"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+run_shadowgate() {
+  shadowgate_conf "$1" > "$WORK/sg.json"
+  rm -f "$WORK/pairs.jsonl"*
+  "$SHADOWGATE" --config "$WORK/sg.json" --log-level warn & local pid=$!
+  wait_port "$SG"
+  measure "$SG"
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+declare -a NAMES=("no mirror" "100% mirror, fast shadow" "100% mirror, 200 ms shadow" \
+                  "100% mirror, shadow down")
+declare -a SHADOWS=("" "$FAST" "$SLOW" "$DEAD")
+echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s; proxies with $THREADS workers/threads; $(nproc) CPUs"
+echo
+echo "| case | shadowgate req/s | p50 ms | p99 ms | nginx req/s | p50 ms | p99 ms | req/s ratio | p99 ratio |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+SG_P99_BASE=""
+for i in 0 1 2 3; do
+  read -r s_rps s_p50 s_p99 < <(run_shadowgate "${SHADOWS[$i]}")
+  read -r n_rps n_p50 n_p99 < <(run_nginx "${SHADOWS[$i]}")
+  [[ -z "$SG_P99_BASE" ]] && SG_P99_BASE=$s_p99
+  awk -v name="${NAMES[$i]}" -v sr="$s_rps" -v s5="$s_p50" -v s9="$s_p99" \
+      -v nr="$n_rps" -v n5="$n_p50" -v n9="$n_p99" 'BEGIN {
+    printf "| %s | %d | %.2f | %.2f | %d | %.2f | %.2f | %.2fx | %.2fx |\n",
+      name, sr, s5, s9, nr, n5, n9, (nr > 0 ? sr / nr : 0), (n9 > 0 ? s9 / n9 : 0) }'
+  SG_P99[$i]=$s_p99
+done
+echo
+awk -v base="$SG_P99_BASE" -v slow="${SG_P99[2]}" -v dead="${SG_P99[3]}" 'BEGIN {
+  printf "shadowgate p99 vs its no-mirror p99: 200 ms shadow %.2fx, shadow down %.2fx\n",
+    slow / base, dead / base }'

@@ -1,0 +1,516 @@
+// The real shadowgate binary on 127.0.0.1 between a client and real upstreams: nginx, and
+// TestUpstream (which can be slow, fail, reset, hang or refuse).
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "common/pair_record.h"
+#include "common/strings.h"
+#include "tests/integration/gateway/test_upstream.h"
+#include "tests/support/test_support.h"
+
+namespace sg::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+using Mode = TestUpstream::Mode;
+
+std::string Addr(int port) {
+  return "127.0.0.1:" + std::to_string(port);
+}
+
+// A config with one route "r" to `primary_port`, optionally mirrored to `shadow_port`.
+json MakeConfig(int primary_port, int shadow_port = 0, json mirror = json::object()) {
+  json config = {{"io_threads", 2},
+                 {"shutdown_grace", "1s"},
+                 {"client_header_timeout", "400ms"},
+                 {"client_body_timeout", "400ms"},
+                 {"max_header_bytes", 4096},
+                 {"max_request_body_bytes", 100000},
+                 {"upstreams",
+                  {{"primary",
+                    {{"endpoints", {Addr(primary_port)}},
+                     {"header_timeout", "500ms"},
+                     {"total_timeout", "2s"}}}}},
+                 {"routes", {{{"name", "r"}, {"upstream", "primary"}}}},
+                 {"capture", {{"request_headers", {"content-type"}}, {"max_body_bytes", 1024}}}};
+  if (shadow_port) {
+    config["upstreams"]["shadow"] = {{"endpoints", {Addr(shadow_port)}},
+                                     {"connect_timeout", "200ms"}};
+    json m = {{"name", "cpu"}, {"upstream", "shadow"}, {"timeout", "300ms"}};
+    m.update(mirror);
+    config["routes"][0]["mirrors"] = {m};
+  }
+  return config;
+}
+
+class Gateway {
+ public:
+  explicit Gateway(json config, const TempDir& dir) {
+    port_ = FreePort();
+    admin_port_ = FreePort();
+    config["listen"] = Addr(port_);
+    config["admin_listen"] = Addr(admin_port_);
+    pairs_ = (dir.path() / ("pairs-" + std::to_string(port_) + ".jsonl")).string();
+    config["capture"]["pair_log"] = {{"path", pairs_}, {"counters_interval", "60s"}};
+    auto path = dir.Write("gateway-" + std::to_string(port_) + ".json", config.dump(2));
+    process_.emplace("shadowgate", std::vector<std::string>{"--config", path.string()});
+    std::string why;
+    ready_ = process_->WaitReady(admin_port_, "/healthz", 10s, &why);
+    EXPECT_TRUE(ready_) << why;
+  }
+  int port() const { return port_; }
+  int admin_port() const { return admin_port_; }
+  bool ready() const { return ready_; }
+  ChildProcess& process() { return *process_; }
+
+  // The value of one sample line of /metrics ("name{labels}"), 0 when absent.
+  double Metric(const std::string& sample) const {
+    auto response = HttpGet(admin_port_, "/metrics");
+    if (!response) return -1;
+    std::istringstream in(response->body);
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with(sample + " ")) return std::stod(line.substr(sample.size() + 1));
+    }
+    return 0;
+  }
+  double Outcome(const std::string& outcome) const {
+    return Metric("sg_gateway_mirror_outcomes_total{route=\"r\",mirror=\"cpu\",outcome=\"" +
+                  outcome + "\"}");
+  }
+  double NotMirrored(const std::string& reason) const {
+    return Metric("sg_gateway_not_mirrored_total{route=\"r\",mirror=\"cpu\",reason=\"" + reason +
+                  "\"}");
+  }
+  // Stops the gateway (SIGTERM) and returns the pair log's entries.
+  std::vector<PairLogEntry> StopAndReadPairs() {
+    int status = process_->Stop(10s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
+    std::vector<PairLogEntry> entries;
+    std::ifstream in(pairs_);
+    for (std::string line; std::getline(in, line);) {
+      std::string why;
+      auto entry = DecodePairLogLine(line, &why);
+      EXPECT_TRUE(entry) << why << ": " << line;
+      if (entry) entries.push_back(*entry);
+    }
+    return entries;
+  }
+
+ private:
+  int port_ = 0;
+  int admin_port_ = 0;
+  bool ready_ = false;
+  std::string pairs_;
+  std::optional<ChildProcess> process_;
+};
+
+bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+std::string RawGet(int port, const std::string& target, const std::string& id,
+                   const std::string& extra = "") {
+  return RawExchange(port, "GET " + target + " HTTP/1.1\r\nHost: test\r\nX-Request-Id: " + id +
+                               "\r\n" + extra + "Connection: close\r\n\r\n");
+}
+
+int StatusOf(const std::string& raw) {
+  if (raw.size() < 12 || !raw.starts_with("HTTP/1.1 ")) return 0;
+  return std::stoi(raw.substr(9, 3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shadow faults: the client's bytes never change, every fault is counted with its outcome.
+
+struct FaultCase {
+  std::string name;
+  Mode mode;  // ignored when refused
+  bool refused;
+  std::string outcome;
+};
+
+class ShadowFaultTest : public ::testing::TestWithParam<FaultCase> {};
+
+TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
+  const auto& fault = GetParam();
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed, "the primary's answer\n"});
+  const int kRequests = 8;
+
+  // Baseline: no mirror.
+  std::vector<std::string> baseline;
+  {
+    Gateway gateway(MakeConfig(primary.port()), dir);
+    ASSERT_TRUE(gateway.ready());
+    for (int i = 0; i < kRequests; ++i) {
+      baseline.push_back(
+          RawGet(gateway.port(), "/p/" + std::to_string(i), "id-" + std::to_string(i)));
+      ASSERT_EQ(StatusOf(baseline.back()), 200) << baseline.back();
+    }
+  }
+
+  // The same requests, mirrored to a faulty shadow.
+  std::optional<TestUpstream> shadow;
+  int shadow_port = FreePort();  // nothing listens there: refused
+  if (!fault.refused) {
+    TestUpstream::Options options{fault.mode, "shadow\n", 3000ms};
+    shadow.emplace(options);
+    shadow_port = shadow->port();
+  }
+  Gateway gateway(MakeConfig(primary.port(), shadow_port, {{"timeout", "1s"}}), dir);
+  ASSERT_TRUE(gateway.ready());
+  for (int i = 0; i < kRequests; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto raw = RawGet(gateway.port(), "/p/" + std::to_string(i), "id-" + std::to_string(i));
+    auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(raw, baseline[static_cast<size_t>(i)]) << fault.name;
+    // The client never waits for the shadow (its timeout is 1 s, its delay 3 s).
+    EXPECT_LT(elapsed, 500ms) << fault.name;
+  }
+  EXPECT_TRUE(WaitUntil([&] { return gateway.Outcome(fault.outcome) == kRequests; }, 5s))
+      << fault.name << ": " << gateway.Outcome(fault.outcome);
+  for (std::string other : {"ok", "shadow_error", "shadow_timeout", "connect_failed"}) {
+    if (other != fault.outcome) {
+      EXPECT_EQ(gateway.Outcome(other), 0) << other;
+    }
+  }
+  auto entries = gateway.StopAndReadPairs();
+  int pairs = 0;
+  bool counters_seen = false;
+  for (const auto& entry : entries) {
+    if (auto* pair = std::get_if<PairRecord>(&entry)) {
+      ++pairs;
+      EXPECT_EQ(pair->shadow.outcome, fault.outcome);
+      EXPECT_EQ(pair->primary.status, 200);
+      EXPECT_EQ(pair->primary.body, "the primary's answer\n");
+      EXPECT_TRUE(pair->id.starts_with("id-"));
+    } else {
+      const auto& counters = std::get<MirrorCounters>(entry);
+      counters_seen = true;
+      EXPECT_EQ(counters.requests, static_cast<uint64_t>(kRequests));
+      EXPECT_EQ(counters.mirrored.at(fault.outcome), static_cast<uint64_t>(kRequests));
+    }
+  }
+  EXPECT_EQ(pairs, kRequests);
+  EXPECT_TRUE(counters_seen);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, ShadowFaultTest,
+    ::testing::Values(FaultCase{"healthy", Mode::kFixed, false, "ok"},
+                      FaultCase{"slow", Mode::kSlow, false, "shadow_timeout"},
+                      FaultCase{"hang", Mode::kHang, false, "shadow_timeout"},
+                      FaultCase{"error500", Mode::kError, false, "shadow_error"},
+                      FaultCase{"reset", Mode::kReset, false, "shadow_error"},
+                      FaultCase{"closed", Mode::kClose, false, "shadow_error"},
+                      FaultCase{"refused", Mode::kFixed, true, "connect_failed"}),
+    [](const auto& info) { return info.param.name; });
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(GatewayTest, NginxPrimaryAndShadowWithPairsAndConnectionReuse) {
+  TempDir dir;
+  int primary_port = FreePort();
+  int shadow_port = FreePort();
+  auto tmp = dir.path().string();
+  auto conf = dir.Write(
+      "nginx.conf",
+      "daemon off; master_process off; pid " + tmp +
+          "/nginx.pid;\n"
+          "error_log stderr warn; events {}\n"
+          "http { access_log off; client_body_temp_path " +
+          tmp +
+          ";\n"
+          "  proxy_temp_path " +
+          tmp + "; fastcgi_temp_path " + tmp +
+          ";\n"
+          "  uwsgi_temp_path " +
+          tmp + "; scgi_temp_path " + tmp +
+          ";\n"
+          "  server { listen 127.0.0.1:" +
+          std::to_string(primary_port) +
+          ";\n"
+          "    location / { default_type application/json; return 200 '{\"label\": \"gpu\"}'; } }\n"
+          "  server { listen 127.0.0.1:" +
+          std::to_string(shadow_port) +
+          ";\n"
+          "    location / { default_type application/json; return 200 '{\"label\": \"cpu\"}'; } } "
+          "}\n");
+  ChildProcess nginx("/usr/sbin/nginx", {"-p", tmp, "-c", conf.string(), "-e", "stderr"});
+  std::string why;
+  ASSERT_TRUE(nginx.WaitReady(primary_port, "", 10s, &why)) << why;
+  ASSERT_TRUE(WaitForPort(shadow_port, 5s));
+
+  Gateway gateway(MakeConfig(primary_port, shadow_port), dir);
+  ASSERT_TRUE(gateway.ready());
+  const int kRequests = 20;
+  for (int i = 0; i < kRequests; ++i) {
+    HttpRequestSpec spec;
+    spec.method = "POST";
+    spec.target = "/predictions/fashion";
+    spec.headers = {{"Content-Type", "image/png"}};
+    spec.body = std::string(100, static_cast<char>('a' + i % 26));
+    auto response = Http(gateway.port(), spec);
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, "{\"label\": \"gpu\"}");
+    EXPECT_EQ(response->Header("x-request-id").size(), 32u);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return gateway.Outcome("ok") == kRequests; }, 5s));
+  // Upstream connections are reused for the primary and for the shadow.
+  double reused_primary =
+      gateway.Metric("sg_gateway_pool_reused_exchanges{upstream=\"primary\",pool=\"primary\"}");
+  double reused_shadow =
+      gateway.Metric("sg_gateway_pool_reused_exchanges{upstream=\"shadow\",pool=\"mirror:r/cpu\"}");
+  EXPECT_GE(reused_primary, kRequests - 2);
+  EXPECT_GE(reused_shadow, kRequests - 2);
+  auto entries = gateway.StopAndReadPairs();
+  int pairs = 0;
+  for (const auto& entry : entries) {
+    auto* pair = std::get_if<PairRecord>(&entry);
+    if (!pair) continue;
+    ++pairs;
+    EXPECT_EQ(pair->route, "r");
+    EXPECT_EQ(pair->mirror, "cpu");
+    EXPECT_EQ(pair->request.method, "POST");
+    EXPECT_EQ(pair->request.size, 100u);
+    EXPECT_EQ(pair->request.sha256, Sha256Hex(*pair->request.body));
+    EXPECT_EQ(pair->request.headers.at("content-type"), "image/png");
+    EXPECT_EQ(pair->primary.body, "{\"label\": \"gpu\"}");
+    EXPECT_EQ(pair->shadow.body, "{\"label\": \"cpu\"}");
+    EXPECT_EQ(pair->shadow.headers.at("content-type"), "application/json");
+    EXPECT_GE(pair->shadow.send_offset_us, 0);
+    EXPECT_LT(pair->shadow.send_offset_us, 50000);
+  }
+  EXPECT_EQ(pairs, kRequests);
+}
+
+TEST(GatewayTest, ProxySemanticsAndShadowRedaction) {
+  TempDir dir;
+  TestUpstream primary({Mode::kEcho});
+  TestUpstream shadow({Mode::kEcho});
+  Gateway gateway(MakeConfig(primary.port(), shadow.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+  auto raw = RawExchange(gateway.port(),
+                         "POST /x?q=1 HTTP/1.1\r\nHost: api.test\r\n"
+                         "Connection: close, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: 5\r\n"
+                         "Proxy-Authorization: Basic p\r\nAuthorization: Bearer prod\r\n"
+                         "Cookie: s=1\r\nX-Forwarded-For: 10.1.1.1\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n"
+                         "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n");
+  ASSERT_EQ(StatusOf(raw), 200) << raw;
+  ASSERT_TRUE(WaitUntil([&] { return shadow.received_count() == 1; }, 3s));
+  auto p = primary.received().at(0);
+  EXPECT_EQ(p.method, "POST");
+  EXPECT_EQ(p.target, "/x?q=1");
+  EXPECT_EQ(p.body, "abcdefg");  // de-chunked
+  EXPECT_EQ(p.headers["content-length"], "7");
+  EXPECT_EQ(p.headers.count("transfer-encoding"), 0u);
+  EXPECT_EQ(p.headers.count("x-hop"), 0u);
+  EXPECT_EQ(p.headers.count("keep-alive"), 0u);
+  EXPECT_EQ(p.headers.count("proxy-authorization"), 0u);
+  EXPECT_EQ(p.headers["authorization"], "Bearer prod");  // the primary gets credentials
+  EXPECT_EQ(p.headers["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
+  EXPECT_EQ(p.headers["x-forwarded-proto"], "http");
+  EXPECT_EQ(p.headers["x-forwarded-host"], "api.test");
+  EXPECT_EQ(p.headers["x-request-id"].size(), 32u);
+  EXPECT_NE(raw.find("X-Request-Id: " + p.headers["x-request-id"]), std::string::npos) << raw;
+  EXPECT_EQ(p.headers.count("x-shadow-request"), 0u);
+  auto s = shadow.received().at(0);
+  EXPECT_EQ(s.body, "abcdefg");
+  EXPECT_EQ(s.headers.count("authorization"), 0u);  // redacted
+  EXPECT_EQ(s.headers.count("cookie"), 0u);
+  EXPECT_EQ(s.headers["x-shadow-request"], "1");
+  EXPECT_EQ(s.headers["x-request-id"], p.headers["x-request-id"]);
+}
+
+TEST(GatewayTest, ChunkedUpstreamResponseAndKeepAliveAndPipelining) {
+  TempDir dir;
+  TestUpstream primary({Mode::kChunked, "0123456789abcdef"});
+  Gateway gateway(MakeConfig(primary.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+  // Two pipelined requests on one connection, then the second closes it.
+  auto raw = RawExchange(gateway.port(),
+                         "GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+                         "GET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  size_t first = raw.find("HTTP/1.1 200");
+  size_t second = raw.find("HTTP/1.1 200", first + 1);
+  ASSERT_NE(second, std::string::npos) << raw;
+  EXPECT_EQ(raw.find("Transfer-Encoding"), std::string::npos);
+  EXPECT_NE(raw.find("Content-Length: 16"), std::string::npos);
+  EXPECT_EQ(raw.substr(second - 16, 16), "0123456789abcdef");
+  EXPECT_TRUE(raw.ends_with("0123456789abcdef"));
+  EXPECT_NE(raw.find("Connection: close"), std::string::npos);
+  // One upstream connection served both (pooled keep-alive).
+  EXPECT_EQ(primary.connections(), 1);
+  // HEAD: headers only.
+  auto head =
+      RawExchange(gateway.port(), "HEAD /h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(StatusOf(head), 200) << head;
+  EXPECT_TRUE(head.ends_with("\r\n\r\n")) << head;
+}
+
+TEST(GatewayTest, HostileAndBrokenRequestsGetTheRightStatus) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  Gateway gateway(MakeConfig(primary.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+  int port = gateway.port();
+  auto post = [&](const std::string& headers, const std::string& body) {
+    return RawExchange(port, "POST /x HTTP/1.1\r\nHost: t\r\n" + headers + "\r\n" + body, 3s);
+  };
+  EXPECT_EQ(StatusOf(post("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", "abc")), 400);
+  EXPECT_EQ(StatusOf(post("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", "abc")), 400);
+  EXPECT_EQ(StatusOf(post("Content-Length: 3\r\nContent-Length: 4\r\n", "abcd")), 400);
+  EXPECT_EQ(StatusOf(post("Content-Length: x\r\n", "")), 400);
+  EXPECT_EQ(StatusOf(post("Transfer-Encoding: chunked\r\n", "zz\r\nabc\r\n0\r\n\r\n")), 400);
+  EXPECT_EQ(StatusOf(post("Transfer-Encoding: gzip\r\n", "abc")), 400);
+  EXPECT_EQ(StatusOf(RawExchange(port, "NOT HTTP AT ALL\r\n\r\n")), 400);
+  EXPECT_EQ(StatusOf(post("X-Big: " + std::string(8000, 'x') + "\r\n", "")), 431);
+  EXPECT_EQ(StatusOf(post("Content-Length: 200000\r\n", "")), 413);
+  auto chunked_big = post("Transfer-Encoding: chunked\r\n",
+                          "30000\r\n" + std::string(0x30000, 'a') + "\r\n0\r\n\r\n");
+  EXPECT_EQ(StatusOf(chunked_big), 413);
+  // Too slow: half a header, then nothing (client_header_timeout 400 ms).
+  auto start = std::chrono::steady_clock::now();
+  auto slow = RawExchange(port, "GET /x HTTP/1.1\r\nHost: t\r\n", 3s);
+  EXPECT_EQ(StatusOf(slow), 408) << slow;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  // Body promised, never sent.
+  EXPECT_EQ(StatusOf(post("Content-Length: 10\r\n", "abc")), 408);
+  // Every refusal above closed its connection, and the gateway still serves.
+  auto ok = HttpGet(port, "/fine");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_TRUE(gateway.process().process().Running());
+}
+
+TEST(GatewayTest, UpstreamFailuresMapTo502And504) {
+  TempDir dir;
+  struct Case {
+    std::optional<Mode> mode;  // nullopt: refused
+    int status;
+  };
+  for (auto [mode, status] : {Case{std::nullopt, 502}, Case{Mode::kReset, 502},
+                              Case{Mode::kClose, 502}, Case{Mode::kHang, 504}}) {
+    std::optional<TestUpstream> upstream;
+    int port = FreePort();
+    if (mode) {
+      upstream.emplace(TestUpstream::Options{*mode});
+      port = upstream->port();
+    }
+    Gateway gateway(MakeConfig(port), dir);
+    ASSERT_TRUE(gateway.ready());
+    auto response = HttpGet(gateway.port(), "/x");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, status) << static_cast<int>(mode.value_or(Mode::kFixed));
+    EXPECT_EQ(response->Header("content-type"), "application/json");
+  }
+}
+
+TEST(GatewayTest, OverloadAndRuntimePercentAndAdmin) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  TestUpstream shadow({Mode::kHang});
+  Gateway gateway(MakeConfig(primary.port(), shadow.port(),
+                             {{"max_in_flight", 2}, {"timeout", "5s"}, {"max_body_bytes", 10}}),
+                  dir);
+  ASSERT_TRUE(gateway.ready());
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(HttpGet(gateway.port(), "/x")->status, 200);
+  EXPECT_EQ(gateway.NotMirrored("overload"), 3);
+  // Too large to mirror, still proxied.
+  HttpRequestSpec big;
+  big.method = "POST";
+  big.target = "/x";
+  big.body = std::string(11, 'b');
+  EXPECT_EQ(Http(gateway.port(), big)->status, 200);
+  EXPECT_EQ(gateway.NotMirrored("body_too_large"), 1);
+
+  // Runtime control: 0% stops mirroring at once.
+  HttpRequestSpec put;
+  put.method = "PUT";
+  put.target = "/admin/routes/r/mirrors/0";
+  put.body = R"({"percent": 0})";
+  auto changed = Http(gateway.admin_port(), put);
+  ASSERT_TRUE(changed);
+  EXPECT_EQ(changed->status, 200) << changed->body;
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(HttpGet(gateway.port(), "/x")->status, 200);
+  EXPECT_EQ(gateway.NotMirrored("sampled_out"), 4);
+  auto config = HttpGet(gateway.admin_port(), "/admin/config");
+  ASSERT_TRUE(config);
+  EXPECT_EQ(json::parse(config->body)["routes"][0]["mirrors"][0]["percent"], 0);
+  put.body = R"({"percent": 120})";
+  EXPECT_EQ(Http(gateway.admin_port(), put)->status, 400);
+  put.target = "/admin/routes/nope/mirrors/0";
+  put.body = R"({"percent": 5})";
+  EXPECT_EQ(Http(gateway.admin_port(), put)->status, 404);
+  EXPECT_EQ(HttpGet(gateway.admin_port(), "/readyz")->status, 200);
+  EXPECT_EQ(gateway.Metric("sg_gateway_requests_total{route=\"r\",status=\"200\"}"), 10);
+  EXPECT_EQ(gateway.Metric("sg_gateway_mirror_in_flight{route=\"r\",mirror=\"cpu\"}"), 2);
+}
+
+TEST(GatewayTest, SigtermFinishesInFlightRequestsAndFlushesPairs) {
+  TempDir dir;
+  TestUpstream primary({Mode::kSlow, "slow primary\n", 400ms});
+  TestUpstream shadow({Mode::kFixed});
+  Gateway gateway(MakeConfig(primary.port(), shadow.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+  std::optional<HttpResponse> response;
+  std::thread client([&] { response = HttpGet(gateway.port(), "/x"); });
+  ASSERT_TRUE(WaitUntil([&] { return primary.received_count() == 1; }, 3s));
+  gateway.process().process().Signal(SIGTERM);
+  client.join();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "slow primary\n");
+  auto entries = gateway.StopAndReadPairs();
+  ASSERT_GE(entries.size(), 2u);
+  EXPECT_EQ(std::get<PairRecord>(entries[0]).primary.body, "slow primary\n");
+  EXPECT_FALSE(WaitForPort(gateway.port(), 100ms));
+}
+
+TEST(GatewayTest, CheckSubcommandListsProblemsAndExits2) {
+  TempDir dir;
+  auto bad =
+      dir.Write("bad.json", R"({"upstreams": {}, "routes": [{"upstream": "x"}], "oops": 1})");
+  auto out = dir.path() / "out.txt";
+  SpawnOptions options;
+  options.stdout_path = out.string();
+  options.stderr_path = out.string();
+  std::string error;
+  auto child = Subprocess::Spawn(
+      {(BinDir() / "shadowgate").string(), "check", "--config", bad.string()}, options, &error);
+  ASSERT_TRUE(child) << error;
+  auto status = child->WaitFor(10s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find(bad.string() + ": $.oops: unknown key"), std::string::npos) << text;
+  EXPECT_NE(text.find(bad.string() + ": $.routes[0].upstream: unknown upstream \"x\""),
+            std::string::npos)
+      << text;
+  auto good = Subprocess::Spawn({(BinDir() / "shadowgate").string(), "check", "--config",
+                                 (SourceDir() / "configs" / "gateway.example.json").string()},
+                                options, &error);
+  ASSERT_TRUE(good);
+  auto good_status = good->WaitFor(10s);
+  ASSERT_TRUE(good_status);
+  EXPECT_EQ(WEXITSTATUS(*good_status), 0);
+}
+
+}  // namespace
+}  // namespace sg::testing

@@ -1,0 +1,135 @@
+#include "gateway/gateway_config.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/test_support.h"
+
+namespace sg::gateway {
+namespace {
+
+GatewayConfig Parse(const std::string& text) {
+  return ParseConfig<GatewayConfig>(text, "gw.json", ParseGatewayConfig);
+}
+
+std::vector<std::string> Problems(const std::string& text) {
+  try {
+    Parse(text);
+  } catch (const ConfigError& e) {
+    return e.problems();
+  }
+  return {};
+}
+
+const char* kMinimal = R"({"upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}},
+                           "routes": [{"upstream": "a"}]})";
+
+TEST(GatewayConfigTest, MinimalConfigGetsDocumentedDefaults) {
+  auto config = Parse(kMinimal);
+  EXPECT_EQ(config.listen_host, "0.0.0.0");
+  EXPECT_EQ(config.listen_port, 8080);
+  EXPECT_EQ(config.admin_host, "127.0.0.1");
+  EXPECT_EQ(config.admin_port, 9901);
+  ASSERT_EQ(config.routes.size(), 1u);
+  EXPECT_EQ(config.routes[0].name, "route0");
+  EXPECT_EQ(config.routes[0].path_prefix, "/");
+  EXPECT_EQ(config.redact_headers,
+            (std::vector<std::string>{"authorization", "cookie", "proxy-authorization"}));
+  EXPECT_EQ(config.capture.response_headers, std::vector<std::string>{"content-type"});
+  ASSERT_EQ(config.upstreams.size(), 1u);
+  EXPECT_EQ(config.upstreams[0].endpoints[0].port, 81);
+  EXPECT_EQ(config.upstreams[0].connect_timeout, std::chrono::seconds(1));
+}
+
+TEST(GatewayConfigTest, FullMirrorIsParsed) {
+  auto config = Parse(R"({"upstreams": {"a": {"endpoints": ["127.0.0.1:81", "[::1]:82"]},
+                                        "b": {"endpoints": ["localhost:83"]}},
+    "routes": [{"name": "r", "hosts": ["API.example.com"], "path_prefix": "/p/",
+                "methods": ["post"], "upstream": "a",
+                "mirrors": [{"name": "m", "upstream": "b", "percent": 12.5, "sampling": "hash",
+                             "hash_header": "X-User", "mirror_body": false,
+                             "max_body_bytes": 10, "timeout": "250ms", "max_in_flight": 3}]}]})");
+  const auto& route = config.routes[0];
+  EXPECT_EQ(route.hosts, std::vector<std::string>{"api.example.com"});
+  EXPECT_EQ(route.methods, std::vector<std::string>{"POST"});
+  const auto& m = route.mirrors[0];
+  EXPECT_EQ(m.name, "m");
+  EXPECT_DOUBLE_EQ(m.percent, 12.5);
+  EXPECT_EQ(m.sampling, Sampling::kHash);
+  EXPECT_EQ(m.hash_header, "x-user");
+  EXPECT_FALSE(m.mirror_body);
+  EXPECT_EQ(m.max_body_bytes, 10);
+  EXPECT_EQ(m.timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(m.max_in_flight, 3);
+  EXPECT_EQ(config.upstreams[0].endpoints[1].host, "::1");
+}
+
+TEST(GatewayConfigTest, EveryProblemIsReportedWithFileAndPath) {
+  auto problems = Problems(R"({"listen": "nope", "typo": 1,
+    "upstreams": {"a": {"endpoints": [], "idle": "1s"}},
+    "routes": [{"upstream": "b",
+                "mirrors": [{"upstream": "a", "percent": 120, "sampling": "hash"},
+                            {"upstream": "a", "sampling": "random", "timeout": "soon"}]}]})");
+  auto has = [&](const std::string& text) {
+    for (const auto& p : problems) {
+      if (p == text) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("gw.json: $.listen: must be \"host:port\", got \"nope\"")) << problems.size();
+  EXPECT_TRUE(has("gw.json: $.typo: unknown key"));
+  EXPECT_TRUE(has("gw.json: $.upstreams.a.endpoints: must list at least one endpoint"));
+  EXPECT_TRUE(has("gw.json: $.upstreams.a.idle: unknown key"));
+  EXPECT_TRUE(has("gw.json: $.routes[0].upstream: unknown upstream \"b\""));
+  EXPECT_TRUE(has("gw.json: $.routes[0].mirrors[0].percent: must be in [0, 100], got 120"));
+  EXPECT_TRUE(has("gw.json: $.routes[0].mirrors[0]: hash sampling needs \"hash_header\""));
+  EXPECT_TRUE(
+      has("gw.json: $.routes[0].mirrors[1].sampling: must be \"counter\" or \"hash\", got "
+          "\"random\""));
+  bool timeout_reported = false;
+  for (const auto& p : problems) {
+    if (p.starts_with("gw.json: $.routes[0].mirrors[1].timeout: ")) timeout_reported = true;
+  }
+  EXPECT_TRUE(timeout_reported);
+}
+
+TEST(GatewayConfigTest, DuplicateNamesAreErrors) {
+  auto problems = Problems(R"({"upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}},
+    "routes": [{"name": "r", "upstream": "a", "mirrors": [{"name": "m", "upstream": "a"},
+                                                          {"name": "m", "upstream": "a"}]},
+               {"name": "r", "upstream": "a"}]})");
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0], "gw.json: $.routes[0].mirrors[1].name: duplicate mirror name \"m\"");
+  EXPECT_EQ(problems[1], "gw.json: $.routes[1].name: duplicate route name \"r\"");
+}
+
+TEST(GatewayConfigTest, ExampleConfigIsValid) {
+  auto path = (testing::SourceDir() / "configs" / "gateway.example.json").string();
+  auto config = LoadGatewayConfig(path);
+  EXPECT_EQ(config.routes.size(), 2u);
+  EXPECT_EQ(config.routes[0].mirrors.size(), 1u);
+}
+
+TEST(GatewayConfigTest, ParseEndpoint) {
+  Endpoint e;
+  ASSERT_TRUE(ParseEndpoint("127.0.0.1:8080", &e));
+  EXPECT_EQ(e.host, "127.0.0.1");
+  EXPECT_EQ(e.port, 8080);
+  ASSERT_TRUE(ParseEndpoint("[::1]:9", &e));
+  EXPECT_EQ(e.host, "::1");
+  EXPECT_EQ(e.ToString(), "[::1]:9");
+  EXPECT_FALSE(ParseEndpoint("host", &e));
+  EXPECT_FALSE(ParseEndpoint("host:", &e));
+  EXPECT_FALSE(ParseEndpoint("host:99999", &e));
+  EXPECT_FALSE(ParseEndpoint("host:8x", &e));
+  EXPECT_FALSE(ParseEndpoint("::1:80", &e));
+}
+
+TEST(GatewayConfigTest, EffectiveConfigRoundTripsThroughTheParser) {
+  auto config = Parse(kMinimal);
+  auto json = GatewayConfigToJson(config);
+  auto again = Parse(json.dump());
+  EXPECT_EQ(GatewayConfigToJson(again), json);
+}
+
+}  // namespace
+}  // namespace sg::gateway

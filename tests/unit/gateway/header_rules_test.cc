@@ -1,0 +1,112 @@
+#include "gateway/header_rules.h"
+
+#include <gtest/gtest.h>
+
+namespace sg::gateway {
+namespace {
+
+std::string Get(const http::fields& f, const std::string& name) {
+  auto it = f.find(name);
+  return it == f.end() ? "<none>" : std::string(it->value());
+}
+
+TEST(HeaderRulesTest, RemovesHopByHopAndHeadersNamedByConnection) {
+  http::fields f;
+  f.insert(http::field::connection, "keep-alive, X-Secret-Hop");
+  f.insert(http::field::connection, "Other");
+  f.insert("X-Secret-Hop", "1");
+  f.insert("Other", "1");
+  f.insert(http::field::keep_alive, "timeout=5");
+  f.insert(http::field::te, "trailers");
+  f.insert(http::field::trailer, "X");
+  f.insert(http::field::transfer_encoding, "chunked");
+  f.insert(http::field::upgrade, "websocket");
+  f.insert("Proxy-Authorization", "Basic x");
+  f.insert("Proxy-Connection", "keep-alive");
+  f.insert(http::field::content_type, "text/plain");
+  f.insert("X-Keep", "yes");
+  RemoveHopByHop(f);
+  int count = 0;
+  for (const auto& field : f) {
+    (void)field;
+    ++count;
+  }
+  EXPECT_EQ(count, 2);
+  EXPECT_EQ(Get(f, "content-type"), "text/plain");
+  EXPECT_EQ(Get(f, "x-keep"), "yes");
+}
+
+TEST(HeaderRulesTest, ForwardedHeadersAppendClientAddress) {
+  http::fields f;
+  f.insert(http::field::host, "api.example:8080");
+  f.insert("X-Forwarded-For", "10.0.0.1");
+  f.insert("X-Forwarded-For", "10.0.0.2");
+  SetForwardedHeaders(f, "127.0.0.1", "http");
+  EXPECT_EQ(Get(f, "x-forwarded-for"), "10.0.0.1, 10.0.0.2, 127.0.0.1");
+  EXPECT_EQ(Get(f, "x-forwarded-proto"), "http");
+  EXPECT_EQ(Get(f, "x-forwarded-host"), "api.example:8080");
+  http::fields bare;
+  bare.insert("X-Forwarded-Host", "spoofed");
+  SetForwardedHeaders(bare, "::1", "http");
+  EXPECT_EQ(Get(bare, "x-forwarded-for"), "::1");
+  EXPECT_EQ(Get(bare, "x-forwarded-host"), "<none>");
+}
+
+TEST(HeaderRulesTest, RequestIdIsKeptWhenValidElseGenerated) {
+  http::fields f;
+  f.insert("X-Request-Id", "abc-123");
+  EXPECT_EQ(EnsureRequestId(f), "abc-123");
+  http::fields bad;
+  bad.insert("X-Request-Id", "has space");
+  auto id = EnsureRequestId(bad);
+  EXPECT_EQ(id.size(), 32u);
+  EXPECT_EQ(Get(bad, "x-request-id"), id);
+  http::fields none;
+  auto a = EnsureRequestId(none);
+  http::fields none2;
+  EXPECT_NE(a, EnsureRequestId(none2));
+  EXPECT_FALSE(IsValidRequestId(std::string(129, 'a')));
+  EXPECT_FALSE(IsValidRequestId(""));
+}
+
+TEST(HeaderRulesTest, ShadowCopyIsRedactedAndMarked) {
+  http::fields f;
+  f.insert(http::field::authorization, "Bearer prod");
+  f.insert(http::field::cookie, "session=1");
+  f.insert("X-Api-Key", "k");
+  f.insert(http::field::content_type, "image/png");
+  PrepareShadowHeaders(f, {"authorization", "cookie", "x-api-key"}, "X-Shadow-Request");
+  EXPECT_EQ(Get(f, "authorization"), "<none>");
+  EXPECT_EQ(Get(f, "cookie"), "<none>");
+  EXPECT_EQ(Get(f, "x-api-key"), "<none>");
+  EXPECT_EQ(Get(f, "x-shadow-request"), "1");
+  EXPECT_EQ(Get(f, "content-type"), "image/png");
+}
+
+TEST(HeaderRulesTest, FramingChecks) {
+  auto check = [](std::vector<std::pair<http::field, std::string>> headers) {
+    http::fields f;
+    for (auto& [name, value] : headers) f.insert(name, value);
+    return CheckRequestFraming(f);
+  };
+  using F = http::field;
+  EXPECT_EQ(check({}), "");
+  EXPECT_EQ(check({{F::content_length, "10"}}), "");
+  EXPECT_EQ(check({{F::content_length, "10"}, {F::content_length, "10"}}), "");
+  EXPECT_EQ(check({{F::content_length, "10, 10"}}), "");
+  EXPECT_EQ(check({{F::transfer_encoding, "chunked"}}), "");
+  EXPECT_EQ(check({{F::transfer_encoding, "Chunked"}}), "");
+  EXPECT_NE(check({{F::content_length, "10"}, {F::transfer_encoding, "chunked"}}), "");
+  EXPECT_NE(check({{F::content_length, "10"}, {F::content_length, "11"}}), "");
+  EXPECT_NE(check({{F::content_length, "10, 11"}}), "");
+  EXPECT_NE(check({{F::content_length, "-1"}}), "");
+  EXPECT_NE(check({{F::content_length, "0x10"}}), "");
+  EXPECT_NE(check({{F::content_length, ""}}), "");
+  EXPECT_NE(check({{F::content_length, "99999999999999999999"}}), "");
+  EXPECT_NE(check({{F::transfer_encoding, "gzip"}}), "");
+  EXPECT_NE(check({{F::transfer_encoding, "chunked, gzip"}}), "");
+  EXPECT_NE(check({{F::transfer_encoding, "chunked"}, {F::transfer_encoding, "chunked"}}), "");
+}
+
+}  // namespace
+}  // namespace sg::gateway

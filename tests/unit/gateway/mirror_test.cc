@@ -1,0 +1,122 @@
+#include "gateway/mirror.h"
+
+#include <gtest/gtest.h>
+
+namespace sg::gateway {
+namespace {
+
+struct Fixture {
+  explicit Fixture(MirrorConfig config) {
+    UpstreamConfig upstream;
+    upstream.name = "shadow";
+    upstream.endpoints = {{"127.0.0.1", 1}};
+    auto pool = std::make_shared<UpstreamPool>(ioc, upstream, "mirror");
+    mirror = std::make_unique<MirrorRuntime>(config, "r", pool, metrics);
+  }
+  net::io_context ioc;
+  MetricsRegistry registry;
+  GatewayMetrics metrics{registry};
+  std::unique_ptr<MirrorRuntime> mirror;
+};
+
+UpstreamResult Result(UpstreamOutcome outcome, int status = 200) {
+  UpstreamResult result;
+  result.outcome = outcome;
+  result.response.result(status);
+  return result;
+}
+
+TEST(MirrorTest, AdmitCountsEveryReason) {
+  MirrorConfig config;
+  config.name = "m";
+  config.percent = 50;
+  config.max_body_bytes = 10;
+  config.max_in_flight = 2;
+  Fixture f(config);
+  int admitted = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (f.mirror->Admit("", 1) == NotMirrored::kNone) ++admitted;
+  }
+  // Counter sampling at 50%: 2 of 4 sampled in; both fit in flight.
+  EXPECT_EQ(admitted, 2);
+  EXPECT_EQ(f.mirror->not_mirrored(0), 2u);
+  EXPECT_EQ(f.mirror->in_flight(), 2);
+  // The next sampled-in request finds both slots busy: overload.
+  f.mirror->set_percent(100);
+  EXPECT_EQ(f.mirror->Admit("", 1), NotMirrored::kOverload);
+  EXPECT_EQ(f.mirror->not_mirrored(2), 1u);
+  EXPECT_EQ(f.mirror->Admit("", 11), NotMirrored::kBodyTooLarge);
+  EXPECT_EQ(f.mirror->not_mirrored(1), 1u);
+  f.mirror->Finished(Result(UpstreamOutcome::kOk));
+  EXPECT_EQ(f.mirror->in_flight(), 1);
+  EXPECT_EQ(f.mirror->Admit("", 1), NotMirrored::kNone);
+}
+
+TEST(MirrorTest, BodySizeIgnoredWhenBodyNotMirrored) {
+  MirrorConfig config;
+  config.mirror_body = false;
+  config.max_body_bytes = 1;
+  Fixture f(config);
+  EXPECT_EQ(f.mirror->Admit("", 1000), NotMirrored::kNone);
+}
+
+TEST(MirrorTest, OutcomesAreClassified) {
+  EXPECT_EQ(ShadowOutcomeIndex(Result(UpstreamOutcome::kOk, 200)), 0);
+  EXPECT_EQ(ShadowOutcomeIndex(Result(UpstreamOutcome::kOk, 404)), 0);
+  EXPECT_EQ(ShadowOutcomeIndex(Result(UpstreamOutcome::kOk, 500)), 1);
+  EXPECT_EQ(ShadowOutcomeIndex(Result(UpstreamOutcome::kError)), 1);
+  EXPECT_EQ(ShadowOutcomeIndex(Result(UpstreamOutcome::kOverload)), 1);
+  EXPECT_EQ(ShadowOutcomeIndex(Result(UpstreamOutcome::kTimeout)), 2);
+  EXPECT_EQ(ShadowOutcomeIndex(Result(UpstreamOutcome::kConnectFailed)), 3);
+  EXPECT_STREQ(PrimaryOutcome(Result(UpstreamOutcome::kOk, 503)), "error");
+  EXPECT_STREQ(PrimaryOutcome(Result(UpstreamOutcome::kTimeout)), "timeout");
+}
+
+TEST(MirrorTest, CaptureCutsBodyAndKeepsSelectedHeaders) {
+  auto result = Result(UpstreamOutcome::kOk, 200);
+  result.response.set(http::field::content_type, "application/json");
+  result.response.set("X-Other", "1");
+  result.response.body() = "0123456789";
+  auto captured = CaptureResponse(result, "ok", {"content-type"}, 4);
+  EXPECT_EQ(captured.status, 200);
+  EXPECT_EQ(captured.body, "0123");
+  EXPECT_TRUE(captured.body_truncated);
+  ASSERT_EQ(captured.headers.size(), 1u);
+  EXPECT_EQ(captured.headers["content-type"], "application/json");
+  auto failed = CaptureResponse(Result(UpstreamOutcome::kTimeout), "shadow_timeout", {}, 4);
+  EXPECT_EQ(failed.status, 0);
+  EXPECT_EQ(failed.outcome, "shadow_timeout");
+}
+
+// The pair is submitted once both halves are in, whichever comes first.
+class RecordingSink : public PairSink {
+ public:
+  bool Submit(PairRecord record) override {
+    records.push_back(std::move(record));
+    return true;
+  }
+  bool Submit(MirrorCounters) override { return true; }
+  uint64_t dropped() const override { return 0; }
+  void Close() override {}
+  std::vector<PairRecord> records;
+};
+
+TEST(MirrorTest, CollectorSubmitsWhenBothHalvesArrive) {
+  auto sink = std::make_shared<RecordingSink>();
+  PairRecord record;
+  record.id = "x";
+  PairCollector a(sink, record);
+  CapturedResponse shadow;
+  shadow.outcome = "ok";
+  a.SetShadow(shadow);
+  EXPECT_TRUE(sink->records.empty());
+  CapturedResponse primary;
+  primary.status = 201;
+  a.SetPrimary(primary);
+  ASSERT_EQ(sink->records.size(), 1u);
+  EXPECT_EQ(sink->records[0].primary.status, 201);
+  EXPECT_EQ(sink->records[0].shadow.outcome, "ok");
+}
+
+}  // namespace
+}  // namespace sg::gateway
