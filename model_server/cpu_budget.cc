@@ -21,8 +21,7 @@ namespace fs = std::filesystem;
 // The first line of a file, trimmed; nullopt when it cannot be read.
 std::optional<std::string> ReadLine(const fs::path& path) {
   std::ifstream in(path);
-  if (!in)
-    return std::nullopt;
+  if (!in) return std::nullopt;
   std::string line;
   std::getline(in, line);
   return std::string(Trim(line));
@@ -32,18 +31,15 @@ std::optional<long long> ParseInt(std::string_view text) {
   text = Trim(text);
   long long value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size())
-    return std::nullopt;
+  if (ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
   return value;
 }
 
 std::optional<int> ReadInt(const fs::path& path) {
   auto line = ReadLine(path);
-  if (!line)
-    return std::nullopt;
+  if (!line) return std::nullopt;
   auto v = ParseInt(*line);
-  if (!v)
-    return std::nullopt;
+  if (!v) return std::nullopt;
   return static_cast<int>(*v);
 }
 
@@ -59,8 +55,7 @@ std::vector<fs::path> Ancestors(const fs::path& top, const std::string& relative
   fs::path rel = fs::path(relative).relative_path();
   while (true) {
     out.push_back(top / rel);
-    if (rel.empty())
-      break;
+    if (rel.empty()) break;
     rel = rel.parent_path();
   }
   return out;
@@ -78,15 +73,12 @@ std::vector<CgroupLine> ReadProcCgroup(const fs::path& file) {
   std::string line;
   while (std::getline(in, line)) {
     auto first = line.find(':');
-    if (first == std::string::npos)
-      continue;
+    if (first == std::string::npos) continue;
     auto second = line.find(':', first + 1);
-    if (second == std::string::npos)
-      continue;
+    if (second == std::string::npos) continue;
     CgroupLine entry;
     entry.controllers_text = line.substr(first + 1, second - first - 1);
-    if (!entry.controllers_text.empty())
-      entry.controllers = Split(entry.controllers_text, ',');
+    if (!entry.controllers_text.empty()) entry.controllers = Split(entry.controllers_text, ',');
     entry.path = line.substr(second + 1);
     out.push_back(std::move(entry));
   }
@@ -120,8 +112,7 @@ void ReadCgroupV2(const fs::path& mount, const std::string& path, CpuBudget& bud
     if (!cpuset) {
       for (const char* name : {"cpuset.cpus.effective", "cpuset.cpus"}) {
         auto line = ReadLine(dir / name);
-        if (!line || line->empty())
-          continue;
+        if (!line || line->empty()) continue;
         if (auto cpus = ParseCpuList(*line)) {
           cpuset = *cpus;
           budget.cpuset_source = (dir / name).string();
@@ -141,8 +132,7 @@ void ReadCgroupV1(const fs::path& mount, const CgroupLine& entry, CpuBudget& bud
   bool has_cpuset = std::find(entry.controllers.begin(), entry.controllers.end(), "cpuset") !=
                     entry.controllers.end();
   fs::path hierarchy = mount / entry.controllers_text;
-  if (!fs::exists(hierarchy) && has_cpu)
-    hierarchy = mount / "cpu";
+  if (!fs::exists(hierarchy) && has_cpu) hierarchy = mount / "cpu";
   // Inside a container the hierarchy root is often the container's own cgroup, while
   // /proc/self/cgroup still shows the host path: fall back to the mount's root.
   fs::path path(entry.path);
@@ -158,8 +148,7 @@ void ReadCgroupV1(const fs::path& mount, const CgroupLine& entry, CpuBudget& bud
     if (has_cpuset && !cpuset) {
       for (const char* name : {"cpuset.effective_cpus", "cpuset.cpus"}) {
         auto line = ReadLine(dir / name);
-        if (!line || line->empty())
-          continue;
+        if (!line || line->empty()) continue;
         if (auto cpus = ParseCpuList(*line)) {
           cpuset = *cpus;
           budget.cpuset_source = (dir / name).string();
@@ -175,22 +164,18 @@ void ReadCgroupV1(const fs::path& mount, const CgroupLine& entry, CpuBudget& bud
 std::optional<std::vector<int>> ParseCpuList(std::string_view text) {
   text = Trim(text);
   std::set<int> cpus;
-  if (text.empty())
-    return std::vector<int>{};
+  if (text.empty()) return std::vector<int>{};
   for (const auto& part : Split(text, ',')) {
     auto dash = part.find('-');
     if (dash == std::string::npos) {
       auto v = ParseInt(part);
-      if (!v || *v < 0)
-        return std::nullopt;
+      if (!v || *v < 0) return std::nullopt;
       cpus.insert(static_cast<int>(*v));
     } else {
       auto lo = ParseInt(std::string_view(part).substr(0, dash));
       auto hi = ParseInt(std::string_view(part).substr(dash + 1));
-      if (!lo || !hi || *lo < 0 || *hi < *lo || *hi - *lo > 100000)
-        return std::nullopt;
-      for (long long c = *lo; c <= *hi; ++c)
-        cpus.insert(static_cast<int>(c));
+      if (!lo || !hi || *lo < 0 || *hi < *lo || *hi - *lo > 100000) return std::nullopt;
+      for (long long c = *lo; c <= *hi; ++c) cpus.insert(static_cast<int>(c));
     }
   }
   return std::vector<int>(cpus.begin(), cpus.end());
@@ -200,13 +185,10 @@ std::string FormatCpuList(const std::vector<int>& cpus) {
   std::string out;
   for (size_t i = 0; i < cpus.size();) {
     size_t j = i;
-    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1)
-      ++j;
-    if (!out.empty())
-      out += ',';
+    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
+    if (!out.empty()) out += ',';
     out += std::to_string(cpus[i]);
-    if (j > i)
-      out += '-' + std::to_string(cpus[j]);
+    if (j > i) out += '-' + std::to_string(cpus[j]);
     i = j + 1;
   }
   return out;
@@ -254,8 +236,7 @@ CpuBudget DiscoverCpuBudget(const std::string& root, const std::vector<int>& aff
       ReadCgroupV1(mount, entry, budget, cpuset);
     }
   }
-  if (cpuset)
-    allowed = Intersect(allowed, *cpuset);
+  if (cpuset) allowed = Intersect(allowed, *cpuset);
   budget.allowed = allowed;
 
   // NUMA nodes: nodeN/cpulist.
@@ -263,17 +244,13 @@ CpuBudget DiscoverCpuBudget(const std::string& root, const std::vector<int>& aff
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(base / "sys/devices/system/node", ec)) {
     auto name = entry.path().filename().string();
-    if (name.rfind("node", 0) != 0)
-      continue;
+    if (name.rfind("node", 0) != 0) continue;
     auto node = ParseInt(std::string_view(name).substr(4));
-    if (!node)
-      continue;
+    if (!node) continue;
     auto line = ReadLine(entry.path() / "cpulist");
-    if (!line)
-      continue;
+    if (!line) continue;
     if (auto cpus = ParseCpuList(*line)) {
-      for (int c : *cpus)
-        node_of[c] = static_cast<int>(*node);
+      for (int c : *cpus) node_of[c] = static_cast<int>(*node);
     }
   }
 
@@ -284,8 +261,7 @@ CpuBudget DiscoverCpuBudget(const std::string& root, const std::vector<int>& aff
     auto core = ReadInt(topo / "core_id");
     auto package = ReadInt(topo / "physical_package_id");
     std::optional<std::vector<int>> siblings;
-    if (auto line = ReadLine(topo / "thread_siblings_list"))
-      siblings = ParseCpuList(*line);
+    if (auto line = ReadLine(topo / "thread_siblings_list")) siblings = ParseCpuList(*line);
     if (!core || !package) {
       // Without topology every logical CPU counts as its own core (a note says so once).
       if (budget.notes.empty() || budget.notes.back().rfind("no topology", 0) != 0) {
@@ -307,11 +283,9 @@ std::vector<int> CurrentAffinity() {
   cpu_set_t set;
   CPU_ZERO(&set);
   std::vector<int> out;
-  if (sched_getaffinity(0, sizeof set, &set) != 0)
-    return out;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
   for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &set))
-      out.push_back(c);
+    if (CPU_ISSET(c, &set)) out.push_back(c);
   }
   return out;
 }

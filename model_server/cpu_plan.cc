@@ -27,8 +27,7 @@ CpuPlan PlanWorkers(const CpuBudget& budget, const PlanRequest& request) {
 
   // Physical cores among the allowed CPUs, keyed by (package, core_id).
   std::map<std::pair<int, int>, std::vector<const LogicalCpu*>> cores;
-  for (const auto& cpu : budget.cpus)
-    cores[{cpu.package_id, cpu.core_id}].push_back(&cpu);
+  for (const auto& cpu : budget.cpus) cores[{cpu.package_id, cpu.core_id}].push_back(&cpu);
   plan.physical_cores = static_cast<int>(cores.size());
 
   std::vector<Unit> units;
@@ -84,11 +83,9 @@ CpuPlan PlanWorkers(const CpuBudget& budget, const PlanRequest& request) {
                            std::to_string(request.threads_per_worker) + " threads each");
   } else if (workers <= 0) {
     std::set<int> all_nodes;
-    for (const auto& u : units)
-      all_nodes.insert(u.numa);
+    for (const auto& u : units) all_nodes.insert(u.numa);
     workers = static_cast<int>(all_nodes.size());
-    if (workers > budget_units)
-      workers = budget_units;
+    if (workers > budget_units) workers = budget_units;
     plan.reasons.push_back(std::to_string(workers) + " worker(s): one per NUMA node");
   } else {
     plan.reasons.push_back(std::to_string(workers) + " worker(s) requested");
@@ -122,8 +119,7 @@ CpuPlan PlanWorkers(const CpuBudget& budget, const PlanRequest& request) {
 
   if (!request.pinning) {
     plan.reasons.push_back("pinning off: every worker may run on all allowed CPUs");
-    for (int w = 0; w < workers; ++w)
-      plan.workers.push_back({{}, threads, -1});
+    for (int w = 0; w < workers; ++w) plan.workers.push_back({{}, threads, -1});
     return plan;
   }
 
@@ -132,14 +128,12 @@ CpuPlan PlanWorkers(const CpuBudget& budget, const PlanRequest& request) {
   int per_worker = std::min(threads, budget_units / workers);
   std::map<int, std::vector<Unit>> free_by_node;
   // Keep the budget inside as few nodes as possible: take units in order.
-  for (int i = 0; i < budget_units; ++i)
-    free_by_node[units[i].numa].push_back(units[i]);
+  for (int i = 0; i < budget_units; ++i) free_by_node[units[i].numa].push_back(units[i]);
   // When the budget is cut by a quota, spread it so every worker can stay in one node.
   if (budget_units < static_cast<int>(units.size())) {
     free_by_node.clear();
     std::map<int, std::vector<Unit>> all_by_node;
-    for (const auto& u : units)
-      all_by_node[u.numa].push_back(u);
+    for (const auto& u : units) all_by_node[u.numa].push_back(u);
     // Round-robin over nodes, one whole share at a time, so workers spread over sockets.
     std::map<int, size_t> taken;
     int remaining = workers;
@@ -147,20 +141,16 @@ CpuPlan PlanWorkers(const CpuBudget& budget, const PlanRequest& request) {
     while (remaining > 0 && progress) {
       progress = false;
       for (auto& [node, list] : all_by_node) {
-        if (remaining == 0)
-          break;
-        if (list.size() - taken[node] < static_cast<size_t>(per_worker))
-          continue;
-        for (int i = 0; i < per_worker; ++i)
-          free_by_node[node].push_back(list[taken[node]++]);
+        if (remaining == 0) break;
+        if (list.size() - taken[node] < static_cast<size_t>(per_worker)) continue;
+        for (int i = 0; i < per_worker; ++i) free_by_node[node].push_back(list[taken[node]++]);
         --remaining;
         progress = true;
       }
     }
     if (remaining > 0) {  // no node layout fits: fall back to taking units in order
       free_by_node.clear();
-      for (int i = 0; i < budget_units; ++i)
-        free_by_node[units[i].numa].push_back(units[i]);
+      for (int i = 0; i < budget_units; ++i) free_by_node[units[i].numa].push_back(units[i]);
     }
   }
   for (int w = 0; w < workers; ++w) {
@@ -172,8 +162,7 @@ CpuPlan PlanWorkers(const CpuBudget& budget, const PlanRequest& request) {
     });
     if (fit != free_by_node.end()) {
       auto& list = fit->second;
-      for (int i = 0; i < per_worker; ++i)
-        worker.cpus.push_back(list[i].cpu);
+      for (int i = 0; i < per_worker; ++i) worker.cpus.push_back(list[i].cpu);
       list.erase(list.begin(), list.begin() + per_worker);
       worker.numa_node = fit->first;
     } else {
@@ -195,8 +184,7 @@ std::string DescribePlan(const CpuPlan& plan) {
   std::ostringstream out;
   out << "budget: " << plan.budget << " CPUs (" << plan.logical_cpus << " logical, "
       << plan.physical_cores << " physical allowed)\n";
-  for (const auto& r : plan.reasons)
-    out << "  - " << r << "\n";
+  for (const auto& r : plan.reasons) out << "  - " << r << "\n";
   for (size_t w = 0; w < plan.workers.size(); ++w) {
     const auto& worker = plan.workers[w];
     out << "worker " << w << ": ";
@@ -204,13 +192,11 @@ std::string DescribePlan(const CpuPlan& plan) {
       out << "unpinned";
     } else {
       out << "cpus " << FormatCpuList(worker.cpus);
-      if (worker.numa_node >= 0)
-        out << " (numa node " << worker.numa_node << ")";
+      if (worker.numa_node >= 0) out << " (numa node " << worker.numa_node << ")";
     }
     out << ", " << worker.threads << " threads\n";
   }
-  for (const auto& w : plan.warnings)
-    out << "warning: " << w << "\n";
+  for (const auto& w : plan.warnings) out << "warning: " << w << "\n";
   return out.str();
 }
 

@@ -15,8 +15,7 @@ std::vector<std::string> MappedBlasLibraries(const std::string& maps) {
   std::string line;
   while (std::getline(in, line)) {
     auto slash = line.find('/');
-    if (slash == std::string::npos)
-      continue;
+    if (slash == std::string::npos) continue;
     std::string path = line.substr(slash);
     std::string name = ToLowerAscii(std::filesystem::path(path).filename().string());
     if (name.find("blas") != std::string::npos || name.find("mkl") != std::string::npos ||
@@ -39,8 +38,7 @@ std::vector<Finding> Diagnose(const DoctorInput& input) {
     std::string real = lib;
     std::error_code ec;
     auto resolved = std::filesystem::canonical(lib, ec);
-    if (!ec)
-      real = resolved.string();
+    if (!ec) real = resolved.string();
     std::string lower = ToLowerAscii(real);
     if (lower.find("openblas") != std::string::npos || lower.find("mkl") != std::string::npos ||
         lower.find("blis") != std::string::npos) {
@@ -48,8 +46,7 @@ std::vector<Finding> Diagnose(const DoctorInput& input) {
     } else {
       reference = true;
     }
-    if (!list.empty())
-      list += ", ";
+    if (!list.empty()) list += ", ";
     list += real;
   }
   if (libs.empty()) {
@@ -64,8 +61,7 @@ std::vector<Finding> Diagnose(const DoctorInput& input) {
 
   // The plan: oversubscription and waste.
   int threads = 0;
-  for (const auto& w : input.plan.workers)
-    threads += w.threads;
+  for (const auto& w : input.plan.workers) threads += w.threads;
   if (input.plan.budget > 0 && threads > input.plan.budget) {
     out.push_back({Level::kBad, "plan",
                    std::to_string(threads) + " inference threads on a budget of " +
@@ -76,8 +72,7 @@ std::vector<Finding> Diagnose(const DoctorInput& input) {
                        std::to_string(threads) + " threads on a budget of " +
                        std::to_string(input.plan.budget) + " CPUs"});
   }
-  for (const auto& w : input.plan.warnings)
-    out.push_back({Level::kWarn, "plan", w});
+  for (const auto& w : input.plan.warnings) out.push_back({Level::kWarn, "plan", w});
 
   // Hyperthreads.
   if (input.plan.logical_cpus > input.plan.physical_cores) {
@@ -114,8 +109,7 @@ std::vector<Finding> Diagnose(const DoctorInput& input) {
   bool any_omp = false;
   for (const char* name : {"OMP_PROC_BIND", "GOMP_CPU_AFFINITY", "OMP_PLACES", "KMP_AFFINITY"}) {
     auto it = input.env.find(name);
-    if (it == input.env.end())
-      continue;
+    if (it == input.env.end()) continue;
     any_omp = true;
     out.push_back({Level::kWarn, "openmp",
                    std::string(name) + "=" + it->second +
@@ -124,15 +118,13 @@ std::vector<Finding> Diagnose(const DoctorInput& input) {
   }
   for (const char* name : {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"}) {
     auto it = input.env.find(name);
-    if (it == input.env.end())
-      continue;
+    if (it == input.env.end()) continue;
     any_omp = true;
     out.push_back({Level::kWarn, "openmp",
                    std::string(name) + "=" + it->second +
                        " is set: sg-serve sets thread counts from the plan instead"});
   }
-  if (!any_omp)
-    out.push_back({Level::kOk, "openmp", "no OpenMP pinning variables set"});
+  if (!any_omp) out.push_back({Level::kOk, "openmp", "no OpenMP pinning variables set"});
   return out;
 }
 

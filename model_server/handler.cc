@@ -201,7 +201,8 @@ HandlerReply PostprocessOutput(const ModelConfig& model, const Labels& labels,
       std::partial_sort(order.begin(), order.begin() + k, order.end(),
                         [&](size_t a, size_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
       nlohmann::ordered_json body = nlohmann::ordered_json::object();
-      for (size_t i = 0; i < k; ++i) body[labels.Name(static_cast<int64_t>(order[i]))] = p[order[i]];
+      for (size_t i = 0; i < k; ++i)
+        body[labels.Name(static_cast<int64_t>(order[i]))] = p[order[i]];
       return {200, body.dump()};
     }
     case HandlerKind::kImageScorer: {

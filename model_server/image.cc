@@ -1,11 +1,11 @@
 #include "model_server/image.h"
 
+#include <algorithm>
+#include <cmath>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <algorithm>
-#include <cmath>
 
 #include <jpeglib.h>
 #include <png.h>
@@ -85,8 +85,8 @@ bool DecodeJpeg(std::string_view bytes, int channels, int64_t max_pixels, Image*
     out->channels = channels;
     out->pixels.resize(static_cast<size_t>(out->width) * out->height * channels);
     while (info.output_scanline < info.output_height) {
-      JSAMPROW row = out->pixels.data() +
-                     static_cast<size_t>(info.output_scanline) * out->width * channels;
+      JSAMPROW row =
+          out->pixels.data() + static_cast<size_t>(info.output_scanline) * out->width * channels;
       jpeg_read_scanlines(&info, &row, 1);
     }
     jpeg_finish_decompress(&info);

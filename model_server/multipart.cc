@@ -10,8 +10,8 @@ std::string Parameter(std::string_view header, std::string_view name) {
   std::string lower = ToLowerAscii(header);
   size_t pos = 0;
   while ((pos = lower.find(name, pos)) != std::string::npos) {
-    bool starts = pos == 0 || lower[pos - 1] == ';' || lower[pos - 1] == ' ' ||
-                  lower[pos - 1] == '\t';
+    bool starts =
+        pos == 0 || lower[pos - 1] == ';' || lower[pos - 1] == ' ' || lower[pos - 1] == '\t';
     size_t eq = pos + name.size();
     if (starts && eq < lower.size() && lower[eq] == '=') {
       std::string_view rest = header.substr(eq + 1);

@@ -12,14 +12,16 @@ namespace {
 
 template <typename T>
 void Put(std::string& out, T value) {
-  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+  for (size_t i = 0; i < sizeof(T); ++i)
+    out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
 }
 
 template <typename T>
 bool Get(std::string_view& in, T* value) {
   if (in.size() < sizeof(T)) return false;
   T v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<uint8_t>(in[i])) << (8 * i);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    v |= static_cast<T>(static_cast<uint8_t>(in[i])) << (8 * i);
   in.remove_prefix(sizeof(T));
   *value = v;
   return true;

@@ -39,8 +39,8 @@ bool DecodeMessage(std::string_view payload, Message* out, std::string* error);
 bool WriteFrame(int fd, std::string_view payload);
 enum class ReadResult { kOk, kClosed, kTimeout, kError };
 // Waits until `deadline` (time_point::max(): forever) for one whole frame.
-ReadResult ReadFrame(int fd, std::string* payload,
-                     std::chrono::steady_clock::time_point deadline =
-                         std::chrono::steady_clock::time_point::max());
+ReadResult ReadFrame(
+    int fd, std::string* payload,
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 
 }  // namespace sg::serve

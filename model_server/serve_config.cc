@@ -98,9 +98,8 @@ ModelConfig ParseModel(const ConfigNode& node, const std::string& name, const fs
   }
   m.workers = r.GetInRange<int>("workers", m.workers, 0, 4096);
   m.batch_size = r.GetInRange<int>("batch_size", m.batch_size, 1, 4096);
-  m.max_batch_delay = std::chrono::milliseconds(
-      r.GetInRange<int>("max_batch_delay_ms", static_cast<int>(m.max_batch_delay.count()), 0,
-                        60000));
+  m.max_batch_delay = std::chrono::milliseconds(r.GetInRange<int>(
+      "max_batch_delay_ms", static_cast<int>(m.max_batch_delay.count()), 0, 60000));
   m.job_queue_size = r.GetInRange<int>("job_queue_size", m.job_queue_size, 1, 1'000'000);
   if (auto t = r.Optional("response_timeout")) {
     try {
@@ -207,9 +206,8 @@ ServeConfig ParseServeConfig(const ConfigNode& root) {
       r.Required(key).Report("must be host:port, got \"" + field + "\"");
     }
   }
-  c.max_request_size =
-      r.GetInRange<int64_t>("max_request_size", static_cast<int64_t>(c.max_request_size), 1,
-                            int64_t{1} << 32);
+  c.max_request_size = r.GetInRange<int64_t>(
+      "max_request_size", static_cast<int64_t>(c.max_request_size), 1, int64_t{1} << 32);
   if (auto cpu = r.Optional("cpu")) {
     try {
       c.cpu = ParseCpu(*cpu);
@@ -239,12 +237,10 @@ ServeConfig LoadServeConfig(const std::string& path) {
 }
 
 std::string ModelConfigToJson(const ModelConfig& m) {
-  nlohmann::json pre = {{"resize", m.preprocess.resize},
-                        {"crop", m.preprocess.crop},
-                        {"channels", m.preprocess.channels},
-                        {"mean", m.preprocess.mean},
-                        {"std", m.preprocess.std},
-                        {"max_pixels", m.preprocess.max_pixels}};
+  nlohmann::json pre = {
+      {"resize", m.preprocess.resize},     {"crop", m.preprocess.crop},
+      {"channels", m.preprocess.channels}, {"mean", m.preprocess.mean},
+      {"std", m.preprocess.std},           {"max_pixels", m.preprocess.max_pixels}};
   nlohmann::json model = {{"version", m.version},
                           {"path", m.path},
                           {"handler", HandlerName(m.handler)},

@@ -24,7 +24,7 @@ std::optional<HandlerKind> ParseHandlerName(const std::string& name);
 struct ImagePreprocess {
   int resize = 256;
   int crop = 224;
-  int channels = 3;  // 1: grayscale, 3: RGB
+  int channels = 3;                                    // 1: grayscale, 3: RGB
   std::vector<float> mean = {0.485f, 0.456f, 0.406f};  // one per channel
   std::vector<float> std = {0.229f, 0.224f, 0.225f};
   int64_t max_pixels = 40'000'000;  // larger decoded images are refused (400), not allocated
@@ -35,19 +35,19 @@ struct ModelConfig {
   std::string version = "1.0";  // TorchServe's default model version
   std::string path;             // TorchScript file; relative paths are resolved at parse time
   HandlerKind handler = HandlerKind::kImageClassifier;
-  std::string labels_path;      // index_to_name.json; empty: labels are class indices
+  std::string labels_path;  // index_to_name.json; empty: labels are class indices
   ImagePreprocess preprocess;
-  int topk = 5;                              // TorchServe's ImageClassifier default
-  std::vector<int64_t> input_shape;          // tensor handler: required per-sample shape; empty: any
-  int workers = 0;                           // 0: from the CPU plan
-  int batch_size = 1;                        // 1: no batching
-  std::chrono::milliseconds max_batch_delay{5};  // wait this long to fill a batch
-  int job_queue_size = 100;                  // TorchServe's default; beyond it: 503
+  int topk = 5;                      // TorchServe's ImageClassifier default
+  std::vector<int64_t> input_shape;  // tensor handler: required per-sample shape; empty: any
+  int workers = 0;                   // 0: from the CPU plan
+  int batch_size = 1;                // 1: no batching
+  std::chrono::milliseconds max_batch_delay{5};        // wait this long to fill a batch
+  int job_queue_size = 100;                            // TorchServe's default; beyond it: 503
   std::chrono::milliseconds response_timeout{120000};  // TorchServe's default 120 s; then 504
-  bool optimize = true;                      // torch::jit::freeze + optimize_for_inference
-  int warmup_iterations = 2;                 // forwards before a worker reports ready
-  std::string precision = "fp32";            // fp32 | bf16 (autocast, when the CPU has it)
-  std::string device = "cpu";                // cpu | cuda (a start-up error without CUDA)
+  bool optimize = true;            // torch::jit::freeze + optimize_for_inference
+  int warmup_iterations = 2;       // forwards before a worker reports ready
+  std::string precision = "fp32";  // fp32 | bf16 (autocast, when the CPU has it)
+  std::string device = "cpu";      // cpu | cuda (a start-up error without CUDA)
 };
 
 struct ServeConfig {

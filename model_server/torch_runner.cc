@@ -116,7 +116,9 @@ void ConfigureTorchThreads(int intra_op, int inter_op) {
   if (intra_op > 0) at::set_num_threads(intra_op);
 }
 
-int TorchIntraOpThreads() { return at::get_num_threads(); }
+int TorchIntraOpThreads() {
+  return at::get_num_threads();
+}
 
 void TouchTorch() {
   (void)at::get_num_threads();

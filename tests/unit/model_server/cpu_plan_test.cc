@@ -21,8 +21,7 @@ void WriteFile(const fs::path& path, const std::string& text) {
 
 std::vector<int> Range(int lo, int hi) {
   std::vector<int> out;
-  for (int i = lo; i <= hi; ++i)
-    out.push_back(i);
+  for (int i = lo; i <= hi; ++i) out.push_back(i);
   return out;
 }
 
@@ -51,10 +50,8 @@ void WriteCgroupV2(const fs::path& root, const std::string& path, const std::str
   WriteFile(root / "proc/self/cgroup", "0::" + path);
   fs::path dir = root / "sys/fs/cgroup" / fs::path(path).relative_path();
   WriteFile(root / "sys/fs/cgroup/cpu.max", "max 100000");
-  if (!cpu_max.empty())
-    WriteFile(dir / "cpu.max", cpu_max);
-  if (!cpuset.empty())
-    WriteFile(dir / "cpuset.cpus.effective", cpuset);
+  if (!cpu_max.empty()) WriteFile(dir / "cpu.max", cpu_max);
+  if (!cpuset.empty()) WriteFile(dir / "cpuset.cpus.effective", cpuset);
 }
 
 TEST(CpuListTest, ParsesAndFormats) {
@@ -111,8 +108,7 @@ TEST(CpuPlanTest, XeonFourWorkersStayInsideNodes) {
   EXPECT_EQ(FormatCpuList(plan.workers[1].cpus), "6-11");
   EXPECT_EQ(FormatCpuList(plan.workers[2].cpus), "12-17");
   EXPECT_EQ(FormatCpuList(plan.workers[3].cpus), "18-23");
-  for (const auto& w : plan.workers)
-    EXPECT_EQ(w.threads, 6);
+  for (const auto& w : plan.workers) EXPECT_EQ(w.threads, 6);
 }
 
 TEST(CpuPlanTest, LogicalCoresWhenAsked) {
@@ -203,8 +199,7 @@ TEST(CpuPlanTest, NonDivisibleCountsWarn) {
   auto plan = PlanWorkers(DiscoverCpuBudget(dir.path().string(), Range(0, 47)), request);
   EXPECT_EQ(plan.budget, 8);
   ASSERT_EQ(plan.workers.size(), 3u);
-  for (const auto& w : plan.workers)
-    EXPECT_EQ(w.threads, 2);
+  for (const auto& w : plan.workers) EXPECT_EQ(w.threads, 2);
   EXPECT_EQ(FormatCpuList(plan.workers[2].cpus), "4-5");
   ASSERT_EQ(plan.warnings.size(), 1u);
   EXPECT_EQ(plan.warnings[0], "8 CPUs do not divide evenly into 3 workers: using 6 of 8 (75%)");

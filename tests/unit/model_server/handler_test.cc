@@ -131,8 +131,7 @@ TEST(HandlerTest, ScorerAndTensor) {
   ASSERT_TRUE(PreprocessRequest(tensor, R"({"data": [[1, 2], [3, 4]]})", &in, &error)) << error;
   EXPECT_EQ(in.shape, (std::vector<int64_t>{2, 2}));
   EXPECT_EQ(in.values, (std::vector<float>{1, 2, 3, 4}));
-  ASSERT_TRUE(PreprocessRequest(tensor, R"({"data": [1, 2, 3, 4], "shape": [2, 2]})", &in,
-                                &error));
+  ASSERT_TRUE(PreprocessRequest(tensor, R"({"data": [1, 2, 3, 4], "shape": [2, 2]})", &in, &error));
   EXPECT_FALSE(PreprocessRequest(tensor, R"({"data": [1, 2, 3], "shape": [3]})", &in, &error));
   EXPECT_EQ(error, "wrong tensor shape [3]: model \"t\" takes [2, 2]");
   EXPECT_FALSE(PreprocessRequest(tensor, R"({"data": [1, 2, 3], "shape": [2, 2]})", &in, &error));

@@ -70,8 +70,8 @@ TEST_F(RunnerTest, BatchedEqualsUnbatchedWithinTolerance) {
     ASSERT_TRUE(LoadLabels(model.labels_path, &labels, &error)) << error;
     std::vector<std::string> images;
     for (int i = 0; i < 8; ++i) {
-      images.push_back(serve::testing::EncodePng(serve::testing::GradientPixels(28, 28, 1, i), 28,
-                                                 28, 1));
+      images.push_back(
+          serve::testing::EncodePng(serve::testing::GradientPixels(28, 28, 1, i), 28, 28, 1));
     }
     images[3] = "not an image";  // a bad sample fails alone
     std::vector<std::string_view> views(images.begin(), images.end());
@@ -117,7 +117,8 @@ TEST_F(RunnerTest, LoadErrorsAreClear) {
   EXPECT_NE(error.find("warm-up failed"), std::string::npos) << error;
   m.device = "cuda";
   EXPECT_FALSE(LoadTorchScriptModel(m, &error));
-  EXPECT_EQ(error, "model \"fashion\": device cuda requested but this libtorch was built without CUDA");
+  EXPECT_EQ(error,
+            "model \"fashion\": device cuda requested but this libtorch was built without CUDA");
 }
 
 TEST_F(RunnerTest, ModelExceptionFailsOnlyThatRequest) {
@@ -128,7 +129,8 @@ TEST_F(RunnerTest, ModelExceptionFailsOnlyThatRequest) {
   std::string error;
   auto runner = LoadTorchScriptModel(m, &error);
   ASSERT_TRUE(runner) << error;
-  auto replies = HandleBatch(*runner, m, {}, {R"({"data": [1, 2, 3]})", R"({"data": [1, 2, 3, 4]})"});
+  auto replies =
+      HandleBatch(*runner, m, {}, {R"({"data": [1, 2, 3]})", R"({"data": [1, 2, 3, 4]})"});
   EXPECT_EQ(replies[0].status, 400);
   EXPECT_NE(replies[0].body.find("model rejected the input"), std::string::npos) << replies[0].body;
   EXPECT_EQ(replies[1].status, 200) << replies[1].body;

@@ -1,0 +1,549 @@
+#include "model_server/model_pool.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "common/subprocess.h"
+#include "model_server/handler.h"
+#include "model_server/protocol.h"
+
+namespace sg::serve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t Micros(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+std::string SecondsText(std::chrono::milliseconds d) {
+  return FormatDouble(static_cast<double>(d.count()) / 1000.0) + "s";
+}
+
+int64_t ResidentBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/statm");
+  int64_t size = 0, resident = 0;
+  if (!(in >> size >> resident)) return 0;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+int ListenUnix(const std::string& path, std::string* error) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (fd < 0 || path.size() >= sizeof addr.sun_path) {
+    *error = "cannot create a Unix socket at " + path;
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  unlink(path.c_str());
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 1) != 0) {
+    *error = "cannot listen on " + path + ": " + std::strerror(errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True when the worker's end is closed. Workers never send unasked, so readable means EOF.
+bool PeerClosed(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
+}  // namespace
+
+struct ModelPool::Slot {
+  int id = 0;
+  WorkerCpus cpus;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  // Guarded by the pool's mutex_.
+  std::string status = "STARTING";
+  pid_t pid = 0;
+  std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+  int restarts = 0;
+  int threads_reported = 0;
+  std::string last_error;
+};
+
+ModelPool::ModelPool(ModelConfig model, PoolEnvironment env, PoolMetrics metrics)
+    : model_(std::move(model)), env_(std::move(env)), metrics_(metrics) {
+  expire_thread_ = std::thread([this] { ExpireLoop(); });
+}
+
+ModelPool::~ModelPool() {
+  Stop(std::chrono::milliseconds(0));
+  {
+    std::lock_guard lock(mutex_);
+    expire_stop_ = true;
+  }
+  expire_cv_.notify_all();
+  if (expire_thread_.joinable()) expire_thread_.join();
+}
+
+void ModelPool::SetWorkers(const std::vector<WorkerCpus>& workers) {
+  std::lock_guard slots_lock(slots_mutex_);
+  StopSlots();
+  static std::atomic<int> next_slot_id{9000};  // TorchServe numbers workers from 9000
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  for (const auto& cpus : workers) {
+    auto slot = std::make_unique<Slot>();
+    slot->id = next_slot_id++;
+    slot->cpus = cpus;
+    slots_.push_back(std::move(slot));
+  }
+  for (auto& slot : slots_) {
+    Slot* raw = slot.get();
+    raw->thread = std::thread([this, raw] { RunSlot(raw); });
+  }
+}
+
+void ModelPool::StopSlots() {
+  std::vector<std::unique_ptr<Slot>> old;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& slot : slots_) slot->stop = true;
+  }
+  cv_.notify_all();
+  {
+    std::lock_guard lock(mutex_);
+    old.swap(slots_);
+  }
+  for (auto& slot : old) {
+    if (slot->thread.joinable()) slot->thread.join();
+  }
+}
+
+ModelPool::SubmitResult ModelPool::Submit(std::string body, JobCallback done) {
+  Job job;
+  job.id = next_id_++;
+  job.body = std::move(body);
+  job.done = std::move(done);
+  job.enqueued = Clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return SubmitResult::kStopping;
+    if (queue_.size() >= static_cast<size_t>(model_.job_queue_size)) {
+      return SubmitResult::kQueueFull;
+    }
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+  return SubmitResult::kQueued;
+}
+
+void ModelPool::Stop(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  // Drain: queued and in-flight jobs get their answers while the workers still run.
+  auto deadline = Clock::now() + grace;
+  while (Clock::now() < deadline) {
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.empty() && in_flight_ == 0) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  {
+    std::lock_guard slots_lock(slots_mutex_);
+    StopSlots();
+  }
+  std::deque<Job> left;
+  {
+    std::lock_guard lock(mutex_);
+    left.swap(queue_);
+  }
+  for (auto& job : left)
+    Finish(job, 503, ErrorBody(503, "ServiceUnavailableException", "server is shutting down"));
+}
+
+void ModelPool::Finish(Job& job, int status, std::string body) {
+  auto now = Clock::now();
+  if (metrics_.requests) {
+    metrics_.requests->Increment();
+    auto total = now - job.enqueued;
+    metrics_.latency->Observe(std::chrono::duration<double>(total).count());
+    if (job.dispatched != Clock::time_point()) {
+      metrics_.queue_us->Increment(static_cast<double>(Micros(job.dispatched - job.enqueued)));
+      metrics_.inference_us->Increment(static_cast<double>(Micros(now - job.dispatched)));
+      metrics_.queue_latency->Observe(
+          std::chrono::duration<double>(job.dispatched - job.enqueued).count());
+    }
+    metrics_.responses->WithLabels({model_.name, std::to_string(status)}).Increment();
+  }
+  auto done = std::move(job.done);
+  job.done = nullptr;
+  if (done) done(status, std::move(body));
+}
+
+void ModelPool::ExpireLoop() {
+  std::unique_lock lock(mutex_);
+  while (!expire_stop_) {
+    expire_cv_.wait_for(lock, std::chrono::milliseconds(20));
+    auto now = Clock::now();
+    std::vector<Job> expired;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (now - it->enqueued >= model_.response_timeout) {
+        expired.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (expired.empty()) continue;
+    lock.unlock();
+    for (auto& job : expired) {
+      Finish(job, 504,
+             ErrorBody(504, "RequestTimeout",
+                       "no worker of model \"" + model_.name + "\" answered within " +
+                           SecondsText(model_.response_timeout)));
+    }
+    lock.lock();
+  }
+}
+
+std::vector<ModelPool::Job> ModelPool::TakeBatch(Slot* slot, int fd) {
+  std::unique_lock lock(mutex_);
+  std::vector<Job> batch;
+  // Wake every 100 ms to notice a worker that died while idle (and restart it before a job
+  // is sent to it).
+  while (!cv_.wait_for(lock, std::chrono::milliseconds(100),
+                       [&] { return slot->stop.load() || !queue_.empty(); })) {
+    if (PeerClosed(fd)) return batch;
+  }
+  if (slot->stop) return batch;
+  batch.push_back(std::move(queue_.front()));
+  queue_.pop_front();
+  if (model_.batch_size > 1) {
+    auto deadline = batch[0].enqueued + model_.max_batch_delay;
+    while (batch.size() < static_cast<size_t>(model_.batch_size)) {
+      if (!queue_.empty()) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        continue;
+      }
+      if (!cv_.wait_until(lock, deadline, [&] { return slot->stop.load() || !queue_.empty(); })) {
+        break;
+      }
+      if (slot->stop) break;
+    }
+  }
+  in_flight_ += static_cast<int>(batch.size());
+  return batch;
+}
+
+void ModelPool::Requeue(std::vector<Job>& batch) {
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+      it->dispatched = Clock::time_point();
+      queue_.push_front(std::move(*it));
+    }
+    in_flight_ -= static_cast<int>(batch.size());
+  }
+  cv_.notify_all();
+}
+
+void ModelPool::SetStatus(Slot* slot, const std::string& status, pid_t pid) {
+  std::lock_guard lock(mutex_);
+  slot->status = status;
+  slot->pid = pid;
+}
+
+bool ModelPool::StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, int* fd) {
+  std::string path =
+      env_.socket_dir + "/w" + std::to_string(slot->id) + "-" + std::to_string(++generation_);
+  std::string error;
+  int listen_fd = ListenUnix(path, &error);
+  auto fail = [&](const std::string& why) {
+    std::lock_guard lock(mutex_);
+    slot->last_error = why;
+    slot->status = "FAILED";
+    slot->pid = 0;
+    return false;
+  };
+  if (listen_fd < 0) return fail(error);
+  std::vector<std::string> argv = {env_.self_exe,
+                                   "worker",
+                                   "--socket",
+                                   path,
+                                   "--spec",
+                                   ModelConfigToJson(model_),
+                                   "--threads",
+                                   std::to_string(slot->cpus.threads),
+                                   "--interop-threads",
+                                   "1",
+                                   "--log-level",
+                                   env_.log_level};
+  SpawnOptions options;
+  options.cpu_affinity = slot->cpus.cpus;
+  // libgomp would pin every thread of every worker to the same CPUs; the plan decides instead.
+  options.unset_env = {"OMP_PROC_BIND", "GOMP_CPU_AFFINITY", "OMP_PLACES", "KMP_AFFINITY"};
+  std::string threads = std::to_string(slot->cpus.threads);
+  options.set_env = {{"OMP_NUM_THREADS", threads}, {"MKL_NUM_THREADS", threads}};
+  auto spawned = Subprocess::Spawn(argv, options, &error);
+  if (!spawned) {
+    close(listen_fd);
+    unlink(path.c_str());
+    return fail(error);
+  }
+  *process = std::make_unique<Subprocess>(std::move(*spawned));
+  SetStatus(slot, "STARTING", (*process)->pid());
+  {
+    std::lock_guard lock(mutex_);
+    slot->started = std::chrono::system_clock::now();
+  }
+  auto deadline = Clock::now() + env_.worker_start_timeout;
+  // Accept the worker's connection; it connects before loading the model.
+  int conn = -1;
+  while (conn < 0) {
+    if (slot->stop) break;
+    if (!(*process)->Running()) {
+      error = "worker exited during start: " + DescribeWaitStatus(*(*process)->exit_status());
+      break;
+    }
+    if (Clock::now() > deadline) {
+      error = "worker did not connect within " + SecondsText(env_.worker_start_timeout);
+      break;
+    }
+    pollfd p{listen_fd, POLLIN, 0};
+    if (poll(&p, 1, 50) > 0) conn = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  }
+  close(listen_fd);
+  unlink(path.c_str());
+  if (conn < 0) {
+    (*process)->Stop(std::chrono::seconds(2));
+    return slot->stop ? false : fail(error);
+  }
+  // Wait for READY (or FATAL) while the model loads and warms up.
+  std::string payload;
+  while (true) {
+    if (slot->stop) {
+      close(conn);
+      (*process)->Stop(std::chrono::seconds(2));
+      return false;
+    }
+    if (Clock::now() > deadline) {
+      error = "worker not ready within " + SecondsText(env_.worker_start_timeout);
+      break;
+    }
+    auto r = ReadFrame(conn, &payload, Clock::now() + std::chrono::milliseconds(100));
+    if (r == ReadResult::kTimeout) continue;
+    Message m;
+    if (r == ReadResult::kOk && DecodeMessage(payload, &m, &error)) {
+      if (m.type == MessageType::kReady) {
+        auto info = nlohmann::json::parse(m.text, nullptr, false);
+        std::lock_guard lock(mutex_);
+        slot->status = "READY";
+        slot->threads_reported = info.is_object() ? info.value("threads", 0) : 0;
+        slot->last_error.clear();
+        fatal_error_.clear();
+        *fd = conn;
+        spdlog::info("model {}: worker {} (pid {}) ready on cpus [{}], {} threads", model_.name,
+                     slot->id, (*process)->pid(), FormatCpuList(slot->cpus.cpus),
+                     slot->threads_reported);
+        return true;
+      }
+      if (m.type == MessageType::kFatal) {
+        error = m.text;
+        std::lock_guard lock(mutex_);
+        fatal_error_ = m.text;
+        break;
+      }
+      error = "unexpected message from worker";
+      break;
+    }
+    auto status = (*process)->WaitFor(std::chrono::seconds(1));
+    error = "worker exited during start" +
+            (status ? ": " + DescribeWaitStatus(*status) : std::string());
+    break;
+  }
+  close(conn);
+  (*process)->Stop(std::chrono::seconds(2));
+  spdlog::error("model {}: worker {} failed to start: {}", model_.name, slot->id, error);
+  return fail(error);
+}
+
+bool ModelPool::RunBatch(Slot* slot, int fd, Subprocess& process, std::vector<Job>& batch) {
+  Message m;
+  m.type = MessageType::kBatch;
+  auto now = Clock::now();
+  auto deadline = Clock::time_point::max();
+  for (auto& job : batch) {
+    m.items.push_back({job.id, 0, job.body});
+    job.dispatched = now;
+    deadline = std::min(deadline, job.enqueued + model_.response_timeout);
+  }
+  if (metrics_.batch_size) metrics_.batch_size->Observe(static_cast<double>(batch.size()));
+  auto finish_all = [&](int status, const std::string& body) {
+    for (auto& job : batch) Finish(job, status, body);
+    in_flight_ -= static_cast<int>(batch.size());
+  };
+  if (PeerClosed(fd)) {  // died before this batch: the jobs go back, not fail
+    Requeue(batch);
+    return false;
+  }
+  ReadResult r = ReadResult::kClosed;
+  std::string payload;
+  if (WriteFrame(fd, EncodeMessage(m))) r = ReadFrame(fd, &payload, deadline);
+  if (r == ReadResult::kOk) {
+    Message reply;
+    std::string error;
+    if (DecodeMessage(payload, &reply, &error) && reply.type == MessageType::kResults) {
+      std::map<uint64_t, WireItem*> by_id;
+      for (auto& item : reply.items) by_id[item.id] = &item;
+      for (auto& job : batch) {
+        auto it = by_id.find(job.id);
+        if (it == by_id.end()) {
+          Finish(job, 500, ErrorBody(500, "InternalServerError", "worker returned no reply"));
+        } else {
+          Finish(job, it->second->status, std::move(it->second->body));
+        }
+      }
+      in_flight_ -= static_cast<int>(batch.size());
+      return true;
+    }
+    spdlog::error("model {}: worker {} sent a bad reply: {}", model_.name, slot->id, error);
+    finish_all(500, ErrorBody(500, "InternalServerError", "worker sent a bad reply"));
+    return false;
+  }
+  if (r == ReadResult::kTimeout) {
+    spdlog::warn("model {}: worker {} (pid {}) timed out; replacing it", model_.name, slot->id,
+                 process.pid());
+    process.Signal(SIGKILL);
+    finish_all(504, ErrorBody(504, "RequestTimeout",
+                              "model \"" + model_.name + "\" did not answer within " +
+                                  SecondsText(model_.response_timeout)));
+    return false;
+  }
+  auto status = process.WaitFor(std::chrono::milliseconds(500));
+  std::string why = status ? DescribeWaitStatus(*status) : "connection lost";
+  spdlog::error(
+      "model {}: worker {} (pid {}) died ({}); failing {} in-flight request(s), "
+      "restarting it on the same CPUs",
+      model_.name, slot->id, process.pid(), why, batch.size());
+  finish_all(503, ErrorBody(503, "ServiceUnavailableException",
+                            "worker of model \"" + model_.name + "\" died (" + why +
+                                ") while running this request"));
+  return false;
+}
+
+void ModelPool::RunSlot(Slot* slot) {
+  auto backoff = std::chrono::milliseconds(100);
+  bool first = true;
+  while (!slot->stop) {
+    std::unique_ptr<Subprocess> process;
+    int fd = -1;
+    if (!first) {
+      std::lock_guard lock(mutex_);
+      ++slot->restarts;
+      if (metrics_.worker_restarts) metrics_.worker_restarts->Increment();
+    }
+    first = false;
+    if (!StartWorker(slot, &process, &fd)) {
+      // Back off (interruptibly) before the next try: a model that cannot load must not spin.
+      auto until = Clock::now() + backoff;
+      while (!slot->stop && Clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      continue;
+    }
+    backoff = std::chrono::milliseconds(100);
+    bool died_idle = false;
+    while (!slot->stop) {
+      auto batch = TakeBatch(slot, fd);
+      if (batch.empty()) {  // stopping, or the worker died while idle
+        died_idle = !slot->stop;
+        break;
+      }
+      if (!RunBatch(slot, fd, *process, batch)) break;
+    }
+    close(fd);  // the worker sees EOF and exits
+    if (died_idle) {
+      auto status = process->WaitFor(std::chrono::milliseconds(500));
+      spdlog::error("model {}: idle worker {} (pid {}) died ({}); restarting it on the same CPUs",
+                    model_.name, slot->id, process->pid(),
+                    status ? DescribeWaitStatus(*status) : "connection lost");
+    }
+    SetStatus(slot, slot->stop ? "STOPPED" : "RESTARTING", 0);
+    process->Stop(std::chrono::seconds(5));
+  }
+}
+
+int ModelPool::ready_workers() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<int>(std::count_if(slots_.begin(), slots_.end(),
+                                        [](const auto& s) { return s->status == "READY"; }));
+}
+
+int ModelPool::min_workers() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<int>(slots_.size());
+}
+
+std::vector<pid_t> ModelPool::WorkerPids() const {
+  std::lock_guard lock(mutex_);
+  std::vector<pid_t> out;
+  for (const auto& s : slots_) out.push_back(s->pid);
+  return out;
+}
+
+std::string ModelPool::fatal_error() const {
+  std::lock_guard lock(mutex_);
+  return fatal_error_;
+}
+
+nlohmann::json ModelPool::Describe() const {
+  std::lock_guard lock(mutex_);
+  nlohmann::json workers = nlohmann::json::array();
+  for (const auto& s : slots_) {
+    auto started = std::chrono::system_clock::to_time_t(s->started);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&started));
+    nlohmann::json w = {{"id", std::to_string(s->id)},
+                        {"startTime", when},
+                        {"status", s->status},
+                        {"pid", s->pid},
+                        {"memoryUsage", s->pid > 0 ? ResidentBytes(s->pid) : 0},
+                        {"gpu", false},
+                        {"gpuUsage", "N/A"},
+                        {"pinnedCpus", FormatCpuList(s->cpus.cpus)},
+                        {"numaNode", s->cpus.numa_node},
+                        {"threads", s->cpus.threads},
+                        {"restarts", s->restarts}};
+    if (!s->last_error.empty()) w["lastError"] = s->last_error;
+    workers.push_back(std::move(w));
+  }
+  return {{"modelName", model_.name},
+          {"modelVersion", model_.version},
+          {"modelUrl", model_.path},
+          {"runtime", "libtorch"},
+          {"handler", HandlerName(model_.handler)},
+          {"minWorkers", slots_.size()},
+          {"maxWorkers", slots_.size()},
+          {"batchSize", model_.batch_size},
+          {"maxBatchDelay", model_.max_batch_delay.count()},
+          {"responseTimeout", model_.response_timeout.count() / 1000},
+          {"loadedAtStartup", true},
+          {"queue", {{"capacity", model_.job_queue_size}, {"pending", queue_.size()}}},
+          {"workers", std::move(workers)}};
+}
+
+}  // namespace sg::serve

@@ -1,0 +1,128 @@
+// The front process's side of one model: a bounded job queue, dynamic batching and one slot per
+// worker process. Each slot has a thread that starts its pinned worker, feeds it batches over a
+// Unix socket and waits for the replies (blocking, off the I/O threads; inference itself runs
+// only in the worker). A worker that dies fails only its in-flight jobs (503) and is restarted
+// on the same CPUs; a reply later than the response timeout fails the batch (504) and the worker
+// is replaced.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "common/metrics.h"
+#include "model_server/cpu_plan.h"
+#include "model_server/serve_config.h"
+
+namespace sg {
+class Subprocess;
+}
+
+namespace sg::serve {
+
+// Called exactly once per job, from a pool thread, with the HTTP status and JSON body.
+using JobCallback = std::function<void(int status, std::string body)>;
+
+// Metrics of one model (references into the server's registry).
+struct PoolMetrics {
+  Counter* requests = nullptr;           // ts_inference_requests_total
+  Counter* inference_us = nullptr;       // ts_inference_latency_microseconds (cumulative)
+  Counter* queue_us = nullptr;           // ts_queue_latency_microseconds (cumulative)
+  Histogram* latency = nullptr;          // request latency (s), enqueue to reply
+  Histogram* queue_latency = nullptr;    // time in queue (s)
+  Histogram* batch_size = nullptr;       // samples per batch
+  Family<Counter>* responses = nullptr;  // by status code
+  Counter* worker_restarts = nullptr;
+};
+
+struct PoolEnvironment {
+  std::string self_exe;    // this binary, re-executed as `sg-serve worker`
+  std::string socket_dir;  // private directory for the workers' Unix sockets
+  std::string log_level = "info";
+  std::chrono::milliseconds worker_start_timeout{120000};  // load + warm-up
+};
+
+class ModelPool {
+ public:
+  ModelPool(ModelConfig model, PoolEnvironment env, PoolMetrics metrics);
+  ~ModelPool();  // Stop(0)
+  ModelPool(const ModelPool&) = delete;
+  ModelPool& operator=(const ModelPool&) = delete;
+
+  // Starts one worker per entry (previous workers are stopped first; queued jobs stay queued).
+  void SetWorkers(const std::vector<WorkerCpus>& workers);
+
+  enum class SubmitResult { kQueued, kQueueFull, kStopping };
+  // Queues `body`; `done` is called later. When not queued, `done` is not called.
+  SubmitResult Submit(std::string body, JobCallback done);
+
+  // Stops accepting, waits up to `grace` for queued and in-flight jobs, fails the rest (503),
+  // stops the workers. Idempotent.
+  void Stop(std::chrono::milliseconds grace);
+
+  const ModelConfig& model() const { return model_; }
+  int ready_workers() const;
+  int min_workers() const;
+  // TorchServe's describe-model entry, plus pinning, threads and queue state.
+  nlohmann::json Describe() const;
+  // Worker pids (for tests and logs); 0 for a worker not running.
+  std::vector<pid_t> WorkerPids() const;
+  // Why a worker last refused to start (model file, labels, warm-up), empty when none did.
+  std::string fatal_error() const;
+
+ private:
+  struct Job {
+    uint64_t id = 0;
+    std::string body;
+    JobCallback done;
+    std::chrono::steady_clock::time_point enqueued;
+    std::chrono::steady_clock::time_point dispatched;
+  };
+  struct Slot;
+
+  void RunSlot(Slot* slot);
+  bool StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, int* fd);
+  // False when the worker is gone (it is then restarted).
+  bool RunBatch(Slot* slot, int fd, Subprocess& process, std::vector<Job>& batch);
+  // Waits for jobs; returns none when the slot stops or its worker (fd) has died while idle.
+  std::vector<Job> TakeBatch(Slot* slot, int fd);
+  void Requeue(std::vector<Job>& batch);
+  void Finish(Job& job, int status, std::string body);
+  void StopSlots();
+  void ExpireLoop();
+  void SetStatus(Slot* slot, const std::string& status, pid_t pid);
+
+  const ModelConfig model_;
+  const PoolEnvironment env_;
+  const PoolMetrics metrics_;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> in_flight_{0};
+
+  std::mutex slots_mutex_;  // serialises SetWorkers and Stop
+  // Guarded by mutex_.
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;         // queue changes and slot stops
+  std::condition_variable expire_cv_;  // wakes the expiry thread at destruction
+  std::deque<Job> queue_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  bool stopping_ = false;
+  bool expire_stop_ = false;
+  std::string fatal_error_;
+
+  std::thread expire_thread_;
+};
+
+}  // namespace sg::serve

@@ -1,0 +1,373 @@
+#include "model_server/serve_server.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/http_server.h"
+#include "common/strings.h"
+#include "model_server/handler.h"
+#include "model_server/multipart.h"
+
+namespace sg::serve {
+namespace {
+
+namespace bhttp = boost::beast::http;
+using http::Request;
+using http::Responder;
+using http::Response;
+using http::Status;
+
+// The parts of a request a later reply needs (the request itself has been consumed by then).
+Request ReplyContext(const Request& request) {
+  Request meta{request.method(), "", request.version()};
+  meta.keep_alive(request.keep_alive());
+  return meta;
+}
+
+Response JsonText(const Request& context, int status, std::string body) {
+  return http::MakeTextResponse(context, static_cast<Status>(status), std::move(body),
+                                "application/json");
+}
+
+Response Error(const Request& request, int status, const std::string& type,
+               const std::string& message) {
+  return JsonText(request, status, ErrorBody(status, type, message));
+}
+
+Response NotFound(const Request& request) {
+  return Error(request, 404, "ResourceNotFoundException",
+               "Requested resource is not found, please refer to API document.");
+}
+
+Response MethodNotAllowed(const Request& request) {
+  return Error(request, 405, "MethodNotAllowedException",
+               "Requested method is not allowed, please refer to API document.");
+}
+
+// Path segments of the target (query removed, empty segments dropped) and the query.
+std::vector<std::string> PathSegments(std::string_view target, std::string* query) {
+  auto q = target.find('?');
+  if (query) *query = q == std::string_view::npos ? "" : std::string(target.substr(q + 1));
+  std::vector<std::string> out;
+  for (auto& s : Split(target.substr(0, q), '/')) {
+    if (!s.empty()) out.push_back(s);
+  }
+  return out;
+}
+
+std::string QueryParam(const std::string& query, const std::string& name) {
+  for (const auto& kv : Split(query, '&')) {
+    auto eq = kv.find('=');
+    if (kv.substr(0, eq) == name) return eq == std::string::npos ? "" : kv.substr(eq + 1);
+  }
+  return "";
+}
+
+http::ServerOptions Listener(const std::string& address, uint64_t body_limit) {
+  auto hp = ParseHostPort(address);
+  http::ServerOptions o;
+  o.address = hp->first;
+  o.port = hp->second;
+  o.body_limit = body_limit;
+  o.server_name = "sg-serve";
+  return o;
+}
+
+}  // namespace
+
+ModelsPlan PlanModels(const CpuBudget& budget, const PlanRequest& cpu,
+                      const std::vector<int>& model_workers) {
+  ModelsPlan out;
+  bool all_given =
+      std::all_of(model_workers.begin(), model_workers.end(), [](int w) { return w > 0; });
+  PlanRequest request = cpu;
+  if (all_given) {
+    request.workers = 0;
+    for (int w : model_workers) request.workers += w;
+  } else if (request.workers > 0) {
+    request.workers = std::max<int>(request.workers, static_cast<int>(model_workers.size()));
+  } else if (model_workers.size() > 1) {
+    request.workers = static_cast<int>(model_workers.size());
+  }
+  out.plan = PlanWorkers(budget, request);
+  int total = static_cast<int>(out.plan.workers.size());
+  int n = static_cast<int>(model_workers.size());
+  if (all_given && total == request.workers) {
+    out.counts = model_workers;
+  } else {
+    for (int i = 0; i < n; ++i) out.counts.push_back(total / n + (i < total % n ? 1 : 0));
+  }
+  return out;
+}
+
+ServeServer::ServeServer(ServeConfig config, CpuBudget budget, PoolEnvironment env)
+    : config_(std::move(config)), budget_(std::move(budget)), env_(std::move(env)) {
+  worker_overrides_.assign(config_.models.size(), 0);
+  auto& requests =
+      registry_.AddCounter("ts_inference_requests_total", "Total number of inference requests.",
+                           {"model_name", "model_version"});
+  auto& inference_us =
+      registry_.AddCounter("ts_inference_latency_microseconds",
+                           "Cumulative inference duration in microseconds (dispatch to reply).",
+                           {"model_name", "model_version"});
+  auto& queue_us = registry_.AddCounter("ts_queue_latency_microseconds",
+                                        "Cumulative queue duration in microseconds.",
+                                        {"model_name", "model_version"});
+  auto& latency = registry_.AddHistogram("sg_request_latency_seconds",
+                                         "Prediction latency from queueing to reply.",
+                                         LatencyBucketsSeconds(), {"model_name"});
+  auto& queue_latency =
+      registry_.AddHistogram("sg_queue_latency_seconds", "Time a prediction waited for a worker.",
+                             LatencyBucketsSeconds(), {"model_name"});
+  auto& batch = registry_.AddHistogram("sg_batch_size", "Samples per batch sent to a worker.",
+                                       ExponentialBuckets(1, 2, 10), {"model_name"});
+  auto& responses =
+      registry_.AddCounter("sg_prediction_responses_total", "Prediction responses by status code.",
+                           {"model_name", "code"});
+  auto& restarts =
+      registry_.AddCounter("sg_worker_restarts_total",
+                           "Worker processes restarted after dying or timing out.", {"model_name"});
+  auto& ready = registry_.AddGauge("sg_workers_ready", "Workers ready to serve.", {"model_name"});
+  auto& pending =
+      registry_.AddGauge("sg_queue_pending", "Predictions waiting in the queue.", {"model_name"});
+  for (const auto& model : config_.models) {
+    PoolMetrics m;
+    m.requests = &requests.WithLabels({model.name, model.version});
+    m.inference_us = &inference_us.WithLabels({model.name, model.version});
+    m.queue_us = &queue_us.WithLabels({model.name, model.version});
+    m.latency = &latency.WithLabels({model.name});
+    m.queue_latency = &queue_latency.WithLabels({model.name});
+    m.batch_size = &batch.WithLabels({model.name});
+    m.responses = &responses;
+    m.worker_restarts = &restarts.WithLabels({model.name});
+    pools_.push_back(std::make_unique<ModelPool>(model, env_, m));
+  }
+  registry_.AddCollectHook([this, &ready, &pending] {
+    for (const auto& pool : pools_) {
+      ready.WithLabels({pool->model().name}).Set(pool->ready_workers());
+      pending.WithLabels({pool->model().name})
+          .Set(pool->Describe()["queue"]["pending"].get<double>());
+    }
+  });
+}
+
+ServeServer::~ServeServer() {
+  Stop(std::chrono::milliseconds(0));
+}
+
+struct ServeServer::Routes {
+  static void Inference(ServeServer* self, Request&& request, Responder respond) {
+    std::string query;
+    auto path = PathSegments(request.target(), &query);
+    if (path.size() == 1 && path[0] == "ping") {
+      bool healthy = self->Healthy();
+      respond(http::MakeJsonResponse(request, healthy ? Status::ok : Status::internal_server_error,
+                                     {{"status", healthy ? "Healthy" : "Unhealthy"}}));
+      return;
+    }
+    if (path.empty() || path[0] != "predictions") return respond(NotFound(request));
+    if (path.size() < 2 || path.size() > 3) return respond(NotFound(request));
+    if (request.method() != bhttp::verb::post && request.method() != bhttp::verb::put) {
+      return respond(MethodNotAllowed(request));
+    }
+    ModelPool* pool = nullptr;
+    for (auto& p : self->pools_) {
+      if (p->model().name == path[1]) pool = p.get();
+    }
+    if (!pool) {
+      return respond(Error(request, 404, "ModelNotFoundException", "Model not found: " + path[1]));
+    }
+    if (path.size() == 3 && path[2] != pool->model().version) {
+      return respond(Error(request, 404, "ModelNotFoundException",
+                           "Model version: " + path[2] + " does not exist for model: " + path[1]));
+    }
+    std::string_view input;
+    std::string error;
+    if (!ExtractPredictionInput(request[bhttp::field::content_type], request.body(), &input,
+                                &error)) {
+      return respond(Error(request, 400, "BadRequestException", error));
+    }
+    auto context = ReplyContext(request);
+    std::string body(input);
+    auto result = pool->Submit(std::move(body), [context, respond](int status, std::string body) {
+      respond(JsonText(context, status, std::move(body)));
+    });
+    if (result == ModelPool::SubmitResult::kQueueFull) {
+      respond(Error(request, 503, "ServiceUnavailableException",
+                    "Model \"" + pool->model().name +
+                        "\" has no worker to serve inference request. Please use scale workers "
+                        "API to add workers."));
+    } else if (result == ModelPool::SubmitResult::kStopping) {
+      respond(Error(request, 503, "ServiceUnavailableException", "server is shutting down"));
+    }
+  }
+
+  static void Management(ServeServer* self, Request&& request, Responder respond) {
+    std::string query;
+    auto path = PathSegments(request.target(), &query);
+    if (path.empty() || path[0] != "models" || path.size() > 3) return respond(NotFound(request));
+    if (path.size() == 1) {
+      if (request.method() != bhttp::verb::get) return respond(MethodNotAllowed(request));
+      nlohmann::json models = nlohmann::json::array();
+      for (const auto& p : self->pools_) {
+        models.push_back({{"modelName", p->model().name}, {"modelUrl", p->model().path}});
+      }
+      return respond(http::MakeJsonResponse(request, Status::ok, {{"models", models}}));
+    }
+    size_t index = self->pools_.size();
+    for (size_t i = 0; i < self->pools_.size(); ++i) {
+      if (self->pools_[i]->model().name == path[1]) index = i;
+    }
+    if (index == self->pools_.size()) {
+      return respond(Error(request, 404, "ModelNotFoundException", "Model not found: " + path[1]));
+    }
+    auto& pool = *self->pools_[index];
+    if (path.size() == 3 && path[2] != pool.model().version && path[2] != "all") {
+      return respond(Error(request, 404, "ModelNotFoundException",
+                           "Model version: " + path[2] + " does not exist for model: " + path[1]));
+    }
+    if (request.method() == bhttp::verb::get) {
+      return respond(
+          http::MakeJsonResponse(request, Status::ok, nlohmann::json::array({pool.Describe()})));
+    }
+    if (request.method() != bhttp::verb::put) return respond(MethodNotAllowed(request));
+    std::string text = QueryParam(query, "min_worker");
+    int workers = 0;
+    try {
+      size_t used = 0;
+      workers = std::stoi(text, &used);
+      if (used != text.size()) throw std::invalid_argument(text);
+    } catch (const std::exception&) {
+      return respond(Error(request, 400, "BadRequestException",
+                           "min_worker must be a positive integer, got \"" + text + "\""));
+    }
+    if (workers < 1 || workers > 1024) {
+      return respond(Error(request, 400, "BadRequestException",
+                           "min_worker must be in [1, 1024], got " + text));
+    }
+    bool synchronous = QueryParam(query, "synchronous") == "true";
+    std::string name = pool.model().name;
+    auto context = ReplyContext(request);
+    std::lock_guard lock(self->threads_mutex_);
+    self->background_.emplace_back([self, name, workers, synchronous, context, respond] {
+      self->Replan(name, workers);
+      if (synchronous) {
+        respond(http::MakeJsonResponse(
+            context, Status::ok,
+            {{"status", "Workers scaled to " + std::to_string(workers) + " for model: " + name}}));
+      }
+    });
+    if (!synchronous) {
+      respond(http::MakeJsonResponse(request, Status::accepted,
+                                     {{"status", "Processing worker updates..."}}));
+    }
+  }
+
+  static void Metrics(ServeServer* self, Request&& request, Responder respond) {
+    std::string query;
+    auto path = PathSegments(request.target(), &query);
+    if (path.size() != 1 || path[0] != "metrics") return respond(NotFound(request));
+    if (request.method() != bhttp::verb::get) return respond(MethodNotAllowed(request));
+    respond(http::MakeTextResponse(request, Status::ok, self->registry_.Render(),
+                                   kPrometheusContentType));
+  }
+};
+
+bool ServeServer::Start(boost::asio::io_context& io, std::string* error) {
+  {
+    std::lock_guard lock(replan_mutex_);
+    std::vector<int> counts;
+    for (const auto& m : config_.models) counts.push_back(m.workers);
+    auto planned = PlanModels(budget_, config_.cpu, counts);
+    plan_ = planned.plan;
+    for (const auto& w : plan_.warnings) spdlog::warn("cpu plan: {}", w);
+    size_t next = 0;
+    for (size_t i = 0; i < pools_.size(); ++i) {
+      std::vector<WorkerCpus> slice(plan_.workers.begin() + next,
+                                    plan_.workers.begin() + next + planned.counts[i]);
+      next += planned.counts[i];
+      pools_[i]->SetWorkers(slice);
+    }
+  }
+  auto make = [&](const std::string& address, uint64_t limit, auto route) {
+    return std::make_unique<http::HttpServer>(io, Listener(address, limit),
+                                              [this, route](Request&& request, Responder respond) {
+                                                route(this, std::move(request), std::move(respond));
+                                              });
+  };
+  inference_ = make(config_.inference_address, config_.max_request_size, &Routes::Inference);
+  management_ = make(config_.management_address, 1 << 20, &Routes::Management);
+  metrics_ = make(config_.metrics_address, 1 << 20, &Routes::Metrics);
+  for (auto* server : {inference_.get(), management_.get(), metrics_.get()}) {
+    std::string why;
+    if (!server->Start(&why)) {
+      *error = why;
+      return false;
+    }
+  }
+  return true;
+}
+
+void ServeServer::Replan(const std::string& model, int workers) {
+  std::lock_guard lock(replan_mutex_);
+  std::vector<int> counts;
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    if (pools_[i]->model().name == model) worker_overrides_[i] = workers;
+    int current = worker_overrides_[i] > 0 ? worker_overrides_[i] : pools_[i]->min_workers();
+    counts.push_back(std::max(1, current));
+  }
+  auto planned = PlanModels(budget_, config_.cpu, counts);
+  plan_ = planned.plan;
+  spdlog::info("re-planned for {} worker(s) of {}:\n{}", workers, model, DescribePlan(plan_));
+  size_t next = 0;
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    std::vector<WorkerCpus> slice(plan_.workers.begin() + next,
+                                  plan_.workers.begin() + next + planned.counts[i]);
+    next += planned.counts[i];
+    pools_[i]->SetWorkers(slice);
+  }
+}
+
+bool ServeServer::Healthy() const {
+  for (const auto& pool : pools_) {
+    if (pool->ready_workers() < pool->min_workers()) return false;
+  }
+  return true;
+}
+
+std::string ServeServer::StartupError() const {
+  for (const auto& pool : pools_) {
+    auto e = pool->fatal_error();
+    if (!e.empty()) return e;
+  }
+  return "";
+}
+
+void ServeServer::Stop(std::chrono::milliseconds grace) {
+  if (inference_) inference_->Stop();
+  std::vector<std::thread> background;
+  {
+    std::lock_guard lock(threads_mutex_);
+    background.swap(background_);
+  }
+  for (auto& t : background) t.join();
+  for (auto& pool : pools_) pool->Stop(grace);
+  if (management_) management_->Stop();
+  if (metrics_) metrics_->Stop();
+}
+
+uint16_t ServeServer::inference_port() const {
+  return inference_->port();
+}
+uint16_t ServeServer::management_port() const {
+  return management_->port();
+}
+uint16_t ServeServer::metrics_port() const {
+  return metrics_->port();
+}
+
+}  // namespace sg::serve

@@ -1,0 +1,100 @@
+#include "model_server/worker_main.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "model_server/model_runner.h"
+#include "model_server/protocol.h"
+#include "model_server/worker_core.h"
+
+namespace sg::serve {
+namespace {
+
+int Connect(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    close(fd);
+    return -1;
+  }
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool Send(int fd, MessageType type, std::string text) {
+  Message m;
+  m.type = type;
+  m.text = std::move(text);
+  return WriteFrame(fd, EncodeMessage(m));
+}
+
+}  // namespace
+
+int RunWorker(const WorkerArgs& args) {
+  // Thread pools are sized before anything in libtorch starts one.
+  ConfigureTorchThreads(args.threads, args.interop_threads);
+  int fd = Connect(args.socket_path);
+  if (fd < 0) {
+    spdlog::error("worker: cannot connect to {}: {}", args.socket_path, std::strerror(errno));
+    return 4;
+  }
+  ModelConfig model;
+  try {
+    model = ModelConfigFromJson(args.spec);
+  } catch (const std::exception& e) {
+    Send(fd, MessageType::kFatal, std::string("bad worker spec: ") + e.what());
+    return 3;
+  }
+  Labels labels;
+  std::string error;
+  if (!model.labels_path.empty() && !LoadLabels(model.labels_path, &labels, &error)) {
+    Send(fd, MessageType::kFatal, "model \"" + model.name + "\": " + error);
+    return 3;
+  }
+  auto runner = LoadTorchScriptModel(model, &error);
+  if (!runner) {
+    Send(fd, MessageType::kFatal, error);
+    return 3;
+  }
+  nlohmann::json ready = {{"pid", getpid()},
+                          {"threads", TorchIntraOpThreads()},
+                          {"interop_threads", args.interop_threads}};
+  if (!Send(fd, MessageType::kReady, ready.dump())) return 0;
+
+  std::string payload;
+  while (true) {
+    auto r = ReadFrame(fd, &payload);
+    if (r != ReadResult::kOk) break;  // the front closed the socket: stop
+    Message request;
+    if (!DecodeMessage(payload, &request, &error) || request.type != MessageType::kBatch) {
+      spdlog::error("worker: bad message from the front: {}", error);
+      break;
+    }
+    std::vector<std::string_view> bodies;
+    for (const auto& item : request.items) bodies.emplace_back(item.body);
+    auto replies = HandleBatch(*runner, model, labels, bodies);
+    Message response;
+    response.type = MessageType::kResults;
+    for (size_t i = 0; i < replies.size(); ++i) {
+      response.items.push_back(
+          {request.items[i].id, replies[i].status, std::move(replies[i].body)});
+    }
+    if (!WriteFrame(fd, EncodeMessage(response))) break;
+  }
+  close(fd);
+  return 0;
+}
+
+}  // namespace sg::serve
