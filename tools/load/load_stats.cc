@@ -1,0 +1,206 @@
+#include "tools/load/load_stats.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+namespace sg::load {
+namespace {
+
+std::string Fixed(double value, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
+std::string Pad(const std::string& text, size_t width, bool left) {
+  if (text.size() >= width) return text;
+  std::string fill(width - text.size(), ' ');
+  return left ? text + fill : fill + text;
+}
+
+// A CSV field, quoted when it needs to be (Python's csv.QUOTE_MINIMAL, as Locust writes).
+std::string CsvField(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+double PerSecond(uint64_t count, double elapsed_s) {
+  return elapsed_s > 0 ? static_cast<double>(count) / elapsed_s : 0.0;
+}
+
+std::string RequestRow(const EndpointSummary& row, double elapsed_s) {
+  double fail_pct = row.requests ? 100.0 * row.failures / row.requests : 0.0;
+  return Pad(row.type, 8, true) + " " + Pad(row.name, 40, true) + " " +
+         Pad(std::to_string(row.requests), 7, false) + " " +
+         Pad(std::to_string(row.failures) + "(" + Fixed(fail_pct, 2) + "%)", 13, false) + " | " +
+         Pad(Fixed(row.avg_ms, 2), 8, false) + " " + Pad(Fixed(row.min_ms, 2), 8, false) + " " +
+         Pad(Fixed(row.max_ms, 2), 8, false) + " " + Pad(Fixed(row.median_ms, 2), 8, false) +
+         " | " + Pad(Fixed(PerSecond(row.requests, elapsed_s), 2), 8, false) + " " +
+         Pad(Fixed(PerSecond(row.failures, elapsed_s), 2), 11, false) + "\n";
+}
+
+std::string StatsCsvRow(const EndpointSummary& row, double elapsed_s) {
+  std::string line = CsvField(row.type) + "," + CsvField(row.name) + "," +
+                     std::to_string(row.requests) + "," + std::to_string(row.failures) + ",";
+  if (row.requests == 0) {
+    line += "0,0.0,0,0,0,0.0,0.0";
+    for (size_t i = 0; i < LocustPercentiles().size(); ++i) line += ",N/A";
+    return line + "\n";
+  }
+  line += Fixed(row.median_ms, 3) + "," + Fixed(row.avg_ms, 3) + "," + Fixed(row.min_ms, 3) + "," +
+          Fixed(row.max_ms, 3) + "," + Fixed(row.avg_content_bytes, 1) + "," +
+          Fixed(PerSecond(row.requests, elapsed_s), 3) + "," +
+          Fixed(PerSecond(row.failures, elapsed_s), 3);
+  for (double p : row.percentiles_ms) {
+    line += ',';
+    line += Fixed(p, 3);
+  }
+  return line + "\n";
+}
+
+std::string PercentileLabel(double q) {
+  std::string text = Fixed(q * 100, 2);
+  while (text.back() == '0') text.pop_back();
+  if (text.back() == '.') text.pop_back();
+  return text + "%";
+}
+
+}  // namespace
+
+const std::vector<double>& LocustPercentiles() {
+  static const std::vector<double> percentiles = {0.5,  0.66, 0.75,  0.8,    0.9, 0.95,
+                                                  0.98, 0.99, 0.999, 0.9999, 1.0};
+  return percentiles;
+}
+
+int64_t NearestRankPercentile(const std::vector<int64_t>& sorted, double q) {
+  double rank = std::ceil(q * static_cast<double>(sorted.size()));
+  size_t index = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
+  return sorted[std::min(index, sorted.size() - 1)];
+}
+
+void LoadStats::Record(const std::string& type, const std::string& name, int64_t latency_us,
+                       bool ok, uint64_t content_bytes, const std::string& error) {
+  Samples& samples = endpoints_[{name, type}];
+  samples.latencies_us.push_back(latency_us);
+  samples.content_bytes += content_bytes;
+  ++requests_;
+  if (!ok) {
+    ++samples.failures;
+    ++failures_;
+    ++errors_[{type, name, error}];
+  }
+}
+
+EndpointSummary LoadStats::Summarize(const std::string& type, const std::string& name,
+                                     const Samples& samples) {
+  EndpointSummary row;
+  row.type = type;
+  row.name = name;
+  row.requests = samples.latencies_us.size();
+  row.failures = samples.failures;
+  if (row.requests == 0) return row;
+  std::vector<int64_t> sorted = samples.latencies_us;
+  std::sort(sorted.begin(), sorted.end());
+  auto ms = [](int64_t us) { return static_cast<double>(us) / 1000.0; };
+  double sum = std::accumulate(sorted.begin(), sorted.end(), 0.0);
+  row.avg_ms = sum / static_cast<double>(sorted.size()) / 1000.0;
+  row.min_ms = ms(sorted.front());
+  row.max_ms = ms(sorted.back());
+  row.median_ms = ms(NearestRankPercentile(sorted, 0.5));
+  row.avg_content_bytes =
+      static_cast<double>(samples.content_bytes) / static_cast<double>(row.requests);
+  for (double q : LocustPercentiles())
+    row.percentiles_ms.push_back(ms(NearestRankPercentile(sorted, q)));
+  return row;
+}
+
+std::vector<EndpointSummary> LoadStats::Endpoints() const {
+  std::vector<EndpointSummary> rows;
+  for (const auto& [key, samples] : endpoints_)
+    rows.push_back(Summarize(key.second, key.first, samples));
+  return rows;
+}
+
+EndpointSummary LoadStats::Aggregated() const {
+  Samples all;
+  for (const auto& [key, samples] : endpoints_) {
+    all.latencies_us.insert(all.latencies_us.end(), samples.latencies_us.begin(),
+                            samples.latencies_us.end());
+    all.failures += samples.failures;
+    all.content_bytes += samples.content_bytes;
+  }
+  return Summarize("", "Aggregated", all);
+}
+
+std::string FormatRequestTable(const LoadStats& stats, double elapsed_s) {
+  std::string rule = std::string(8, '-') + "|" + std::string(41, '-') + "|" + std::string(8, '-') +
+                     "|" + std::string(15, '-') + "|" + std::string(36, '-') + "|" +
+                     std::string(21, '-') + "\n";
+  std::string out = Pad("Type", 8, true) + " " + Pad("Name", 40, true) + " " +
+                    Pad("# reqs", 7, false) + " " + Pad("# fails", 13, false) + " | " +
+                    Pad("Avg", 8, false) + " " + Pad("Min", 8, false) + " " + Pad("Max", 8, false) +
+                    " " + Pad("Med", 8, false) + " | " + Pad("req/s", 8, false) + " " +
+                    Pad("failures/s", 11, false) + "\n" + rule;
+  for (const auto& row : stats.Endpoints()) out += RequestRow(row, elapsed_s);
+  out += rule + RequestRow(stats.Aggregated(), elapsed_s);
+  return out;
+}
+
+std::string FormatPercentileTable(const LoadStats& stats) {
+  std::string out =
+      "Response time percentiles (ms)\n" + Pad("Type", 8, true) + " " + Pad("Name", 40, true);
+  for (double q : LocustPercentiles()) {
+    out += ' ';
+    out += Pad(PercentileLabel(q), 8, false);
+  }
+  out += ' ';
+  out += Pad("# reqs", 7, false);
+  out += '\n';
+  auto row_text = [](const EndpointSummary& row) {
+    std::string line = Pad(row.type, 8, true) + " " + Pad(row.name, 40, true);
+    for (size_t i = 0; i < LocustPercentiles().size(); ++i) {
+      line += ' ';
+      line += Pad(row.percentiles_ms.empty() ? "N/A" : Fixed(row.percentiles_ms[i], 2), 8, false);
+    }
+    return line + " " + Pad(std::to_string(row.requests), 7, false) + "\n";
+  };
+  std::string rule = std::string(8 + 1 + 40 + 9 * LocustPercentiles().size() + 8, '-') + "\n";
+  out += rule;
+  for (const auto& row : stats.Endpoints()) out += row_text(row);
+  out += rule + row_text(stats.Aggregated());
+  return out;
+}
+
+std::string LocustStatsCsv(const LoadStats& stats, double elapsed_s) {
+  std::string out =
+      "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
+      "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s";
+  for (double q : LocustPercentiles()) {
+    out += ',';
+    out += PercentileLabel(q);
+  }
+  out += "\n";
+  for (const auto& row : stats.Endpoints()) out += StatsCsvRow(row, elapsed_s);
+  out += StatsCsvRow(stats.Aggregated(), elapsed_s);
+  return out;
+}
+
+std::string LocustFailuresCsv(const LoadStats& stats) {
+  std::string out = "Method,Name,Error,Occurrences\n";
+  for (const auto& [key, count] : stats.errors()) {
+    const auto& [type, name, error] = key;
+    out += CsvField(type) + "," + CsvField(name) + "," + CsvField(error) + "," +
+           std::to_string(count) + "\n";
+  }
+  return out;
+}
+
+}  // namespace sg::load
