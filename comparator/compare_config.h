@@ -1,0 +1,100 @@
+// CompareConfig: how pairs are judged (configs/compare*.json), parsed once into immutable structs.
+// The format is documented in docs/comparator.md; every field's default is written next to it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+
+namespace sg::comparator {
+
+// A JSON path such as $.items[*].id or $.scores[3]; "*" matches any key or any index.
+struct JsonPathPattern {
+  struct Segment {
+    bool is_index = false;
+    bool wildcard = false;
+    std::string key;
+    size_t index = 0;
+  };
+  std::string text;
+  std::vector<Segment> segments;
+};
+
+// Parses `text` ("$", "$.a", "$.a[2].b", "$.a[*]", "$.*.b", "$['a b']"); false with `error` when
+// it is not such a path.
+bool ParseJsonPath(const std::string& text, JsonPathPattern* out, std::string* error);
+
+enum class CompareKind { kExact, kJson, kClassification, kRegression, kEmbedding };
+const char* CompareKindName(CompareKind kind);
+
+// What NaN and infinities compare equal to. JSON has no NaN, but Python and many model servers
+// write NaN/Infinity/-Infinity tokens; those bodies are read with the tokens as numbers.
+enum class NanPolicy {
+  kEqual,  // NaN == NaN and +Inf == +Inf (same sign): a model that emits NaN on both sides agrees
+  kMismatch,  // any NaN on either side is a mismatch
+};
+
+struct PathTolerance {
+  JsonPathPattern path;
+  double abs = 0;  // |primary - shadow| <= abs + rel * |primary|
+  double rel = 0;
+};
+
+struct CompareRule {
+  std::string name;          // required, shown in reports
+  std::string route = "*";   // route name this rule applies to; "*" = any
+  std::string mirror = "*";  // mirror (model) name; "*" = any
+  CompareKind kind = CompareKind::kJson;
+  std::vector<std::string> compare_headers;  // response headers that must be equal (lower-case)
+  // Optional sub-value of the response body to judge (e.g. $.predictions); whole body when empty.
+  std::string field_text;
+  JsonPathPattern field;
+  NanPolicy nan = NanPolicy::kEqual;
+
+  // json: ignored paths and numeric tolerances (first matching path wins, else abs/rel below).
+  std::vector<JsonPathPattern> ignore;
+  std::vector<PathTolerance> tolerances;
+  double abs = 0;  // default numeric tolerance: 0 = numbers must be equal (json, regression)
+  double rel = 0;
+
+  // classification
+  int top_k = 5;                 // k of the top-k overlap (TorchServe's default topk is 5)
+  double max_prob_diff = 0.05;   // same top-1 and max |p - q| <= this: within_tolerance
+  double max_js_distance = 1.0;  // and Jensen-Shannon distance (base 2) <= this; 1 = no limit
+  std::vector<double> margin_buckets = {0.05, 0.1, 0.2, 0.5};  // primary top1-top2 margin edges
+  std::vector<std::string> labels;  // names of probability-array indices; index numbers if empty
+
+  // embedding
+  double min_cosine = 0.999;  // cosine similarity >= this
+  double max_rel_l2 = 0.05;   // ||p - s|| / ||p|| <= this
+};
+
+struct RedactOptions {
+  std::vector<std::string> headers = {"authorization", "cookie", "set-cookie", "x-api-key"};
+  std::vector<JsonPathPattern> json_fields;  // string values replaced in shown response bodies
+  size_t body_chars = 300;                   // shown response bodies are cut to this many bytes
+};
+
+struct CompareConfig {
+  std::vector<CompareRule> rules;  // first matching rule judges a pair; no match: exact bytes
+  // Request header carrying the true label (captured by the gateway); empty: no accuracy.
+  std::string true_label_header = "x-true-label";
+  size_t reservoir_size = 10000;  // latency pairs kept for the rank tests (bounded memory)
+  uint64_t seed = 1;              // reservoir sampling seed (runs are reproducible)
+  double confidence = 0.98;       // Hodges-Lehmann intervals (Kayenta's default)
+  std::chrono::microseconds window = std::chrono::seconds(10);  // time-series bucket, doubled
+                                                                // when a run has > 240 buckets
+  std::vector<uint64_t> size_buckets = {1024, 16384, 262144};   // request size slice edges, bytes
+  size_t max_examples = 10;                                     // worst examples kept
+  size_t max_slices = 64;   // distinct values per slice dimension; the rest go to "(other)"
+  size_t max_fields = 200;  // distinct differing field paths counted; the rest to "(other)"
+  RedactOptions redact;
+};
+
+CompareConfig ParseCompareConfig(const ConfigNode& root);
+CompareConfig LoadCompareConfig(const std::string& path);  // throws ConfigError
+
+}  // namespace sg::comparator

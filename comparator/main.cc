@@ -1,0 +1,129 @@
+// sg-compare: judge pair logs, issue a cutover verdict and write reports.
+//
+//   sg-compare report --pairs FILE... --rules FILE --gates FILE --out DIR [--run NAME]
+//       exit 0 PASS, 1 FAIL, 3 MARGINAL, 4 INSUFFICIENT_DATA, 2 bad input
+//   sg-compare check --rules FILE [--gates FILE]     validate configs (exit 0, or 2)
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/config.h"
+#include "common/logging.h"
+#include "comparator/compare_config.h"
+#include "comparator/comparison.h"
+#include "comparator/gates.h"
+#include "comparator/pair_log_reader.h"
+#include "comparator/report_writer.h"
+
+namespace {
+
+constexpr int kBadInput = 2;
+
+template <typename T, typename F>
+bool Load(const std::string& path, F load, T* out) {
+  try {
+    *out = load(path);
+    return true;
+  } catch (const sg::ConfigError& e) {
+    for (const auto& problem : e.problems()) std::cerr << problem << "\n";
+    return false;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sg::comparator;
+  CLI::App app{"sg-compare: judge shadow traffic pairs, issue a cutover verdict, write reports"};
+  sg::LogOptions log_options;
+  sg::AddLoggingFlags(app, log_options);
+  app.require_subcommand(1, 1);
+
+  auto* report = app.add_subcommand("report", "judge pair logs and write reports/<run>/");
+  std::vector<std::string> pair_files;
+  std::string rules_path, gates_path, out_dir, run;
+  report->add_option("--pairs", pair_files, "pair log files (JSONL, \"-\" = stdin)")
+      ->required()
+      ->expected(1, -1);
+  report->add_option("--rules", rules_path, "comparison rules (configs/compare*.json)")->required();
+  report->add_option("--gates", gates_path, "gates (configs/gates*.json)")->required();
+  report->add_option("--out", out_dir, "report directory, e.g. reports/<run>")->required();
+  report->add_option("--run", run, "run name (default: the --out directory's name)");
+
+  auto* check = app.add_subcommand("check", "validate configs and exit");
+  std::string check_rules, check_gates;
+  check->add_option("--rules", check_rules, "comparison rules");
+  check->add_option("--gates", check_gates, "gates");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kBadInput;
+  }
+  if (!sg::SetUpLogging(log_options, "sg-compare")) {
+    std::cerr << "unknown log level " << log_options.level << "\n";
+    return kBadInput;
+  }
+
+  if (check->parsed()) {
+    bool ok = true;
+    CompareConfig rules;
+    GateConfig gates;
+    if (!check_rules.empty()) ok &= Load(check_rules, LoadCompareConfig, &rules);
+    if (!check_gates.empty()) ok &= Load(check_gates, LoadGateConfig, &gates);
+    if (check_rules.empty() && check_gates.empty()) {
+      std::cerr << "check: give --rules and/or --gates\n";
+      return kBadInput;
+    }
+    if (!ok) return kBadInput;
+    std::cout << "ok\n";
+    return 0;
+  }
+
+  auto rules = std::make_shared<CompareConfig>();
+  GateConfig gates;
+  bool ok = Load(rules_path, LoadCompareConfig, rules.get());
+  ok &= Load(gates_path, LoadGateConfig, &gates);
+  if (!ok) return kBadInput;
+
+  Comparison comparison(rules);
+  for (const auto& path : pair_files) {
+    ReadStats stats;
+    std::string error;
+    if (!ReadPairLogFile(path, comparison, &stats, &error)) {
+      std::cerr << error << "\n";
+      return kBadInput;
+    }
+    spdlog::info("{}: {} lines, {} pairs, {} counters, {} malformed", path, stats.lines,
+                 stats.pairs, stats.counters, stats.malformed);
+  }
+
+  ReportInputs inputs;
+  inputs.run = run.empty() ? std::filesystem::path(out_dir).filename().string() : run;
+  if (inputs.run.empty()) inputs.run = std::filesystem::path(out_dir).parent_path().filename();
+  inputs.pair_files = pair_files;
+  inputs.rules_file = rules_path;
+  inputs.gates_file = gates_path;
+  const nlohmann::json result = BuildReport(comparison, gates, inputs);
+  std::string error;
+  if (!WriteReports(result, out_dir, &error)) {
+    std::cerr << error << "\n";
+    return kBadInput;
+  }
+
+  const auto& verdict = result["verdict"];
+  std::cout << "verdict: " << verdict["verdict"].get<std::string>() << " (" << comparison.pairs()
+            << " pairs, " << comparison.malformed() << " malformed)\n";
+  for (const auto& g : verdict["gates"]) {
+    std::cout << "  " << g["status"].get<std::string>() << "  " << g["name"].get<std::string>()
+              << ": " << g["reason"].get<std::string>() << "\n";
+  }
+  std::cout << "reports: " << (std::filesystem::path(out_dir) / "report.{json,md,html}").string()
+            << "\n";
+  return verdict["exit_code"].get<int>();
+}

@@ -1,0 +1,92 @@
+// OnlineComparator: the comparator hosted inside the gateway. The gateway's I/O threads hand
+// pair records over a bounded queue (Offer never blocks and never judges); one worker thread
+// judges them into a Comparison. RenderJson() gives the current comparison and verdict for
+// `GET /admin/comparison`.
+//
+// Thread safety: every public method may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "common/pair_record.h"
+#include "comparator/compare_config.h"
+#include "comparator/comparison.h"
+#include "comparator/gates.h"
+
+namespace sg::comparator {
+
+struct OnlineOptions {
+  size_t queue_capacity = 4096;  // records waiting to be judged; more are dropped and counted
+  std::string run = "online";    // run name shown in reports
+};
+
+class OnlineComparator {
+ public:
+  // `gates` may be null: the rendered JSON then has no verdict. Starts the worker thread.
+  OnlineComparator(std::shared_ptr<const CompareConfig> config,
+                   std::shared_ptr<const GateConfig> gates, OnlineOptions options = {});
+  // Judges what is queued, then stops the worker.
+  ~OnlineComparator();
+  OnlineComparator(const OnlineComparator&) = delete;
+  OnlineComparator& operator=(const OnlineComparator&) = delete;
+
+  // Queues a record for judging. Returns false (and counts a drop) when the queue is full.
+  // Cost on the caller's thread: one move and one lock of a short critical section.
+  bool Offer(PairRecord record);
+  bool Offer(MirrorCounters counters);
+
+  // Blocks until every record offered before the call has been judged.
+  void Flush();
+
+  struct QueueStats {
+    uint64_t accepted = 0;
+    uint64_t dropped = 0;
+    uint64_t judged = 0;
+    size_t depth = 0;
+    size_t capacity = 0;
+  };
+  QueueStats queue_stats() const;
+
+  // {"schema", "run", "generated_at", "inputs", "verdict" (when gates were given),
+  //  "comparison", "queue": {accepted, dropped, judged, depth, capacity}}: report.json's
+  // schema plus the queue. Cost grows with the reservoir size (the rank tests), not with pairs.
+  std::string RenderJson() const;
+  nlohmann::json Report() const;
+
+  // Writes report.json/.md/.html for the current state into `dir`.
+  bool WriteReport(const std::string& dir, std::string* error) const;
+
+ private:
+  void Run();
+
+  std::shared_ptr<const CompareConfig> config_;
+  std::shared_ptr<const GateConfig> gates_;
+  OnlineOptions options_;
+
+  // Guarded by queue_mutex_.
+  mutable std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;    // work arrived or stopping
+  std::condition_variable drained_cv_;  // judged_ advanced
+  std::deque<std::variant<PairRecord, MirrorCounters>> queue_;
+  bool stopping_ = false;
+  uint64_t accepted_ = 0;
+  uint64_t dropped_ = 0;
+  uint64_t judged_ = 0;
+
+  // Guarded by state_mutex_.
+  mutable std::mutex state_mutex_;
+  Comparison comparison_;
+
+  std::thread worker_;  // last: started after everything it uses
+};
+
+}  // namespace sg::comparator

@@ -1,0 +1,59 @@
+#include "comparator/pair_log_reader.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <variant>
+
+#include "common/pair_record.h"
+#include "comparator/comparison.h"
+
+namespace sg::comparator {
+
+ReadStats ReadPairLog(std::istream& in, Comparison& comparison) {
+  ReadStats stats;
+  std::string line;
+  while (std::getline(in, line)) {
+    const bool complete = !in.eof();  // getline stopped at a newline, not at end of input
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    ++stats.lines;
+    std::string error;
+    auto entry = DecodePairLogLine(line, &error);
+    if (!entry) {
+      ++stats.malformed;
+      comparison.AddMalformed(complete ? error : "truncated last line (" + error + ")");
+      continue;
+    }
+    if (auto* pair = std::get_if<PairRecord>(&*entry)) {
+      ++stats.pairs;
+      comparison.Add(*pair);
+    } else {
+      ++stats.counters;
+      comparison.AddCounters(std::get<MirrorCounters>(*entry));
+    }
+  }
+  return stats;
+}
+
+bool ReadPairLogFile(const std::string& path, Comparison& comparison, ReadStats* stats,
+                     std::string* error) {
+  if (path == "-") {
+    *stats = ReadPairLog(std::cin, comparison);
+    return true;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = path + ": cannot open: " + std::strerror(errno);
+    return false;
+  }
+  *stats = ReadPairLog(in, comparison);
+  if (in.bad()) {
+    *error = path + ": read error";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace sg::comparator

@@ -1,0 +1,147 @@
+#include "comparator/gates.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "comparator/rank_tests.h"
+
+namespace sg::comparator {
+namespace {
+
+using nlohmann::json;
+
+GateConfig Gates(const std::string& text) {
+  return ParseConfig<GateConfig>(text, "gates.json", ParseGateConfig);
+}
+
+// A comparison object with just the fields gates read.
+json Comparison(uint64_t pairs, uint64_t classified, uint64_t flips, uint64_t mismatch,
+                uint64_t shadow_error = 0) {
+  return {{"pairs", pairs},
+          {"malformed", {{"count", 0}}},
+          {"rates", {{"eligible_pairs", pairs}}},
+          {"outcomes",
+           {{"match", pairs - mismatch - shadow_error},
+            {"within_tolerance", 0},
+            {"mismatch", mismatch},
+            {"unparseable", 0},
+            {"shadow_error", shadow_error},
+            {"shadow_timeout", 0},
+            {"primary_error", 0}}},
+          {"classification", {{"pairs", classified}, {"top1_flips", flips}}},
+          {"accuracy", {{"labeled", 0}}},
+          {"latency",
+           {{"primary", {{"count", pairs}, {"p99_ms", 10.0}}},
+            {"shadow", {{"count", pairs}, {"p99_ms", 15.0}}},
+            {"p99_ratio", 1.5},
+            {"wilcoxon_signed_rank",
+             {{"valid", true},
+              {"estimate_ms", 3.0},
+              {"ci_low_ms", 2.0},
+              {"ci_high_ms", 4.0},
+              {"p_value", 0.001},
+              {"confidence", 0.98}}}}}};
+}
+
+GateStatus One(const std::string& gate, const json& c) {
+  return EvaluateGates(Gates(R"({"gates": [)" + gate + "]}"), c).gates.at(0).status;
+}
+
+TEST(Gates, BoundsAreInclusiveAtTheEdge) {
+  const json c = Comparison(1000, 1000, 20, 50);  // agreement 0.98, mismatch 0.05
+  EXPECT_EQ(One(R"({"metric": "top1_agreement", "min": 0.98})", c), GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "top1_agreement", "min": 0.9801})", c), GateStatus::kFail);
+  EXPECT_EQ(One(R"({"metric": "top1_agreement", "min": 0.9801, "marginal": 0.98})", c),
+            GateStatus::kMarginal);
+  EXPECT_EQ(One(R"({"metric": "mismatch_rate", "max": 0.05})", c), GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "mismatch_rate", "max": 0.0499})", c), GateStatus::kFail);
+  EXPECT_EQ(One(R"({"metric": "mismatch_rate", "max": 0.0499, "marginal": 0.05})", c),
+            GateStatus::kMarginal);
+  EXPECT_EQ(One(R"({"metric": "pairs", "min": 1000})", c), GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "pairs", "min": 1001})", c), GateStatus::kInsufficientData);
+  EXPECT_EQ(One(R"({"metric": "p99_ratio", "max": 1.5})", c), GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "p99_ratio", "max": 1.49})", c), GateStatus::kFail);
+  EXPECT_EQ(One(R"({"metric": "shadow_p99_ms", "max": 15})", c), GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "shadow_p99_ms", "max": 14.9})", c), GateStatus::kFail);
+}
+
+TEST(Gates, WilsonBoundIsUsedWithConfidence) {
+  const json c = Comparison(1000, 1000, 20, 50);
+  const double lower = WilsonLowerBound(980, 1000, 0.95);
+  ASSERT_LT(lower, 0.98);
+  auto v = EvaluateGates(
+      Gates(R"({"gates": [{"metric": "top1_agreement", "min": 0.97, "confidence": 0.95}]})"), c);
+  EXPECT_DOUBLE_EQ(*v.gates[0].value, lower);
+  EXPECT_EQ(v.gates[0].status, lower >= 0.97 ? GateStatus::kPass : GateStatus::kFail);
+  const std::string at_bound = R"({"metric": "top1_agreement", "confidence": 0.95, "min": )" +
+                               std::to_string(lower - 1e-12) + "}";
+  EXPECT_EQ(One(at_bound, c), GateStatus::kPass);
+  const std::string above = R"({"metric": "top1_agreement", "confidence": 0.95, "min": )" +
+                            std::to_string(lower + 1e-6) + "}";
+  EXPECT_EQ(One(above, c), GateStatus::kFail);
+  // Upper bound for a rate.
+  v = EvaluateGates(
+      Gates(R"({"gates": [{"metric": "mismatch_rate", "max": 0.06, "confidence": 0.95}]})"), c);
+  EXPECT_DOUBLE_EQ(*v.gates[0].value, WilsonUpperBound(50, 1000, 0.95));
+}
+
+TEST(Gates, LatencyShiftUsesTheInterval) {
+  const json c = Comparison(100, 100, 0, 0);  // shift 3, CI [2, 4]
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 4})", c), GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 3})", c), GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 2.5})", c), GateStatus::kMarginal);
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 2})", c), GateStatus::kMarginal);
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 1.99})", c), GateStatus::kFail);
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 1.5, "marginal": 2})", c),
+            GateStatus::kMarginal);
+  json invalid = c;
+  invalid["latency"]["wilcoxon_signed_rank"]["valid"] = false;
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 4})", invalid),
+            GateStatus::kInsufficientData);
+}
+
+TEST(Gates, VerdictPrecedence) {
+  const std::string gates = R"({"gates": [
+      {"metric": "pairs", "min": 100},
+      {"metric": "top1_agreement", "min": 0.99, "marginal": 0.95},
+      {"metric": "shadow_error_rate", "max": 0.01}]})";
+  EXPECT_EQ(EvaluateGates(Gates(gates), Comparison(1000, 1000, 5, 0)).verdict, GateStatus::kPass);
+  EXPECT_EQ(EvaluateGates(Gates(gates), Comparison(1000, 1000, 30, 0)).verdict,
+            GateStatus::kMarginal);
+  EXPECT_EQ(EvaluateGates(Gates(gates), Comparison(1000, 1000, 100, 0)).verdict, GateStatus::kFail);
+  // Too few pairs wins over a failing gate.
+  EXPECT_EQ(EvaluateGates(Gates(gates), Comparison(99, 99, 50, 0, 50)).verdict,
+            GateStatus::kInsufficientData);
+  // No classification data: that gate lacks data; a failing gate still fails.
+  EXPECT_EQ(EvaluateGates(Gates(gates), Comparison(1000, 0, 0, 0)).verdict,
+            GateStatus::kInsufficientData);
+  EXPECT_EQ(EvaluateGates(Gates(gates), Comparison(1000, 0, 0, 0, 100)).verdict, GateStatus::kFail);
+  EXPECT_EQ(VerdictExitCode(GateStatus::kPass), 0);
+  EXPECT_EQ(VerdictExitCode(GateStatus::kFail), 1);
+  EXPECT_EQ(VerdictExitCode(GateStatus::kMarginal), 3);
+  EXPECT_EQ(VerdictExitCode(GateStatus::kInsufficientData), 4);
+}
+
+TEST(Gates, ConfigErrorsNameThePath) {
+  try {
+    Gates(R"({"gates": [{"metric": "top1_agreement", "min": 0.9, "max": 1},
+                        {"metric": "nope", "max": 1},
+                        {"metric": "pairs", "min": 1, "typo": 2},
+                        {"metric": "top1_agreement", "min": 0.9, "marginal": 0.95},
+                        {"metric": "pairs", "min": 3, "confidence": 0.9}]})");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("gates.json: $.gates[0]: needs exactly one of"), std::string::npos) << what;
+    EXPECT_NE(what.find("$.gates[1].metric: unknown metric \"nope\""), std::string::npos) << what;
+    EXPECT_NE(what.find("$.gates[2].typo: unknown key"), std::string::npos) << what;
+    EXPECT_NE(what.find("$.gates[3].marginal: must be <= min"), std::string::npos) << what;
+    EXPECT_NE(what.find("$.gates[4].confidence: only proportion metrics"), std::string::npos)
+        << what;
+  }
+  EXPECT_THROW(Gates(R"({"gates": []})"), ConfigError);
+  EXPECT_THROW(Gates(R"({"gate": []})"), ConfigError);
+}
+
+}  // namespace
+}  // namespace sg::comparator

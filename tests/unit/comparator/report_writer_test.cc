@@ -1,0 +1,107 @@
+#include "comparator/report_writer.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "comparator/comparison.h"
+#include "comparator/gates.h"
+#include "comparator/svg_chart.h"
+#include "tests/support/test_support.h"
+#include "tests/unit/comparator/test_pairs.h"
+
+namespace sg::comparator {
+namespace {
+
+using nlohmann::json;
+using testing::MakePair;
+
+size_t Count(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+json SampleReport() {
+  auto config = std::make_shared<CompareConfig>();
+  CompareRule r;
+  r.name = "cls";
+  r.kind = CompareKind::kClassification;
+  config->rules.push_back(r);
+  Comparison c(config);
+  for (int i = 0; i < 50; ++i) {
+    auto p = MakePair("id" + std::to_string(i), R"({"Coat": 0.8, "Bag": 0.2})",
+                      i % 10 ? R"({"Coat": 0.79, "Bag": 0.21})"
+                             : R"({"Bag": 0.7, "<script>alert(1)</script>": 0.3})",
+                      4000 + i * 10, 5000 + i * 20);
+    p.ts_us += i * 1000000;
+    c.Add(p);
+  }
+  GateConfig gates = ParseConfig<GateConfig>(
+      R"({"gates": [{"metric": "pairs", "min": 10}, {"metric": "top1_agreement", "min": 0.95}]})",
+      "g.json", ParseGateConfig);
+  return BuildReport(c, gates, {"unit", {"a.jsonl"}, "r.json", "g.json"});
+}
+
+TEST(ReportWriter, ReportJsonHasTheDocumentedTopLevel) {
+  json r = SampleReport();
+  EXPECT_EQ(r["schema"], kReportSchema);
+  EXPECT_EQ(r["run"], "unit");
+  EXPECT_EQ(r["verdict"]["verdict"], "FAIL");  // agreement 0.9 < 0.95
+  EXPECT_EQ(r["verdict"]["exit_code"], 1);
+  for (const char* key :
+       {"pairs", "outcomes", "rates", "classification", "accuracy", "latency", "slices", "timeline",
+        "counters", "examples", "malformed", "status_matrix", "differing_fields"}) {
+    EXPECT_TRUE(r["comparison"].contains(key)) << key;
+  }
+}
+
+TEST(ReportWriter, MarkdownHasVerdictGatesAndLocustTable) {
+  const std::string md = RenderMarkdown(SampleReport());
+  EXPECT_NE(md.find("**Verdict: FAIL**"), std::string::npos);
+  EXPECT_NE(md.find("| Gate | Metric | Status | Value | Bound | Reason |"), std::string::npos);
+  EXPECT_NE(md.find("| Type | Name | # reqs | # fails | Avg (ms) | Min (ms) | Max (ms) | Med (ms) "
+                    "| req/s | failures/s |"),
+            std::string::npos);
+  EXPECT_NE(md.find("| primary | Aggregated | 50 | 0 |"), std::string::npos) << md;
+}
+
+TEST(ReportWriter, HtmlIsSelfContainedAndEscaped) {
+  const std::string html = RenderHtml(SampleReport());
+  EXPECT_GE(Count(html, "<svg"), 7u);  // percentiles, CDF, histogram, agreement, p99, fields,
+                                       // confusion matrix
+  EXPECT_EQ(Count(html, "<script"), 0u);
+  EXPECT_EQ(Count(html, "src=\"http"), 0u);
+  EXPECT_EQ(Count(html, "href=\"http"), 0u);
+  EXPECT_NE(html.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+  EXPECT_EQ(html.find("<script>alert(1)"), std::string::npos);
+  EXPECT_EQ(HtmlEscape(R"(<a href="x">'&')"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;");
+}
+
+TEST(ReportWriter, WritesThreeFiles) {
+  sg::testing::TempDir dir;
+  std::string error;
+  ASSERT_TRUE(WriteReports(SampleReport(), dir.path() / "run", &error)) << error;
+  for (const char* name : {"report.json", "report.md", "report.html"}) {
+    std::ifstream in(dir.path() / "run" / name);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    EXPECT_GT(ss.str().size(), 100u) << name;
+  }
+  std::ifstream in(dir.path() / "run" / "report.json");
+  EXPECT_EQ(json::parse(in)["verdict"]["verdict"], "FAIL");
+  EXPECT_FALSE(WriteReports(SampleReport(), "/proc/forbidden/run", &error));
+}
+
+TEST(SvgChart, EmptyDataSaysSo) {
+  const std::string s = LineChart({}, {"t", "x", "y", false, false, 100, 100});
+  EXPECT_NE(s.find("no data"), std::string::npos);
+  EXPECT_NE(s.find("<svg"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sg::comparator
