@@ -527,6 +527,7 @@ nlohmann::json ModelPool::Describe() const {
                         {"pinnedCpus", FormatCpuList(s->cpus.cpus)},
                         {"numaNode", s->cpus.numa_node},
                         {"threads", s->cpus.threads},
+                        {"threadsReported", s->threads_reported},
                         {"restarts", s->restarts}};
     if (!s->last_error.empty()) w["lastError"] = s->last_error;
     workers.push_back(std::move(w));

@@ -96,10 +96,27 @@ ModelsPlan PlanModels(const CpuBudget& budget, const PlanRequest& cpu,
   out.plan = PlanWorkers(budget, request);
   int total = static_cast<int>(out.plan.workers.size());
   int n = static_cast<int>(model_workers.size());
+  std::vector<int> counts;
   if (all_given && total == request.workers) {
-    out.counts = model_workers;
+    counts = model_workers;
   } else {
-    for (int i = 0; i < n; ++i) out.counts.push_back(total / n + (i < total % n ? 1 : 0));
+    for (int i = 0; i < n; ++i) counts.push_back(std::max(1, total / n + (i < total % n ? 1 : 0)));
+  }
+  int next = 0;
+  bool shared = false;
+  for (int i = 0; i < n; ++i) {
+    std::vector<WorkerCpus> mine;
+    for (int k = 0; k < counts[i]; ++k) {
+      if (total == 0) break;
+      if (next >= total) shared = true;
+      mine.push_back(out.plan.workers[next++ % total]);
+    }
+    out.workers.push_back(std::move(mine));
+  }
+  if (shared) {
+    out.plan.warnings.push_back(
+        "more workers than the budget holds: workers of different "
+        "models share CPUs");
   }
   return out;
 }
@@ -285,13 +302,7 @@ bool ServeServer::Start(boost::asio::io_context& io, std::string* error) {
     auto planned = PlanModels(budget_, config_.cpu, counts);
     plan_ = planned.plan;
     for (const auto& w : plan_.warnings) spdlog::warn("cpu plan: {}", w);
-    size_t next = 0;
-    for (size_t i = 0; i < pools_.size(); ++i) {
-      std::vector<WorkerCpus> slice(plan_.workers.begin() + next,
-                                    plan_.workers.begin() + next + planned.counts[i]);
-      next += planned.counts[i];
-      pools_[i]->SetWorkers(slice);
-    }
+    for (size_t i = 0; i < pools_.size(); ++i) pools_[i]->SetWorkers(planned.workers[i]);
   }
   auto make = [&](const std::string& address, uint64_t limit, auto route) {
     return std::make_unique<http::HttpServer>(io, Listener(address, limit),
@@ -323,13 +334,7 @@ void ServeServer::Replan(const std::string& model, int workers) {
   auto planned = PlanModels(budget_, config_.cpu, counts);
   plan_ = planned.plan;
   spdlog::info("re-planned for {} worker(s) of {}:\n{}", workers, model, DescribePlan(plan_));
-  size_t next = 0;
-  for (size_t i = 0; i < pools_.size(); ++i) {
-    std::vector<WorkerCpus> slice(plan_.workers.begin() + next,
-                                  plan_.workers.begin() + next + planned.counts[i]);
-    next += planned.counts[i];
-    pools_[i]->SetWorkers(slice);
-  }
+  for (size_t i = 0; i < pools_.size(); ++i) pools_[i]->SetWorkers(planned.workers[i]);
 }
 
 bool ServeServer::Healthy() const {

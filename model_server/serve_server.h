@@ -26,12 +26,13 @@ class HttpServer;
 
 namespace sg::serve {
 
-// How many workers each model gets and the plan they share. `counts[i]` is model i's worker
-// count: its configured (or min_worker) count when every model has one, else the planned
-// total split evenly (earlier models get the remainder).
+// The plan shared by all models and each model's workers. Model i gets its configured (or
+// min_worker) count when every model has one, else the planned total split evenly (earlier
+// models get the remainder). Every model gets at least one worker: when the budget has fewer
+// CPUs than models, workers of different models share CPUs (a warning says so).
 struct ModelsPlan {
   CpuPlan plan;
-  std::vector<int> counts;
+  std::vector<std::vector<WorkerCpus>> workers;  // per model
 };
 ModelsPlan PlanModels(const CpuBudget& budget, const PlanRequest& cpu,
                       const std::vector<int>& model_workers);

@@ -1,0 +1,488 @@
+// sg-serve through real HTTP with real TorchScript models (tests/fixtures/models) and real
+// worker processes.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/strings.h"
+#include "model_server/cpu_budget.h"
+#include "tests/support/test_support.h"
+#include "tests/unit/model_server/test_images.h"
+
+namespace sg::serve {
+namespace {
+
+using nlohmann::json;
+using sg::testing::ChildProcess;
+using sg::testing::FreePort;
+using sg::testing::Http;
+using sg::testing::HttpGet;
+using sg::testing::HttpRequestSpec;
+using sg::testing::HttpResponse;
+using sg::testing::TempDir;
+
+std::string Fixture(const std::string& name) {
+  return (sg::testing::SourceDir() / "tests/fixtures/models" / name).string();
+}
+
+std::string Png28(int seed) {
+  return serve::testing::EncodePng(serve::testing::GradientPixels(28, 28, 1, seed), 28, 28, 1);
+}
+
+json FashionModel() {
+  return {{"path", Fixture("fashion_tiny.pt")},
+          {"labels", Fixture("fashion_index_to_name.json")},
+          {"preprocess",
+           {{"resize", 28}, {"crop", 28}, {"channels", 1}, {"mean", {0.286}}, {"std", {0.353}}}}};
+}
+
+json SlowModel() {
+  return {{"path", Fixture("slow.pt")},
+          {"handler", "tensor"},
+          {"input_shape", {2}},
+          {"optimize", false}};
+}
+
+// Asks the slow model for `rounds` 256x256 matmuls (about 1 ms each).
+std::string SlowBody(int rounds) {
+  return json{{"data", {rounds, 0}}}.dump();
+}
+
+// One running sg-serve with its three ports.
+class Server {
+ public:
+  explicit Server(json models, json extra = json::object(), std::vector<std::string> args = {}) {
+    inference_ = FreePort();
+    management_ = FreePort();
+    metrics_ = FreePort();
+    json config = {{"inference_address", "127.0.0.1:" + std::to_string(inference_)},
+                   {"management_address", "127.0.0.1:" + std::to_string(management_)},
+                   {"metrics_address", "127.0.0.1:" + std::to_string(metrics_)},
+                   {"models", std::move(models)}};
+    config.update(extra);
+    auto path = dir_.Write("serve.json", config.dump(1));
+    std::vector<std::string> argv = {"--config", path.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    child_.emplace("sg-serve", argv);
+    std::string why;
+    ready_ = child_->WaitReady(inference_, "/ping", std::chrono::seconds(60), &why);
+    EXPECT_TRUE(ready_) << why;
+  }
+
+  bool ready() const { return ready_; }
+  int inference() const { return inference_; }
+  int management() const { return management_; }
+  int metrics() const { return metrics_; }
+  ChildProcess& child() { return *child_; }
+
+  std::optional<HttpResponse> Post(const std::string& target, const std::string& body,
+                                   const std::string& content_type = "application/octet-stream",
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    HttpRequestSpec spec;
+    spec.method = "POST";
+    spec.target = target;
+    spec.body = body;
+    spec.headers = {{"Content-Type", content_type}};
+    spec.timeout = timeout;
+    std::string error;
+    auto r = Http(inference_, spec, &error);
+    EXPECT_TRUE(r) << error;
+    return r;
+  }
+
+  json Describe(const std::string& model) {
+    auto r = HttpGet(management_, "/models/" + model);
+    EXPECT_TRUE(r && r->status == 200);
+    return r ? json::parse(r->body)[0] : json();
+  }
+
+  // Waits until /ping is Healthy again.
+  bool WaitHealthy(std::chrono::seconds timeout = std::chrono::seconds(60)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = HttpGet(inference_, "/ping");
+      if (r && r->status == 200) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+ private:
+  TempDir dir_;
+  int inference_ = 0, management_ = 0, metrics_ = 0;
+  bool ready_ = false;
+  std::optional<ChildProcess> child_;
+};
+
+// Every thread's Cpus_allowed_list of a process.
+std::vector<std::string> ThreadAffinities(pid_t pid) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) {
+        out.push_back(std::string(sg::Trim(line.substr(18))));
+      }
+    }
+  }
+  return out;
+}
+
+TEST(ServeTest, TorchServeApiEndToEnd) {
+  Server server({{"fashion", FashionModel()},
+                 {"vec",
+                  {{"path", Fixture("tensor_tiny.pt")},
+                   {"handler", "tensor"},
+                   {"input_shape", {4}},
+                   {"version", "2.0"}}},
+                 {"score",
+                  {{"path", Fixture("scorer_tiny.pt")},
+                   {"handler", "image_scorer"},
+                   {"preprocess", {{"resize", 32}, {"crop", 32}}}}}},
+                {{"max_request_size", 100000}});
+  ASSERT_TRUE(server.ready());
+
+  auto ping = HttpGet(server.inference(), "/ping");
+  ASSERT_TRUE(ping);
+  EXPECT_EQ(ping->status, 200);
+  EXPECT_EQ(json::parse(ping->body), json({{"status", "Healthy"}}));
+
+  // Raw body: TorchServe's top-5, ordered by probability.
+  auto raw = server.Post("/predictions/fashion", Png28(1), "image/png");
+  ASSERT_TRUE(raw);
+  ASSERT_EQ(raw->status, 200) << raw->body;
+  EXPECT_EQ(raw->Header("content-type"), "application/json");
+  auto ordered = json::parse(raw->body);
+  ASSERT_EQ(ordered.size(), 5u);
+  std::vector<double> probs;
+  auto in_order = nlohmann::ordered_json::parse(raw->body);
+  for (auto& [label, p] : in_order.items()) {
+    probs.push_back(p.get<double>());
+    EXPECT_NE(label.find_first_not_of("0123456789"), std::string::npos) << "label, not index";
+  }
+  EXPECT_TRUE(std::is_sorted(probs.rbegin(), probs.rend())) << raw->body;
+
+  // Multipart field "data" with a version in the path gives the same answer.
+  std::string multipart =
+      "--B0undary\r\nContent-Disposition: form-data; name=\"data\"; "
+      "filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\n" +
+      Png28(1) + "\r\n--B0undary--\r\n";
+  auto form =
+      server.Post("/predictions/fashion/1.0", multipart, "multipart/form-data; boundary=B0undary");
+  ASSERT_TRUE(form);
+  EXPECT_EQ(form->status, 200);
+  EXPECT_EQ(form->body, raw->body);
+
+  // JPEG works; PUT works.
+  auto jpeg = serve::testing::EncodeJpeg(serve::testing::GradientPixels(40, 30, 3, 2), 40, 30, 3);
+  HttpRequestSpec put;
+  put.method = "PUT";
+  put.target = "/predictions/fashion";
+  put.body = jpeg;
+  auto put_reply = Http(server.inference(), put);
+  ASSERT_TRUE(put_reply);
+  EXPECT_EQ(put_reply->status, 200) << put_reply->body;
+
+  // Errors: JSON {"code", "type", "message"} with the right status.
+  auto expect_error = [](const std::optional<HttpResponse>& r, int status, const std::string& in) {
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, status) << r->body;
+    auto body = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(body.is_object()) << r->body;
+    EXPECT_EQ(body["code"], status);
+    EXPECT_TRUE(body["type"].is_string());
+    EXPECT_NE(body["message"].get<std::string>().find(in), std::string::npos) << r->body;
+  };
+  expect_error(server.Post("/predictions/nope", Png28(1)), 404, "Model not found: nope");
+  expect_error(server.Post("/predictions/fashion/9.9", Png28(1)), 404,
+               "Model version: 9.9 does not exist");
+  expect_error(server.Post("/predictions/fashion", "GIF89a..."), 400, "not PNG or JPEG");
+  expect_error(server.Post("/predictions/fashion", Png28(1).substr(0, 60)), 400, "cannot decode");
+  expect_error(server.Post("/predictions/fashion", std::string(150000, 'x')), 413, "");
+  expect_error(HttpGet(server.inference(), "/predictions/fashion"), 405, "not allowed");
+  expect_error(HttpGet(server.inference(), "/nothing/here"), 404, "not found");
+
+  // Tensor handler: output as JSON; wrong shape and dtype are 400.
+  auto vec = server.Post("/predictions/vec/2.0", R"({"data": [1, 2, 3, 4], "shape": [4]})",
+                         "application/json");
+  ASSERT_TRUE(vec);
+  ASSERT_EQ(vec->status, 200) << vec->body;
+  EXPECT_EQ(json::parse(vec->body)["shape"], json({3}));
+  expect_error(server.Post("/predictions/vec", R"({"data": [1, 2, 3]})"), 400,
+               "wrong tensor shape [3]");
+  expect_error(server.Post("/predictions/vec", R"({"data": [1, 2, 3, 4], "dtype": "INT8"})"), 400,
+               "unsupported dtype");
+  // Image scorer.
+  auto score =
+      server.Post("/predictions/score",
+                  serve::testing::EncodePng(serve::testing::GradientPixels(32, 32, 3), 32, 32, 3));
+  ASSERT_TRUE(score);
+  ASSERT_EQ(score->status, 200) << score->body;
+  EXPECT_TRUE(json::parse(score->body)["score"].is_number());
+
+  // Management.
+  auto models = HttpGet(server.management(), "/models");
+  ASSERT_TRUE(models);
+  ASSERT_EQ(models->status, 200);
+  EXPECT_EQ(json::parse(models->body)["models"].size(), 3u);
+  auto describe = server.Describe("fashion");
+  EXPECT_EQ(describe["modelName"], "fashion");
+  EXPECT_EQ(describe["queue"]["capacity"], 100);
+  ASSERT_GE(describe["workers"].size(), 1u);
+  auto worker = describe["workers"][0];
+  EXPECT_EQ(worker["status"], "READY");
+  EXPECT_GT(worker["pid"].get<int>(), 0);
+  EXPECT_FALSE(worker["pinnedCpus"].get<std::string>().empty());
+  EXPECT_EQ(worker["threadsReported"], worker["threads"]);
+  auto missing = HttpGet(server.management(), "/models/nope");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+
+  // Metrics with TorchServe's names, labelled by model.
+  auto metrics = HttpGet(server.metrics(), "/metrics");
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->body.find(
+                "ts_inference_requests_total{model_name=\"fashion\",model_version=\"1.0\"} 5"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("ts_inference_latency_microseconds{model_name=\"fashion\""),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("ts_queue_latency_microseconds{model_name=\"vec\""),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("sg_request_latency_seconds_bucket{model_name=\"score\""),
+            std::string::npos);
+
+  // SIGTERM: clean exit.
+  int status = server.child().Stop(std::chrono::seconds(15));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
+}
+
+TEST(ServeTest, WorkersArePinnedToDisjointCpusWithPlannedThreads) {
+  auto allowed = CurrentAffinity();
+  if (allowed.size() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  json model = FashionModel();
+  model["workers"] = 2;
+  Server server({{"fashion", model}}, {{"cpu", {{"threads_per_worker", 1}}}},
+                {"--log-level", "debug"});
+  ASSERT_TRUE(server.ready());
+  // A few predictions so every pool that exists has started its threads.
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(server.Post("/predictions/fashion", Png28(i))->status, 200);
+  auto describe = server.Describe("fashion");
+  ASSERT_EQ(describe["workers"].size(), 2u);
+  std::set<std::string> seen;
+  for (const auto& w : describe["workers"]) {
+    std::string cpus = w["pinnedCpus"];
+    EXPECT_TRUE(seen.insert(cpus).second) << "CPU sets must be disjoint";
+    EXPECT_EQ(w["threadsReported"], 1);
+    auto affinities = ThreadAffinities(w["pid"].get<pid_t>());
+    ASSERT_FALSE(affinities.empty());
+    for (const auto& a : affinities) EXPECT_EQ(a, cpus) << "a thread of worker " << w["pid"];
+  }
+
+  // Re-plan to one worker with 2 threads: it spans both CPUs and runs 2 intra-op threads.
+  HttpRequestSpec put;
+  put.method = "PUT";
+  put.target = "/models/fashion?min_worker=1&synchronous=true";
+  put.timeout = std::chrono::seconds(60);
+  auto r = Http(server.management(), put);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  ASSERT_TRUE(server.WaitHealthy());
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(server.Post("/predictions/fashion", Png28(i))->status, 200);
+  describe = server.Describe("fashion");
+  ASSERT_EQ(describe["workers"].size(), 1u);
+  auto w = describe["workers"][0];
+  EXPECT_EQ(w["threads"], 1);  // threads_per_worker is fixed by the config
+  EXPECT_EQ(w["threadsReported"], 1);
+}
+
+TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
+  json slow = SlowModel();
+  slow["workers"] = 1;
+  json fashion = FashionModel();
+  fashion["workers"] = 1;
+  Server server(json{{"slow", slow}, {"fashion", fashion}}, {{"cpu", {{"threads_per_worker", 1}}}});
+  ASSERT_TRUE(server.ready());
+  auto before = server.Describe("slow")["workers"];
+  ASSERT_EQ(before.size(), 1u);
+  pid_t victim = before[0]["pid"].get<pid_t>();
+  pid_t bystander = server.Describe("fashion")["workers"][0]["pid"].get<pid_t>();
+
+  // The victim runs a long request; three more wait in its queue (not in flight).
+  auto in_flight = std::async(std::launch::async, [&] {
+    return server.Post("/predictions/slow", SlowBody(1000000), "application/json",
+                       std::chrono::seconds(60));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::vector<std::future<std::optional<HttpResponse>>> queued;
+  for (int i = 0; i < 3; ++i) {
+    queued.push_back(std::async(std::launch::async, [&] {
+      return server.Post("/predictions/slow", SlowBody(1), "application/json",
+                         std::chrono::seconds(60));
+    }));
+  }
+  // Load on the other model meanwhile.
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 3; ++c) {
+    clients.emplace_back([&, c] {
+      while (!stop) {
+        HttpRequestSpec spec;
+        spec.method = "POST";
+        spec.target = "/predictions/fashion";
+        spec.body = Png28(c);
+        auto r = Http(server.inference(), spec);
+        (r && r->status == 200 ? ok : failed)++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+
+  // Only the in-flight request fails, at once, with a 503 that says why.
+  auto reply = in_flight.get();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 503);
+  EXPECT_NE(reply->body.find("died (killed by signal 9"), std::string::npos) << reply->body;
+  // The queued ones are served by the replacement worker.
+  for (auto& q : queued) {
+    auto r = q.get();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), 3);
+
+  ASSERT_TRUE(server.WaitHealthy());
+  auto after = server.Describe("slow")["workers"];
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after[0]["pid"], victim);
+  EXPECT_EQ(after[0]["pinnedCpus"], before[0]["pinnedCpus"]);
+  EXPECT_EQ(after[0]["restarts"], 1);
+  EXPECT_EQ(server.Describe("fashion")["workers"][0]["pid"], bystander);
+  for (const auto& a : ThreadAffinities(after[0]["pid"].get<pid_t>())) {
+    EXPECT_EQ(a, after[0]["pinnedCpus"].get<std::string>());
+  }
+  auto metrics = HttpGet(server.metrics(), "/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("sg_worker_restarts_total{model_name=\"slow\"} 1"),
+            std::string::npos);
+}
+
+TEST(ServeTest, TimeoutQueueFullAndGracefulStop) {
+  json slow = SlowModel();
+  slow["workers"] = 1;
+  json strict = SlowModel();
+  strict["workers"] = 1;
+  strict["job_queue_size"] = 1;
+  strict["response_timeout"] = "1s";
+  Server server(json{{"slow", slow}, {"strict", strict}});
+  ASSERT_TRUE(server.ready());
+
+  // The worker runs far past response_timeout: 504, and the worker is replaced.
+  auto start = std::chrono::steady_clock::now();
+  auto busy = std::async(std::launch::async, [&] {
+    return server.Post("/predictions/strict", SlowBody(1000000), "application/json");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  // One more fits the queue (capacity 1); the next is refused at once with 503.
+  auto queued = std::async(std::launch::async, [&] {
+    return server.Post("/predictions/strict", SlowBody(1), "application/json");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto refused_start = std::chrono::steady_clock::now();
+  auto refused = server.Post("/predictions/strict", SlowBody(1), "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  EXPECT_NE(refused->body.find("has no worker to serve inference request"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - refused_start, std::chrono::milliseconds(500));
+
+  auto timed_out = busy.get();
+  ASSERT_TRUE(timed_out);
+  EXPECT_EQ(timed_out->status, 504) << timed_out->body;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  // The queued request is answered by the replacement worker or times out itself: never hangs.
+  auto second = queued.get();
+  ASSERT_TRUE(second);
+  EXPECT_TRUE(second->status == 200 || second->status == 504) << second->status;
+  ASSERT_TRUE(server.WaitHealthy());
+  auto r = server.Post("/predictions/strict", SlowBody(1), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+
+  // SIGTERM while a request runs: it is answered, then the server exits 0.
+  auto inflight = std::async(std::launch::async, [&] {
+    return server.Post("/predictions/slow", SlowBody(60), "application/json",
+                       std::chrono::seconds(30));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  server.child().process().Signal(SIGTERM);
+  auto answer = inflight.get();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 200) << answer->body;
+  auto status = server.child().process().WaitFor(std::chrono::seconds(15));
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << DescribeWaitStatus(*status);
+}
+
+TEST(ServeTest, BadConfigAndBadModelAreClearErrors) {
+  TempDir dir;
+  auto config = dir.Write("bad.json", R"({"models": {"m": {"path": "x.pt", "batchsize": 2}}})");
+  ChildProcess bad("sg-serve", {"--config", config.string()});
+  auto status = bad.process().WaitFor(std::chrono::seconds(20));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
+  EXPECT_NE(bad.Log().find(config.string() + ": $.models.m.batchsize: unknown key"),
+            std::string::npos)
+      << bad.Log();
+
+  auto not_torchscript = dir.Write("junk.pt", "not a model");
+  int port = FreePort();
+  ChildProcess junk("sg-serve", {"--model", "junk=" + not_torchscript.string(),
+                                 "--inference-address", "127.0.0.1:" + std::to_string(port),
+                                 "--management-address", "127.0.0.1:" + std::to_string(FreePort()),
+                                 "--metrics-address", "127.0.0.1:" + std::to_string(FreePort())});
+  status = junk.process().WaitFor(std::chrono::seconds(30));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(WEXITSTATUS(*status), 1);
+  EXPECT_NE(junk.Log().find("cannot start: model \"junk\": cannot load"), std::string::npos)
+      << junk.Log();
+}
+
+TEST(ServeTest, PlanCommandPrintsReasons) {
+  ChildProcess plan("sg-serve", {"plan", "--workers", "3"});
+  auto status = plan.process().WaitFor(std::chrono::seconds(20));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  EXPECT_NE(plan.Log().find("budget: "), std::string::npos) << plan.Log();
+  EXPECT_NE(plan.Log().find("worker 0: cpus "), std::string::npos) << plan.Log();
+  ChildProcess doctor("sg-serve", {"doctor"}, [] {
+    SpawnOptions o;
+    o.set_env = {{"OMP_PROC_BIND", "true"}};
+    return o;
+  }());
+  status = doctor.process().WaitFor(std::chrono::seconds(30));
+  ASSERT_TRUE(status);
+  EXPECT_NE(doctor.Log().find("blas: loaded: "), std::string::npos) << doctor.Log();
+  EXPECT_NE(doctor.Log().find("openmp: OMP_PROC_BIND=true"), std::string::npos) << doctor.Log();
+}
+
+}  // namespace
+}  // namespace sg::serve
