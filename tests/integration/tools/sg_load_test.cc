@@ -1,0 +1,400 @@
+// sg-load end to end: the real binary against a real nginx (and, for open-loop queueing, a slow
+// server in this process), over real sockets on 127.0.0.1.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/pair_record.h"
+#include "common/strings.h"
+#include "tests/support/test_support.h"
+#include "tools/load/corpus.h"
+#include "tools/load/idx_file.h"
+#include "tools/load/png_codec.h"
+
+namespace sg::load {
+namespace {
+
+namespace fs = std::filesystem;
+const char* kFashionMnist = "/usr/share/datasets/fashion-mnist";
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  for (auto& line : Split(text, '\n')) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs build/bin/sg-load to completion.
+RunResult RunSgLoad(const std::vector<std::string>& args, const testing::TempDir& dir) {
+  std::vector<std::string> argv = {(testing::BinDir() / "sg-load").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SpawnOptions options;
+  options.stdout_path = (dir.path() / "sg-load.out").string();
+  options.stderr_path = (dir.path() / "sg-load.err").string();
+  RunResult result;
+  std::string error;
+  auto process = Subprocess::Spawn(argv, options, &error);
+  if (!process) {
+    ADD_FAILURE() << error;
+    return result;
+  }
+  auto status = process->WaitFor(std::chrono::seconds(30));
+  if (!status) {
+    ADD_FAILURE() << "sg-load did not finish in 30 s";
+    return result;
+  }
+  result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+  result.out = ReadFile(options.stdout_path);
+  result.err = ReadFile(options.stderr_path);
+  return result;
+}
+
+// A real nginx: /ok answers 200 and logs "method uri label content-type" per request, /fail
+// answers 503.
+class Nginx {
+ public:
+  Nginx() : port_(testing::FreePort()) {
+    std::string tmp = dir_.path().string();
+    std::string port = std::to_string(port_);
+    auto conf = dir_.Write(
+        "nginx.conf",
+        "daemon off; master_process off; pid " + tmp +
+            "/nginx.pid;\n"
+            "error_log stderr warn; events {}\n"
+            "http { access_log off; client_body_temp_path " +
+            tmp +
+            ";\n"
+            "  proxy_temp_path " +
+            tmp + "; fastcgi_temp_path " + tmp +
+            ";\n"
+            "  uwsgi_temp_path " +
+            tmp + "; scgi_temp_path " + tmp +
+            ";\n"
+            "  log_format probe '$request_method $uri [$http_x_true_label] $content_type';\n"
+            "  server { listen 127.0.0.1:" +
+            port +
+            ";\n"
+            "    location /ok { access_log " +
+            tmp +
+            "/access.log probe;\n"
+            "                   return 200 '{\"ok\": true}'; }\n"
+            "    location /fail { return 503 'busy'; } } }\n");
+    process_.emplace("/usr/sbin/nginx",
+                     std::vector<std::string>{"-p", tmp, "-c", conf.string(), "-e", "stderr"});
+  }
+  bool Ready(std::string* why) {
+    return process_->WaitReady(port_, "/ok", std::chrono::seconds(10), why);
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  // Lines logged for /ok, minus the readiness probe (which has no content type).
+  std::vector<std::string> AccessLog() const {
+    std::vector<std::string> lines;
+    for (auto& line : Lines(ReadFile(dir_.path() / "access.log"))) {
+      if (line.rfind("POST", 0) == 0) lines.push_back(line);
+    }
+    return lines;
+  }
+
+ private:
+  testing::TempDir dir_;
+  int port_;
+  std::optional<testing::ChildProcess> process_;
+};
+
+// Field `column` (0-based) of the CSV row whose Name is `name`.
+std::string CsvField(const std::string& csv, const std::string& name, size_t column) {
+  for (const auto& line : Lines(csv)) {
+    auto fields = Split(line, ',');
+    if (fields.size() > column && fields[1] == name) return fields[column];
+  }
+  return "<no row " + name + ">";
+}
+
+TEST(SgLoadTest, ClosedLoopSendsExactlyTheRequestedCountWithLabels) {
+  Nginx nginx;
+  std::string why;
+  ASSERT_TRUE(nginx.Ready(&why)) << why;
+  testing::TempDir dir;
+  std::string prefix = (dir.path() / "run").string();
+  auto run = RunSgLoad(
+      {"--url", nginx.Url("/ok"), "--fashion-mnist", kFashionMnist, "--limit", "40", "-n", "300",
+       "-u", "4", "--label-header", "x-true-label", "--csv", prefix, "--no-progress"},
+      dir);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto log = nginx.AccessLog();
+  EXPECT_EQ(log.size(), 300u);
+  // 300 requests cycle over the 40 images: each image's label is sent 7 or 8 times.
+  std::string error;
+  auto items = LoadFashionMnistCorpus(kFashionMnist, 40, &error);
+  ASSERT_TRUE(items) << error;
+  std::map<std::string, int> expected, seen;
+  for (int i = 0; i < 300; ++i) ++expected["POST /ok [" + *(*items)[i % 40].label + "] image/png"];
+  for (const auto& line : log) ++seen[line];
+  EXPECT_EQ(seen, expected);
+  std::string csv = ReadFile(prefix + "_stats.csv");
+  EXPECT_EQ(CsvField(csv, "/ok", 0), "POST");
+  EXPECT_EQ(CsvField(csv, "/ok", 2), "300");
+  EXPECT_EQ(CsvField(csv, "/ok", 3), "0");
+  EXPECT_EQ(CsvField(csv, "Aggregated", 2), "300");
+  EXPECT_EQ(CsvField(csv, "Aggregated", 8), "12.0");  // nginx's body: {"ok": true}
+  EXPECT_EQ(ReadFile(prefix + "_failures.csv"), "Method,Name,Error,Occurrences\n");
+  EXPECT_NE(run.out.find("Aggregated"), std::string::npos) << run.out;
+  EXPECT_NE(run.err.find("4 connections opened"), std::string::npos) << run.err;  // keep-alive
+}
+
+TEST(SgLoadTest, LabelHeaderIsOffByDefaultAndContentTypeCanBeForced) {
+  Nginx nginx;
+  std::string why;
+  ASSERT_TRUE(nginx.Ready(&why)) << why;
+  testing::TempDir dir;
+  auto run = RunSgLoad({"--url", nginx.Url("/ok"), "--fashion-mnist", kFashionMnist, "--limit", "5",
+                        "--content-type", "application/x-test", "--no-progress"},
+                       dir);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto log = nginx.AccessLog();
+  ASSERT_EQ(log.size(), 5u);  // default: one pass over the corpus
+  for (const auto& line : log) EXPECT_EQ(line, "POST /ok [-] application/x-test");
+}
+
+TEST(SgLoadTest, FailuresAreCountedAndExitCodeIsOne) {
+  Nginx nginx;
+  std::string why;
+  ASSERT_TRUE(nginx.Ready(&why)) << why;
+  testing::TempDir dir;
+  std::string prefix = (dir.path() / "fail").string();
+  auto run = RunSgLoad({"--url", nginx.Url("/fail"), "--fashion-mnist", kFashionMnist, "--limit",
+                        "10", "-n", "25", "--csv", prefix, "--no-progress"},
+                       dir);
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  std::string csv = ReadFile(prefix + "_stats.csv");
+  EXPECT_EQ(CsvField(csv, "/fail", 2), "25");
+  EXPECT_EQ(CsvField(csv, "/fail", 3), "25");
+  EXPECT_EQ(ReadFile(prefix + "_failures.csv"),
+            "Method,Name,Error,Occurrences\nPOST,/fail,HTTP 503,25\n");
+}
+
+TEST(SgLoadTest, OpenLoopKeepsTheRate) {
+  Nginx nginx;
+  std::string why;
+  ASSERT_TRUE(nginx.Ready(&why)) << why;
+  testing::TempDir dir;
+  std::string prefix = (dir.path() / "open").string();
+  auto start = std::chrono::steady_clock::now();
+  auto run = RunSgLoad({"--url", nginx.Url("/ok"), "--fashion-mnist", kFashionMnist, "--limit",
+                        "20", "--rate", "100", "--duration", "2", "--csv", prefix},
+                       dir);
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  // Due times 0, 10 ms, ..., 1990 ms: exactly 200 requests, spread over ~2 s.
+  EXPECT_EQ(nginx.AccessLog().size(), 200u);
+  std::string csv = ReadFile(prefix + "_stats.csv");
+  EXPECT_EQ(CsvField(csv, "/ok", 2), "200");
+  double rate = std::stod(CsvField(csv, "/ok", 9));
+  EXPECT_GT(rate, 90.0) << csv;
+  EXPECT_LT(rate, 101.0) << csv;
+  EXPECT_GT(wall, 1.9);
+  // The progress line appears about once a second (stderr is not a terminal here).
+  EXPECT_NE(run.err.find("s  sent "), std::string::npos) << run.err;
+}
+
+// A server that answers each request on a connection after `delay`, one at a time.
+class SlowServer {
+ public:
+  explicit SlowServer(std::chrono::milliseconds delay) : delay_(delay) {
+    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof addr;
+    bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(listener_, 16);
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &length);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~SlowServer() {
+    stop_ = true;
+    thread_.join();
+    close(listener_);
+  }
+  int port() const { return port_; }
+  int answered() const { return answered_; }
+
+ private:
+  // Handles connections one after another (sg-load uses one here).
+  void Serve() {
+    while (!stop_) {
+      pollfd listen_poll{listener_, POLLIN, 0};
+      if (poll(&listen_poll, 1, 50) <= 0) continue;
+      int fd = accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      std::string buffer;
+      while (!stop_) {
+        size_t end = buffer.find("\r\n\r\n");
+        if (end != std::string::npos) {
+          size_t body = 0;
+          size_t at = ToLowerAscii(buffer.substr(0, end)).find("content-length:");
+          if (at != std::string::npos) body = std::stoul(buffer.substr(at + 15));
+          if (buffer.size() >= end + 4 + body) {
+            buffer.erase(0, end + 4 + body);
+            std::this_thread::sleep_for(delay_);
+            std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            if (write(fd, reply.data(), reply.size()) < 0) break;
+            ++answered_;
+            continue;
+          }
+        }
+        pollfd read_poll{fd, POLLIN, 0};
+        if (poll(&read_poll, 1, 50) <= 0) continue;
+        char chunk[4096];
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n <= 0) break;
+        buffer.append(chunk, static_cast<size_t>(n));
+      }
+      close(fd);
+    }
+  }
+
+  std::chrono::milliseconds delay_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> answered_{0};
+  std::thread thread_;
+};
+
+// 40 requests due over 1 s (40/s) to a server that takes 50 ms each (20/s) on one connection:
+// the queue grows, and latency counts from each request's due time, so the late requests show
+// about 1 s of waiting. A tool that measured from the actual send would report ~50 ms for all
+// (coordinated omission).
+TEST(SgLoadTest, OpenLoopLatencyIncludesQueueingBehindASlowServer) {
+  SlowServer server(std::chrono::milliseconds(50));
+  testing::TempDir dir;
+  std::string prefix = (dir.path() / "slow").string();
+  auto run = RunSgLoad({"--url", "http://127.0.0.1:" + std::to_string(server.port()) + "/slow",
+                        "--fashion-mnist", kFashionMnist, "--limit", "10", "--rate", "40", "-n",
+                        "40", "--max-connections", "1", "--csv", prefix, "--no-progress"},
+                       dir);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(server.answered(), 40);
+  std::string csv = ReadFile(prefix + "_stats.csv");
+  double min_ms = std::stod(CsvField(csv, "/slow", 6));
+  double median_ms = std::stod(CsvField(csv, "/slow", 4));
+  double max_ms = std::stod(CsvField(csv, "/slow", 7));
+  EXPECT_GE(min_ms, 50.0) << csv;
+  // Request k completes at ~(k+1) * 50 ms and was due at k * 25 ms: latency ~ 50 + 25k ms.
+  EXPECT_GT(median_ms, 400.0) << csv;
+  EXPECT_GT(max_ms, 900.0) << csv;
+  EXPECT_NE(run.err.find("1 connections opened"), std::string::npos) << run.err;
+}
+
+TEST(SgLoadTest, ReplaysAPairLogsRequests) {
+  Nginx nginx;
+  std::string why;
+  ASSERT_TRUE(nginx.Ready(&why)) << why;
+  testing::TempDir dir;
+  std::string log;
+  for (int i = 0; i < 3; ++i) {
+    PairRecord record;
+    record.id = "id" + std::to_string(i);
+    record.request.method = "POST";
+    record.request.target = "/recorded";
+    record.request.body = "body" + std::to_string(i);
+    record.request.headers = {{"content-type", "image/png"},
+                              {"x-true-label", i == 1 ? "T-shirt/top" : "Bag"}};
+    record.primary.outcome = record.shadow.outcome = "ok";
+    log += EncodePairLogLine(record) + "\n";
+  }
+  auto path = dir.Write("pairs.jsonl", log);
+  auto run = RunSgLoad({"--url", nginx.Url("/ok"), "--pair-log", path.string(), "--label-header",
+                        "x-true-label", "--no-progress"},
+                       dir);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(nginx.AccessLog(), (std::vector<std::string>{"POST /ok [Bag] image/png",
+                                                         "POST /ok [T-shirt/top] image/png",
+                                                         "POST /ok [Bag] image/png"}));
+}
+
+TEST(SgLoadTest, BadFlagsAndUnreachableUrlExitWithTwo) {
+  testing::TempDir dir;
+  int closed_port = testing::FreePort();
+  auto unreachable = RunSgLoad({"--url", "http://127.0.0.1:" + std::to_string(closed_port) + "/",
+                                "--fashion-mnist", kFashionMnist, "--limit", "1"},
+                               dir);
+  EXPECT_EQ(unreachable.exit_code, 2);
+  EXPECT_NE(unreachable.err.find("cannot connect to 127.0.0.1:"), std::string::npos)
+      << unreachable.err;
+  EXPECT_EQ(RunSgLoad({"--no-such-flag"}, dir).exit_code, 2);
+  EXPECT_EQ(RunSgLoad({"--url", "http://127.0.0.1:1/"}, dir).exit_code, 2);  // no corpus
+  auto both = RunSgLoad({"--url", "http://127.0.0.1:1/", "--corpus", dir.path().string(), "--users",
+                         "2", "--rate", "5"},
+                        dir);
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("exclude each other"), std::string::npos) << both.err;
+  auto https = RunSgLoad({"--url", "https://x/", "--corpus", dir.path().string()}, dir);
+  EXPECT_EQ(https.exit_code, 2);
+  EXPECT_NE(https.err.find("--url: URL must start with http://"), std::string::npos) << https.err;
+  EXPECT_EQ(
+      RunSgLoad({"--url", "http://127.0.0.1:1/", "--rate", "0", "--corpus", "x"}, dir).exit_code,
+      2);
+}
+
+// `sg-load render` writes PNGs whose names carry the label and whose pixels are the IDX pixels.
+TEST(SgLoadTest, RenderWritesLabelledPngsThatDecodeToIdxPixels) {
+  testing::TempDir dir;
+  fs::path out = dir.path() / "png";
+  auto run = RunSgLoad(
+      {"render", "--fashion-mnist", kFashionMnist, "--out", out.string(), "--limit", "30"}, dir);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::string error;
+  auto images = ReadIdxFile(std::string(kFashionMnist) + "/t10k-images-idx3-ubyte.gz", &error);
+  auto labels = ReadIdxFile(std::string(kFashionMnist) + "/t10k-labels-idx1-ubyte.gz", &error);
+  ASSERT_TRUE(images && labels) << error;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(out)) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  ASSERT_EQ(files.size(), 30u);
+  for (size_t i = 0; i < files.size(); ++i) {
+    std::string name = files[i].filename().string();
+    EXPECT_EQ(name.substr(0, 5), (i < 10 ? "0000" : "000") + std::to_string(i));
+    EXPECT_EQ(LabelFromFileName(name), FashionMnistClasses()[labels->data[i]]) << name;
+    auto decoded = DecodePngToGray(ReadFile(files[i]), &error);
+    ASSERT_TRUE(decoded) << name << ": " << error;
+    std::vector<uint8_t> expected(images->data.begin() + i * 784,
+                                  images->data.begin() + (i + 1) * 784);
+    EXPECT_EQ(decoded->pixels, expected) << name;
+  }
+  // The rendered directory is itself a corpus whose labels are read back from the names.
+  auto corpus = LoadDirectoryCorpus(out.string(), &error);
+  ASSERT_TRUE(corpus) << error;
+  EXPECT_EQ((*corpus)[0].label, "Ankle boot");
+}
+
+}  // namespace
+}  // namespace sg::load
