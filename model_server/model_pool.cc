@@ -128,10 +128,11 @@ void ModelPool::StopSlots() {
   }
 }
 
-ModelPool::SubmitResult ModelPool::Submit(std::string body, JobCallback done) {
+ModelPool::SubmitResult ModelPool::Submit(std::string body, JobCallback done, int kind) {
   Job job;
   job.id = next_id_++;
   job.body = std::move(body);
+  job.kind = kind;
   job.done = std::move(done);
   job.enqueued = Clock::now();
   {
@@ -386,7 +387,7 @@ bool ModelPool::RunBatch(Slot* slot, int fd, Subprocess& process, std::vector<Jo
   auto now = Clock::now();
   auto deadline = Clock::time_point::max();
   for (auto& job : batch) {
-    m.items.push_back({job.id, 0, job.body});
+    m.items.push_back({job.id, job.kind, job.body});
     job.dispatched = now;
     deadline = std::min(deadline, job.enqueued + model_.response_timeout);
   }

@@ -66,7 +66,8 @@ class ModelPool {
 
   enum class SubmitResult { kQueued, kQueueFull, kStopping };
   // Queues `body`; `done` is called later. When not queued, `done` is not called.
-  SubmitResult Submit(std::string body, JobCallback done);
+  // `kind` is an InputKind (0: the model's handler).
+  SubmitResult Submit(std::string body, JobCallback done, int kind = 0);
 
   // Stops accepting, waits up to `grace` for queued and in-flight jobs, fails the rest (503),
   // stops the workers. Idempotent.
@@ -86,6 +87,7 @@ class ModelPool {
   struct Job {
     uint64_t id = 0;
     std::string body;
+    int kind = 0;
     JobCallback done;
     std::chrono::steady_clock::time_point enqueued;
     std::chrono::steady_clock::time_point dispatched;

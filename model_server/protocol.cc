@@ -69,7 +69,7 @@ std::string EncodeMessage(const Message& m) {
   Put<uint32_t>(out, static_cast<uint32_t>(m.items.size()));
   for (const auto& item : m.items) {
     Put<uint64_t>(out, item.id);
-    if (m.type == MessageType::kResults) Put<uint16_t>(out, static_cast<uint16_t>(item.status));
+    Put<uint16_t>(out, static_cast<uint16_t>(item.status));
     Put<uint32_t>(out, static_cast<uint32_t>(item.body.size()));
     out += item.body;
   }
@@ -98,8 +98,7 @@ bool DecodeMessage(std::string_view in, Message* out, std::string* error) {
     WireItem item;
     uint32_t size = 0;
     uint16_t status = 0;
-    if (!Get(in, &item.id) || (out->type == MessageType::kResults && !Get(in, &status)) ||
-        !Get(in, &size) || size > in.size()) {
+    if (!Get(in, &item.id) || !Get(in, &status) || !Get(in, &size) || size > in.size()) {
       *error = "truncated message";
       return false;
     }

@@ -3,7 +3,8 @@
 //   payload = u8 type, then per type:
 //     kReady   (worker -> front)  text: JSON {"pid", "threads", "interop_threads"}
 //     kFatal   (worker -> front)  text: why the worker cannot serve (it exits next)
-//     kBatch   (front -> worker)  u32 n, n x {u64 id, u32 size, bytes}: request bodies
+//     kBatch   (front -> worker)  u32 n, n x {u64 id, u16 kind, u32 size, bytes}: inputs
+//              (kind 0: a request body for the model's handler; 1: a raw tensor, see InputKind)
 //     kResults (worker -> front)  u32 n, n x {u64 id, u16 status, u32 size, bytes}: replies
 #pragma once
 
@@ -19,9 +20,15 @@ inline constexpr uint32_t kMaxFrame = 1u << 30;
 
 enum class MessageType : uint8_t { kReady = 1, kFatal = 2, kBatch = 3, kResults = 4 };
 
+// How a worker reads a batch item.
+enum class InputKind : int {
+  kHandler = 0,    // the model's handler (image bytes, tensor JSON)
+  kRawTensor = 1,  // {"data", "shape"} in, raw output tensor out (Open Inference Protocol)
+};
+
 struct WireItem {
   uint64_t id = 0;
-  int status = 0;  // results only
+  int status = 0;  // results: HTTP status; batches: InputKind
   std::string body;
 };
 

@@ -68,6 +68,10 @@ int RunWorker(const WorkerArgs& args) {
     Send(fd, MessageType::kFatal, error);
     return 3;
   }
+  // The same model read as raw tensors, for the Open Inference Protocol endpoints.
+  ModelConfig raw_model = model;
+  raw_model.handler = HandlerKind::kTensor;
+  raw_model.input_shape = ExpectedInputShape(model);
   nlohmann::json ready = {{"pid", getpid()},
                           {"threads", TorchIntraOpThreads()},
                           {"interop_threads", args.interop_threads}};
@@ -82,9 +86,22 @@ int RunWorker(const WorkerArgs& args) {
       spdlog::error("worker: bad message from the front: {}", error);
       break;
     }
-    std::vector<std::string_view> bodies;
-    for (const auto& item : request.items) bodies.emplace_back(item.body);
-    auto replies = HandleBatch(*runner, model, labels, bodies);
+    // Handler inputs and raw tensors (Open Inference Protocol) run as separate batches.
+    std::vector<HandlerReply> replies(request.items.size());
+    for (int kind : {0, 1}) {
+      std::vector<std::string_view> bodies;
+      std::vector<size_t> index;
+      for (size_t i = 0; i < request.items.size(); ++i) {
+        if ((request.items[i].status == static_cast<int>(InputKind::kRawTensor)) != (kind == 1)) {
+          continue;
+        }
+        bodies.emplace_back(request.items[i].body);
+        index.push_back(i);
+      }
+      if (bodies.empty()) continue;
+      auto part = HandleBatch(*runner, kind == 1 ? raw_model : model, labels, bodies);
+      for (size_t k = 0; k < index.size(); ++k) replies[index[k]] = std::move(part[k]);
+    }
     Message response;
     response.type = MessageType::kResults;
     for (size_t i = 0; i < replies.size(); ++i) {

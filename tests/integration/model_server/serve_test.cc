@@ -265,6 +265,38 @@ TEST(ServeTest, TorchServeApiEndToEnd) {
   EXPECT_NE(metrics->body.find("sg_request_latency_seconds_bucket{model_name=\"score\""),
             std::string::npos);
 
+  // Open Inference Protocol v2: the same model, tensor for tensor.
+  auto live = HttpGet(server.inference(), "/v2/health/ready");
+  ASSERT_TRUE(live);
+  EXPECT_EQ(json::parse(live->body), json({{"ready", true}}));
+  auto meta = HttpGet(server.inference(), "/v2/models/vec");
+  ASSERT_TRUE(meta);
+  EXPECT_EQ(json::parse(meta->body)["inputs"][0]["shape"], json({-1, 4}));
+  json infer = {{"id", "q1"},
+                {"inputs",
+                 {{{"name", "input__0"},
+                   {"datatype", "FP32"},
+                   {"shape", {2, 4}},
+                   {"data", {1, 2, 3, 4, -1, 0, 0.5, 2}}}}}};
+  auto v2 = server.Post("/v2/models/vec/versions/2.0/infer", infer.dump(), "application/json");
+  ASSERT_TRUE(v2);
+  ASSERT_EQ(v2->status, 200) << v2->body;
+  auto v2_out = json::parse(v2->body);
+  EXPECT_EQ(v2_out["id"], "q1");
+  EXPECT_EQ(v2_out["outputs"][0]["shape"], json({2, 3}));
+  auto second_row = server.Post("/predictions/vec", R"({"data": [-1, 0, 0.5, 2]})");
+  ASSERT_TRUE(second_row);
+  auto row = json::parse(second_row->body)["data"];
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(v2_out["outputs"][0]["data"][3 + i].get<double>(), row[i].get<double>(), 1e-6);
+  }
+  auto v2_bad = server.Post("/v2/models/vec/infer", R"({"inputs": [{"datatype": "FP32",
+      "shape": [1, 3], "data": [1, 2, 3]}]})");
+  ASSERT_TRUE(v2_bad);
+  EXPECT_EQ(v2_bad->status, 400);
+  EXPECT_NE(json::parse(v2_bad->body)["error"].get<std::string>().find("wrong tensor shape"),
+            std::string::npos);
+
   // SIGTERM: clean exit.
   int status = server.child().Stop(std::chrono::seconds(15));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
