@@ -45,27 +45,33 @@ std::string InstanceName() {
 
 // ---- GatewayState ----
 
-GatewayState::GatewayState(net::io_context& ioc_in, const GatewayConfig& config_in,
-                           std::shared_ptr<PairSink> sink_in)
-    : ioc(ioc_in),
+GatewayState::GatewayState(std::vector<net::io_context*> contexts_in,
+                           const GatewayConfig& config_in, std::shared_ptr<PairSink> sink_in)
+    : contexts(std::move(contexts_in)),
       config(config_in),
       routes(config_in.routes),
       metrics(registry),
       sink(std::move(sink_in)) {
+  for (size_t i = 0; i < contexts.size(); ++i) shards.push_back(std::make_unique<Shard>());
+  unrouted_by_status = std::make_unique<std::atomic<Counter*>[]>(500);
   for (const auto& route : config.routes) {
     RouteRuntime runtime;
     runtime.config = route;
     auto& pool = primary_pools[route.upstream];
     if (!pool) {
-      pool = std::make_shared<UpstreamPool>(ioc, *config.FindUpstream(route.upstream), "primary");
+      pool =
+          std::make_shared<UpstreamPool>(contexts, *config.FindUpstream(route.upstream), "primary");
     }
     runtime.primary = pool;
     runtime.requests = &metrics.route_requests.WithLabels({route.name});
     runtime.primary_latency = &metrics.primary_latency.WithLabels({route.name});
+    runtime.responses_by_status = std::make_unique<std::atomic<Counter*>[]>(500);
     for (const auto& mirror : route.mirrors) {
-      // Every mirror has its own pool: a slow shadow never holds primary connections.
-      auto shadow_pool = std::make_shared<UpstreamPool>(ioc, *config.FindUpstream(mirror.upstream),
-                                                        "mirror:" + route.name + "/" + mirror.name);
+      // Every mirror has its own pool: a slow shadow never holds primary connections. A shadow
+      // whose endpoints are all ejected fails fast (counted connect_failed) until one is back.
+      auto shadow_pool = std::make_shared<UpstreamPool>(
+          contexts, *config.FindUpstream(mirror.upstream),
+          "mirror:" + route.name + "/" + mirror.name, /*fail_fast_when_ejected=*/true);
       runtime.mirrors.push_back(
           std::make_unique<MirrorRuntime>(mirror, route.name, std::move(shadow_pool), metrics));
     }
@@ -78,27 +84,48 @@ GatewayState::GatewayState(net::io_context& ioc_in, const GatewayConfig& config_
   }
 }
 
-void GatewayState::CountResponse(const std::string& route, int status) {
-  metrics.requests.WithLabels({route, std::to_string(status)}).Increment();
+void GatewayState::CountResponse(RouteRuntime* route, int status) {
+  auto& slots = route ? route->responses_by_status : unrouted_by_status;
+  if (status < 100 || status > 599) status = 599;
+  auto& slot = slots[static_cast<size_t>(status - 100)];
+  Counter* counter = slot.load(std::memory_order_acquire);
+  if (!counter) {
+    counter =
+        &metrics.requests.WithLabels({route ? route->config.name : "none", std::to_string(status)});
+    slot.store(counter, std::memory_order_release);
+  }
+  counter->Increment();
 }
 
-void GatewayState::AddSession(const std::shared_ptr<ProxySession>& session) {
-  std::lock_guard lock(sessions_mutex);
-  sessions[session.get()] = session;
+void GatewayState::AddSession(size_t shard, const std::shared_ptr<ProxySession>& session) {
+  auto& registry = *shards[shard];
+  std::lock_guard lock(registry.mutex);
+  registry.sessions[session.get()] = session;
 }
 
-void GatewayState::RemoveSession(ProxySession* session) {
-  std::lock_guard lock(sessions_mutex);
-  sessions.erase(session);
+void GatewayState::RemoveSession(size_t shard, ProxySession* session) {
+  auto& registry = *shards[shard];
+  std::lock_guard lock(registry.mutex);
+  registry.sessions.erase(session);
 }
 
 std::vector<std::shared_ptr<ProxySession>> GatewayState::LiveSessions() {
   std::vector<std::shared_ptr<ProxySession>> live;
-  std::lock_guard lock(sessions_mutex);
-  for (auto& [_, weak] : sessions) {
-    if (auto session = weak.lock()) live.push_back(std::move(session));
+  for (auto& registry : shards) {
+    std::lock_guard lock(registry->mutex);
+    for (auto& [_, weak] : registry->sessions) {
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+    }
   }
   return live;
+}
+
+void GatewayState::CheckDeadlines(size_t shard) {
+  auto now = std::chrono::steady_clock::now();
+  auto& registry = *shards[shard];
+  std::lock_guard lock(registry.mutex);
+  // A session in the map is alive: its destructor removes it under this mutex.
+  for (auto& [session, _] : registry.sessions) session->CheckDeadline(now);
 }
 
 // ---- Gateway::Impl ----
@@ -109,18 +136,30 @@ class Gateway::Impl {
       : config_(std::move(config)),
         sink_(std::move(sink)),
         threads_count_(config_.io_threads > 0 ? config_.io_threads : AvailableCpus()),
-        ioc_(threads_count_),
-        work_(net::make_work_guard(ioc_)),
-        acceptor_(net::make_strand(ioc_)),
+        contexts_(MakeContexts(threads_count_)),
+        ioc_(*contexts_[0]),
+        acceptor_(ioc_),
         signals_(ioc_, SIGTERM, SIGINT),
         counters_timer_(ioc_),
         drain_timer_(ioc_),
         accept_backoff_(acceptor_.get_executor()),
         instance_(InstanceName()) {}
 
+  static std::vector<std::unique_ptr<net::io_context>> MakeContexts(int count) {
+    std::vector<std::unique_ptr<net::io_context>> contexts;
+    // One thread runs each: concurrency hint 1 lets Asio skip its internal locking.
+    for (int i = 0; i < count; ++i) contexts.push_back(std::make_unique<net::io_context>(1));
+    return contexts;
+  }
+
   bool Start(std::string* error) {
+    std::vector<net::io_context*> contexts;
+    for (auto& context : contexts_) {
+      contexts.push_back(context.get());
+      work_.push_back(net::make_work_guard(*context));
+    }
     try {
-      state_ = std::make_shared<GatewayState>(ioc_, config_, sink_);
+      state_ = std::make_shared<GatewayState>(contexts, config_, sink_);
     } catch (const std::exception& e) {
       *error = e.what();
       return false;
@@ -147,7 +186,13 @@ class Gateway::Impl {
     });
     DoAccept();
     ScheduleCounters();
-    for (int i = 0; i < threads_count_; ++i) threads_.emplace_back([this] { ioc_.run(); });
+    for (size_t i = 0; i < contexts_.size(); ++i) {
+      sweepers_.push_back(std::make_unique<net::steady_timer>(*contexts_[i]));
+      ScheduleSweep(i);
+    }
+    for (auto& context : contexts_) {
+      threads_.emplace_back([context = context.get()] { context->run(); });
+    }
     spdlog::info("shadowgate listening on {} (admin {}), {} I/O threads, {} routes",
                  Endpoint{config_.listen_host, port_}.ToString(),
                  Endpoint{config_.admin_host, admin_->port()}.ToString(), threads_count_,
@@ -161,7 +206,7 @@ class Gateway::Impl {
   }
 
   void Stop() {
-    net::post(ioc_, [this] { BeginStop(); });
+    net::post(ioc_, [this] { BeginStop(); });  // shard 0's thread
   }
 
   ~Impl() {
@@ -197,12 +242,14 @@ class Gateway::Impl {
   }
 
   void DoAccept() {
-    // Each connection gets its own strand.
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           beast::bind_front_handler(&Impl::OnAccept, this));
+    // Connections are spread over the shards round-robin; a connection stays on its shard's
+    // thread for its whole life (its io_context is its strand).
+    next_shard_ = (next_shard_ + 1) % contexts_.size();
+    acceptor_.async_accept(contexts_[next_shard_]->get_executor(),
+                           beast::bind_front_handler(&Impl::OnAccept, this, next_shard_));
   }
 
-  void OnAccept(beast::error_code ec, tcp::socket socket) {
+  void OnAccept(size_t shard, beast::error_code ec, tcp::socket socket) {
     if (stopping_) return;
     if (ec) {
       if (ec == net::error::operation_aborted) return;
@@ -218,11 +265,23 @@ class Gateway::Impl {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
-      auto session = std::make_shared<ProxySession>(std::move(socket), state_);
-      state_->AddSession(session);
+      auto session = std::make_shared<ProxySession>(std::move(socket), state_, shard);
+      state_->AddSession(shard, session);
       session->Start();
     }
     DoAccept();
+  }
+
+  // Every tick, each shard checks the deadlines of its sessions on its own thread (one timer per
+  // shard instead of a timer operation per socket operation).
+  void ScheduleSweep(size_t shard) {
+    auto& timer = *sweepers_[shard];
+    timer.expires_after(kSweepTick);
+    timer.async_wait([this, shard](beast::error_code ec) {
+      if (ec) return;
+      state_->CheckDeadlines(shard);
+      ScheduleSweep(shard);
+    });
   }
 
   void ScheduleCounters() {
@@ -397,15 +456,19 @@ class Gateway::Impl {
     for (auto& route : state_->route_runtimes) {
       for (auto& mirror : route.mirrors) mirror->pool().Shutdown();
     }
-    work_.reset();
-    ioc_.stop();
+    work_.clear();
+    for (auto& context : contexts_) context->stop();
   }
 
   GatewayConfig config_;
   std::shared_ptr<PairSink> sink_;
   int threads_count_;
-  net::io_context ioc_;
-  net::executor_work_guard<net::io_context::executor_type> work_;
+  std::vector<std::unique_ptr<net::io_context>> contexts_;  // one per I/O thread (shard)
+  net::io_context& ioc_;  // shard 0: also runs the acceptor, admin, signals and timers
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
+  size_t next_shard_ = 0;
+  static constexpr std::chrono::milliseconds kSweepTick{50};  // timeout resolution
+  std::vector<std::unique_ptr<net::steady_timer>> sweepers_;  // one per shard
   tcp::acceptor acceptor_;
   net::signal_set signals_;
   net::steady_timer counters_timer_;

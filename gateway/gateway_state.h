@@ -3,7 +3,9 @@
 // a shared_ptr so late completions never touch freed state.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -29,12 +31,16 @@ struct RouteRuntime {
   std::vector<std::unique_ptr<MirrorRuntime>> mirrors;
   Counter* requests = nullptr;  // route_requests{route}
   Histogram* primary_latency = nullptr;
+  // requests{route, status} children by status (100-599), looked up once each.
+  std::unique_ptr<std::atomic<Counter*>[]> responses_by_status;
 };
 
 struct GatewayState {
-  GatewayState(net::io_context& ioc, const GatewayConfig& config, std::shared_ptr<PairSink> sink);
+  // `contexts`: one io_context per I/O thread (shard).
+  GatewayState(std::vector<net::io_context*> contexts, const GatewayConfig& config,
+               std::shared_ptr<PairSink> sink);
 
-  net::io_context& ioc;
+  const std::vector<net::io_context*> contexts;
   const GatewayConfig config;
   const RouteTable routes;
   MetricsRegistry registry;
@@ -48,15 +54,23 @@ struct GatewayState {
   std::atomic<int> active_sessions{0};
   std::atomic<int> shadows_in_flight{0};
 
-  // Counts a response by route and status (the family lookup takes a mutex; fine at this rate).
-  void CountResponse(const std::string& route, int status);
+  // Counts a response by route (null: no route) and status. The family lookup (a mutex) happens
+  // once per (route, status).
+  void CountResponse(RouteRuntime* route, int status);
+  std::unique_ptr<std::atomic<Counter*>[]> unrouted_by_status;
 
-  // Session registry, for graceful shutdown. Guarded by sessions_mutex.
-  std::mutex sessions_mutex;
-  std::unordered_map<ProxySession*, std::weak_ptr<ProxySession>> sessions;
-  void AddSession(const std::shared_ptr<ProxySession>& session);
-  void RemoveSession(ProxySession* session);
+  // Session registry per shard: for deadlines (the shard's sweeper) and graceful shutdown.
+  struct Shard {
+    // Guarded by mutex (the shard's thread iterates; a session may be destroyed elsewhere).
+    std::mutex mutex;
+    std::unordered_map<ProxySession*, std::weak_ptr<ProxySession>> sessions;
+  };
+  std::vector<std::unique_ptr<Shard>> shards;  // one per context
+  void AddSession(size_t shard, const std::shared_ptr<ProxySession>& session);
+  void RemoveSession(size_t shard, ProxySession* session);
   std::vector<std::shared_ptr<ProxySession>> LiveSessions();
+  // Runs CheckDeadline on every session of `shard`. REQUIRES: called on that shard's thread.
+  void CheckDeadlines(size_t shard);
 };
 
 }  // namespace sg::gateway

@@ -79,6 +79,11 @@ void MirrorRuntime::Finished(const UpstreamResult& result) {
   }
 }
 
+void MirrorRuntime::FailedFast() {
+  in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  outcomes_[3]->Increment();
+}
+
 void MirrorRuntime::set_percent(double percent) {
   percent_.store(percent, std::memory_order_relaxed);
   ppm_.store(PercentToPpm(percent), std::memory_order_relaxed);

@@ -39,6 +39,8 @@ class MirrorRuntime {
   NotMirrored Admit(std::string_view hash_key, size_t body_size);
   // Records a finished shadow exchange (outcome, latency) and frees its slot.
   void Finished(const UpstreamResult& result);
+  // Records a copy not sent because the shadow is down (counted connect_failed); frees its slot.
+  void FailedFast();
 
   const MirrorConfig& config() const { return config_; }
   const std::string& route() const { return route_; }

@@ -36,8 +36,8 @@ std::string_view View(boost::beast::string_view text) {
 
 }  // namespace
 
-ProxySession::ProxySession(tcp::socket socket, std::shared_ptr<GatewayState> state)
-    : socket_(std::move(socket)), timer_(socket_.get_executor()), state_(std::move(state)) {
+ProxySession::ProxySession(tcp::socket socket, std::shared_ptr<GatewayState> state, size_t shard)
+    : socket_(std::move(socket)), state_(std::move(state)), shard_(shard) {
   state_->active_sessions.fetch_add(1, std::memory_order_relaxed);
   beast::error_code ec;
   auto remote = socket_.remote_endpoint(ec);
@@ -46,7 +46,7 @@ ProxySession::ProxySession(tcp::socket socket, std::shared_ptr<GatewayState> sta
 }
 
 ProxySession::~ProxySession() {
-  state_->RemoveSession(this);
+  state_->RemoveSession(shard_, this);
   state_->active_sessions.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -67,22 +67,19 @@ void ProxySession::Abort() {
 }
 
 void ProxySession::ArmTimer(Clock::duration timeout) {
+  // No timer object per operation: the shard's sweeper compares deadline_ every tick.
   timed_out_ = false;
-  uint64_t generation = ++timer_generation_;
-  timer_.expires_after(timeout);
-  timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
-    self->OnTimer(generation, ec);
-  });
+  deadline_ = Clock::now() + timeout;
 }
 
 void ProxySession::DisarmTimer() {
-  ++timer_generation_;
-  timer_.cancel();
+  deadline_ = Clock::time_point::max();
 }
 
-void ProxySession::OnTimer(uint64_t generation, beast::error_code ec) {
-  // A stale or cancelled timer does nothing; a live one cancels the pending socket operation.
-  if (ec || generation != timer_generation_) return;
+void ProxySession::CheckDeadline(Clock::time_point now) {
+  // A passed deadline cancels the pending socket operation, whose handler sees timed_out_.
+  if (now < deadline_) return;
+  deadline_ = Clock::time_point::max();
   timed_out_ = true;
   beast::error_code ignored;
   socket_.cancel(ignored);
@@ -91,17 +88,19 @@ void ProxySession::OnTimer(uint64_t generation, beast::error_code ec) {
 void ProxySession::DoWaitRequest() {
   phase_ = Phase::kWaiting;
   if (draining_ || state_->draining.load(std::memory_order_relaxed)) return Close();
-  // Bytes already buffered (a pipelined request) are read at once.
+  // Bytes already buffered (a pipelined request) are parsed at once.
   if (buffer_.size() > 0) return DoReadHeader();
-  // Wait for the first byte of the next request within the keep-alive timeout.
+  // Wait for (and read) the first bytes of the next request within the keep-alive timeout.
   ArmTimer(state_->config.keep_alive_timeout);
-  socket_.async_wait(tcp::socket::wait_read,
-                     beast::bind_front_handler(&ProxySession::OnWaitRequest, shared_from_this()));
+  socket_.async_read_some(
+      buffer_.prepare(kReadChunk),
+      beast::bind_front_handler(&ProxySession::OnWaitRequest, shared_from_this()));
 }
 
-void ProxySession::OnWaitRequest(beast::error_code ec) {
+void ProxySession::OnWaitRequest(beast::error_code ec, std::size_t bytes) {
   DisarmTimer();
-  if (ec) return Close();  // keep-alive timeout, drain, or error: nothing was sent
+  if (ec) return Close();  // keep-alive timeout, drain, or the client left: nothing was sent
+  buffer_.commit(bytes);
   DoReadHeader();
 }
 
@@ -198,6 +197,7 @@ void ProxySession::HandleRequest() {
   int index = state_->routes.Match(host == request.end() ? "" : View(host->value()), path, method_);
   if (index < 0) {
     route_name_.clear();
+    route_ = nullptr;
     request_id_.clear();
     parser_.reset();
     return SendError(http::status::not_found, "no route for this request", false);
@@ -220,7 +220,8 @@ void ProxySession::HandleRequest() {
 
   // The primary first, then the shadows at once: neither waits for the other.
   const auto primary_dispatch = Clock::now();
-  route.primary->Send(upstream, route.primary->config().total_timeout, socket_.get_executor(),
+  route.primary->Send(shard_, upstream, route.primary->config().total_timeout,
+                      socket_.get_executor(),
                       beast::bind_front_handler(&ProxySession::OnPrimary, shared_from_this()));
   if (!route.mirrors.empty()) DispatchMirrors(route, upstream, primary_dispatch);
 }
@@ -238,6 +239,12 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
       if (it != upstream->end()) key = View(it->value());
     }
     if (mirror->Admit(key, upstream->body().size()) != NotMirrored::kNone) continue;
+    if (mirror->pool().Down()) {
+      // The shadow is down (every endpoint ejected after connect failures): no copy, no pair
+      // record, just the count, so a dead shadow costs the proxy nothing.
+      mirror->FailedFast();
+      continue;
+    }
 
     // A deep copy: the shadow exchange owns its request (fire and forget).
     auto shadow = std::make_shared<Request>(*upstream);
@@ -276,7 +283,7 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
     state_->shadows_in_flight.fetch_add(1, std::memory_order_relaxed);
     auto state = state_;
     mirror->pool().Send(
-        shadow, config.timeout, net::any_io_executor(state_->ioc.get_executor()),
+        shard_, shadow, config.timeout, socket_.get_executor(),
         [state, mirror, collector, primary_dispatch](std::shared_ptr<UpstreamResult> result) {
           mirror->Finished(*result);
           if (collector) {
@@ -349,7 +356,7 @@ void ProxySession::SendError(http::status status, const std::string& message, bo
 
 void ProxySession::DoWrite() {
   phase_ = Phase::kWriting;
-  state_->CountResponse(route_name_.empty() ? "none" : route_name_, response_.result_int());
+  state_->CountResponse(route_, response_.result_int());
   if (state_->access_log) LogAccess();
   // Write the response within the write timeout.
   ArmTimer(state_->config.write_timeout);
@@ -366,6 +373,7 @@ void ProxySession::OnWrite(beast::error_code ec, std::size_t) {
   head_ = false;
   request_id_.clear();
   route_name_.clear();
+  route_ = nullptr;
   DoWaitRequest();
 }
 

@@ -1,7 +1,7 @@
 // ProxySession: one client connection. Reads a request (limits, framing checks, timeouts), routes
 // it, sends it to the route's primary and, at the same moment, sampled copies to its mirrors;
 // writes the primary's response as soon as it is ready; repeats while keep-alive holds.
-// All members are touched only on the session's strand (the socket's executor).
+// All members are touched only on the session's shard thread (the socket's executor).
 #pragma once
 
 #include <array>
@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 
@@ -21,8 +20,9 @@ namespace sg::gateway {
 
 class ProxySession : public std::enable_shared_from_this<ProxySession> {
  public:
-  // REQUIRES: `socket` was accepted with a strand executor of its own.
-  ProxySession(tcp::socket socket, std::shared_ptr<GatewayState> state);
+  // REQUIRES: `socket`'s executor is shard `shard`'s io_context, which one thread runs (so the
+  // session's handlers never run concurrently).
+  ProxySession(tcp::socket socket, std::shared_ptr<GatewayState> state, size_t shard);
   ~ProxySession();
 
   void Start();
@@ -31,14 +31,18 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void Drain();
   // Closes the connection now. Thread-safe (posts to the strand).
   void Abort();
+  // Cancels the pending operation when its deadline passed. Called by the shard's sweeper on the
+  // session's thread.
+  void CheckDeadline(std::chrono::steady_clock::time_point now);
 
  private:
   enum class Phase { kWaiting, kReading, kProxying, kWriting, kClosing, kClosed };
   static constexpr std::chrono::milliseconds kLingerTime{500};  // after an error response
   static constexpr std::size_t kLingerMaxBytes = 1 << 20;
+  static constexpr std::size_t kReadChunk = 8192;
 
   void DoWaitRequest();
-  void OnWaitRequest(beast::error_code ec);
+  void OnWaitRequest(beast::error_code ec, std::size_t bytes);
   void DoReadHeader();
   void OnReadHeader(beast::error_code ec, std::size_t bytes);
   void OnContinueWritten(beast::error_code ec, std::size_t bytes);
@@ -57,17 +61,16 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void Close();
   void ArmTimer(std::chrono::steady_clock::duration timeout);
   void DisarmTimer();
-  void OnTimer(uint64_t generation, beast::error_code ec);
   void LogAccess();
 
   tcp::socket socket_;
-  net::steady_timer timer_;
   std::shared_ptr<GatewayState> state_;
+  const size_t shard_;
   std::string client_ip_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Phase phase_ = Phase::kWaiting;
-  uint64_t timer_generation_ = 0;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   bool timed_out_ = false;
   bool draining_ = false;
 

@@ -7,7 +7,6 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -37,13 +36,14 @@ const char* OutcomeName(UpstreamOutcome outcome) {
 }
 
 // One request/response exchange: lease a connection (or connect), write, read header, read
-// body, give the connection back. Runs on the connection's strand.
+// body, give the connection back. Runs on its shard's thread.
 class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
  public:
-  UpstreamExchange(std::shared_ptr<UpstreamPool> pool, std::shared_ptr<const Request> request,
-                   std::chrono::microseconds timeout, net::any_io_executor executor,
-                   UpstreamPool::Callback done)
+  UpstreamExchange(std::shared_ptr<UpstreamPool> pool, size_t shard,
+                   std::shared_ptr<const Request> request, std::chrono::microseconds timeout,
+                   net::any_io_executor executor, UpstreamPool::Callback done)
       : pool_(std::move(pool)),
+        shard_(shard),
         request_(std::move(request)),
         executor_(std::move(executor)),
         done_(std::move(done)),
@@ -64,14 +64,17 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
   }
 
   void Attempt(bool allow_idle) {
-    auto lease = pool_->Acquire(allow_idle);
+    auto lease = pool_->Acquire(shard_, allow_idle);
+    if (lease.ejected) {
+      return Finish(UpstreamOutcome::kConnectFailed, "every endpoint is ejected");
+    }
     if (!lease.ok) {
       return Finish(UpstreamOutcome::kOverload, "upstream pool at max_connections");
     }
     endpoint_ = lease.endpoint;
     reused_ = lease.stream != nullptr;
-    stream_ = lease.stream ? std::move(lease.stream) : pool_->NewStream();
-    // Every step below runs on the connection's strand.
+    stream_ = lease.stream ? std::move(lease.stream) : pool_->NewStream(shard_);
+    // Every step below runs on the shard's thread.
     net::dispatch(stream_->get_executor(),
                   beast::bind_front_handler(
                       reused_ ? &UpstreamExchange::DoWrite : &UpstreamExchange::DoConnect,
@@ -88,7 +91,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
 
   void OnConnect(beast::error_code ec) {
     if (ec) {
-      pool_->RecordResult(endpoint_, false);
+      pool_->RecordResult(endpoint_, false, /*connect_failure=*/true);
       return Finish(UpstreamOutcome::kConnectFailed,
                     "connect " + pool_->endpoints_[endpoint_].name + ": " +
                         (ec == beast::error::timeout ? std::string("timeout") : ec.message()));
@@ -133,7 +136,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
     if (ec) return Fail(ec, /*may_retry=*/false);
     result_->response = parser_->release();
     bool reusable = result_->response.keep_alive() && buffer_.size() == 0;
-    pool_->Release(endpoint_, std::move(stream_), reusable);
+    pool_->Release(shard_, endpoint_, std::move(stream_), reusable);
     pool_->RecordResult(endpoint_, true);
     Finish(UpstreamOutcome::kOk, {});
   }
@@ -145,7 +148,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
                  ec == net::error::broken_pipe || ec == net::error::eof;
     if (may_retry && reused_ && !retried_ && stale && Remaining().count() > 0) {
       retried_ = true;
-      pool_->Release(endpoint_, std::move(stream_), false);
+      pool_->Release(shard_, endpoint_, std::move(stream_), false);
       buffer_.clear();
       return Attempt(/*allow_idle=*/false);
     }
@@ -158,7 +161,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
   }
 
   void Finish(UpstreamOutcome outcome, std::string error) {
-    if (stream_) pool_->Release(endpoint_, std::move(stream_), false);
+    if (stream_) pool_->Release(shard_, endpoint_, std::move(stream_), false);
     result_->outcome = outcome;
     result_->error = std::move(error);
     result_->completed = Clock::now();
@@ -166,6 +169,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
   }
 
   std::shared_ptr<UpstreamPool> pool_;
+  size_t shard_;
   std::shared_ptr<const Request> request_;
   net::any_io_executor executor_;
   UpstreamPool::Callback done_;
@@ -180,10 +184,13 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
   std::optional<http::response_parser<http::string_body>> parser_;
 };
 
-UpstreamPool::UpstreamPool(net::io_context& ioc, const UpstreamConfig& config,
-                           std::string pool_name)
-    : ioc_(ioc), config_(config), pool_name_(std::move(pool_name)) {
-  tcp::resolver resolver(ioc);
+UpstreamPool::UpstreamPool(std::vector<net::io_context*> contexts, const UpstreamConfig& config,
+                           std::string pool_name, bool fail_fast_when_ejected)
+    : contexts_(std::move(contexts)),
+      config_(config),
+      pool_name_(std::move(pool_name)),
+      fail_fast_when_ejected_(fail_fast_when_ejected) {
+  tcp::resolver resolver(*contexts_.at(0));
   for (const auto& endpoint : config_.endpoints) {
     beast::error_code ec;
     auto results = resolver.resolve(endpoint.host, std::to_string(endpoint.port), ec);
@@ -194,23 +201,25 @@ UpstreamPool::UpstreamPool(net::io_context& ioc, const UpstreamConfig& config,
     EndpointState state;
     state.address = results.begin()->endpoint();
     state.name = endpoint.ToString();
+    state.idle.resize(contexts_.size());
     endpoints_.push_back(std::move(state));
   }
 }
 
-void UpstreamPool::Send(std::shared_ptr<const Request> request, std::chrono::microseconds timeout,
-                        net::any_io_executor executor, Callback done) {
-  std::make_shared<UpstreamExchange>(shared_from_this(), std::move(request), timeout,
+void UpstreamPool::Send(size_t shard, std::shared_ptr<const Request> request,
+                        std::chrono::microseconds timeout, net::any_io_executor executor,
+                        Callback done) {
+  std::make_shared<UpstreamExchange>(shared_from_this(), shard, std::move(request), timeout,
                                      std::move(executor), std::move(done))
       ->Start();
 }
 
-std::unique_ptr<beast::tcp_stream> UpstreamPool::NewStream() {
+std::unique_ptr<beast::tcp_stream> UpstreamPool::NewStream(size_t shard) {
   created_.fetch_add(1, std::memory_order_relaxed);
-  return std::make_unique<beast::tcp_stream>(net::make_strand(ioc_));
+  return std::make_unique<beast::tcp_stream>(contexts_[shard]->get_executor());
 }
 
-UpstreamPool::Lease UpstreamPool::Acquire(bool allow_idle) {
+UpstreamPool::Lease UpstreamPool::Acquire(size_t shard, bool allow_idle) {
   auto now = Clock::now();
   std::vector<std::unique_ptr<beast::tcp_stream>> expired;
   Lease lease;
@@ -219,19 +228,28 @@ UpstreamPool::Lease UpstreamPool::Acquire(bool allow_idle) {
     // Round-robin over endpoints that are not ejected (all of them when every one is).
     size_t n = endpoints_.size();
     size_t chosen = next_ % n;
+    bool all_down = true;  // every endpoint ejected after a connect failure
     for (size_t i = 0; i < n; ++i) {
       size_t candidate = (next_ + i) % n;
-      if (endpoints_[candidate].ejected_until <= now) {
+      const auto& endpoint = endpoints_[candidate];
+      if (endpoint.ejected_until <= now) {
         chosen = candidate;
+        all_down = false;
         break;
       }
+      all_down = all_down && endpoint.ejected_for_connect;
+    }
+    if (all_down && fail_fast_when_ejected_) {
+      lease.ejected = true;
+      return lease;
     }
     next_ = chosen + 1;
     auto& state = endpoints_[chosen];
     lease.endpoint = chosen;
-    while (allow_idle && !state.idle.empty()) {
-      Idle idle = std::move(state.idle.back());
-      state.idle.pop_back();
+    auto& idle_list = state.idle[shard];
+    while (allow_idle && !idle_list.empty()) {
+      Idle idle = std::move(idle_list.back());
+      idle_list.pop_back();
       if (now - idle.since < config_.idle_timeout) {
         lease.ok = true;
         lease.stream = std::move(idle.stream);
@@ -253,13 +271,13 @@ UpstreamPool::Lease UpstreamPool::Acquire(bool allow_idle) {
   return lease;
 }
 
-void UpstreamPool::Release(size_t endpoint, std::unique_ptr<beast::tcp_stream> stream,
+void UpstreamPool::Release(size_t shard, size_t endpoint, std::unique_ptr<beast::tcp_stream> stream,
                            bool reusable) {
   {
     std::lock_guard lock(mutex_);
     if (reusable && !shutdown_ && stream->socket().is_open()) {
       stream->expires_never();
-      endpoints_[endpoint].idle.push_back({std::move(stream), Clock::now()});
+      endpoints_[endpoint].idle[shard].push_back({std::move(stream), Clock::now()});
       return;
     }
     --open_;
@@ -269,7 +287,7 @@ void UpstreamPool::Release(size_t endpoint, std::unique_ptr<beast::tcp_stream> s
   stream->socket().close(ignored);
 }
 
-void UpstreamPool::RecordResult(size_t endpoint, bool transport_ok) {
+void UpstreamPool::RecordResult(size_t endpoint, bool transport_ok, bool connect_failure) {
   std::lock_guard lock(mutex_);
   auto& state = endpoints_[endpoint];
   if (transport_ok) {
@@ -280,6 +298,7 @@ void UpstreamPool::RecordResult(size_t endpoint, bool transport_ok) {
       ++state.consecutive_failures >= config_.eject_after_failures) {
     state.consecutive_failures = 0;
     state.ejected_until = Clock::now() + config_.eject_duration;
+    state.ejected_for_connect = connect_failure;
     if (endpoints_.size() > 1) {
       spdlog::warn(
           "upstream {} ({}): ejecting {} for {} ms", config_.name, pool_name_, state.name,
@@ -288,22 +307,34 @@ void UpstreamPool::RecordResult(size_t endpoint, bool transport_ok) {
   }
 }
 
+bool UpstreamPool::Down() const {
+  if (!fail_fast_when_ejected_) return false;
+  auto now = Clock::now();
+  std::lock_guard lock(mutex_);
+  for (const auto& endpoint : endpoints_) {
+    if (endpoint.ejected_until <= now || !endpoint.ejected_for_connect) return false;
+  }
+  return true;
+}
+
 void UpstreamPool::SweepIdle() {
   auto now = Clock::now();
   std::vector<std::unique_ptr<beast::tcp_stream>> closing;
   {
     std::lock_guard lock(mutex_);
     for (auto& state : endpoints_) {
-      auto keep = state.idle.begin();
-      for (auto& idle : state.idle) {
-        if (shutdown_ || now - idle.since >= config_.idle_timeout) {
-          closing.push_back(std::move(idle.stream));
-          --open_;
-        } else {
-          *keep++ = std::move(idle);
+      for (auto& list : state.idle) {
+        auto keep = list.begin();
+        for (auto& idle : list) {
+          if (shutdown_ || now - idle.since >= config_.idle_timeout) {
+            closing.push_back(std::move(idle.stream));
+            --open_;
+          } else {
+            *keep++ = std::move(idle);
+          }
         }
+        list.erase(keep, list.end());
       }
-      state.idle.erase(keep, state.idle.end());
     }
   }
   for (auto& stream : closing) {
@@ -328,7 +359,9 @@ int UpstreamPool::open_connections() const {
 int UpstreamPool::idle_connections() const {
   std::lock_guard lock(mutex_);
   int idle = 0;
-  for (const auto& state : endpoints_) idle += static_cast<int>(state.idle.size());
+  for (const auto& state : endpoints_) {
+    for (const auto& list : state.idle) idle += static_cast<int>(list.size());
+  }
   return idle;
 }
 

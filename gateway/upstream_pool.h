@@ -1,6 +1,9 @@
 // UpstreamPool: an HTTP/1.1 client for one upstream (its endpoints, round-robin with passive
-// ejection) with a bounded pool of keep-alive connections. Each exchange runs on its connection's
-// own strand; the result is posted to the caller's executor.
+// ejection) with a bounded pool of keep-alive connections. The gateway runs one io_context per I/O
+// thread ("shard"); a connection lives on one shard's io_context and is reused only by exchanges
+// of that shard, so an exchange never hops threads. A shard's io_context is run by exactly one
+// thread, which serialises its handlers (the implicit strand). The result is posted to the
+// caller's executor.
 //
 // Thread safety: Send and the accessors may be called from any thread.
 #pragma once
@@ -52,15 +55,22 @@ struct UpstreamResult {
 class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
  public:
   // Resolves endpoint names now (start-up). Throws std::runtime_error when one cannot be resolved.
-  UpstreamPool(net::io_context& ioc, const UpstreamConfig& config, std::string pool_name);
+  // `contexts`: one per shard, each run by one thread. `fail_fast_when_ejected`: when every
+  // endpoint is ejected after failing to connect, exchanges fail at once with kConnectFailed
+  // instead of trying anyway (for mirrors: a dead shadow costs nothing per request).
+  UpstreamPool(std::vector<net::io_context*> contexts, const UpstreamConfig& config,
+               std::string pool_name, bool fail_fast_when_ejected = false);
 
   using Callback = std::function<void(std::shared_ptr<UpstreamResult>)>;
   // Sends `request` (complete, with its framing headers set) and reads the response. `timeout`
   // bounds the whole exchange (and is capped by the upstream's total_timeout). `done` is posted to
   // `executor` exactly once.
-  void Send(std::shared_ptr<const Request> request, std::chrono::microseconds timeout,
+  // REQUIRES: `shard` < the number of contexts; `executor` belongs to that shard.
+  void Send(size_t shard, std::shared_ptr<const Request> request, std::chrono::microseconds timeout,
             net::any_io_executor executor, Callback done);
 
+  // True while every endpoint is ejected after connect failures and the pool fails fast.
+  bool Down() const;
   // Closes idle connections past the idle timeout.
   void SweepIdle();
   // Closes every idle connection; later releases close instead of pooling.
@@ -83,25 +93,29 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   struct EndpointState {
     tcp::endpoint address;
     std::string name;
-    std::vector<Idle> idle;
+    std::vector<std::vector<Idle>> idle;  // per shard
     int consecutive_failures = 0;
     std::chrono::steady_clock::time_point ejected_until{};
+    bool ejected_for_connect = false;  // the failure that ejected it was a connect failure
   };
   struct Lease {
-    bool ok = false;  // false: pool at max_connections
+    bool ok = false;  // false: pool at max_connections (or every endpoint ejected, fail-fast)
+    bool ejected = false;
     size_t endpoint = 0;
     std::unique_ptr<beast::tcp_stream> stream;  // null: connect a new one
   };
 
-  Lease Acquire(bool allow_idle);
+  Lease Acquire(size_t shard, bool allow_idle);
   // Gives a connection back: pooled when `reusable`, else closed.
-  void Release(size_t endpoint, std::unique_ptr<beast::tcp_stream> stream, bool reusable);
-  void RecordResult(size_t endpoint, bool transport_ok);
-  std::unique_ptr<beast::tcp_stream> NewStream();
+  void Release(size_t shard, size_t endpoint, std::unique_ptr<beast::tcp_stream> stream,
+               bool reusable);
+  void RecordResult(size_t endpoint, bool transport_ok, bool connect_failure = false);
+  std::unique_ptr<beast::tcp_stream> NewStream(size_t shard);
 
-  net::io_context& ioc_;
+  const std::vector<net::io_context*> contexts_;
   const UpstreamConfig config_;
   const std::string pool_name_;
+  const bool fail_fast_when_ejected_;
   std::atomic<uint64_t> created_{0};
   std::atomic<uint64_t> reused_{0};
   // Guarded by mutex_.

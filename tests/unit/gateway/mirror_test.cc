@@ -10,7 +10,8 @@ struct Fixture {
     UpstreamConfig upstream;
     upstream.name = "shadow";
     upstream.endpoints = {{"127.0.0.1", 1}};
-    auto pool = std::make_shared<UpstreamPool>(ioc, upstream, "mirror");
+    auto pool = std::make_shared<UpstreamPool>(std::vector<net::io_context*>{&ioc}, upstream,
+                                               "mirror", true);
     mirror = std::make_unique<MirrorRuntime>(config, "r", pool, metrics);
   }
   net::io_context ioc;
