@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# sg-serve benchmark: limit vs server vs naive, for torchvision resnet18 and mobilenet_v3_small
+# (TorchScript, 224x224 PNG input).
+#
+#   bench/model_server/run.sh [BUILD_DIR (default build)] [SECONDS per measurement (default 10)]
+#
+# For each model, one table row:
+#   limit   in-process forward throughput with the plan's workers x threads, pinned, no HTTP
+#           (sg-bench-forward, batch 1)
+#   server  sg-serve throughput at saturation over HTTP (wrk, 2 connections per worker)
+#   naive   the same workers unpinned, each with threads = all visible CPUs (pinning off)
+#   p50/p99 sg-serve latency at low load (wrk, 1 connection, closed loop)
+#   overhead = p50 at low load - mean forward time of the limit run (includes PNG decode and
+#           normalisation, which the limit does not do)
+# Needs: wrk, /usr/bin/python3 with python3-torchvision (export only, once).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-build}
+secs=${2:-10}
+[[ "$build" = /* ]] || build="$root/$build"
+serve="$build/bin/sg-serve"
+forward="$build/bin/sg-bench-forward"
+for tool in "$serve" "$forward"; do
+  [[ -x "$tool" ]] || { echo "missing $tool: build sg-serve and sg-bench-forward first" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 1; }
+models="$build/bench-models"
+/usr/bin/python3 "$root/bench/model_server/export_models.py" "$models"
+work=$(mktemp -d /tmp/sg-serve-bench-XXXXXX)
+server_pid=""
+cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+ncpu=$(nproc)
+
+write_config() {  # name path pinning threads workers -> file
+  local file="$work/$1-$3.json"
+  cat >"$file" <<JSON
+{"inference_address": "127.0.0.1:$(free_port)", "management_address": "127.0.0.1:$(free_port)",
+ "metrics_address": "127.0.0.1:$(free_port)",
+ "cpu": {"pinning": $3, "threads_per_worker": $4, "workers": $5},
+ "models": {"$1": {"path": "$2", "handler": "image_classifier",
+   "preprocess": {"resize": 224, "crop": 224}, "job_queue_size": 1000}}}
+JSON
+  echo "$file"
+}
+
+start_server() {  # config -> sets server_pid, port
+  port=$(grep -o '"inference_address": "127.0.0.1:[0-9]*"' "$1" | grep -o '[0-9]*"$' | tr -d '"')
+  "$serve" --config "$1" --log-level warn >"$work/serve.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 600); do
+    curl -sf "http://127.0.0.1:$port/ping" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "sg-serve did not become ready:" >&2; cat "$work/serve.log" >&2; exit 1
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" || true; server_pid=""; }
+
+# wrk's latency in ms ("1.23ms", "456.00us", "1.20s").
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}'; }
+run_wrk() {  # connections model -> wrk output
+  SG_BENCH_IMAGE="$models/input.png" wrk -t "$(( $1 < 2 ? 1 : 2 ))" -c "$1" -d "${secs}s" --latency \
+    -s "$root/bench/model_server/post.lua" "http://127.0.0.1:$port/predictions/$2"
+}
+rps() { awk '/^Requests\/sec:/ {print $2}'; }
+pct() { awk -v p="$1" '$1 == p {print $2}' | to_ms; }
+
+printf '%s\n' "sg-serve benchmark on $(nproc) visible CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')), ${secs}s per measurement"
+printf '| %-18s | %-7s | %10s | %10s | %8s | %10s | %8s | %8s | %8s | %10s | %11s |\n' \
+  model plan "limit r/s" "server r/s" server/limit "naive r/s" tuned/naive "p50 ms" "p99 ms" "forward ms" "overhead ms"
+printf '|%s|\n' "--------------------|---------|------------|------------|--------------|------------|-------------|----------|----------|------------|-------------"
+for name in resnet18 mobilenet_v3_small; do
+  tuned=$(write_config "$name" "$models/$name.pt" true 0 0)
+  read -r workers threads limit fwd_ms < <("$forward" --config "$tuned" --seconds "$secs" 2>>"$work/forward.log")
+  start_server "$tuned"
+  low=$(run_wrk 1 "$name")
+  sat=$(run_wrk $((2 * workers)) "$name")
+  stop_server
+  naive=$(write_config "$name" "$models/$name.pt" false "$ncpu" "$workers")
+  start_server "$naive"
+  naive_sat=$(run_wrk $((2 * workers)) "$name")
+  stop_server
+  server_rps=$(rps <<<"$sat"); naive_rps=$(rps <<<"$naive_sat")
+  p50=$(pct 50% <<<"$low"); p99=$(pct 99% <<<"$low")
+  awk -v n="$name" -v plan="${workers}x${threads}" -v l="$limit" -v s="$server_rps" -v nv="$naive_rps" \
+      -v p50="$p50" -v p99="$p99" -v f="$fwd_ms" 'BEGIN {
+    printf "| %-18s | %-7s | %10.1f | %10.1f | %12.3f | %10.1f | %11.3f | %8.2f | %8.2f | %10.2f | %11.2f |\n",
+      n, plan, l, s, s / l, nv, s / nv, p50, p99, f, p50 - f }'
+done
