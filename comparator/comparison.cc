@@ -191,7 +191,14 @@ json SliceList(const std::map<std::string, SliceStats>& slices) {
 
 void SparseHistogram::Record(int64_t value) {
   if (value < 0) value = 0;
-  ++buckets_[static_cast<uint32_t>(LatencyHistogram::BucketIndex(value))];
+  const auto index = static_cast<uint32_t>(LatencyHistogram::BucketIndex(value));
+  auto it = std::lower_bound(buckets_.begin(), buckets_.end(), index,
+                             [](const auto& b, uint32_t i) { return b.first < i; });
+  if (it != buckets_.end() && it->first == index) {
+    ++it->second;
+  } else {
+    buckets_.insert(it, {index, 1});
+  }
   if (count_ == 0) {
     min_ = max_ = value;
   } else {
@@ -204,7 +211,22 @@ void SparseHistogram::Record(int64_t value) {
 
 void SparseHistogram::Merge(const SparseHistogram& other) {
   if (other.count_ == 0) return;
-  for (const auto& [k, v] : other.buckets_) buckets_[k] += v;
+  std::vector<std::pair<uint32_t, uint64_t>> merged;
+  merged.reserve(buckets_.size() + other.buckets_.size());
+  auto a = buckets_.cbegin();
+  auto b = other.buckets_.cbegin();
+  while (a != buckets_.cend() || b != other.buckets_.cend()) {
+    if (b == other.buckets_.end() || (a != buckets_.end() && a->first < b->first)) {
+      merged.push_back(*a++);
+    } else if (a == buckets_.end() || b->first < a->first) {
+      merged.push_back(*b++);
+    } else {
+      merged.push_back({a->first, a->second + b->second});
+      ++a;
+      ++b;
+    }
+  }
+  buckets_ = std::move(merged);
   min_ = count_ ? std::min(min_, other.min_) : other.min_;
   max_ = count_ ? std::max(max_, other.max_) : other.max_;
   count_ += other.count_;
@@ -246,6 +268,12 @@ Comparison::Comparison(std::shared_ptr<const CompareConfig> config)
     : config_(std::move(config)),
       margin_buckets_(config_->rules.empty() ? 1 : 0),
       rng_state_(config_->seed) {
+  uint64_t low = 0;
+  for (uint64_t edge : config_->size_buckets) {
+    size_bucket_names_.push_back(std::to_string(low) + "-" + std::to_string(edge - 1) + " B");
+    low = edge;
+  }
+  size_bucket_names_.push_back(">=" + std::to_string(low) + " B");
   // Margin buckets come from the first classification rule (one set per run).
   for (const auto& rule : config_->rules) {
     if (rule.kind == CompareKind::kClassification) {
@@ -256,14 +284,11 @@ Comparison::Comparison(std::shared_ptr<const CompareConfig> config)
   if (margin_buckets_.empty()) margin_buckets_.assign(1, MarginBucket{});
 }
 
-std::string Comparison::SizeBucket(uint64_t size) const {
+const std::string& Comparison::SizeBucket(uint64_t size) const {
   const auto& edges = config_->size_buckets;
-  uint64_t low = 0;
-  for (uint64_t edge : edges) {
-    if (size < edge) return std::to_string(low) + "-" + std::to_string(edge - 1) + " B";
-    low = edge;
-  }
-  return ">=" + std::to_string(low) + " B";
+  size_t i = 0;
+  while (i < edges.size() && size >= edges[i]) ++i;
+  return size_bucket_names_[i];
 }
 
 void Comparison::AddToBoundedMap(std::map<std::string, uint64_t>& map, const std::string& key,
@@ -310,6 +335,21 @@ void RecordInSlice(SliceStats& s, const PairRecord& pair, const PairJudgement& j
   }
 }
 
+void Comparison::AddConfusion(const std::string& primary, const std::string& shadow,
+                              uint64_t count) {
+  // At most max_slices labels per axis; later ones are "(other)".
+  auto bounded = [&](std::set<std::string>& seen, const std::string& label) -> std::string {
+    if (seen.count(label)) return label;
+    if (seen.size() < config_->max_slices) {
+      seen.insert(label);
+      return label;
+    }
+    return "(other)";
+  };
+  confusion_[{bounded(confusion_primary_labels_, primary),
+              bounded(confusion_shadow_labels_, shadow)}] += count;
+}
+
 void Comparison::AddExample(Example example) {
   if (config_->max_examples == 0) return;
   auto pos = std::lower_bound(examples_.begin(), examples_.end(), example, Worse);
@@ -328,8 +368,8 @@ PairJudgement Comparison::Add(const PairRecord& pair) {
     last_ts_us_ = std::max(last_ts_us_, pair.ts_us);
   }
   ++status_matrix_[{pair.primary.status, pair.shadow.status}];
-  AddToBoundedMap(rule_pairs_, j.rule ? j.rule->name : std::string("(exact bytes)"), 1,
-                  config_->max_slices);
+  static const std::string kNoRule = "(exact bytes)";
+  AddToBoundedMap(rule_pairs_, j.rule ? j.rule->name : kNoRule, 1, config_->max_slices);
   if (j.outcome == Outcome::kMismatch || j.outcome == Outcome::kUnparseable) {
     for (const auto& f : j.fields) AddToBoundedMap(differing_fields_, f, 1, config_->max_fields);
   }
@@ -365,16 +405,7 @@ PairJudgement Comparison::Add(const PairRecord& pair) {
     }
     ++margin_buckets_[bucket].pairs;
     if (!m.top1_agree) ++margin_buckets_[bucket].flips;
-    // The confusion matrix keeps at most max_slices labels per axis.
-    auto bounded = [&](const std::string& label, bool primary_axis) {
-      for (const auto& [key, n] : confusion_) {
-        if ((primary_axis ? key.first : key.second) == label) return label;
-      }
-      std::map<std::string, int> distinct;
-      for (const auto& [key, n] : confusion_) distinct[primary_axis ? key.first : key.second];
-      return distinct.size() < config_->max_slices ? label : std::string("(other)");
-    };
-    ++confusion_[{bounded(m.primary_top1, true), bounded(m.shadow_top1, false)}];
+    AddConfusion(m.primary_top1, m.shadow_top1, 1);
     if (!true_label.empty()) {
       auto& a = accuracy_;
       ++a.labeled;
@@ -425,7 +456,8 @@ PairJudgement Comparison::Add(const PairRecord& pair) {
     }
   }
 
-  const std::string label = j.classification ? j.classification->primary_top1 : "(none)";
+  static const std::string kNoLabel = "(none)";
+  const std::string& label = j.classification ? j.classification->primary_top1 : kNoLabel;
   AddToSlice(by_route_, pair.route, pair, j, true_label);
   AddToSlice(by_model_, pair.mirror, pair, j, true_label);
   AddToSlice(by_label_, label, pair, j, true_label);
@@ -530,7 +562,7 @@ void Comparison::Merge(const Comparison& o) {
     margin_buckets_[i].pairs += o.margin_buckets_[i].pairs;
     margin_buckets_[i].flips += o.margin_buckets_[i].flips;
   }
-  for (const auto& [k, v] : o.confusion_) confusion_[k] += v;
+  for (const auto& [k, v] : o.confusion_) AddConfusion(k.first, k.second, v);
   accuracy_.labeled += o.accuracy_.labeled;
   accuracy_.primary_correct += o.accuracy_.primary_correct;
   accuracy_.shadow_correct += o.accuracy_.shadow_correct;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -37,7 +38,7 @@ class SparseHistogram {
   bool operator==(const SparseHistogram&) const = default;
 
  private:
-  std::map<uint32_t, uint64_t> buckets_;
+  std::vector<std::pair<uint32_t, uint64_t>> buckets_;  // (bucket index, count), sorted
   uint64_t count_ = 0;
   double sum_ = 0;
   int64_t min_ = 0;
@@ -160,12 +161,14 @@ class Comparison {
   void AddToSlice(std::map<std::string, SliceStats>& slices, const std::string& key,
                   const PairRecord& pair, const PairJudgement& j, const std::string& true_label);
   void AddExample(Example example);
+  void AddConfusion(const std::string& primary, const std::string& shadow, uint64_t count);
   void AddToBoundedMap(std::map<std::string, uint64_t>& map, const std::string& key, uint64_t count,
                        size_t limit);
   void CoarsenWindows(int level);
-  std::string SizeBucket(uint64_t size) const;
+  const std::string& SizeBucket(uint64_t size) const;
 
   std::shared_ptr<const CompareConfig> config_;
+  std::vector<std::string> size_bucket_names_;  // one per size_buckets interval, then the rest
 
   uint64_t pairs_ = 0;
   std::array<uint64_t, kOutcomeCount> outcomes_{};
@@ -181,6 +184,8 @@ class Comparison {
   ClassificationTotals classification_;
   std::vector<MarginBucket> margin_buckets_;  // one per edge, plus one above the last
   std::map<std::pair<std::string, std::string>, uint64_t> confusion_;
+  std::set<std::string> confusion_primary_labels_;  // bounded by max_slices
+  std::set<std::string> confusion_shadow_labels_;
   Accuracy accuracy_;
   RegressionTotals regression_;
   EmbeddingTotals embedding_;

@@ -1,6 +1,7 @@
 #include "comparator/pair_judge.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <map>
 
@@ -175,6 +176,13 @@ void DiffRec(const json& p, const json& s, Path& path, const CompareRule& rule, 
   if (p != s) out.fields.push_back(PathText(path));
 }
 
+void SortDistribution(Distribution& d) {
+  std::sort(d.begin(), d.end(), [](const auto& a, const auto& b) {
+    if (a.second != b.second) return a.second > b.second;
+    return a.first < b.first;
+  });
+}
+
 // Flattens a number or (nested) array of numbers; false when anything else is found.
 bool Flatten(const json& v, std::vector<double>& out) {
   if (auto n = NumberOf(v)) {
@@ -225,6 +233,76 @@ bool ResolveNonFinite(std::vector<double>& p, std::vector<double>& s, NanPolicy 
   }
   p = std::move(pp);
   s = std::move(ss);
+  return true;
+}
+
+void SkipSpace(std::string_view s, size_t& i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) ++i;
+}
+
+bool ParseNumber(std::string_view s, size_t& i, double* out) {
+  const char* begin = s.data() + i;
+  auto [ptr, ec] = std::from_chars(begin, s.data() + s.size(), *out);
+  if (ec != std::errc() || !std::isfinite(*out)) return false;
+  i += static_cast<size_t>(ptr - begin);
+  return true;
+}
+
+// The common shapes of classifier output, read without building a JSON document: a flat object
+// {"label": number, ...} whose labels have no escapes, or a flat array of numbers. False (and the
+// caller falls back to the full JSON parser) for anything else.
+bool ParseFlatDistribution(std::string_view s, const std::vector<std::string>& labels,
+                           Distribution* out) {
+  size_t i = 0;
+  SkipSpace(s, i);
+  if (i >= s.size()) return false;
+  const char open = s[i];
+  if (open != '{' && open != '[') return false;
+  const char close = open == '{' ? '}' : ']';
+  ++i;
+  SkipSpace(s, i);
+  if (i < s.size() && s[i] == close) return false;  // empty: not a distribution
+  for (size_t index = 0;; ++index) {
+    SkipSpace(s, i);
+    std::string label;
+    if (open == '{') {
+      if (i >= s.size() || s[i] != '"') return false;
+      const size_t end = s.find('"', i + 1);
+      if (end == std::string_view::npos) return false;
+      label.assign(s.substr(i + 1, end - i - 1));
+      if (label.find('\\') != std::string::npos) return false;
+      i = end + 1;
+      SkipSpace(s, i);
+      if (i >= s.size() || s[i] != ':') return false;
+      ++i;
+      SkipSpace(s, i);
+    } else {
+      label = index < labels.size() ? labels[index] : std::to_string(index);
+    }
+    double value;
+    if (!ParseNumber(s, i, &value)) return false;
+    out->emplace_back(std::move(label), value);
+    SkipSpace(s, i);
+    if (i >= s.size()) return false;
+    if (s[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (s[i] != close) return false;
+    ++i;
+    break;
+  }
+  SkipSpace(s, i);
+  if (i != s.size()) return false;
+  if (open == '{') {
+    // Duplicate keys: let the JSON parser decide.
+    for (size_t a = 0; a < out->size(); ++a) {
+      for (size_t b = a + 1; b < out->size(); ++b) {
+        if ((*out)[a].first == (*out)[b].first) return false;
+      }
+    }
+  }
+  SortDistribution(*out);
   return true;
 }
 
@@ -282,10 +360,7 @@ std::optional<Distribution> ParseDistribution(const json& value,
   } else {
     return std::nullopt;
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-    if (a.second != b.second) return a.second > b.second;
-    return a.first < b.first;
-  });
+  SortDistribution(out);
   return out;
 }
 
@@ -310,17 +385,11 @@ ClassificationMetrics CompareDistributions(const Distribution& primary, const Di
   }
   m.topk_overlap = k ? static_cast<double>(common) / static_cast<double>(k) : 0;
 
-  // Union of labels; the mass neither side lists is one "rest" label per side.
-  std::map<std::string_view, std::pair<double, double>> joint;
+  // Union of labels (a handful: a linear scan beats a map); the mass a side does not list is one
+  // "rest" label per side.
   double p_sum = 0, q_sum = 0;
-  for (const auto& [label, p] : primary) {
-    joint[label].first = p;
-    p_sum += p;
-  }
-  for (const auto& [label, q] : shadow) {
-    joint[label].second = q;
-    q_sum += q;
-  }
+  for (const auto& e : primary) p_sum += e.second;
+  for (const auto& e : shadow) q_sum += e.second;
   double tv = 0, js = 0;
   auto add = [&](double p, double q) {
     tv += std::fabs(p - q);
@@ -328,9 +397,22 @@ ClassificationMetrics CompareDistributions(const Distribution& primary, const Di
     if (p > 0) js += 0.5 * p * std::log2(p / mid);
     if (q > 0) js += 0.5 * q * std::log2(q / mid);
   };
-  for (const auto& [label, pq] : joint) {
-    m.max_abs_diff = std::max(m.max_abs_diff, std::fabs(pq.first - pq.second));
-    add(pq.first, pq.second);
+  auto find = [](const Distribution& d, const std::string& label) {
+    for (const auto& e : d) {
+      if (e.first == label) return e.second;
+    }
+    return -1.0;
+  };
+  for (const auto& [label, p] : primary) {
+    const double found = find(shadow, label);
+    const double q = found < 0 ? 0.0 : found;
+    m.max_abs_diff = std::max(m.max_abs_diff, std::fabs(p - q));
+    add(p, q);
+  }
+  for (const auto& [label, q] : shadow) {
+    if (find(primary, label) >= 0) continue;
+    m.max_abs_diff = std::max(m.max_abs_diff, q);
+    add(0, q);
   }
   add(std::max(0.0, 1 - p_sum), std::max(0.0, 1 - q_sum));
   m.total_variation = tv / 2;
@@ -431,6 +513,27 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
     if (header_diff) j.severity = std::max(j.severity, 0.5);
     return j;
   };
+  auto classify = [&](const Distribution& pd, const Distribution& sd) -> PairJudgement {
+    j.classification = CompareDistributions(pd, sd, j.rule->top_k);
+    const auto& m = *j.classification;
+    j.severity = std::max(m.js_distance, m.max_abs_diff);
+    if (!m.top1_agree) {
+      j.outcome = Outcome::kMismatch;
+      j.reason = "top-1 " + m.primary_top1 + " vs " + m.shadow_top1;
+      j.fields.push_back("top1");
+      j.severity = 0.5 + 0.5 * j.severity;
+      return j;
+    }
+    if (m.max_abs_diff == 0) return finish(Outcome::kMatch);
+    if (m.max_abs_diff <= j.rule->max_prob_diff && m.js_distance <= j.rule->max_js_distance) {
+      return finish(Outcome::kWithinTolerance);
+    }
+    j.outcome = Outcome::kMismatch;
+    j.fields.push_back("probabilities");
+    j.reason = "same top-1, max |dp| " + FormatDouble(m.max_abs_diff) + ", JS distance " +
+               FormatDouble(m.js_distance);
+    return j;
+  };
   // Error statuses are compared by status (and configured headers) only.
   if (pair.primary.status < 200 || pair.primary.status >= 300) return finish(Outcome::kMatch);
   const bool identical = pair.primary.body == pair.shadow.body &&
@@ -452,6 +555,13 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
     return j;
   }
   const CompareRule& rule = *j.rule;
+  if (kind == CompareKind::kClassification && rule.field.segments.empty()) {
+    Distribution pd, sd;
+    if (ParseFlatDistribution(pair.primary.body, rule.labels, &pd) &&
+        ParseFlatDistribution(pair.shadow.body, rule.labels, &sd)) {
+      return classify(pd, sd);
+    }
+  }
   auto p_doc = ParseBodyJson(pair.primary.body);
   auto s_doc = ParseBodyJson(pair.shadow.body);
   if (!p_doc || !s_doc) {
@@ -506,25 +616,7 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
         j.severity = both_same ? 0 : 1;
         return j;
       }
-      j.classification = CompareDistributions(*pd, *sd, rule.top_k);
-      const auto& m = *j.classification;
-      j.severity = std::max(m.js_distance, m.max_abs_diff);
-      if (!m.top1_agree) {
-        j.outcome = Outcome::kMismatch;
-        j.reason = "top-1 " + m.primary_top1 + " vs " + m.shadow_top1;
-        j.fields.push_back("top1");
-        j.severity = 0.5 + 0.5 * j.severity;
-        return j;
-      }
-      if (m.max_abs_diff == 0) return finish(Outcome::kMatch);
-      if (m.max_abs_diff <= rule.max_prob_diff && m.js_distance <= rule.max_js_distance) {
-        return finish(Outcome::kWithinTolerance);
-      }
-      j.outcome = Outcome::kMismatch;
-      j.fields.push_back("probabilities");
-      j.reason = "same top-1, max |dp| " + FormatDouble(m.max_abs_diff) + ", JS distance " +
-                 FormatDouble(m.js_distance);
-      return j;
+      return classify(*pd, *sd);
     }
     case CompareKind::kRegression:
     case CompareKind::kEmbedding: {
