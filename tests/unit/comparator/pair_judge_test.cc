@@ -223,6 +223,41 @@ TEST(JudgePair, ClassificationTolerance) {
   EXPECT_EQ(j.fields, std::vector<std::string>{"header:content-type"});
 }
 
+TEST(JudgePair, FlatReaderAndJsonParserAgree) {
+  // Flat {"label": p} bodies take a fast reader; escapes, nesting, NaN and duplicates take the
+  // JSON parser. Both must give the same judgement.
+  CompareRule rule = Rule(CompareKind::kClassification);
+  auto config = ConfigWith(rule);
+  auto fast =
+      JudgePair(config, MakePair("1", R"({"a b": 0.7, "c": 0.3})", R"([{"a b": 0.6, "c": 0.4}])"));
+  auto slow = JudgePair(
+      config, MakePair("2", R"( [ { "a b" : 7e-1 , "c" : 0.3 } ] )", R"({"a b": 0.6, "c": 0.4})"));
+  ASSERT_TRUE(fast.classification && slow.classification);
+  EXPECT_EQ(fast.outcome, slow.outcome);
+  EXPECT_DOUBLE_EQ(fast.classification->js_distance, slow.classification->js_distance);
+  EXPECT_DOUBLE_EQ(fast.classification->max_abs_diff, 0.1);
+  auto escaped =
+      JudgePair(config, MakePair("3", R"({"a\"b": 0.9, "c": 0.1})", R"({"a\"b": 0.9, "c": 0.10})"));
+  ASSERT_TRUE(escaped.classification);
+  EXPECT_EQ(escaped.classification->primary_top1, "a\"b");
+  EXPECT_EQ(escaped.outcome, Outcome::kMatch);
+  // Duplicate keys: the JSON parser keeps the last value.
+  auto dup = JudgePair(
+      config, MakePair("4", R"({"a": 0.1, "a": 0.9, "b": 0.1})", R"({"a": 0.9, "b": 0.1})"));
+  EXPECT_EQ(dup.outcome, Outcome::kMatch);
+  // Trailing garbage is not a distribution.
+  EXPECT_EQ(JudgePair(config, MakePair("5", R"({"a": 1} x)", R"({"a": 1})")).outcome,
+            Outcome::kUnparseable);
+  EXPECT_EQ(JudgePair(config, MakePair("6", R"({"a": 1)", R"({"a": 1})")).outcome,
+            Outcome::kUnparseable);
+  // Probability arrays with labels.
+  config.rules[0].labels = {"x", "y"};
+  auto arr = JudgePair(config, MakePair("7", "[0.2, 0.8]", "[0.22, 0.78]"));
+  ASSERT_TRUE(arr.classification);
+  EXPECT_EQ(arr.classification->primary_top1, "y");
+  EXPECT_EQ(arr.outcome, Outcome::kWithinTolerance);
+}
+
 TEST(JudgePair, RegressionEmbeddingExactAndField) {
   CompareRule reg = Rule(CompareKind::kRegression);
   reg.abs = 0.01;
