@@ -5,6 +5,7 @@
 //   sg-serve plan [--workers N] [...]           print the CPU plan and its reasons
 //   sg-serve doctor [...]                       what hurts CPU inference on this machine
 //   sg-serve worker ...                         internal: one pinned worker process
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -108,6 +109,30 @@ std::map<std::string, std::string> InterestingEnv() {
   return out;
 }
 
+// The affinity mask to plan from. libgomp (loaded with libtorch) applies OMP_PROC_BIND /
+// GOMP_CPU_AFFINITY to this process before main() runs, pinning it to the first place: the mask
+// it had at exec is lost. Then plan from the cgroup cpuset and online CPUs instead, and give the
+// front process its whole budget back.
+std::vector<int> StartupAffinity(const std::string& cpu_root) {
+  bool pinned_by_openmp = false;
+  for (const char* name : {"OMP_PROC_BIND", "GOMP_CPU_AFFINITY", "OMP_PLACES", "KMP_AFFINITY"}) {
+    if (getenv(name)) pinned_by_openmp = true;
+  }
+  if (!pinned_by_openmp) return CurrentAffinity();
+  std::vector<int> all;
+  for (int c = 0; c < CPU_SETSIZE; ++c) all.push_back(c);
+  auto budget = DiscoverCpuBudget(cpu_root, all);
+  spdlog::warn(
+      "OpenMP pinning variables are set: libgomp has pinned this process; planning from "
+      "the cgroup cpuset and online CPUs ({}) instead of the affinity mask",
+      FormatCpuList(budget.allowed));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : budget.allowed) CPU_SET(c, &set);
+  if (!budget.allowed.empty()) sched_setaffinity(0, sizeof set, &set);
+  return budget.allowed;
+}
+
 CpuPlan PlanFor(const QuickFlags& f, const CpuBudget& budget) {
   // Without a config the plan is the CPU flags alone.
   if (f.config.empty() && f.model.empty()) {
@@ -132,7 +157,7 @@ int Serve(const QuickFlags& flags, const sg::LogOptions& log) {
     std::cerr << e.what() << "\n";
     return 2;
   }
-  auto budget = DiscoverCpuBudget(config.cpu_root, CurrentAffinity());
+  auto budget = DiscoverCpuBudget(config.cpu_root, StartupAffinity(config.cpu_root));
   for (const auto& note : budget.notes) spdlog::info("cpu: {}", note);
 
   PoolEnvironment env;
@@ -249,7 +274,7 @@ int main(int argc, char** argv) {
   if (worker_cmd->parsed()) return RunWorker(worker);
 
   if (plan_cmd->parsed() || doctor_cmd->parsed()) {
-    CpuBudget budget = DiscoverCpuBudget(flags.cpu_root, CurrentAffinity());
+    CpuBudget budget = DiscoverCpuBudget(flags.cpu_root, StartupAffinity(flags.cpu_root));
     CpuPlan plan;
     try {
       plan = PlanFor(flags, budget);

@@ -60,7 +60,8 @@ std::string SlowBody(int rounds) {
 // One running sg-serve with its three ports.
 class Server {
  public:
-  explicit Server(json models, json extra = json::object(), std::vector<std::string> args = {}) {
+  explicit Server(json models, json extra = json::object(), std::vector<std::string> args = {},
+                  SpawnOptions options = {}) {
     inference_ = FreePort();
     management_ = FreePort();
     metrics_ = FreePort();
@@ -72,7 +73,7 @@ class Server {
     auto path = dir_.Write("serve.json", config.dump(1));
     std::vector<std::string> argv = {"--config", path.string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    child_.emplace("sg-serve", argv);
+    child_.emplace("sg-serve", argv, std::move(options));
     std::string why;
     ready_ = child_->WaitReady(inference_, "/ping", std::chrono::seconds(60), &why);
     EXPECT_TRUE(ready_) << why;
@@ -307,8 +308,11 @@ TEST(ServeTest, WorkersArePinnedToDisjointCpusWithPlannedThreads) {
   if (allowed.size() < 2) GTEST_SKIP() << "needs 2 CPUs";
   json model = FashionModel();
   model["workers"] = 2;
+  // libgomp would pin every OpenMP thread of every worker to CPU 0 with these set.
+  SpawnOptions env;
+  env.set_env = {{"OMP_PROC_BIND", "true"}, {"GOMP_CPU_AFFINITY", "0"}};
   Server server({{"fashion", model}}, {{"cpu", {{"threads_per_worker", 1}}}},
-                {"--log-level", "debug"});
+                {"--log-level", "debug"}, env);
   ASSERT_TRUE(server.ready());
   // A few predictions so every pool that exists has started its threads.
   for (int i = 0; i < 6; ++i) ASSERT_EQ(server.Post("/predictions/fashion", Png28(i))->status, 200);
@@ -322,6 +326,12 @@ TEST(ServeTest, WorkersArePinnedToDisjointCpusWithPlannedThreads) {
     auto affinities = ThreadAffinities(w["pid"].get<pid_t>());
     ASSERT_FALSE(affinities.empty());
     for (const auto& a : affinities) EXPECT_EQ(a, cpus) << "a thread of worker " << w["pid"];
+    // The worker's environment has the OpenMP pinning variables removed.
+    std::ifstream in("/proc/" + std::to_string(w["pid"].get<pid_t>()) + "/environ");
+    std::string environ((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(environ.find("OMP_PROC_BIND="), std::string::npos);
+    EXPECT_EQ(environ.find("GOMP_CPU_AFFINITY="), std::string::npos);
+    EXPECT_NE(environ.find("OMP_NUM_THREADS=1"), std::string::npos);
   }
 
   // Re-plan to one worker with 2 threads: it spans both CPUs and runs 2 intra-op threads.
