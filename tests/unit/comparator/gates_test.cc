@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "comparator/rank_tests.h"
+#include "tests/support/test_support.h"
 
 namespace sg::comparator {
 namespace {
@@ -120,6 +121,15 @@ TEST(Gates, VerdictPrecedence) {
   EXPECT_EQ(VerdictExitCode(GateStatus::kFail), 1);
   EXPECT_EQ(VerdictExitCode(GateStatus::kMarginal), 3);
   EXPECT_EQ(VerdictExitCode(GateStatus::kInsufficientData), 4);
+}
+
+TEST(Gates, CommittedConfigsLoad) {
+  for (const char* name :
+       {"configs/gates.json", "configs/gates-strict.json", "configs/gates-student.json"}) {
+    GateConfig g;
+    EXPECT_NO_THROW(g = LoadGateConfig((sg::testing::SourceDir() / name).string())) << name;
+    EXPECT_GE(g.gates.size(), 5u) << name;
+  }
 }
 
 TEST(Gates, ConfigErrorsNameThePath) {
