@@ -1,7 +1,9 @@
 // The TorchScript runner and HandleBatch over the real fixtures in tests/fixtures/models.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
+#include <iostream>
 
 #include <nlohmann/json.hpp>
 
@@ -119,6 +121,39 @@ TEST_F(RunnerTest, LoadErrorsAreClear) {
   EXPECT_FALSE(LoadTorchScriptModel(m, &error));
   EXPECT_EQ(error,
             "model \"fashion\": device cuda requested but this libtorch was built without CUDA");
+}
+
+TEST_F(RunnerTest, Bf16AutocastCloseToFp32OrAClearError) {
+  auto fp32 = Fashion(1, false);
+  auto bf16 = fp32;
+  bf16.precision = "bf16";
+  std::string error;
+  auto runner = LoadTorchScriptModel(bf16, &error);
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string text((std::istreambuf_iterator<char>(cpuinfo)), std::istreambuf_iterator<char>());
+  bool supported =
+      text.find(" avx512_bf16") != std::string::npos || text.find(" amx_bf16") != std::string::npos;
+  if (!supported) {
+    EXPECT_FALSE(runner);
+    EXPECT_NE(error.find("precision bf16 requested but this CPU has no"), std::string::npos);
+    return;
+  }
+  ASSERT_TRUE(runner) << error;
+  auto reference = LoadTorchScriptModel(fp32, &error);
+  ASSERT_TRUE(reference) << error;
+  auto image = serve::testing::EncodePng(serve::testing::GradientPixels(28, 28, 1, 5), 28, 28, 1);
+  Labels labels;
+  auto a = nlohmann::json::parse(HandleBatch(*runner, bf16, labels, {image})[0].body);
+  auto b = nlohmann::json::parse(HandleBatch(*reference, fp32, labels, {image})[0].body);
+  ASSERT_EQ(a.size(), b.size());
+  double max_diff = 0;
+  for (auto& [label, p] : b.items()) {
+    ASSERT_TRUE(a.contains(label)) << label;
+    EXPECT_NEAR(a[label].get<double>(), p.get<double>(), 0.05) << label;
+    max_diff = std::max(max_diff, std::abs(a[label].get<double>() - p.get<double>()));
+  }
+  std::cout << "bf16 vs fp32 max probability difference: " << max_diff << "\n";
+  EXPECT_GT(max_diff, 0.0) << "bf16 autocast had no effect";
 }
 
 TEST_F(RunnerTest, ModelExceptionFailsOnlyThatRequest) {
