@@ -52,15 +52,19 @@ GatewayState::GatewayState(std::vector<net::io_context*> contexts_in,
       routes(config_in.routes),
       metrics(registry),
       sink(std::move(sink_in)) {
-  for (size_t i = 0; i < contexts.size(); ++i) shards.push_back(std::make_unique<Shard>());
+  std::vector<std::shared_ptr<DeadlineSweeper>> sweepers;
+  for (size_t i = 0; i < contexts.size(); ++i) {
+    shards.push_back(std::make_unique<Shard>());
+    sweepers.push_back(shards.back()->exchanges);
+  }
   unrouted_by_status = std::make_unique<std::atomic<Counter*>[]>(500);
   for (const auto& route : config.routes) {
     RouteRuntime runtime;
     runtime.config = route;
     auto& pool = primary_pools[route.upstream];
     if (!pool) {
-      pool =
-          std::make_shared<UpstreamPool>(contexts, *config.FindUpstream(route.upstream), "primary");
+      pool = std::make_shared<UpstreamPool>(contexts, sweepers,
+                                            *config.FindUpstream(route.upstream), "primary");
     }
     runtime.primary = pool;
     runtime.requests = &metrics.route_requests.WithLabels({route.name});
@@ -70,7 +74,7 @@ GatewayState::GatewayState(std::vector<net::io_context*> contexts_in,
       // Every mirror has its own pool: a slow shadow never holds primary connections. A shadow
       // whose endpoints are all ejected fails fast (counted connect_failed) until one is back.
       auto shadow_pool = std::make_shared<UpstreamPool>(
-          contexts, *config.FindUpstream(mirror.upstream),
+          contexts, sweepers, *config.FindUpstream(mirror.upstream),
           "mirror:" + route.name + "/" + mirror.name, /*fail_fast_when_ejected=*/true);
       runtime.mirrors.push_back(
           std::make_unique<MirrorRuntime>(mirror, route.name, std::move(shadow_pool), metrics));
@@ -126,6 +130,7 @@ void GatewayState::CheckDeadlines(size_t shard) {
   std::lock_guard lock(registry.mutex);
   // A session in the map is alive: its destructor removes it under this mutex.
   for (auto& [session, _] : registry.sessions) session->CheckDeadline(now);
+  registry.exchanges->CheckAll(now);
 }
 
 // ---- Gateway::Impl ----

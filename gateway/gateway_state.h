@@ -14,6 +14,7 @@
 #include <spdlog/logger.h>
 
 #include "common/metrics.h"
+#include "gateway/deadline_sweeper.h"
 #include "gateway/gateway_config.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/mirror.h"
@@ -64,6 +65,7 @@ struct GatewayState {
     // Guarded by mutex (the shard's thread iterates; a session may be destroyed elsewhere).
     std::mutex mutex;
     std::unordered_map<ProxySession*, std::weak_ptr<ProxySession>> sessions;
+    std::shared_ptr<DeadlineSweeper> exchanges = std::make_shared<DeadlineSweeper>();
   };
   std::vector<std::unique_ptr<Shard>> shards;  // one per context
   void AddSession(size_t shard, const std::shared_ptr<ProxySession>& session);

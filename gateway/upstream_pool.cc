@@ -37,7 +37,7 @@ const char* OutcomeName(UpstreamOutcome outcome) {
 
 // One request/response exchange: lease a connection (or connect), write, read header, read
 // body, give the connection back. Runs on its shard's thread.
-class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
+class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, public Deadlined {
  public:
   UpstreamExchange(std::shared_ptr<UpstreamPool> pool, size_t shard,
                    std::shared_ptr<const Request> request, std::chrono::microseconds timeout,
@@ -54,9 +54,28 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
     head_ = request_->method() == http::verb::head;
   }
 
-  void Start() { Attempt(/*allow_idle=*/true); }
+  ~UpstreamExchange() override { pool_->sweepers_[shard_]->Remove(this); }
+
+  void Start() {
+    pool_->sweepers_[shard_]->Add(this);
+    Attempt(/*allow_idle=*/true);
+  }
+
+  void CheckDeadline(Clock::time_point now) override {
+    if (!stream_ || now < op_deadline_) return;
+    op_deadline_ = Clock::time_point::max();
+    timed_out_ = true;
+    beast::error_code ignored;
+    stream_->socket().cancel(ignored);
+  }
 
  private:
+  // The pending operation must finish within `limit` (checked by the shard's sweeper).
+  void SetOpDeadline(Clock::duration limit) {
+    timed_out_ = false;
+    op_deadline_ = Clock::now() + limit;
+  }
+
   Clock::duration Remaining(std::optional<std::chrono::microseconds> cap = std::nullopt) const {
     Clock::duration left = deadline_ - Clock::now();
     if (cap && *cap < left) left = *cap;
@@ -83,7 +102,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
 
   void DoConnect() {
     // Connect within the connect timeout (and the whole-exchange deadline).
-    stream_->expires_after(Remaining(pool_->config().connect_timeout));
+    SetOpDeadline(Remaining(pool_->config().connect_timeout));
     stream_->async_connect(
         pool_->endpoints_[endpoint_].address,
         beast::bind_front_handler(&UpstreamExchange::OnConnect, shared_from_this()));
@@ -94,14 +113,14 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
       pool_->RecordResult(endpoint_, false, /*connect_failure=*/true);
       return Finish(UpstreamOutcome::kConnectFailed,
                     "connect " + pool_->endpoints_[endpoint_].name + ": " +
-                        (ec == beast::error::timeout ? std::string("timeout") : ec.message()));
+                        (timed_out_ ? std::string("timeout") : ec.message()));
     }
     DoWrite();
   }
 
   void DoWrite() {
     // Send the whole request within the deadline.
-    stream_->expires_after(Remaining());
+    SetOpDeadline(Remaining());
     http::async_write(*stream_, *request_,
                       beast::bind_front_handler(&UpstreamExchange::OnWrite, shared_from_this()));
   }
@@ -117,7 +136,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
     parser_->body_limit(static_cast<uint64_t>(pool_->config().max_response_bytes));
     parser_->header_limit(64 * 1024);
     if (head_) parser_->skip(true);
-    stream_->expires_after(Remaining(pool_->config().header_timeout));
+    SetOpDeadline(Remaining(pool_->config().header_timeout));
     http::async_read_header(
         *stream_, buffer_, *parser_,
         beast::bind_front_handler(&UpstreamExchange::OnReadHeader, shared_from_this()));
@@ -127,7 +146,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
     if (ec) return Fail(ec, /*may_retry=*/!parser_->got_some() && buffer_.size() == 0);
     if (parser_->is_done()) return OnReadBody({}, 0);
     // Read the body within the whole-exchange deadline.
-    stream_->expires_after(Remaining());
+    SetOpDeadline(Remaining());
     http::async_read(*stream_, buffer_, *parser_,
                      beast::bind_front_handler(&UpstreamExchange::OnReadBody, shared_from_this()));
   }
@@ -153,7 +172,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
       return Attempt(/*allow_idle=*/false);
     }
     pool_->RecordResult(endpoint_, false);
-    if (ec == beast::error::timeout) {
+    if (timed_out_ && ec == net::error::operation_aborted) {
       return Finish(UpstreamOutcome::kTimeout, "upstream timeout");
     }
     Finish(UpstreamOutcome::kError,
@@ -179,14 +198,19 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
   size_t endpoint_ = 0;
   bool reused_ = false;
   bool retried_ = false;
+  bool timed_out_ = false;
+  Clock::time_point op_deadline_ = Clock::time_point::max();
   std::unique_ptr<beast::tcp_stream> stream_;
   beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;
 };
 
-UpstreamPool::UpstreamPool(std::vector<net::io_context*> contexts, const UpstreamConfig& config,
-                           std::string pool_name, bool fail_fast_when_ejected)
+UpstreamPool::UpstreamPool(std::vector<net::io_context*> contexts,
+                           std::vector<std::shared_ptr<DeadlineSweeper>> sweepers,
+                           const UpstreamConfig& config, std::string pool_name,
+                           bool fail_fast_when_ejected)
     : contexts_(std::move(contexts)),
+      sweepers_(std::move(sweepers)),
       config_(config),
       pool_name_(std::move(pool_name)),
       fail_fast_when_ejected_(fail_fast_when_ejected) {
@@ -276,7 +300,6 @@ void UpstreamPool::Release(size_t shard, size_t endpoint, std::unique_ptr<beast:
   {
     std::lock_guard lock(mutex_);
     if (reusable && !shutdown_ && stream->socket().is_open()) {
-      stream->expires_never();
       endpoints_[endpoint].idle[shard].push_back({std::move(stream), Clock::now()});
       return;
     }

@@ -23,6 +23,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "gateway/deadline_sweeper.h"
 #include "gateway/gateway_config.h"
 
 namespace sg::gateway {
@@ -58,7 +59,10 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   // `contexts`: one per shard, each run by one thread. `fail_fast_when_ejected`: when every
   // endpoint is ejected after failing to connect, exchanges fail at once with kConnectFailed
   // instead of trying anyway (for mirrors: a dead shadow costs nothing per request).
-  UpstreamPool(std::vector<net::io_context*> contexts, const UpstreamConfig& config,
+  // `sweepers`: one per shard, checked by that shard's thread (shared: exchanges destroyed late,
+  // with their io_context, still deregister).
+  UpstreamPool(std::vector<net::io_context*> contexts,
+               std::vector<std::shared_ptr<DeadlineSweeper>> sweepers, const UpstreamConfig& config,
                std::string pool_name, bool fail_fast_when_ejected = false);
 
   using Callback = std::function<void(std::shared_ptr<UpstreamResult>)>;
@@ -113,6 +117,7 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   std::unique_ptr<beast::tcp_stream> NewStream(size_t shard);
 
   const std::vector<net::io_context*> contexts_;
+  const std::vector<std::shared_ptr<DeadlineSweeper>> sweepers_;
   const UpstreamConfig config_;
   const std::string pool_name_;
   const bool fail_fast_when_ejected_;

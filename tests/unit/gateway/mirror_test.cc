@@ -10,11 +10,13 @@ struct Fixture {
     UpstreamConfig upstream;
     upstream.name = "shadow";
     upstream.endpoints = {{"127.0.0.1", 1}};
-    auto pool = std::make_shared<UpstreamPool>(std::vector<net::io_context*>{&ioc}, upstream,
-                                               "mirror", true);
+    auto pool = std::make_shared<UpstreamPool>(
+        std::vector<net::io_context*>{&ioc}, std::vector<std::shared_ptr<DeadlineSweeper>>{sweeper},
+        upstream, "mirror", true);
     mirror = std::make_unique<MirrorRuntime>(config, "r", pool, metrics);
   }
   net::io_context ioc;
+  std::shared_ptr<DeadlineSweeper> sweeper = std::make_shared<DeadlineSweeper>();
   MetricsRegistry registry;
   GatewayMetrics metrics{registry};
   std::unique_ptr<MirrorRuntime> mirror;
