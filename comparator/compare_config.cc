@@ -221,6 +221,16 @@ CompareConfig ParseCompareConfig(const ConfigNode& root) {
   config.max_examples = static_cast<size_t>(r.GetInRange<int64_t>("max_examples", 10, 0, 1000));
   config.max_slices = static_cast<size_t>(r.GetInRange<int64_t>("max_slices", 64, 1, 10000));
   config.max_fields = static_cast<size_t>(r.GetInRange<int64_t>("max_fields", 200, 1, 100000));
+  if (auto n = r.Optional("noise_floor")) {
+    ObjectReader nr(*n);
+    config.noise_floor.mirror = nr.Require<std::string>("mirror");
+    if (nr.Has("mirror") && config.noise_floor.mirror.empty()) {
+      nr.Required("mirror").Report("must not be empty");
+    }
+    config.noise_floor.rel = nr.GetInRange<double>("rel", config.noise_floor.rel, 0.0, 1e6);
+    config.noise_floor.abs = nr.GetInRange<double>("abs", config.noise_floor.abs, 0.0, 1.0);
+    nr.Finish();
+  }
   if (auto n = r.Optional("redact")) {
     ObjectReader rr(*n);
     auto headers = rr.Get<std::vector<std::string>>("headers", config.redact.headers);

@@ -78,6 +78,16 @@ struct RedactOptions {
   size_t body_chars = 300;                   // shown response bodies are cut to this many bytes
 };
 
+// Noise floor (Diffy's idea): the gateway also mirrors to a second instance of the primary, under
+// the mirror name `mirror`. Those pairs (primary vs secondary) measure non-determinism and are kept
+// apart from the candidate's; a candidate metric or differing field is flagged only when it exceeds
+// the noise by both thresholds: candidate > noise * (1 + rel) + abs.
+struct NoiseFloor {
+  std::string mirror;  // empty: no noise floor
+  double rel = 0.5;    // relative margin over the noise
+  double abs = 0.001;  // absolute margin over the noise (rates and distances are in [0, 1])
+};
+
 struct CompareConfig {
   std::vector<CompareRule> rules;  // first matching rule judges a pair; no match: exact bytes
   // Request header carrying the true label (captured by the gateway); empty: no accuracy.
@@ -92,6 +102,7 @@ struct CompareConfig {
   size_t max_slices = 64;   // distinct values per slice dimension; the rest go to "(other)"
   size_t max_fields = 200;  // distinct differing field paths counted; the rest to "(other)"
   RedactOptions redact;
+  NoiseFloor noise_floor;
 };
 
 CompareConfig ParseCompareConfig(const ConfigNode& root);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -274,6 +275,12 @@ Comparison::Comparison(std::shared_ptr<const CompareConfig> config)
     low = edge;
   }
   size_bucket_names_.push_back(">=" + std::to_string(low) + " B");
+  if (!config_->noise_floor.mirror.empty()) {
+    // The noise comparison shares the rules but has no noise floor of its own.
+    auto inner = std::make_shared<CompareConfig>(*config_);
+    inner->noise_floor = NoiseFloor{};
+    noise_ = std::make_unique<Comparison>(std::move(inner));
+  }
   // Margin buckets come from the first classification rule (one set per run).
   for (const auto& rule : config_->rules) {
     if (rule.kind == CompareKind::kClassification) {
@@ -357,7 +364,11 @@ void Comparison::AddExample(Example example) {
   if (examples_.size() > config_->max_examples) examples_.pop_back();
 }
 
+Comparison::~Comparison() = default;
+Comparison::Comparison(Comparison&&) noexcept = default;
+
 PairJudgement Comparison::Add(const PairRecord& pair) {
+  if (noise_ && pair.mirror == config_->noise_floor.mirror) return noise_->Add(pair);
   PairJudgement j = JudgePair(*config_, pair);
   ++pairs_;
   ++outcomes_[static_cast<size_t>(j.outcome)];
@@ -641,6 +652,7 @@ void Comparison::Merge(const Comparison& o) {
 
   for (const auto& e : o.examples_) AddExample(e);
   for (const auto& [k, v] : o.counters_) AddCounters(v);
+  if (noise_ && o.noise_) noise_->Merge(*o.noise_);
 }
 
 bool Comparison::SameState(const Comparison& o) const {
@@ -670,7 +682,8 @@ bool Comparison::SameState(const Comparison& o) const {
          reservoir_seen_ == o.reservoir_seen_ && by_route_ == o.by_route_ &&
          by_model_ == o.by_model_ && by_label_ == o.by_label_ && by_size_ == o.by_size_ &&
          window_level_ == o.window_level_ && windows_ == o.windows_ && examples_ == o.examples_ &&
-         counters_equal();
+         counters_equal() && (noise_ == nullptr) == (o.noise_ == nullptr) &&
+         (!noise_ || noise_->SameState(*o.noise_));
 }
 
 json Comparison::ToJson() const {
@@ -895,7 +908,81 @@ json Comparison::ToJson() const {
            {"body", e.shadow_body}}}});
   }
   out["examples"] = ex;
+  if (noise_) out["noise_floor"] = NoiseFloorJson(out);
   return out;
+}
+
+json Comparison::NoiseFloorJson(const json& candidate) const {
+  const json noise = noise_->ToJson();
+  const NoiseFloor& nf = config_->noise_floor;
+  auto number = [](const json& j, const char* a, const char* b) -> std::optional<double> {
+    if (!j.contains(a) || !j[a].contains(b) || !j[a][b].is_number()) return std::nullopt;
+    return j[a][b].get<double>();
+  };
+  uint64_t flagged = 0;
+  auto compare = [&](std::optional<double> c, std::optional<double> n) {
+    json row = {{"candidate", c ? json(*c) : json()}, {"noise", n ? json(*n) : json()}};
+    if (c && n) {
+      const double threshold = *n * (1 + nf.rel) + nf.abs;
+      row["threshold"] = threshold;
+      row["flagged"] = *c > threshold;
+      if (*c > threshold) ++flagged;
+    } else {
+      row["flagged"] = false;
+    }
+    return row;
+  };
+  json metrics = json::object();
+  for (const char* m : {"mismatch_rate", "shadow_error_rate", "shadow_timeout_rate"}) {
+    metrics[m] = compare(number(candidate, "rates", m), number(noise, "rates", m));
+  }
+  auto flip_rate = [&](const json& j) -> std::optional<double> {
+    auto pairs = number(j, "classification", "pairs");
+    auto flips = number(j, "classification", "top1_flips");
+    if (!pairs || !flips || *pairs == 0) return std::nullopt;
+    return *flips / *pairs;
+  };
+  metrics["top1_flip_rate"] = compare(flip_rate(candidate), flip_rate(noise));
+  for (const char* m :
+       {"mean_max_abs_prob_diff", "mean_total_variation", "mean_js_distance", "p99_js_distance"}) {
+    metrics[m] =
+        compare(number(candidate, "classification", m), number(noise, "classification", m));
+  }
+  // Differing fields as a share of eligible pairs on each side.
+  auto field_rates = [](const json& j) {
+    std::map<std::string, double> out;
+    const double eligible = j["rates"]["eligible_pairs"].get<double>();
+    if (eligible <= 0) return out;
+    for (const auto& f : j["differing_fields"]) {
+      out[f["field"].get<std::string>()] = f["count"].get<double>() / eligible;
+    }
+    return out;
+  };
+  const auto cf = field_rates(candidate), nfields = field_rates(noise);
+  json fields = json::array();
+  for (const auto& [name, rate] : cf) {
+    auto it = nfields.find(name);
+    const double noise_rate = it == nfields.end() ? 0.0 : it->second;
+    json row = compare(rate, noise_rate);
+    row["field"] = name;
+    fields.push_back(std::move(row));
+  }
+  for (const auto& [name, rate] : nfields) {
+    if (cf.count(name)) continue;
+    json row = compare(0.0, rate);
+    row["field"] = name;
+    fields.push_back(std::move(row));
+  }
+  const bool enough = noise["rates"]["eligible_pairs"].get<uint64_t>() > 0;
+  return {{"mirror", nf.mirror},
+          {"rel", nf.rel},
+          {"abs", nf.abs},
+          {"pairs", noise["pairs"]},
+          {"valid", enough},
+          {"metrics", metrics},
+          {"fields", fields},
+          {"flagged", enough ? json(flagged) : json()},
+          {"noise_latency_p99_ms", noise["latency"]["shadow"]["p99_ms"]}};
 }
 
 }  // namespace sg::comparator

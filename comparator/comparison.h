@@ -91,6 +91,8 @@ class Comparison {
  public:
   // `config` must outlive this object (and every Comparison merged into it).
   explicit Comparison(std::shared_ptr<const CompareConfig> config);
+  ~Comparison();
+  Comparison(Comparison&&) noexcept;
 
   // Judges one pair and folds it in; returns the judgement.
   PairJudgement Add(const PairRecord& pair);
@@ -110,6 +112,9 @@ class Comparison {
   uint64_t malformed() const { return malformed_; }
   uint64_t outcome_count(Outcome o) const { return outcomes_[static_cast<size_t>(o)]; }
   const CompareConfig& config() const { return *config_; }
+
+  // The noise floor's own comparison (pairs of the noise mirror), or nullptr when not configured.
+  const Comparison* noise() const { return noise_.get(); }
 
   // Equal state (used by tests: merge(a, b) == judge(a + b)).
   bool SameState(const Comparison& other) const;
@@ -211,6 +216,10 @@ class Comparison {
   std::map<int64_t, SliceStats> windows_;
 
   std::vector<Example> examples_;  // sorted worst first, at most max_examples
+
+  // Pairs of config.noise_floor.mirror (primary vs a second primary), judged apart.
+  std::unique_ptr<Comparison> noise_;
+  nlohmann::json NoiseFloorJson(const nlohmann::json& candidate) const;
 
   // Latest counters per (instance, route, mirror).
   std::map<std::tuple<std::string, std::string, std::string>, MirrorCounters> counters_;

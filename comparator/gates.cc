@@ -55,7 +55,8 @@ const std::vector<std::string>& GateMetricNames() {
                                                  "p99_ratio",
                                                  "shadow_p99_ms",
                                                  "shadow_p999_ms",
-                                                 "latency_shift_ms"};
+                                                 "latency_shift_ms",
+                                                 "noise_flags"};
   return names;
 }
 
@@ -232,6 +233,17 @@ GateResult EvaluateOne(const Gate& g, const json& c) {
     r.value = v;
     r.reason += ", need " + BoundText(g);
     r.status = Judge(g, *v);
+    return r;
+  }
+  if (m == "noise_flags") {
+    const json* nf = Find(c, {"noise_floor"});
+    if (!nf) return insufficient("no noise floor configured (compare config noise_floor)");
+    if (!nf->value("valid", false)) return insufficient("no noise-floor pairs were judged");
+    r.value = Number(*nf, {"flagged"});
+    r.reason = Fmt(*r.value) + " metric(s)/field(s) beyond the noise floor of mirror \"" +
+               nf->value("mirror", std::string()) + "\" (" +
+               std::to_string(nf->value("pairs", uint64_t{0})) + " pairs), need " + BoundText(g);
+    r.status = Judge(g, *r.value);
     return r;
   }
   if (m == "p99_ratio" || m == "shadow_p99_ms" || m == "shadow_p999_ms") {

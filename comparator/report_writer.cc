@@ -323,6 +323,30 @@ Table SliceTable(const json& slices, size_t limit) {
   return t;
 }
 
+Table NoiseTable(const json& c) {
+  Table t{{"Metric or field", "Candidate", "Noise floor", "Threshold", "Flagged"}, {}};
+  if (!c.contains("noise_floor")) return t;
+  const json& nf = c["noise_floor"];
+  auto row = [&](const std::string& name, const json& r) {
+    auto num = [&](const char* k) {
+      return r.contains(k) && r[k].is_number() ? Fmt(r[k].get<double>()) : std::string("-");
+    };
+    t.rows.push_back({name, num("candidate"), num("noise"), num("threshold"),
+                      r.value("flagged", false) ? "yes" : "no"});
+  };
+  for (auto it = nf["metrics"].begin(); it != nf["metrics"].end(); ++it) row(it.key(), *it);
+  for (const auto& f : nf["fields"]) row("field " + S(f, "field") + " (share of pairs)", f);
+  return t;
+}
+
+std::string NoiseHeadline(const json& c) {
+  if (!c.contains("noise_floor")) return "No noise floor configured.";
+  const json& nf = c["noise_floor"];
+  return "Noise mirror `" + S(nf, "mirror") + "`: " + Fmt(D(nf, "pairs"), 12) +
+         " primary-vs-primary pairs; flagged when candidate > noise x (1 + " + Fmt(D(nf, "rel")) +
+         ") + " + Fmt(D(nf, "abs")) + ".";
+}
+
 Table MalformedTable(const json& c) {
   Table t{{"Reason", "Lines"}, {}};
   for (auto it = c["malformed"]["reasons"].begin(); it != c["malformed"]["reasons"].end(); ++it) {
@@ -529,6 +553,7 @@ std::string RenderMarkdown(const json& report) {
   s += "\nRank tests on a reservoir of " + Fmt(D(c["latency"]["reservoir"], "size"), 12) + " of " +
        Fmt(D(c["latency"]["reservoir"], "seen"), 12) +
        " paired latencies (shift = shadow - primary):\n\n" + Markdown(TestTable(c));
+  s += "\n## Noise floor\n\n" + NoiseHeadline(c) + "\n\n" + Markdown(NoiseTable(c));
   s += "\n## Status codes\n\n" + Markdown(StatusTable(c));
   s += "\n## Mirroring (gateway counters)\n\n" + Markdown(CountersTable(c));
   s += "\n## Top differing fields\n\n" + Markdown(FieldTable(c, 20));
@@ -569,6 +594,7 @@ std::string RenderHtml(const json& report) {
   s += "<h2>Regression and embedding</h2>" + Html(NumericTable(c));
   s += "<h2>Latency (ms)</h2>" + Html(PercentileTable(c));
   s += "<h3>Rank tests (shift = shadow - primary)</h3>" + Html(TestTable(c));
+  s += "<h2>Noise floor</h2><p>" + HtmlEscape(NoiseHeadline(c)) + "</p>" + Html(NoiseTable(c));
   s += "<h2>Status codes</h2>" + Html(StatusTable(c));
   s += "<h2>Mirroring (gateway counters)</h2>" + Html(CountersTable(c));
   s += "<h2>Top differing fields</h2>" + Html(FieldTable(c, 30));

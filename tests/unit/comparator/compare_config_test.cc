@@ -54,6 +54,13 @@ TEST(CompareConfig, EveryProblemIsReportedWithItsPath) {
       EXPECT_NE(what.find(want), std::string::npos) << want << "\n" << what;
     }
   }
+  EXPECT_THROW(Parse(R"({"rules": [{"name": "a", "kind": "json"}],
+                         "noise_floor": {"mirror": "", "rel": -1, "x": 1}})"),
+               ConfigError);
+  EXPECT_EQ(Parse(R"({"rules": [{"name": "a", "kind": "json"}],
+                      "noise_floor": {"mirror": "secondary"}})")
+                .noise_floor.mirror,
+            "secondary");
   EXPECT_THROW(Parse(R"({"rules": []})"), ConfigError);
   EXPECT_THROW(Parse("{"), ConfigError);
   EXPECT_THROW(LoadCompareConfig("/nonexistent/compare.json"), ConfigError);

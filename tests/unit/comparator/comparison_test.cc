@@ -260,3 +260,62 @@ TEST(PairLogReader, MalformedLinesAreCountedNotFatal) {
 
 }  // namespace
 }  // namespace sg::comparator
+
+namespace sg::comparator {
+namespace {
+
+// `flip_every`-th pair of mirror `mirror` flips its top-1.
+void AddPairs(Comparison& c, const std::string& mirror, int n, int flip_every) {
+  for (int i = 0; i < n; ++i) {
+    const bool flip = i % flip_every == 0;
+    auto p =
+        testing::MakePair(mirror + std::to_string(i), R"({"Coat": 0.6, "Bag": 0.4})",
+                          flip ? R"({"Bag": 0.6, "Coat": 0.4})" : R"({"Coat": 0.6, "Bag": 0.4})");
+    p.mirror = mirror;
+    c.Add(p);
+  }
+}
+
+TEST(NoiseFloor, FlagsOnlyWhatExceedsTheNoise) {
+  auto config = ClassificationConfig();
+  config->noise_floor = {"secondary", 0.5, 0.001};
+  Comparison same(config);
+  AddPairs(same, "student", 200, 10);    // 10% flips
+  AddPairs(same, "secondary", 200, 10);  // 10% flips in the noise too
+  json j = same.ToJson();
+  EXPECT_EQ(j["pairs"], 200);  // the noise pairs are kept apart
+  const json& nf = j["noise_floor"];
+  EXPECT_EQ(nf["pairs"], 200);
+  EXPECT_NEAR(nf["metrics"]["top1_flip_rate"]["noise"].get<double>(), 0.1, 1e-12);
+  EXPECT_FALSE(nf["metrics"]["top1_flip_rate"]["flagged"].get<bool>());
+  EXPECT_EQ(nf["flagged"], 0);
+
+  Comparison worse(config);
+  AddPairs(worse, "student", 200, 4);  // 25% flips > 0.1 * 1.5 + 0.001
+  AddPairs(worse, "secondary", 200, 10);
+  const json wf = worse.ToJson()["noise_floor"];
+  EXPECT_TRUE(wf["metrics"]["top1_flip_rate"]["flagged"].get<bool>());
+  EXPECT_NEAR(wf["metrics"]["top1_flip_rate"]["threshold"].get<double>(), 0.151, 1e-12);
+  EXPECT_GE(wf["flagged"].get<int>(), 1);
+  bool top1_field_flagged = false;
+  for (const auto& f : wf["fields"]) {
+    if (f["field"] == "top1") top1_field_flagged = f["flagged"].get<bool>();
+  }
+  EXPECT_TRUE(top1_field_flagged);
+
+  // Merging carries the noise comparison too.
+  Comparison a(config), b(config), merged(config);
+  AddPairs(a, "secondary", 50, 10);
+  AddPairs(b, "student", 50, 10);
+  merged.Merge(a);
+  merged.Merge(b);
+  Comparison all(config);
+  AddPairs(all, "secondary", 50, 10);
+  AddPairs(all, "student", 50, 10);
+  EXPECT_TRUE(merged.SameState(all));
+  ASSERT_NE(merged.noise(), nullptr);
+  EXPECT_EQ(merged.noise()->pairs(), 50u);
+}
+
+}  // namespace
+}  // namespace sg::comparator

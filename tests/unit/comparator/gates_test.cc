@@ -123,6 +123,16 @@ TEST(Gates, VerdictPrecedence) {
   EXPECT_EQ(VerdictExitCode(GateStatus::kInsufficientData), 4);
 }
 
+TEST(Gates, NoiseFlags) {
+  json c = Comparison(1000, 1000, 0, 0);
+  EXPECT_EQ(One(R"({"metric": "noise_flags", "max": 0})", c), GateStatus::kInsufficientData);
+  c["noise_floor"] = {{"valid", true}, {"flagged", 0}, {"mirror", "secondary"}, {"pairs", 10}};
+  EXPECT_EQ(One(R"({"metric": "noise_flags", "max": 0})", c), GateStatus::kPass);
+  c["noise_floor"]["flagged"] = 1;
+  EXPECT_EQ(One(R"({"metric": "noise_flags", "max": 0})", c), GateStatus::kFail);
+  EXPECT_EQ(One(R"({"metric": "noise_flags", "max": 0, "marginal": 1})", c), GateStatus::kMarginal);
+}
+
 TEST(Gates, CommittedConfigsLoad) {
   for (const char* name :
        {"configs/gates.json", "configs/gates-strict.json", "configs/gates-student.json"}) {
