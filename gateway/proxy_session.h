@@ -27,9 +27,9 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
 
   void Start();
   // Graceful stop: an idle connection closes now; a busy one after its current response.
-  // Thread-safe (posts to the strand).
+  // Thread-safe (posts to the session's thread).
   void Drain();
-  // Closes the connection now. Thread-safe (posts to the strand).
+  // Closes the connection now. Thread-safe (posts to the session's thread).
   void Abort();
   // Cancels the pending operation when its deadline passed. Called by the shard's sweeper on the
   // session's thread.
