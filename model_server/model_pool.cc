@@ -96,7 +96,7 @@ ModelPool::~ModelPool() {
 
 void ModelPool::SetWorkers(const std::vector<WorkerCpus>& workers) {
   std::lock_guard slots_lock(slots_mutex_);
-  StopSlots();
+  StopSlots(false);
   static std::atomic<int> next_slot_id{9000};  // TorchServe numbers workers from 9000
   std::lock_guard lock(mutex_);
   if (stopping_) return;
@@ -112,11 +112,14 @@ void ModelPool::SetWorkers(const std::vector<WorkerCpus>& workers) {
   }
 }
 
-void ModelPool::StopSlots() {
+void ModelPool::StopSlots(bool kill_workers) {
   std::vector<std::unique_ptr<Slot>> old;
   {
     std::lock_guard lock(mutex_);
-    for (auto& slot : slots_) slot->stop = true;
+    for (auto& slot : slots_) {
+      slot->stop = true;
+      if (kill_workers && in_flight_ > 0 && slot->pid > 0) kill(slot->pid, SIGKILL);
+    }
   }
   cv_.notify_all();
   {
@@ -163,7 +166,7 @@ void ModelPool::Stop(std::chrono::milliseconds grace) {
   }
   {
     std::lock_guard slots_lock(slots_mutex_);
-    StopSlots();
+    StopSlots(true);
   }
   std::deque<Job> left;
   {

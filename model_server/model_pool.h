@@ -102,7 +102,9 @@ class ModelPool {
   std::vector<Job> TakeBatch(Slot* slot, int fd);
   void Requeue(std::vector<Job>& batch);
   void Finish(Job& job, int status, std::string body);
-  void StopSlots();
+  // Stops and joins every slot. kill_workers: SIGKILL busy workers first (their in-flight
+  // requests get 503) instead of waiting up to response_timeout for them.
+  void StopSlots(bool kill_workers);
   void ExpireLoop();
   void SetStatus(Slot* slot, const std::string& status, pid_t pid);
 
