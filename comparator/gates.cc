@@ -98,8 +98,9 @@ Gate ParseGate(const ConfigNode& node) {
   }
   if (r.Has("confidence")) {
     g.confidence = r.GetInRange<double>("confidence", 0.95, 0.5, 0.9999);
-    if (!IsProportion(g.metric)) {
-      r.Required("confidence").Report("only proportion metrics take a confidence");
+    if (!IsProportion(g.metric) && g.metric != "accuracy_delta") {
+      r.Required("confidence")
+          .Report("only proportion metrics and accuracy_delta take a confidence");
     }
   }
   g.test = r.Get<std::string>("test", g.test);
@@ -222,9 +223,18 @@ GateResult EvaluateOne(const Gate& g, const json& c) {
     if (m == "accuracy_delta") {
       v = Number(c, {"accuracy", "delta"});
       if (!v) return insufficient("no pair carried a true label");
+      const uint64_t n = Count(c, {"accuracy", "labeled"});
       r.reason = "shadow " + Fmt(Number(c, {"accuracy", "shadow"}).value_or(0)) + " - primary " +
                  Fmt(Number(c, {"accuracy", "primary"}).value_or(0)) + " = " + Fmt(*v) + " over " +
-                 std::to_string(Count(c, {"accuracy", "labeled"})) + " labeled pairs";
+                 std::to_string(n) + " labeled pairs";
+      if (g.confidence) {
+        const PairedInterval ci = PairedDifferenceInterval(
+            Count(c, {"accuracy", "only_shadow_correct"}),
+            Count(c, {"accuracy", "only_primary_correct"}), n, *g.confidence);
+        v = g.is_min ? ci.low : ci.high;
+        r.reason += std::string(", one-sided ") + Fmt(*g.confidence * 100) + "% " +
+                    (g.is_min ? "lower" : "upper") + " bound " + Fmt(*v);
+      }
     } else {
       v = Number(c, {"classification", m.c_str()});
       if (!v) return insufficient("no classification pairs were judged");

@@ -386,6 +386,20 @@ double WilsonLowerBound(uint64_t successes, uint64_t trials, double confidence) 
   return (p + z22n - z * std::sqrt(p * (1 - p) / n + z22n / (2 * n))) / (1 + 2 * z22n);
 }
 
+PairedInterval PairedDifferenceInterval(uint64_t x_only, uint64_t y_only, uint64_t n,
+                                        double confidence) {
+  PairedInterval out;
+  if (n == 0) return out;
+  const double nn = static_cast<double>(n);
+  const double b = static_cast<double>(x_only), c = static_cast<double>(y_only);
+  out.estimate = (b - c) / nn;
+  const double se = std::sqrt(std::max(0.0, b + c - (b - c) * (b - c) / nn)) / nn;
+  const double z = NormalQuantile(confidence);
+  out.low = out.estimate - z * se;
+  out.high = out.estimate + z * se;
+  return out;
+}
+
 double WilsonUpperBound(uint64_t successes, uint64_t trials, double confidence) {
   if (trials == 0) return 1;
   if (successes >= trials) return 1;

@@ -52,4 +52,16 @@ RankTestResult SignedRank(std::span<const double> x, std::span<const double> y, 
 double WilsonLowerBound(uint64_t successes, uint64_t trials, double confidence);
 double WilsonUpperBound(uint64_t successes, uint64_t trials, double confidence);
 
+// One-sided Wald bounds for the difference of two paired proportions (p_x - p_y) from the
+// discordant counts: x_only = pairs where only x succeeded, y_only = only y, n = all pairs.
+// d = (x_only - y_only) / n, se = sqrt(x_only + y_only - (x_only - y_only)^2 / n) / n, and
+// low/high = d -/+ NormalQuantile(confidence) * se. Both 0 when n == 0.
+struct PairedInterval {
+  double estimate = 0;
+  double low = 0;
+  double high = 0;
+};
+PairedInterval PairedDifferenceInterval(uint64_t x_only, uint64_t y_only, uint64_t n,
+                                        double confidence);
+
 }  // namespace sg::comparator

@@ -1,5 +1,7 @@
 #include "comparator/gates.h"
 
+#include <cmath>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -121,6 +123,30 @@ TEST(Gates, VerdictPrecedence) {
   EXPECT_EQ(VerdictExitCode(GateStatus::kFail), 1);
   EXPECT_EQ(VerdictExitCode(GateStatus::kMarginal), 3);
   EXPECT_EQ(VerdictExitCode(GateStatus::kInsufficientData), 4);
+}
+
+TEST(Gates, AccuracyDeltaWithConfidence) {
+  json c = Comparison(1000, 1000, 0, 0);
+  // 1000 labeled pairs: primary right 900, shadow right 890; discordant: 30 only primary,
+  // 20 only shadow. d = -0.01, se = sqrt(50 - 100/1000)/1000 = 0.00706399...
+  c["accuracy"] = {{"labeled", 1000},
+                   {"primary", 0.9},
+                   {"shadow", 0.89},
+                   {"delta", -0.01},
+                   {"only_primary_correct", 30},
+                   {"only_shadow_correct", 20}};
+  auto v = EvaluateGates(
+      Gates(R"({"gates": [{"metric": "accuracy_delta", "min": -0.03, "confidence": 0.95}]})"), c);
+  // Hand computed: -0.01 - 1.6448536269514722 * 0.0070639932049797 = -0.021619...
+  EXPECT_NEAR(*v.gates[0].value, -0.01 - 1.6448536269514722 * std::sqrt(49.9) / 1000, 1e-12);
+  EXPECT_EQ(v.gates[0].status, GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "accuracy_delta", "min": -0.02, "confidence": 0.95})", c),
+            GateStatus::kFail);
+  EXPECT_EQ(One(R"({"metric": "accuracy_delta", "min": -0.02})", c), GateStatus::kPass);
+  const auto ci = PairedDifferenceInterval(20, 30, 1000, 0.95);
+  EXPECT_NEAR(ci.estimate, -0.01, 1e-15);
+  EXPECT_NEAR(ci.high, -0.01 + 1.6448536269514722 * std::sqrt(49.9) / 1000, 1e-12);
+  EXPECT_EQ(PairedDifferenceInterval(0, 0, 0, 0.95).low, 0);
 }
 
 TEST(Gates, NoiseFlags) {
