@@ -323,8 +323,9 @@ class Gateway::Impl {
   }
 
   void RegisterCollectHook() {
-    auto state = state_;
-    auto sink = sink_;
+    // A raw pointer: the hook lives in state_->registry, so a shared_ptr here would be a cycle.
+    GatewayState* state = state_.get();
+    PairSink* sink = sink_.get();
     state_->registry.AddCollectHook([state, sink] {
       auto& m = state->metrics;
       m.client_connections.WithLabels({}).Set(state->active_sessions.load());
