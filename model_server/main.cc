@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -163,9 +164,12 @@ int Serve(const QuickFlags& flags, const sg::LogOptions& log) {
   PoolEnvironment env;
   env.self_exe = std::filesystem::read_symlink("/proc/self/exe").string();
   env.log_level = log.level;
-  char dir_template[] = "/tmp/sg-serve-XXXXXX";
-  if (!mkdtemp(dir_template)) {
-    spdlog::error("cannot create a socket directory: {}", std::strerror(errno));
+  // Workers' Unix sockets live in a private directory under $TMPDIR (or /tmp).
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir_template = std::string(tmp && *tmp ? tmp : "/tmp") + "/sg-serve-XXXXXX";
+  if (!mkdtemp(dir_template.data())) {
+    spdlog::error("cannot create a socket directory under {}: {}",
+                  dir_template.substr(0, dir_template.rfind('/')), std::strerror(errno));
     return 1;
   }
   env.socket_dir = dir_template;

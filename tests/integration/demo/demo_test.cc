@@ -1,0 +1,244 @@
+// `make demo`, reduced: scripts/demo with the real executables, the committed Fashion-MNIST
+// models and the Debian data set, then checks of its verdicts, reports and clean-up.
+//
+// Every demo process gets TMPDIR = the test's own directory, so each one it starts (servers,
+// their workers, the gateway, the load generator) has that path in its command line; the tests
+// use it to prove that nothing outlives the demo.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/subprocess.h"
+#include "tests/support/test_support.h"
+
+namespace sg {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Pids of live processes whose command line mentions `token` (other than this test).
+std::set<pid_t> ProcessesMentioning(const std::string& token) {
+  std::set<pid_t> pids;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadFile(entry.path() / "cmdline");
+    if (cmdline.empty()) continue;  // a zombie or a kernel thread
+    const pid_t pid = std::stoi(name);
+    if (pid != getpid() && cmdline.find(token) != std::string::npos) pids.insert(pid);
+  }
+  return pids;
+}
+
+// Waits until no process mentions `token`; returns what is left after `timeout`.
+std::set<pid_t> WaitForNoProcesses(const std::string& token, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left = ProcessesMentioning(token);
+  while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+    left = ProcessesMentioning(token);
+  }
+  return left;
+}
+
+std::string Describe(const std::set<pid_t>& pids) {
+  std::string out;
+  for (pid_t pid : pids) {
+    std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    out += "\n  " + std::to_string(pid) + ": " + cmdline;
+  }
+  return out;
+}
+
+class DemoTest : public ::testing::Test {
+ protected:
+  // Starts scripts/demo with `env` on top of the test's defaults.
+  std::optional<Subprocess> StartDemo(std::vector<std::pair<std::string, std::string>> env) {
+    SpawnOptions options;
+    options.set_env = {{"TMPDIR", dir_.path().string()},
+                       {"BIN_DIR", testing::BinDir().string()},
+                       {"OUT", out_.string()}};
+    for (auto& kv : env) options.set_env.push_back(std::move(kv));
+    options.stdout_path = (dir_.path() / "demo.out").string();
+    options.stderr_path = (dir_.path() / "demo.err").string();
+    std::string error;
+    auto child =
+        Subprocess::Spawn({(testing::SourceDir() / "scripts" / "demo").string()}, options, &error);
+    if (!child) ADD_FAILURE() << "cannot start scripts/demo: " << error;
+    return child;
+  }
+
+  std::string Output() const {
+    return ReadFile(dir_.path() / "demo.out") + "\n--- stderr ---\n" +
+           ReadFile(dir_.path() / "demo.err");
+  }
+
+  // The demo's exit code, or -1 (with a test failure) when it did not exit in time.
+  int WaitExit(Subprocess& demo, std::chrono::seconds timeout) {
+    auto status = demo.WaitFor(timeout);
+    if (!status) {
+      ADD_FAILURE() << "the demo did not finish in " << timeout.count() << " s\n" << Output();
+      return -1;
+    }
+    if (!WIFEXITED(*status)) {
+      ADD_FAILURE() << "the demo " << DescribeWaitStatus(*status) << "\n" << Output();
+      return -1;
+    }
+    return WEXITSTATUS(*status);
+  }
+
+  json LoadReport(const fs::path& report_dir) {
+    for (const char* file : {"report.json", "report.md", "report.html"}) {
+      EXPECT_GT(fs::exists(report_dir / file) ? fs::file_size(report_dir / file) : 0, 1000u)
+          << report_dir / file;
+    }
+    return json::parse(ReadFile(report_dir / "report.json"), nullptr, /*allow_exceptions=*/false);
+  }
+
+  testing::TempDir dir_;
+  fs::path out_ = dir_.path() / "reports";
+};
+
+// Gates whose outcome does not depend on how loaded the machine is: the same requests in the
+// same order give the same answers. Latency gates are only checked for a measured value.
+bool IsLatencyGate(const std::string& metric) {
+  return metric == "p99_ratio" || metric == "shadow_p99_ms" || metric == "latency_shift_ms";
+}
+
+TEST_F(DemoTest, ReducedDemoJudgesBothCandidatesAndWritesReports) {
+  constexpr int kRequests = 1500;  // enough for the strict gates' Wilson bounds to pass
+  auto demo = StartDemo({{"REQUESTS", std::to_string(kRequests)}, {"RATE", "150"}});
+  ASSERT_TRUE(demo);
+  const int exit_code = WaitExit(*demo, 480s);
+  ASSERT_GE(exit_code, 0);
+  const std::string output = Output();
+  ASSERT_NE(exit_code, 2) << "the demo could not run:\n" << output;
+
+  // The client's view: every request answered, through the gateway.
+  const std::string stats = ReadFile(out_ / "load_stats.csv");
+  EXPECT_NE(stats.find(",Aggregated," + std::to_string(kRequests) + ",0,"), std::string::npos)
+      << stats;
+
+  int expected_exit = 0;
+  for (const std::string candidate : {"teacher-cpu", "student"}) {
+    SCOPED_TRACE(candidate);
+    const json report = LoadReport(out_ / candidate);
+    ASSERT_TRUE(report.is_object()) << "report.json does not parse";
+    const json& c = report["comparison"];
+    EXPECT_EQ(c["pairs"], kRequests);
+    EXPECT_EQ(c["outcomes"]["shadow_error"], 0);
+    EXPECT_EQ(c["outcomes"]["shadow_timeout"], 0);
+    EXPECT_EQ(c["accuracy"]["labeled"], kRequests) << "x-true-label did not reach the report";
+    EXPECT_GT(c["accuracy"]["primary"].get<double>(), 0.85);
+    EXPECT_GT(c["accuracy"]["shadow"].get<double>(), 0.85);
+    EXPECT_EQ(c["counters"]["mirrored"]["ok"], kRequests);
+
+    const json& verdict = report["verdict"];
+    for (const json& gate : verdict["gates"]) {
+      const std::string metric = gate["metric"];
+      if (IsLatencyGate(metric)) {
+        EXPECT_TRUE(gate["value"].is_number()) << gate.dump();
+      } else {
+        EXPECT_EQ(gate["status"], "PASS") << gate.dump();
+      }
+    }
+    const int code = verdict["exit_code"];
+    if (expected_exit == 0) expected_exit = code;  // the first candidate that does not pass
+    EXPECT_NE(output.find(candidate + ": " + verdict["verdict"].get<std::string>()),
+              std::string::npos)
+        << "the summary does not show the verdict\n"
+        << output;
+  }
+  // The same model on pinned CPUs answers like the reference.
+  const json teacher = LoadReport(out_ / "teacher-cpu");
+  EXPECT_GE(teacher["comparison"]["classification"]["top1_agreement"].get<double>(), 0.995);
+  EXPECT_EQ(exit_code, expected_exit) << output;
+  EXPECT_NE(ReadFile(out_ / "summary.txt").find("student:"), std::string::npos);
+
+  const auto left = WaitForNoProcesses(dir_.path().string(), 5s);
+  EXPECT_TRUE(left.empty()) << "left running:" << Describe(left);
+}
+
+TEST_F(DemoTest, InterruptStopsEveryProcessItStarted) {
+  auto demo = StartDemo({{"REQUESTS", "100000"}, {"RATE", "50"}});
+  ASSERT_TRUE(demo);
+  // Wait for the load phase: servers, workers, gateway and load generator are all running.
+  const auto deadline = std::chrono::steady_clock::now() + 180s;
+  while (Output().find("replaying") == std::string::npos) {
+    ASSERT_TRUE(demo->Running()) << Output();
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << Output();
+    std::this_thread::sleep_for(200ms);
+  }
+  std::this_thread::sleep_for(2s);
+  const auto running = ProcessesMentioning(dir_.path().string());
+  // 3 servers with at least one worker each, the gateway and sg-load.
+  EXPECT_GE(running.size(), 8u) << Describe(running);
+
+  demo->Signal(SIGINT);
+  EXPECT_EQ(WaitExit(*demo, 60s), 130) << Output();
+  const auto left = WaitForNoProcesses(dir_.path().string(), 10s);
+  EXPECT_TRUE(left.empty()) << "left running after Ctrl-C:" << Describe(left);
+}
+
+TEST_F(DemoTest, OwnBackendsAreJudgedWithoutBundledServers) {
+  // The user's primary and candidate: one sg-serve with the committed teacher, used as both.
+  const int port = testing::FreePort(), management = testing::FreePort(),
+            metrics = testing::FreePort();
+  const fs::path models = testing::SourceDir() / "models" / "fashion-mnist";
+  const fs::path config = dir_.path() / "own.json";
+  std::ofstream(config) << json{
+      {"inference_address", "127.0.0.1:" + std::to_string(port)},
+      {"management_address", "127.0.0.1:" + std::to_string(management)},
+      {"metrics_address", "127.0.0.1:" + std::to_string(metrics)},
+      {"cpu", {{"workers", 1}, {"pinning", false}}},
+      {"models",
+       {{"fashion",
+         {{"path", (models / "teacher.pt").string()},
+          {"handler", "image_classifier"},
+          {"labels", (models / "index_to_name.json").string()},
+          {"preprocess",
+           {{"resize", 28}, {"crop", 28}, {"channels", 1}, {"mean", {0.2860}}, {"std", {0.3530}}}},
+          {"topk", 10}}}}}}.dump();
+  testing::ChildProcess server("sg-serve", {"--config", config.string()});
+  ASSERT_TRUE(server.started());
+  std::string why;
+  ASSERT_TRUE(server.WaitReady(port, "/ping", 120s, &why)) << why;
+
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  auto demo =
+      StartDemo({{"PRIMARY", url}, {"CANDIDATE", url}, {"REQUESTS", "200"}, {"RATE", "100"}});
+  ASSERT_TRUE(demo);
+  const int exit_code = WaitExit(*demo, 300s);
+  const std::string output = Output();
+  EXPECT_EQ(output.find("starting the reference"), std::string::npos) << output;
+  // configs/gates.json wants more pairs than 200: the verdict is INSUFFICIENT_DATA (exit 4).
+  EXPECT_EQ(exit_code, 4) << output;
+  const json report = LoadReport(out_);
+  ASSERT_TRUE(report.is_object());
+  EXPECT_EQ(report["verdict"]["verdict"], "INSUFFICIENT_DATA");
+  EXPECT_EQ(report["comparison"]["pairs"], 200);
+  EXPECT_EQ(report["comparison"]["classification"]["top1_agreement"], 1.0);
+}
+
+}  // namespace
+}  // namespace sg
