@@ -334,7 +334,7 @@ TEST(ServeTest, WorkersArePinnedToDisjointCpusWithPlannedThreads) {
     EXPECT_NE(environ.find("OMP_NUM_THREADS=1"), std::string::npos);
   }
 
-  // Re-plan to one worker with 2 threads: it spans both CPUs and runs 2 intra-op threads.
+  // Re-plan to one worker: the management API restarts the workers with the new plan.
   HttpRequestSpec put;
   put.method = "PUT";
   put.target = "/models/fashion?min_worker=1&synchronous=true";
@@ -349,6 +349,32 @@ TEST(ServeTest, WorkersArePinnedToDisjointCpusWithPlannedThreads) {
   auto w = describe["workers"][0];
   EXPECT_EQ(w["threads"], 1);  // threads_per_worker is fixed by the config
   EXPECT_EQ(w["threadsReported"], 1);
+}
+
+// The OS threads of a worker, counted in /proc after real inference: libtorch's two compute
+// pools are each sized to the worker's share T: the OpenMP team (the main thread plus T - 1
+// libgomp threads) and the pthreadpool that XNNPACK/NNPACK use (T - 1 threads besides the
+// caller). Nothing else runs in a worker (its socket I/O is on the main thread), so a worker
+// has exactly 2T - 1 threads, all on its own CPUs.
+TEST(ServeTest, WorkerRunsExactlyItsShareOfThreads) {
+  auto allowed = CurrentAffinity();
+  if (allowed.size() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE("threads_per_worker " + std::to_string(threads));
+    json model = FashionModel();
+    model["workers"] = 1;
+    Server server({{"fashion", model}}, {{"cpu", {{"threads_per_worker", threads}}}});
+    ASSERT_TRUE(server.ready());
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_EQ(server.Post("/predictions/fashion", Png28(i))->status, 200);
+    }
+    auto w = server.Describe("fashion")["workers"][0];
+    EXPECT_EQ(w["threadsReported"], threads);
+    const std::string cpus = w["pinnedCpus"];
+    auto affinities = ThreadAffinities(w["pid"].get<pid_t>());
+    EXPECT_EQ(affinities.size(), static_cast<size_t>(2 * threads - 1));
+    for (const auto& a : affinities) EXPECT_EQ(a, cpus);
+  }
 }
 
 TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
