@@ -2,7 +2,11 @@
 
 #include <openssl/evp.h>
 
+#include <array>
+
 #include <nlohmann/json.hpp>
+
+#include "common/pair_line_decoder.h"
 
 namespace sg {
 namespace {
@@ -145,6 +149,13 @@ std::string EncodePairLogLine(const MirrorCounters& c) {
 }
 
 std::optional<PairLogEntry> DecodePairLogLine(std::string_view line, std::string* error) {
+  PairRecord record;
+  if (pair_log_internal::DecodePairLineFast(line, &record)) return record;
+  return pair_log_internal::DecodePairLineDom(line, error);
+}
+
+std::optional<PairLogEntry> pair_log_internal::DecodePairLineDom(std::string_view line,
+                                                                 std::string* error) {
   json doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) {
     if (error) *error = "invalid JSON";
@@ -203,8 +214,53 @@ std::string Base64Encode(std::string_view bytes) {
   return out;
 }
 
+namespace {
+
+// Values of the standard base64 alphabet; -1 for every other byte.
+constexpr std::array<int, 256> kBase64Values = [] {
+  std::array<int, 256> values{};
+  values.fill(-1);
+  constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (int i = 0; i < 64; ++i) values[static_cast<unsigned char>(kAlphabet[i])] = i;
+  return values;
+}();
+
+// Canonical base64 (alphabet characters, then at most two '='), as the encoders write it;
+// nullopt for anything else. Table-driven: faster than EVP_DecodeBlock, same bytes.
+std::optional<std::string> DecodeCanonicalBase64(std::string_view text) {
+  size_t padding = 0;
+  if (!text.empty() && text.back() == '=') padding = text[text.size() - 2] == '=' ? 2 : 1;
+  const auto* in = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* data_end = in + (text.size() - padding);
+  std::string out(text.size() / 4 * 3 - padding, '\0');
+  char* o = out.data();
+  for (; in + 4 <= data_end; in += 4) {
+    const int a = kBase64Values[in[0]], b = kBase64Values[in[1]], c = kBase64Values[in[2]],
+              d = kBase64Values[in[3]];
+    if ((a | b | c | d) < 0) return std::nullopt;
+    const auto bits = static_cast<uint32_t>(a << 18 | b << 12 | c << 6 | d);
+    o[0] = static_cast<char>(bits >> 16);
+    o[1] = static_cast<char>(bits >> 8);
+    o[2] = static_cast<char>(bits);
+    o += 3;
+  }
+  if (padding > 0) {  // the last group holds 4 - padding characters
+    const int a = kBase64Values[in[0]], b = kBase64Values[in[1]],
+              c = padding == 1 ? kBase64Values[in[2]] : 0;
+    if ((a | b | c) < 0) return std::nullopt;
+    const auto bits = static_cast<uint32_t>(a << 18 | b << 12 | c << 6);
+    o[0] = static_cast<char>(bits >> 16);
+    if (padding == 1) o[1] = static_cast<char>(bits >> 8);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::optional<std::string> Base64Decode(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
+  if (auto decoded = DecodeCanonicalBase64(text)) return decoded;
+  // Everything else keeps OpenSSL's lenient reading (surrounding whitespace, '=' inside).
   std::string out(3 * text.size() / 4, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(text.data()),

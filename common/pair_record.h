@@ -23,6 +23,8 @@ struct CapturedRequest {
   std::map<std::string, std::string> headers;  // captured subset, lower-case names
   std::optional<std::string> body;             // raw bytes when captured (body_b64 in JSON)
   bool body_truncated = false;
+
+  bool operator==(const CapturedRequest&) const = default;
 };
 
 struct CapturedResponse {
@@ -35,6 +37,8 @@ struct CapturedResponse {
   std::string body;  // raw bytes (JSON: "body" if valid UTF-8, else "body_b64")
   bool body_truncated = false;
   std::string error;  // human text when outcome != ok
+
+  bool operator==(const CapturedResponse&) const = default;
 };
 
 struct PairRecord {
@@ -45,6 +49,8 @@ struct PairRecord {
   CapturedRequest request;
   CapturedResponse primary;
   CapturedResponse shadow;
+
+  bool operator==(const PairRecord&) const = default;
 };
 
 struct MirrorCounters {
@@ -56,6 +62,8 @@ struct MirrorCounters {
   std::map<std::string, uint64_t> not_mirrored;  // sampled_out, body_too_large, overload
   std::map<std::string, uint64_t> mirrored;      // ok, shadow_error, shadow_timeout, connect_failed
   uint64_t sink_dropped = 0;
+
+  bool operator==(const MirrorCounters&) const = default;
 };
 
 using PairLogEntry = std::variant<PairRecord, MirrorCounters>;

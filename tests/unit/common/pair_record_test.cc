@@ -3,35 +3,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "sample_pair.h"
+
 namespace sg {
 namespace {
 
-PairRecord SamplePair() {
-  PairRecord p;
-  p.id = "req-1";
-  p.ts_us = 1795000000123456;
-  p.route = "classify";
-  p.mirror = "student";
-  p.request = {"POST",
-               "/predictions/fashion",
-               4,
-               Sha256Hex("\x89PNG"),
-               {{"content-type", "image/png"}, {"x-true-label", "Trouser"}},
-               std::string("\x89PNG"),
-               false};
-  p.primary.status = 200;
-  p.primary.latency_us = 5321;
-  p.primary.outcome = "ok";
-  p.primary.headers = {{"content-type", "application/json"}};
-  p.primary.body = R"({"Trouser": 0.98})";
-  p.shadow.status = 0;
-  p.shadow.latency_us = 100000;
-  p.shadow.send_offset_us = 14;
-  p.shadow.outcome = "shadow_timeout";
-  p.shadow.body = std::string("\xff\xfe binary", 9);
-  p.shadow.error = "no response within 100ms";
-  return p;
-}
+using testing::SamplePair;
 
 TEST(PairRecordTest, RoundTripsEveryField) {
   PairRecord p = SamplePair();
@@ -106,6 +83,30 @@ TEST(PairRecordTest, KnownDigestsAndEncodings) {
   EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
   EXPECT_EQ(Base64Encode("fo"), "Zm8=");
   EXPECT_FALSE(Base64Decode("abc"));
+}
+
+TEST(PairRecordTest, Base64DecodeRoundTripsEveryLengthAndByte) {
+  std::string bytes;
+  for (int i = 0; i < 600; ++i) {
+    bytes.push_back(static_cast<char>(i * 7919 % 256));
+    ASSERT_EQ(Base64Decode(Base64Encode(bytes)), bytes) << i;
+  }
+  EXPECT_EQ(Base64Decode("QR=="), "A");  // unused low bits are ignored
+  EXPECT_EQ(Base64Decode("QUI="), "AB");
+}
+
+// Text that is not canonical base64 keeps OpenSSL's lenient reading (what pair logs decoded to
+// before the table-driven decoder).
+TEST(PairRecordTest, Base64DecodeOfNonCanonicalTextIsUnchanged) {
+  EXPECT_EQ(Base64Decode("iVBORw==    "), std::string("\x89PNG\0\0", 6));
+  EXPECT_EQ(Base64Decode("  Zm9vYmFy  "), "foobar");
+  EXPECT_EQ(Base64Decode("Zm=v"), "\x66\x60\x2f");
+  EXPECT_EQ(Base64Decode("===="), std::string(1, '\0'));
+  EXPECT_EQ(Base64Decode("A==="), std::string(1, '\0'));
+  EXPECT_EQ(Base64Decode("Zm9v===="), std::string("foo\0", 4));
+  EXPECT_FALSE(Base64Decode("Zg-="));
+  EXPECT_FALSE(Base64Decode("Zm9v YmFy  "));
+  EXPECT_FALSE(Base64Decode("Zm9vY"));
   EXPECT_TRUE(IsValidUtf8("héllo ✓ 😀"));
   EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));      // overlong
   EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // surrogate
