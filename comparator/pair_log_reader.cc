@@ -5,11 +5,17 @@
 #include <fstream>
 #include <iostream>
 #include <variant>
+#include <vector>
 
 #include "common/pair_record.h"
 #include "comparator/comparison.h"
 
 namespace sg::comparator {
+namespace {
+
+constexpr size_t kReadBufferBytes = 1 << 20;
+
+}  // namespace
 
 ReadStats ReadPairLog(std::istream& in, Comparison& comparison) {
   ReadStats stats;
@@ -43,7 +49,11 @@ bool ReadPairLogFile(const std::string& path, Comparison& comparison, ReadStats*
     *stats = ReadPairLog(std::cin, comparison);
     return true;
   }
-  std::ifstream in(path, std::ios::binary);
+  // Read in large blocks: with the default 8 KiB buffer the read(2) calls took ~10% of the time.
+  std::vector<char> buffer(kReadBufferBytes);
+  std::ifstream in;
+  in.rdbuf()->pubsetbuf(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+  in.open(path, std::ios::binary);
   if (!in) {
     *error = path + ": cannot open: " + std::strerror(errno);
     return false;
