@@ -351,6 +351,62 @@ TEST(ServeTest, WorkersArePinnedToDisjointCpusWithPlannedThreads) {
   EXPECT_EQ(w["threadsReported"], 1);
 }
 
+// A counter or histogram sample from /metrics text, e.g. `sg_batch_size_count{model_name="m"}`.
+double MetricValue(const std::string& text, const std::string& series) {
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+// Dynamic batching through HTTP: concurrent requests are served in fewer batches than requests
+// (the batch-size histogram says so) and every answer equals the one the same image gets alone.
+TEST(ServeTest, ConcurrentRequestsAreBatchedAndAnswerAsAlone) {
+  json model = FashionModel();
+  model["workers"] = 1;
+  model["batch_size"] = 8;
+  model["max_batch_delay_ms"] = 400;
+  model["topk"] = 10;
+  Server server(json{{"fashion", model}});
+  ASSERT_TRUE(server.ready());
+  constexpr int kImages = 8;
+  const std::string batches = "sg_batch_size_count{model_name=\"fashion\"}";
+  const std::string samples = "sg_batch_size_sum{model_name=\"fashion\"}";
+
+  std::vector<json> alone;
+  for (int i = 0; i < kImages; ++i) {
+    auto r = server.Post("/predictions/fashion", Png28(i));
+    ASSERT_TRUE(r && r->status == 200);
+    alone.push_back(json::parse(r->body));
+  }
+  auto before = HttpGet(server.metrics(), "/metrics");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(MetricValue(before->body, batches), kImages) << "one batch per lone request";
+
+  std::vector<std::future<std::optional<HttpResponse>>> futures;
+  for (int i = 0; i < kImages; ++i) {
+    futures.push_back(std::async(std::launch::async, [&server, i] {
+      return server.Post("/predictions/fashion", Png28(i));
+    }));
+  }
+  for (int i = 0; i < kImages; ++i) {
+    auto r = futures[i].get();
+    ASSERT_TRUE(r && r->status == 200);
+    const json together = json::parse(r->body);
+    ASSERT_EQ(together.size(), alone[i].size());
+    for (const auto& [label, p] : alone[i].items()) {
+      ASSERT_TRUE(together.contains(label)) << label;
+      EXPECT_NEAR(together[label].get<double>(), p.get<double>(), 1e-5)
+          << "image " << i << " " << label;
+    }
+  }
+  auto after = HttpGet(server.metrics(), "/metrics");
+  ASSERT_TRUE(after);
+  const double new_batches = MetricValue(after->body, batches) - MetricValue(before->body, batches);
+  EXPECT_EQ(MetricValue(after->body, samples) - MetricValue(before->body, samples), kImages);
+  EXPECT_GE(new_batches, 1);
+  EXPECT_LT(new_batches, kImages) << "concurrent requests were not batched";
+}
+
 // The OS threads of a worker, counted in /proc after real inference: libtorch's two compute
 // pools are each sized to the worker's share T: the OpenMP team (the main thread plus T - 1
 // libgomp threads) and the pthreadpool that XNNPACK/NNPACK use (T - 1 threads besides the
