@@ -5,6 +5,7 @@
 //   sg-compare check --rules FILE [--gates FILE]     validate configs (exit 0, or 2)
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include <spdlog/spdlog.h>
@@ -53,6 +54,10 @@ int main(int argc, char** argv) {
   report->add_option("--gates", gates_path, "gates (configs/gates*.json)")->required();
   report->add_option("--out", out_dir, "report directory, e.g. reports/<run>")->required();
   report->add_option("--run", run, "run name (default: the --out directory's name)");
+  std::vector<std::string> mirrors;
+  report->add_option("--mirror", mirrors,
+                     "judge only this mirror's records (repeatable; default: every mirror; the "
+                     "noise-floor mirror is always kept)");
 
   auto* check = app.add_subcommand("check", "validate configs and exit");
   std::string check_rules, check_gates;
@@ -91,22 +96,44 @@ int main(int argc, char** argv) {
   ok &= Load(gates_path, LoadGateConfig, &gates);
   if (!ok) return kBadInput;
 
+  ReadOptions read_options;
+  read_options.mirrors.insert(mirrors.begin(), mirrors.end());
+  if (!mirrors.empty() && !rules->noise_floor.mirror.empty()) {
+    read_options.mirrors.insert(rules->noise_floor.mirror);
+  }
   Comparison comparison(rules);
+  std::map<std::string, uint64_t> pairs_by_mirror;
   for (const auto& path : pair_files) {
     ReadStats stats;
     std::string error;
-    if (!ReadPairLogFile(path, comparison, &stats, &error)) {
+    if (!ReadPairLogFile(path, comparison, &stats, &error, read_options)) {
       std::cerr << error << "\n";
       return kBadInput;
     }
-    spdlog::info("{}: {} lines, {} pairs, {} counters, {} malformed", path, stats.lines,
-                 stats.pairs, stats.counters, stats.malformed);
+    spdlog::info("{}: {} lines, {} pairs, {} counters, {} malformed, {} of other mirrors skipped",
+                 path, stats.lines, stats.pairs, stats.counters, stats.malformed, stats.skipped);
+    for (const auto& [mirror, n] : stats.pairs_by_mirror) pairs_by_mirror[mirror] += n;
+  }
+  pairs_by_mirror.erase(rules->noise_floor.mirror);
+  for (const auto& wanted : mirrors) {
+    if (!pairs_by_mirror.count(wanted)) spdlog::warn("--mirror {}: no pairs in the logs", wanted);
+  }
+  if (pairs_by_mirror.size() > 1) {
+    std::string names;
+    for (const auto& [mirror, n] : pairs_by_mirror) {
+      names += (names.empty() ? "" : ", ") + mirror + " (" + std::to_string(n) + " pairs)";
+    }
+    spdlog::warn(
+        "the verdict judges several candidates together: {}; use --mirror NAME to "
+        "judge one",
+        names);
   }
 
   ReportInputs inputs;
   inputs.run = run.empty() ? std::filesystem::path(out_dir).filename().string() : run;
   if (inputs.run.empty()) inputs.run = std::filesystem::path(out_dir).parent_path().filename();
   inputs.pair_files = pair_files;
+  inputs.mirrors = mirrors;
   inputs.rules_file = rules_path;
   inputs.gates_file = gates_path;
   const nlohmann::json result = BuildReport(comparison, gates, inputs);

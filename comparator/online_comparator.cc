@@ -94,7 +94,7 @@ void OnlineComparator::Run() {
 
 json OnlineComparator::Report() const {
   static const GateConfig kNoGates;
-  ReportInputs inputs{options_.run, {"online"}, "", ""};
+  ReportInputs inputs{options_.run, {"online"}, "", "", {}};
   json report;
   {
     std::lock_guard lock(state_mutex_);

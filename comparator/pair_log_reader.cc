@@ -17,7 +17,10 @@ constexpr size_t kReadBufferBytes = 1 << 20;
 
 }  // namespace
 
-ReadStats ReadPairLog(std::istream& in, Comparison& comparison) {
+ReadStats ReadPairLog(std::istream& in, Comparison& comparison, const ReadOptions& options) {
+  auto selected = [&options](const std::string& mirror) {
+    return options.mirrors.empty() || options.mirrors.count(mirror) > 0;
+  };
   ReadStats stats;
   std::string line;
   while (std::getline(in, line)) {
@@ -33,20 +36,30 @@ ReadStats ReadPairLog(std::istream& in, Comparison& comparison) {
       continue;
     }
     if (auto* pair = std::get_if<PairRecord>(&*entry)) {
+      if (!selected(pair->mirror)) {
+        ++stats.skipped;
+        continue;
+      }
       ++stats.pairs;
+      ++stats.pairs_by_mirror[pair->mirror];
       comparison.Add(*pair);
     } else {
+      auto& counters = std::get<MirrorCounters>(*entry);
+      if (!selected(counters.mirror)) {
+        ++stats.skipped;
+        continue;
+      }
       ++stats.counters;
-      comparison.AddCounters(std::get<MirrorCounters>(*entry));
+      comparison.AddCounters(counters);
     }
   }
   return stats;
 }
 
 bool ReadPairLogFile(const std::string& path, Comparison& comparison, ReadStats* stats,
-                     std::string* error) {
+                     std::string* error, const ReadOptions& options) {
   if (path == "-") {
-    *stats = ReadPairLog(std::cin, comparison);
+    *stats = ReadPairLog(std::cin, comparison, options);
     return true;
   }
   // Read in large blocks: with the default 8 KiB buffer the read(2) calls took ~10% of the time.
@@ -58,7 +71,7 @@ bool ReadPairLogFile(const std::string& path, Comparison& comparison, ReadStats*
     *error = path + ": cannot open: " + std::strerror(errno);
     return false;
   }
-  *stats = ReadPairLog(in, comparison);
+  *stats = ReadPairLog(in, comparison, options);
   if (in.bad()) {
     *error = path + ": read error";
     return false;

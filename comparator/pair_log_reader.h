@@ -4,26 +4,36 @@
 
 #include <cstdint>
 #include <istream>
+#include <map>
+#include <set>
 #include <string>
 
 namespace sg::comparator {
 
 class Comparison;
 
+struct ReadOptions {
+  // Only records (pairs and counters) of these mirrors are judged; empty: every mirror. A gateway
+  // that mirrors one route to several candidates writes them all into one log.
+  std::set<std::string> mirrors;
+};
+
 struct ReadStats {
   uint64_t lines = 0;
   uint64_t pairs = 0;
   uint64_t counters = 0;
   uint64_t malformed = 0;  // also counted, with the reason, in the Comparison
+  uint64_t skipped = 0;    // records of mirrors that ReadOptions::mirrors leaves out
+  std::map<std::string, uint64_t> pairs_by_mirror;  // judged pairs
 };
 
 // Reads every line of `in`. Malformed lines (bad JSON, missing fields, unsupported version, a
 // truncated last line) are counted by reason and never stop the read.
-ReadStats ReadPairLog(std::istream& in, Comparison& comparison);
+ReadStats ReadPairLog(std::istream& in, Comparison& comparison, const ReadOptions& options = {});
 
 // Opens `path` ("-" = standard input) and reads it as above. False with `error` when the file
 // cannot be opened or read.
 bool ReadPairLogFile(const std::string& path, Comparison& comparison, ReadStats* stats,
-                     std::string* error);
+                     std::string* error, const ReadOptions& options = {});
 
 }  // namespace sg::comparator

@@ -527,14 +527,16 @@ json BuildReport(const Comparison& comparison, const GateConfig& gates,
                  const ReportInputs& inputs) {
   json c = comparison.ToJson();
   const Verdict verdict = EvaluateGates(gates, c);
-  return {
-      {"schema", kReportSchema},
-      {"run", inputs.run},
-      {"generated_at", NowUtc()},
-      {"inputs",
-       {{"pairs", inputs.pair_files}, {"rules", inputs.rules_file}, {"gates", inputs.gates_file}}},
-      {"verdict", VerdictJson(verdict)},
-      {"comparison", std::move(c)}};
+  return {{"schema", kReportSchema},
+          {"run", inputs.run},
+          {"generated_at", NowUtc()},
+          {"inputs",
+           {{"pairs", inputs.pair_files},
+            {"rules", inputs.rules_file},
+            {"gates", inputs.gates_file},
+            {"mirrors", inputs.mirrors}}},
+          {"verdict", VerdictJson(verdict)},
+          {"comparison", std::move(c)}};
 }
 
 std::string RenderMarkdown(const json& report) {

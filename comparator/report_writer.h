@@ -18,6 +18,7 @@ struct ReportInputs {
   std::vector<std::string> pair_files;  // where the pairs came from
   std::string rules_file;
   std::string gates_file;
+  std::vector<std::string> mirrors;  // sg-compare --mirror: only these mirrors (empty: all)
 };
 
 inline constexpr const char* kReportSchema = "shadowgate.comparison.v1";

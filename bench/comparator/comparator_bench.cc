@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
                       [&] { ReadPairLog(in, streamed); }));
   std::string report;
   rows.push_back(Time("report: rank tests on reservoir + JSON/MD/HTML", 0, [&] {
-    const auto j = BuildReport(streamed, gates, {"bench", {}, "", ""});
+    const auto j = BuildReport(streamed, gates, {"bench", {}, "", "", {}});
     report = RenderMarkdown(j) + RenderHtml(j);
   }));
 

@@ -106,14 +106,17 @@ constexpr const char* kGates = R"({"gates": [
 class SgCompareTest : public ::testing::Test {
  protected:
   RunResult Report(const std::string& pairs, const std::string& rules = kRules,
-                   const std::string& gates = kGates) {
+                   const std::string& gates = kGates, const std::vector<std::string>& extra = {}) {
     const auto pairs_path = dir_.Write("pairs.jsonl", pairs);
     const auto rules_path = dir_.Write("rules.json", rules);
     const auto gates_path = dir_.Write("gates.json", gates);
-    return RunProgram(
-        {SgCompare(), "report", "--pairs", pairs_path.string(), "--rules", rules_path.string(),
-         "--gates", gates_path.string(), "--out", out().string()},
-        dir_.path());
+    std::vector<std::string> argv = {SgCompare(), "report",
+                                     "--pairs",   pairs_path.string(),
+                                     "--rules",   rules_path.string(),
+                                     "--gates",   gates_path.string(),
+                                     "--out",     out().string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return RunProgram(argv, dir_.path());
   }
   fs::path out() const { return dir_.path() / "reports" / "run1"; }
   json ReportJson() const { return json::parse(ReadFile(out() / "report.json")); }
@@ -191,6 +194,39 @@ TEST_F(SgCompareTest, MalformedLinesAreCountedNotFatal) {
   json j = ReportJson();
   EXPECT_EQ(j["comparison"]["pairs"], 300);
   EXPECT_EQ(j["comparison"]["malformed"]["count"], 3);
+}
+
+TEST_F(SgCompareTest, MirrorSelectsOneCandidateOfASharedLog) {
+  // One gateway log, two candidates: "student" always agrees, "flaky" flips every 5th answer.
+  std::string flaky = Pairs(400, 5, 1000, 400);
+  const std::string from = "\"mirror\":\"student\"", to = "\"mirror\":\"flaky\"";
+  for (size_t at = flaky.find(from); at != std::string::npos; at = flaky.find(from, at)) {
+    flaky.replace(at, from.size(), to);
+  }
+  const std::string log = Pairs(400, 0) + flaky;
+
+  auto together = Report(log);  // 90% agreement over both: FAIL, with a warning
+  EXPECT_EQ(together.exit_code, 1) << together.out << together.err;
+  EXPECT_EQ(ReportJson()["comparison"]["pairs"], 800);
+  EXPECT_NE(together.err.find("several candidates together: flaky (400 pairs), student (400"),
+            std::string::npos)
+      << together.err;
+
+  auto student = Report(log, kRules, kGates, {"--mirror", "student"});
+  EXPECT_EQ(student.exit_code, 0) << student.out << student.err;
+  json j = ReportJson();
+  EXPECT_EQ(j["comparison"]["pairs"], 400);
+  EXPECT_EQ(j["comparison"]["classification"]["top1_agreement"], 1.0);
+  EXPECT_EQ(j["inputs"]["mirrors"], json::array({"student"}));
+  EXPECT_EQ(student.err.find("several candidates"), std::string::npos) << student.err;
+
+  auto only_flaky = Report(log, kRules, kGates, {"--mirror", "flaky"});
+  EXPECT_EQ(only_flaky.exit_code, 1) << only_flaky.out << only_flaky.err;
+  EXPECT_EQ(ReportJson()["comparison"]["pairs"], 400);
+
+  auto none = Report(log, kRules, kGates, {"--mirror", "nobody"});
+  EXPECT_EQ(none.exit_code, 4) << none.out;  // no pairs: INSUFFICIENT_DATA
+  EXPECT_NE(none.err.find("--mirror nobody: no pairs"), std::string::npos) << none.err;
 }
 
 TEST_F(SgCompareTest, SeveralReplicaLogsEqualOneLog) {

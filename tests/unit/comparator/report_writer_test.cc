@@ -44,7 +44,7 @@ json SampleReport() {
   GateConfig gates = ParseConfig<GateConfig>(
       R"({"gates": [{"metric": "pairs", "min": 10}, {"metric": "top1_agreement", "min": 0.95}]})",
       "g.json", ParseGateConfig);
-  return BuildReport(c, gates, {"unit", {"a.jsonl"}, "r.json", "g.json"});
+  return BuildReport(c, gates, {"unit", {"a.jsonl"}, "r.json", "g.json", {}});
 }
 
 TEST(ReportWriter, ReportJsonHasTheDocumentedTopLevel) {
