@@ -566,6 +566,76 @@ TEST(ServeTest, TimeoutQueueFullAndGracefulStop) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << DescribeWaitStatus(*status);
 }
 
+// Resident memory of a process, in KiB.
+long RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// Load beyond the bounded queue is refused with 503 while the worker is busy, and refused
+// requests leave nothing behind: ten times more of them (64 KiB bodies each) do not grow the
+// front process's memory.
+TEST(ServeTest, OverloadIsRefusedAndMemoryStaysFlat) {
+  json strict = SlowModel();
+  strict["workers"] = 1;
+  strict["job_queue_size"] = 1;
+  Server server(json{{"strict", strict}});
+  ASSERT_TRUE(server.ready());
+  // The worker is busy for tens of seconds (1 ms per round); one more request fills the queue.
+  // Neither is answered: the server is killed at the end.
+  auto post = [&](int rounds) {
+    HttpRequestSpec spec;
+    spec.method = "POST";
+    spec.target = "/predictions/strict";
+    spec.body = SlowBody(rounds);
+    spec.headers = {{"Content-Type", "application/json"}};
+    spec.timeout = std::chrono::seconds(90);
+    return Http(server.inference(), spec);
+  };
+  auto busy = std::async(std::launch::async, post, 30000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto queued = std::async(std::launch::async, post, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  // `n` requests from 8 threads, each with a 64 KiB body; returns how many got 503.
+  const std::string body = SlowBody(1) + std::string(64 << 10, ' ');
+  auto flood = [&](int n) {
+    std::atomic<int> next{0}, refused{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&] {
+        while (next.fetch_add(1) < n) {
+          HttpRequestSpec spec;
+          spec.method = "POST";
+          spec.target = "/predictions/strict";
+          spec.body = body;
+          spec.headers = {{"Content-Type", "application/json"}};
+          auto r = Http(server.inference(), spec);
+          if (r && r->status == 503) refused.fetch_add(1);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    return refused.load();
+  };
+  const pid_t front = server.child().pid();
+  EXPECT_EQ(flood(200), 200);
+  const long rss_after_200 = RssKiB(front);
+  EXPECT_EQ(flood(2000), 2000);
+  const long rss_after_2200 = RssKiB(front);
+  ASSERT_GT(rss_after_200, 0);
+  // Kept bodies alone would be 2000 x 64 KiB = 125 MiB.
+  EXPECT_LT(rss_after_2200 - rss_after_200, 16 << 10)
+      << "RSS " << rss_after_200 << " KiB -> " << rss_after_2200 << " KiB";
+  server.child().process().Signal(SIGKILL);  // the busy request is not the point here
+  EXPECT_FALSE(busy.get()) << "the busy request was answered: the queue was not full";
+  queued.get();
+}
+
 TEST(ServeTest, BadConfigAndBadModelAreClearErrors) {
   TempDir dir;
   auto config = dir.Write("bad.json", R"({"models": {"m": {"path": "x.pt", "batchsize": 2}}})");
