@@ -1,6 +1,6 @@
-// PairSink: where captured pair records and counters records go. Two implementations are planned:
-// JsonlPairSink (a file, written off the I/O threads) and the in-process comparator (wired in by
-// the lead once comparator/ has its online class). The gateway depends only on this interface.
+// PairSink: where captured pair records and counters records go: JsonlPairSink (the pair log,
+// written off the I/O threads), ComparatorPairSink (the in-process comparator) and
+// FanOutPairSink (both). The gateway depends only on this interface.
 #pragma once
 
 #include <cstdint>
