@@ -8,11 +8,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <nlohmann/json.hpp>
 
 #include "common/http_server.h"
 #include "common/strings.h"
+#include "comparator/online_comparator.h"
+#include "gateway/comparison_admin.h"
 #include "gateway/gateway_state.h"
 #include "gateway/proxy_session.h"
 
@@ -137,9 +140,12 @@ void GatewayState::CheckDeadlines(size_t shard) {
 
 class Gateway::Impl {
  public:
-  Impl(GatewayConfig config, std::shared_ptr<PairSink> sink)
+  Impl(GatewayConfig config, std::shared_ptr<PairSink> sink,
+       std::shared_ptr<comparator::OnlineComparator> online)
       : config_(std::move(config)),
         sink_(std::move(sink)),
+        online_(std::move(online)),
+        comparison_admin_(online_, config_.comparison),
         threads_count_(config_.io_threads > 0 ? config_.io_threads : AvailableCpus()),
         contexts_(MakeContexts(threads_count_)),
         ioc_(*contexts_[0]),
@@ -176,7 +182,12 @@ class Gateway::Impl {
     admin_options.port = config_.admin_port;
     admin_ = std::make_unique<sg::http::HttpServer>(
         ioc_, admin_options, [this](sg::http::Request&& request, sg::http::Responder respond) {
-          respond(HandleAdmin(request));
+          std::string_view target(request.target().data(), request.target().size());
+          if (ComparisonAdmin::Matches(target.substr(0, target.find('?')))) {
+            HandleComparison(std::move(request), std::move(respond));
+          } else {
+            respond(HandleAdmin(request));
+          }
         });
     if (!admin_->Start(error)) {
       *error = "admin listener: " + *error;
@@ -208,6 +219,9 @@ class Gateway::Impl {
   void Wait() {
     for (auto& thread : threads_) thread.join();
     threads_.clear();
+    // The admin listener is closed: finish the comparison requests already handed over, so the
+    // owner can close the sink and write a final report with nothing else reading.
+    admin_worker_.join();
   }
 
   void Stop() {
@@ -326,10 +340,19 @@ class Gateway::Impl {
     // A raw pointer: the hook lives in state_->registry, so a shared_ptr here would be a cycle.
     GatewayState* state = state_.get();
     PairSink* sink = sink_.get();
-    state_->registry.AddCollectHook([state, sink] {
+    std::shared_ptr<comparator::OnlineComparator> online = online_;  // no cycle: it knows no state
+    state_->registry.AddCollectHook([state, sink, online] {
       auto& m = state->metrics;
       m.client_connections.WithLabels({}).Set(state->active_sessions.load());
       if (sink) m.pair_sink_dropped.WithLabels({}).Set(static_cast<double>(sink->dropped()));
+      if (online) {
+        auto queue = online->queue_stats();
+        m.comparator_accepted.WithLabels({}).Set(static_cast<double>(queue.accepted));
+        m.comparator_dropped.WithLabels({}).Set(static_cast<double>(queue.dropped));
+        m.comparator_judged.WithLabels({}).Set(static_cast<double>(queue.judged));
+        m.comparator_depth.WithLabels({}).Set(static_cast<double>(queue.depth));
+        m.comparator_capacity.WithLabels({}).Set(static_cast<double>(queue.capacity));
+      }
       auto pool_gauges = [&](UpstreamPool& pool) {
         const auto& upstream = pool.upstream_name();
         const auto& name = pool.pool_name();
@@ -348,6 +371,22 @@ class Gateway::Impl {
               .Set(mirror->in_flight());
         }
       }
+    });
+  }
+
+  // The comparison endpoints run the rank tests or write a report: they run on the admin worker
+  // thread, never on shard 0's I/O thread (which also proxies). At most kMaxComparisonJobs wait
+  // there; more are answered 503 at once.
+  void HandleComparison(sg::http::Request request, sg::http::Responder respond) {
+    if (comparison_jobs_.fetch_add(1) >= kMaxComparisonJobs) {
+      comparison_jobs_.fetch_sub(1);
+      respond(sg::http::MakeErrorResponse(request, sg::http::Status::service_unavailable,
+                                          "comparison requests are queued; retry later"));
+      return;
+    }
+    net::post(admin_worker_, [this, request = std::move(request), respond = std::move(respond)] {
+      respond(comparison_admin_.Handle(request));
+      comparison_jobs_.fetch_sub(1);
     });
   }
 
@@ -468,6 +507,10 @@ class Gateway::Impl {
 
   GatewayConfig config_;
   std::shared_ptr<PairSink> sink_;
+  std::shared_ptr<comparator::OnlineComparator> online_;  // null: no comparison
+  const ComparisonAdmin comparison_admin_;
+  static constexpr int kMaxComparisonJobs = 4;
+  std::atomic<int> comparison_jobs_{0};  // handed to admin_worker_ and not answered yet
   int threads_count_;
   std::vector<std::unique_ptr<net::io_context>> contexts_;  // one per I/O thread (shard)
   net::io_context& ioc_;  // shard 0: also runs the acceptor, admin, signals and timers
@@ -487,10 +530,13 @@ class Gateway::Impl {
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   Clock::time_point drain_deadline_;
+  // Last: destroyed (joined) first, while everything its jobs use is still alive.
+  net::thread_pool admin_worker_{1};
 };
 
-Gateway::Gateway(GatewayConfig config, std::shared_ptr<PairSink> sink)
-    : impl_(std::make_unique<Impl>(std::move(config), std::move(sink))) {}
+Gateway::Gateway(GatewayConfig config, std::shared_ptr<PairSink> sink,
+                 std::shared_ptr<comparator::OnlineComparator> online)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(sink), std::move(online))) {}
 Gateway::~Gateway() = default;
 bool Gateway::Start(std::string* error) {
   return impl_->Start(error);

@@ -10,13 +10,20 @@
 #include "gateway/gateway_config.h"
 #include "gateway/pair_sink.h"
 
+namespace sg::comparator {
+class OnlineComparator;
+}  // namespace sg::comparator
+
 namespace sg::gateway {
 
 class Gateway {
  public:
   // `sink` may be null (no capture). The gateway submits pair and counters records to it and
   // never closes it: the owner closes it after Wait() returns.
-  Gateway(GatewayConfig config, std::shared_ptr<PairSink> sink);
+  // `online` may be null (no comparison): it is the comparator that `sink` feeds (directly or
+  // through a FanOutPairSink), read by the admin endpoints /admin/comparison* and /metrics.
+  Gateway(GatewayConfig config, std::shared_ptr<PairSink> sink,
+          std::shared_ptr<comparator::OnlineComparator> online = nullptr);
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
@@ -25,7 +32,8 @@ class Gateway {
   // when something cannot be set up (address in use, unresolvable upstream).
   bool Start(std::string* error);
   // Blocks until the gateway stopped (SIGTERM/SIGINT or Stop()), in-flight work finished or the
-  // grace period ran out, and the final counters records were submitted.
+  // grace period ran out, the final counters records were submitted and admin requests being
+  // handled off the I/O threads finished.
   void Wait();
   // Begins a graceful stop. Thread-safe.
   void Stop();

@@ -1,10 +1,16 @@
 #include "gateway/gateway_config.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "common/strings.h"
+#include "comparator/compare_config.h"
+#include "comparator/gates.h"
 
 namespace sg::gateway {
 namespace {
@@ -182,6 +188,62 @@ void ParseCapture(const ConfigNode& node, CaptureConfig* config) {
   reader.Finish();
 }
 
+// Loads the comparator config file named at `node` with the comparator's loader `load`. A file
+// that cannot be opened is reported at `node`; problems inside it keep their own file and JSON
+// path, followed by one line at `node` saying which reference they came through.
+template <typename T>
+std::shared_ptr<const T> LoadReferenced(const ConfigNode& node, const std::string& path,
+                                        T (*load)(const std::string&), const char* what) {
+  if (std::ifstream probe(path); !probe) {
+    node.Report(std::string("cannot open ") + what + " \"" + path + "\": " + std::strerror(errno));
+    return nullptr;
+  }
+  try {
+    return std::make_shared<const T>(load(path));
+  } catch (const ConfigError& e) {
+    node.Absorb(e);
+    node.Report("\"" + path + "\" is not a valid " + what + " (problems listed above)");
+    return nullptr;
+  }
+}
+
+// True when `key` is present as an empty string (a wrong type is already reported by the reader).
+bool IsEmptyString(const ConfigNode& node, const char* key) {
+  const auto& json = node.json();
+  return json.contains(key) && json[key].is_string() &&
+         json[key].get_ref<const std::string&>().empty();
+}
+
+// An input file named in the config: a relative path is relative to the config file's directory,
+// so the config and its companion files travel together and `check` answers the same anywhere.
+std::string BesideConfig(const ConfigNode& node, const std::string& path) {
+  if (path.empty() || std::filesystem::path(path).is_absolute()) return path;
+  return (std::filesystem::path(node.file()).parent_path() / path).lexically_normal().string();
+}
+
+void ParseComparison(const ConfigNode& node, ComparisonConfig* config) {
+  ObjectReader reader(node);
+  config->rules_path = BesideConfig(node, reader.Require<std::string>("rules"));
+  config->gates_path = BesideConfig(node, reader.Get<std::string>("gates", ""));
+  config->queue_capacity =
+      reader.GetInRange<int>("queue_capacity", config->queue_capacity, 1, 10000000);
+  config->run = reader.Get<std::string>("run", config->run);
+  config->report_dir = reader.Get<std::string>("report_dir", "");
+  config->final_report = reader.Get<bool>("final_report", config->final_report);
+  reader.Finish();
+  for (const char* key : {"rules", "gates", "run", "report_dir"}) {
+    if (IsEmptyString(node, key)) node.Child(key).Report("must not be empty");
+  }
+  if (!config->rules_path.empty()) {
+    config->rules = LoadReferenced<comparator::CompareConfig>(
+        node.Child("rules"), config->rules_path, comparator::LoadCompareConfig, "compare config");
+  }
+  if (!config->gates_path.empty()) {
+    config->gates = LoadReferenced<comparator::GateConfig>(
+        node.Child("gates"), config->gates_path, comparator::LoadGateConfig, "gates config");
+  }
+}
+
 // Cross-references: upstream names, unique names.
 void CheckReferences(const ConfigNode& root, const GatewayConfig& config) {
   std::set<std::string> routes;
@@ -331,6 +393,13 @@ GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
   } else {
     config.capture.response_headers = {"content-type"};
   }
+  if (auto comparison = reader.Optional("comparison")) {
+    try {
+      ParseComparison(*comparison, &config.comparison);
+    } catch (const ConfigError& e) {
+      comparison->Absorb(e);
+    }
+  }
   reader.Finish();
   if (config.routes.size() ==
       static_cast<size_t>(root.json().contains("routes") && root.json()["routes"].is_array()
@@ -413,6 +482,16 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
                            {"counters_interval", FormatMicros(p.counters_interval)}};
   }
   out["capture"] = capture;
+  if (config.comparison.enabled()) {
+    const auto& c = config.comparison;
+    json comparison = {{"rules", c.rules_path},
+                       {"queue_capacity", c.queue_capacity},
+                       {"run", c.run},
+                       {"final_report", c.final_report}};
+    if (!c.gates_path.empty()) comparison["gates"] = c.gates_path;
+    if (!c.report_dir.empty()) comparison["report_dir"] = c.report_dir;
+    out["comparison"] = comparison;
+  }
   return out;
 }
 

@@ -4,10 +4,16 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/config.h"
+
+namespace sg::comparator {
+struct CompareConfig;
+struct GateConfig;
+}  // namespace sg::comparator
 
 namespace sg::gateway {
 
@@ -73,6 +79,23 @@ struct CaptureConfig {
   PairLogConfig pair_log;
 };
 
+// The online comparator (comparator/online_comparator.h) hosted by the gateway. Inputs (rules,
+// gates) written as relative paths are relative to the config file's directory (stored resolved);
+// outputs (report_dir, like capture.pair_log.path) are relative to the working directory.
+struct ComparisonConfig {
+  std::string rules_path;  // compare rules (docs/comparator.md); required in the section
+  std::string gates_path;  // gates; empty: no gates, so no verdict
+  // Both loaded once, at config time, with the comparator's own loaders.
+  std::shared_ptr<const comparator::CompareConfig> rules;  // null: no comparison configured
+  std::shared_ptr<const comparator::GateConfig> gates;     // null without gates_path
+  int queue_capacity = 4096;   // records waiting to be judged; more are dropped and counted
+  std::string run = "online";  // run name shown in reports
+  std::string report_dir;      // on-demand and final reports go to <report_dir>/<name>; empty: none
+  bool final_report = true;    // with report_dir: <report_dir>/final-<UTC time> at graceful stop
+
+  bool enabled() const { return rules != nullptr; }
+};
+
 struct GatewayConfig {
   std::string listen_host = "0.0.0.0";
   uint16_t listen_port = 8080;
@@ -93,6 +116,7 @@ struct GatewayConfig {
   std::vector<UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;
   CaptureConfig capture;
+  ComparisonConfig comparison;
 
   const UpstreamConfig* FindUpstream(const std::string& name) const;
 };

@@ -35,6 +35,16 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& registry)
       client_connections(
           registry.AddGauge("sg_gateway_client_connections", "Open client connections.")),
       pair_sink_dropped(registry.AddGauge("sg_gateway_pair_sink_dropped",
-                                          "Pair records dropped by the pair sink.")) {}
+                                          "Pair records dropped by the pair sinks (summed).")),
+      comparator_accepted(registry.AddGauge("sg_gateway_comparator_records_accepted",
+                                            "Records queued for the in-process comparator.")),
+      comparator_dropped(registry.AddGauge("sg_gateway_comparator_records_dropped",
+                                           "Records dropped: the comparator queue was full.")),
+      comparator_judged(registry.AddGauge("sg_gateway_comparator_records_judged",
+                                          "Records the in-process comparator has judged.")),
+      comparator_depth(registry.AddGauge("sg_gateway_comparator_queue_depth",
+                                         "Records waiting in the comparator queue.")),
+      comparator_capacity(registry.AddGauge("sg_gateway_comparator_queue_capacity",
+                                            "Capacity of the comparator queue.")) {}
 
 }  // namespace sg::gateway

@@ -20,7 +20,13 @@ struct GatewayMetrics {
   Family<Gauge>& pool_reused;          // {upstream, pool}: requests sent on a reused connection
   Family<Gauge>& pool_created;         // {upstream, pool}: connections opened
   Family<Gauge>& client_connections;   // open client connections
-  Family<Gauge>& pair_sink_dropped;    // records the pair sink dropped
+  Family<Gauge>& pair_sink_dropped;    // records the pair sink dropped (summed over sinks)
+  // The in-process comparator's queue (only with a comparison section).
+  Family<Gauge>& comparator_accepted;  // records queued for judging
+  Family<Gauge>& comparator_dropped;   // records dropped because the queue was full
+  Family<Gauge>& comparator_judged;    // records judged
+  Family<Gauge>& comparator_depth;     // records waiting now
+  Family<Gauge>& comparator_capacity;  // queue capacity
 };
 
 }  // namespace sg::gateway

@@ -3,6 +3,7 @@
 //   shadowgate --config FILE          run
 //   shadowgate check --config FILE    validate only (exit 0, or 2 listing every problem)
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -10,6 +11,10 @@
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "comparator/online_comparator.h"
+#include "gateway/comparator_pair_sink.h"
+#include "gateway/comparison_admin.h"
+#include "gateway/fan_out_pair_sink.h"
 #include "gateway/gateway.h"
 #include "gateway/gateway_config.h"
 #include "gateway/jsonl_pair_sink.h"
@@ -54,7 +59,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::shared_ptr<sg::gateway::PairSink> sink;
+  // Pair records go to the pair log, the in-process comparator, or both.
+  std::vector<std::shared_ptr<sg::gateway::PairSink>> sinks;
   if (!config.capture.pair_log.path.empty()) {
     std::string error;
     auto jsonl = sg::gateway::JsonlPairSink::Open(config.capture.pair_log, &error);
@@ -62,10 +68,29 @@ int main(int argc, char** argv) {
       spdlog::error("{}", error);
       return 1;
     }
-    sink = std::move(jsonl);
+    sinks.push_back(std::move(jsonl));
   }
+  const auto& comparison = config.comparison;
+  std::shared_ptr<sg::comparator::OnlineComparator> online;
+  if (comparison.enabled()) {
+    if (!comparison.report_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(comparison.report_dir, ec);
+      if (ec) {
+        spdlog::error("comparison: cannot create report_dir {}: {}", comparison.report_dir,
+                      ec.message());
+        return 1;
+      }
+    }
+    online = std::make_shared<sg::comparator::OnlineComparator>(
+        comparison.rules, comparison.gates,
+        sg::comparator::OnlineOptions{static_cast<size_t>(comparison.queue_capacity),
+                                      comparison.run});
+    sinks.push_back(std::make_shared<sg::gateway::ComparatorPairSink>(online));
+  }
+  auto sink = sg::gateway::FanOutPairSink::Combine(std::move(sinks));
   {
-    sg::gateway::Gateway gateway(config, sink);
+    sg::gateway::Gateway gateway(config, sink, online);
     std::string error;
     if (!gateway.Start(&error)) {
       spdlog::error("cannot start: {}", error);
@@ -74,8 +99,18 @@ int main(int argc, char** argv) {
     }
     gateway.Wait();
   }
-  // Flush the pair log after the I/O threads stopped.
+  // After the I/O threads stopped: flush the pair log and judge every queued record.
   if (sink) sink->Close();
+  if (online && comparison.final_report && !comparison.report_dir.empty()) {
+    auto dir =
+        std::filesystem::path(comparison.report_dir) / sg::gateway::TimestampedReportName("final");
+    std::string error;
+    if (online->WriteReport(dir.string(), &error)) {
+      spdlog::info("comparison: final report in {}", dir.string());
+    } else {
+      spdlog::error("comparison: final report {}: {}", dir.string(), error);
+    }
+  }
   spdlog::info("stopped");
   return 0;
 }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "comparator/compare_config.h"
+#include "comparator/gates.h"
 #include "tests/support/test_support.h"
 
 namespace sg::gateway {
@@ -129,6 +131,67 @@ TEST(GatewayConfigTest, EffectiveConfigRoundTripsThroughTheParser) {
   auto json = GatewayConfigToJson(config);
   auto again = Parse(json.dump());
   EXPECT_EQ(GatewayConfigToJson(again), json);
+}
+
+TEST(GatewayConfigTest, ComparisonSectionLoadsRulesAndGatesBesideTheConfig) {
+  testing::TempDir dir;
+  dir.Write("rules.json", R"({"rules": [{"name": "api", "kind": "json"}], "seed": 7})");
+  dir.Write("gates.json", R"({"gates": [{"metric": "pairs", "min": 10}]})");
+  std::string text = R"({"upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}},
+                         "routes": [{"upstream": "a"}],
+                         "comparison": {"rules": "rules.json", "gates": "gates.json"}})";
+  // Relative inputs are resolved against the config file's directory, not the CWD.
+  auto file = (dir.path() / "gw.json").string();
+  auto config = ParseConfig<GatewayConfig>(text, file, ParseGatewayConfig);
+  const auto& c = config.comparison;
+  ASSERT_TRUE(c.enabled());
+  EXPECT_EQ(c.rules_path, (dir.path() / "rules.json").string());
+  EXPECT_EQ(c.rules->rules.at(0).name, "api");
+  EXPECT_EQ(c.rules->seed, 7u);
+  ASSERT_TRUE(c.gates);
+  EXPECT_EQ(c.gates->gates.at(0).metric, "pairs");
+  EXPECT_EQ(c.queue_capacity, 4096);
+  EXPECT_EQ(c.run, "online");
+  EXPECT_TRUE(c.report_dir.empty());
+  EXPECT_TRUE(c.final_report);
+  // /admin/config shows it, and it parses back to the same.
+  auto json = GatewayConfigToJson(config);
+  EXPECT_EQ(json["comparison"]["gates"], (dir.path() / "gates.json").string());
+  EXPECT_FALSE(json["comparison"].contains("report_dir"));
+  EXPECT_EQ(GatewayConfigToJson(Parse(json.dump())), json);
+}
+
+TEST(GatewayConfigTest, NoComparisonSectionMeansNoComparison) {
+  auto config = Parse(kMinimal);
+  EXPECT_FALSE(config.comparison.enabled());
+  EXPECT_FALSE(GatewayConfigToJson(config).contains("comparison"));
+}
+
+TEST(GatewayConfigTest, ComparisonProblemsNameTheirFileAndPath) {
+  testing::TempDir dir;
+  auto rules = dir.Write("rules.json", R"({"rules": [{"name": "x", "kind": "fuzzy"}]})").string();
+  auto problems = Problems(R"({"upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}},
+                               "routes": [{"upstream": "a"}],
+                               "comparison": {"rules": ")" +
+                           rules + R"(", "gates": "/nonexistent/g.json",
+                                              "queue_capacity": 0, "run": "", "final_report": 1,
+                                              "typo": 1}})");
+  auto has = [&](const std::string& text) {
+    for (const auto& p : problems) {
+      if (p.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("gw.json: $.comparison.queue_capacity: must be in [1, 1e+07], got 0"));
+  EXPECT_TRUE(has("gw.json: $.comparison.run: must not be empty"));
+  EXPECT_TRUE(has("gw.json: $.comparison.final_report: "));
+  EXPECT_TRUE(has("gw.json: $.comparison.typo: unknown key"));
+  EXPECT_TRUE(has(rules + ": $.rules[0].kind: "));
+  EXPECT_TRUE(has("gw.json: $.comparison.rules: \"" + rules + "\" is not a valid compare config"));
+  EXPECT_TRUE(has("gw.json: $.comparison.gates: cannot open gates config \"/nonexistent/g.json\""));
+  std::string all;
+  for (const auto& p : problems) all += p + "\n";
+  EXPECT_EQ(problems.size(), 7u) << all;
 }
 
 }  // namespace
