@@ -11,6 +11,7 @@
 
 #include "common/pair_record.h"
 #include "common/strings.h"
+#include "tests/integration/gateway/gateway_process.h"
 #include "tests/integration/gateway/test_upstream.h"
 #include "tests/support/test_support.h"
 
@@ -20,105 +21,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 using Mode = TestUpstream::Mode;
-
-std::string Addr(int port) {
-  return "127.0.0.1:" + std::to_string(port);
-}
-
-// A config with one route "r" to `primary_port`, optionally mirrored to `shadow_port`.
-json MakeConfig(int primary_port, int shadow_port = 0, json mirror = json::object()) {
-  json config = {{"io_threads", 2},
-                 {"shutdown_grace", "1s"},
-                 {"client_header_timeout", "400ms"},
-                 {"client_body_timeout", "400ms"},
-                 {"max_header_bytes", 4096},
-                 {"max_request_body_bytes", 100000},
-                 {"upstreams",
-                  {{"primary",
-                    {{"endpoints", {Addr(primary_port)}},
-                     {"header_timeout", "500ms"},
-                     {"total_timeout", "2s"}}}}},
-                 {"routes", {{{"name", "r"}, {"upstream", "primary"}}}},
-                 {"capture", {{"request_headers", {"content-type"}}, {"max_body_bytes", 1024}}}};
-  if (shadow_port) {
-    config["upstreams"]["shadow"] = {{"endpoints", {Addr(shadow_port)}},
-                                     {"connect_timeout", "200ms"}};
-    json m = {{"name", "cpu"}, {"upstream", "shadow"}, {"timeout", "300ms"}};
-    m.update(mirror);
-    config["routes"][0]["mirrors"] = {m};
-  }
-  return config;
-}
-
-class Gateway {
- public:
-  explicit Gateway(json config, const TempDir& dir) {
-    port_ = FreePort();
-    admin_port_ = FreePort();
-    config["listen"] = Addr(port_);
-    config["admin_listen"] = Addr(admin_port_);
-    pairs_ = (dir.path() / ("pairs-" + std::to_string(port_) + ".jsonl")).string();
-    config["capture"]["pair_log"] = {{"path", pairs_}, {"counters_interval", "60s"}};
-    auto path = dir.Write("gateway-" + std::to_string(port_) + ".json", config.dump(2));
-    process_.emplace("shadowgate", std::vector<std::string>{"--config", path.string()});
-    std::string why;
-    ready_ = process_->WaitReady(admin_port_, "/healthz", 10s, &why);
-    EXPECT_TRUE(ready_) << why;
-  }
-  int port() const { return port_; }
-  int admin_port() const { return admin_port_; }
-  bool ready() const { return ready_; }
-  ChildProcess& process() { return *process_; }
-
-  // The value of one sample line of /metrics ("name{labels}"), 0 when absent.
-  double Metric(const std::string& sample) const {
-    auto response = HttpGet(admin_port_, "/metrics");
-    if (!response) return -1;
-    std::istringstream in(response->body);
-    for (std::string line; std::getline(in, line);) {
-      if (line.starts_with(sample + " ")) return std::stod(line.substr(sample.size() + 1));
-    }
-    return 0;
-  }
-  double Outcome(const std::string& outcome) const {
-    return Metric("sg_gateway_mirror_outcomes_total{route=\"r\",mirror=\"cpu\",outcome=\"" +
-                  outcome + "\"}");
-  }
-  double NotMirrored(const std::string& reason) const {
-    return Metric("sg_gateway_not_mirrored_total{route=\"r\",mirror=\"cpu\",reason=\"" + reason +
-                  "\"}");
-  }
-  // Stops the gateway (SIGTERM) and returns the pair log's entries.
-  std::vector<PairLogEntry> StopAndReadPairs() {
-    int status = process_->Stop(10s);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
-    std::vector<PairLogEntry> entries;
-    std::ifstream in(pairs_);
-    for (std::string line; std::getline(in, line);) {
-      std::string why;
-      auto entry = DecodePairLogLine(line, &why);
-      EXPECT_TRUE(entry) << why << ": " << line;
-      if (entry) entries.push_back(*entry);
-    }
-    return entries;
-  }
-
- private:
-  int port_ = 0;
-  int admin_port_ = 0;
-  bool ready_ = false;
-  std::string pairs_;
-  std::optional<ChildProcess> process_;
-};
-
-bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
 
 std::string RawGet(int port, const std::string& target, const std::string& id,
                    const std::string& extra = "") {
@@ -152,7 +54,7 @@ TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
   // Baseline: no mirror.
   std::vector<std::string> baseline;
   {
-    Gateway gateway(MakeConfig(primary.port()), dir);
+    GatewayProcess gateway(MakeConfig(primary.port()), dir);
     ASSERT_TRUE(gateway.ready());
     for (int i = 0; i < kRequests; ++i) {
       baseline.push_back(
@@ -169,7 +71,7 @@ TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
     shadow.emplace(options);
     shadow_port = shadow->port();
   }
-  Gateway gateway(MakeConfig(primary.port(), shadow_port, {{"timeout", "1s"}}), dir);
+  GatewayProcess gateway(MakeConfig(primary.port(), shadow_port, {{"timeout", "1s"}}), dir);
   ASSERT_TRUE(gateway.ready());
   for (int i = 0; i < kRequests; ++i) {
     auto start = std::chrono::steady_clock::now();
@@ -233,36 +135,18 @@ TEST(GatewayTest, NginxPrimaryAndShadowWithPairsAndConnectionReuse) {
   TempDir dir;
   int primary_port = FreePort();
   int shadow_port = FreePort();
+  auto conf = WriteNginxConfig(
+      dir, {{primary_port,
+             R"(location / { default_type application/json; return 200 '{"label": "gpu"}'; })"},
+            {shadow_port,
+             R"(location / { default_type application/json; return 200 '{"label": "cpu"}'; })"}});
   auto tmp = dir.path().string();
-  auto conf = dir.Write(
-      "nginx.conf",
-      "daemon off; master_process off; pid " + tmp +
-          "/nginx.pid;\n"
-          "error_log stderr warn; events {}\n"
-          "http { access_log off; client_body_temp_path " +
-          tmp +
-          ";\n"
-          "  proxy_temp_path " +
-          tmp + "; fastcgi_temp_path " + tmp +
-          ";\n"
-          "  uwsgi_temp_path " +
-          tmp + "; scgi_temp_path " + tmp +
-          ";\n"
-          "  server { listen 127.0.0.1:" +
-          std::to_string(primary_port) +
-          ";\n"
-          "    location / { default_type application/json; return 200 '{\"label\": \"gpu\"}'; } }\n"
-          "  server { listen 127.0.0.1:" +
-          std::to_string(shadow_port) +
-          ";\n"
-          "    location / { default_type application/json; return 200 '{\"label\": \"cpu\"}'; } } "
-          "}\n");
   ChildProcess nginx("/usr/sbin/nginx", {"-p", tmp, "-c", conf.string(), "-e", "stderr"});
   std::string why;
   ASSERT_TRUE(nginx.WaitReady(primary_port, "", 10s, &why)) << why;
   ASSERT_TRUE(WaitForPort(shadow_port, 5s));
 
-  Gateway gateway(MakeConfig(primary_port, shadow_port), dir);
+  GatewayProcess gateway(MakeConfig(primary_port, shadow_port), dir);
   ASSERT_TRUE(gateway.ready());
   const int kRequests = 20;
   for (int i = 0; i < kRequests; ++i) {
@@ -310,7 +194,7 @@ TEST(GatewayTest, ProxySemanticsAndShadowRedaction) {
   TempDir dir;
   TestUpstream primary({Mode::kEcho});
   TestUpstream shadow({Mode::kEcho});
-  Gateway gateway(MakeConfig(primary.port(), shadow.port()), dir);
+  GatewayProcess gateway(MakeConfig(primary.port(), shadow.port()), dir);
   ASSERT_TRUE(gateway.ready());
   auto raw = RawExchange(gateway.port(),
                          "POST /x?q=1 HTTP/1.1\r\nHost: api.test\r\n"
@@ -348,7 +232,7 @@ TEST(GatewayTest, ProxySemanticsAndShadowRedaction) {
 TEST(GatewayTest, ChunkedUpstreamResponseAndKeepAliveAndPipelining) {
   TempDir dir;
   TestUpstream primary({Mode::kChunked, "0123456789abcdef"});
-  Gateway gateway(MakeConfig(primary.port()), dir);
+  GatewayProcess gateway(MakeConfig(primary.port()), dir);
   ASSERT_TRUE(gateway.ready());
   // Two pipelined requests on one connection, then the second closes it.
   auto raw = RawExchange(gateway.port(),
@@ -374,7 +258,7 @@ TEST(GatewayTest, ChunkedUpstreamResponseAndKeepAliveAndPipelining) {
 TEST(GatewayTest, HostileAndBrokenRequestsGetTheRightStatus) {
   TempDir dir;
   TestUpstream primary({Mode::kFixed});
-  Gateway gateway(MakeConfig(primary.port()), dir);
+  GatewayProcess gateway(MakeConfig(primary.port()), dir);
   ASSERT_TRUE(gateway.ready());
   int port = gateway.port();
   auto post = [&](const std::string& headers, const std::string& body) {
@@ -420,7 +304,7 @@ TEST(GatewayTest, UpstreamFailuresMapTo502And504) {
       upstream.emplace(TestUpstream::Options{*mode});
       port = upstream->port();
     }
-    Gateway gateway(MakeConfig(port), dir);
+    GatewayProcess gateway(MakeConfig(port), dir);
     ASSERT_TRUE(gateway.ready());
     auto response = HttpGet(gateway.port(), "/x");
     ASSERT_TRUE(response);
@@ -433,9 +317,10 @@ TEST(GatewayTest, OverloadAndRuntimePercentAndAdmin) {
   TempDir dir;
   TestUpstream primary({Mode::kFixed});
   TestUpstream shadow({Mode::kHang});
-  Gateway gateway(MakeConfig(primary.port(), shadow.port(),
-                             {{"max_in_flight", 2}, {"timeout", "5s"}, {"max_body_bytes", 10}}),
-                  dir);
+  GatewayProcess gateway(
+      MakeConfig(primary.port(), shadow.port(),
+                 {{"max_in_flight", 2}, {"timeout", "5s"}, {"max_body_bytes", 10}}),
+      dir);
   ASSERT_TRUE(gateway.ready());
   for (int i = 0; i < 5; ++i) ASSERT_EQ(HttpGet(gateway.port(), "/x")->status, 200);
   EXPECT_EQ(gateway.NotMirrored("overload"), 3);
@@ -474,7 +359,7 @@ TEST(GatewayTest, SigtermFinishesInFlightRequestsAndFlushesPairs) {
   TempDir dir;
   TestUpstream primary({Mode::kSlow, "slow primary\n", 400ms});
   TestUpstream shadow({Mode::kFixed});
-  Gateway gateway(MakeConfig(primary.port(), shadow.port()), dir);
+  GatewayProcess gateway(MakeConfig(primary.port(), shadow.port()), dir);
   ASSERT_TRUE(gateway.ready());
   std::optional<HttpResponse> response;
   std::thread client([&] { response = HttpGet(gateway.port(), "/x"); });
@@ -494,31 +379,14 @@ TEST(GatewayTest, CheckSubcommandListsProblemsAndExits2) {
   TempDir dir;
   auto bad =
       dir.Write("bad.json", R"({"upstreams": {}, "routes": [{"upstream": "x"}], "oops": 1})");
-  auto out = dir.path() / "out.txt";
-  SpawnOptions options;
-  options.stdout_path = out.string();
-  options.stderr_path = out.string();
-  std::string error;
-  auto child = Subprocess::Spawn(
-      {(BinDir() / "shadowgate").string(), "check", "--config", bad.string()}, options, &error);
-  ASSERT_TRUE(child) << error;
-  auto status = child->WaitFor(10s);
-  ASSERT_TRUE(status);
-  EXPECT_TRUE(WIFEXITED(*status));
-  EXPECT_EQ(WEXITSTATUS(*status), 2);
-  std::ifstream in(out);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  EXPECT_NE(text.find(bad.string() + ": $.oops: unknown key"), std::string::npos) << text;
-  EXPECT_NE(text.find(bad.string() + ": $.routes[0].upstream: unknown upstream \"x\""),
+  auto check = RunCheck(bad);
+  EXPECT_EQ(check.exit_code, 2);
+  EXPECT_NE(check.output.find(bad.string() + ": $.oops: unknown key"), std::string::npos)
+      << check.output;
+  EXPECT_NE(check.output.find(bad.string() + ": $.routes[0].upstream: unknown upstream \"x\""),
             std::string::npos)
-      << text;
-  auto good = Subprocess::Spawn({(BinDir() / "shadowgate").string(), "check", "--config",
-                                 (SourceDir() / "configs" / "gateway.example.json").string()},
-                                options, &error);
-  ASSERT_TRUE(good);
-  auto good_status = good->WaitFor(10s);
-  ASSERT_TRUE(good_status);
-  EXPECT_EQ(WEXITSTATUS(*good_status), 0);
+      << check.output;
+  EXPECT_EQ(RunCheck(SourceDir() / "configs" / "gateway.example.json").exit_code, 0);
 }
 
 }  // namespace
