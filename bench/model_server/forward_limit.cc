@@ -1,8 +1,10 @@
 // sg-bench-forward: the throughput limit for a sg-serve config, without HTTP. Plans the workers
 // exactly as sg-serve does, starts one pinned process per worker (same affinity, environment and
 // thread settings), and has each run back-to-back forwards of one preprocessed sample for the
-// given time. Prints total forwards/s and the mean forward time.
-//   sg-bench-forward --config tuned.json [--seconds 10]
+// given time. Prints total forwards/s and the mean forward time; with --image, also the mean
+// time of the handler's preprocessing of that request body (decode, resize, normalise), which
+// the server does per request and the forward-only limit does not.
+//   sg-bench-forward --config tuned.json [--seconds 10] [--image input.png]
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +19,7 @@
 
 #include "common/subprocess.h"
 #include "model_server/cpu_budget.h"
+#include "model_server/handler.h"
 #include "model_server/model_runner.h"
 #include "model_server/serve_config.h"
 #include "model_server/serve_server.h"
@@ -25,7 +28,24 @@ using namespace sg::serve;
 
 namespace {
 
-int RunChild(const std::string& spec, int threads, double seconds) {
+// Mean milliseconds of PreprocessRequest on `body` (at least 50 runs, about 1 s); -1 on error.
+double PreprocessMs(const ModelConfig& model, const std::string& body) {
+  SampleTensor sample;
+  std::string error;
+  int runs = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (runs < 50 || std::chrono::steady_clock::now() - start < std::chrono::seconds(1)) {
+    if (!PreprocessRequest(model, body, &sample, &error)) {
+      std::cerr << "preprocess: " << error << "\n";
+      return -1;
+    }
+    ++runs;
+  }
+  return 1000.0 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
+         runs;
+}
+
+int RunChild(const std::string& spec, int threads, double seconds, const std::string& image) {
   ConfigureTorchThreads(threads, 1);
   auto model = ModelConfigFromJson(spec);
   std::string error;
@@ -52,7 +72,15 @@ int RunChild(const std::string& spec, int threads, double seconds) {
     ++count;
   }
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << count << " " << elapsed << "\n";
+  double preprocess_ms = 0;
+  if (!image.empty()) {
+    std::ifstream in(image, std::ios::binary);
+    std::stringstream body;
+    body << in.rdbuf();
+    preprocess_ms = PreprocessMs(model, body.str());
+    if (preprocess_ms < 0) return 3;
+  }
+  std::cout << count << " " << elapsed << " " << preprocess_ms << "\n";
   return 0;
 }
 
@@ -60,15 +88,16 @@ int RunChild(const std::string& spec, int threads, double seconds) {
 
 int main(int argc, char** argv) {
   CLI::App app{"sg-bench-forward: in-process forward throughput for a sg-serve config"};
-  std::string config_path, spec;
+  std::string config_path, spec, image;
   double seconds = 10;
   int child_threads = 0;
   app.add_option("--config", config_path);
   app.add_option("--seconds", seconds);
+  app.add_option("--image", image, "a request body to time the handler's preprocessing on");
   app.add_option("--child-spec", spec);  // internal
   app.add_option("--child-threads", child_threads);
   CLI11_PARSE(app, argc, argv);
-  if (!spec.empty()) return RunChild(spec, child_threads, seconds);
+  if (!spec.empty()) return RunChild(spec, child_threads, seconds, image);
 
   ServeConfig config;
   try {
@@ -99,7 +128,7 @@ int main(int argc, char** argv) {
     std::string error;
     auto child =
         sg::Subprocess::Spawn({self, "--child-spec", ModelConfigToJson(model), "--child-threads",
-                               threads, "--seconds", std::to_string(seconds)},
+                               threads, "--seconds", std::to_string(seconds), "--image", image},
                               options, &error);
     if (!child) {
       std::cerr << error << "\n";
@@ -107,23 +136,24 @@ int main(int argc, char** argv) {
     }
     children.push_back(std::move(*child));
   }
-  double total_rate = 0, forward_ms = 0;
+  double total_rate = 0, forward_ms = 0, preprocess_ms = 0;
   for (size_t i = 0; i < children.size(); ++i) {
     auto waited =
         children[i].WaitFor(std::chrono::seconds(static_cast<int64_t>(seconds) * 10 + 300));
     int status = waited ? *waited : children[i].Stop();
     std::ifstream in(outputs[i]);
-    double count = 0, elapsed = 0;
-    if (!(in >> count >> elapsed) || elapsed <= 0) {
+    double count = 0, elapsed = 0, child_preprocess_ms = 0;
+    if (!(in >> count >> elapsed >> child_preprocess_ms) || elapsed <= 0) {
       std::cerr << "worker " << i << " failed: " << sg::DescribeWaitStatus(status) << "\n";
       return 1;
     }
     total_rate += count / elapsed;
     forward_ms += 1000.0 * elapsed / count / static_cast<double>(children.size());
+    preprocess_ms += child_preprocess_ms / static_cast<double>(children.size());
   }
   std::filesystem::remove_all(dir_template);
-  // One line: workers threads forwards_per_second mean_forward_ms
+  // One line: workers threads forwards_per_second mean_forward_ms mean_preprocess_ms
   std::cout << workers.size() << " " << (workers.empty() ? 0 : workers[0].threads) << " "
-            << total_rate << " " << forward_ms << "\n";
+            << total_rate << " " << forward_ms << " " << preprocess_ms << "\n";
   return 0;
 }

@@ -10,8 +10,16 @@
 #   server  sg-serve throughput at saturation over HTTP (wrk, 2 connections per worker)
 #   naive   the same workers unpinned, each with threads = all visible CPUs (pinning off)
 #   p50/p99 sg-serve latency at low load (wrk, 1 connection, closed loop)
-#   overhead = p50 at low load - mean forward time of the limit run (includes PNG decode and
-#           normalisation, which the limit does not do)
+# CPUs: the load generator (wrk) gets CPU set LOAD_CPUS and the server (and the limit run) the
+# rest, SERVER_CPUS, so that wrk does not steal the workers' CPUs. Defaults: on 4 or more CPUs
+# wrk gets the last quarter; on 2-3 CPUs, the last CPU. The naive configuration still uses
+# threads = every CPU the machine has (nproc of the host), as a server that ignores its CPU
+# budget would.
+#   overhead = p50 at low load - mean forward time of the limit run (the issue's definition; it
+#           includes the handler's PNG decode, resize and normalisation, which the limit does not do)
+#   preproc  mean time of that preprocessing alone (sg-bench-forward --image, same CPUs)
+#   http+ipc = overhead - preproc: what the server itself adds (HTTP, queue, batching, the Unix
+#           socket to the worker, the JSON response)
 # Needs: wrk, /usr/bin/python3 with python3-torchvision (export only, once).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,6 +40,14 @@ cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; wait 2>/de
 trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ncpu=$(nproc)
+if [[ -z ${SERVER_CPUS:-} || -z ${LOAD_CPUS:-} ]]; then
+  if ((ncpu >= 4)); then load_n=$((ncpu / 4)); elif ((ncpu >= 2)); then load_n=1; else load_n=0; fi
+  if ((load_n > 0)); then
+    SERVER_CPUS=0-$((ncpu - load_n - 1)) LOAD_CPUS=$((ncpu - load_n))-$((ncpu - 1))
+  else
+    SERVER_CPUS=0 LOAD_CPUS=0
+  fi
+fi
 
 write_config() {  # name path pinning threads workers -> file
   local file="$work/$1-$3.json"
@@ -47,7 +63,7 @@ JSON
 
 start_server() {  # config -> sets server_pid, port
   port=$(grep -o '"inference_address": "127.0.0.1:[0-9]*"' "$1" | grep -o '[0-9]*"$' | tr -d '"')
-  "$serve" --config "$1" --log-level warn >"$work/serve.log" 2>&1 &
+  taskset -c "$SERVER_CPUS" "$serve" --config "$1" --log-level warn >"$work/serve.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 600); do
     curl -sf "http://127.0.0.1:$port/ping" >/dev/null && return 0
@@ -60,19 +76,21 @@ stop_server() { kill "$server_pid"; wait "$server_pid" || true; server_pid=""; }
 # wrk's latency in ms ("1.23ms", "456.00us", "1.20s").
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}'; }
 run_wrk() {  # connections model -> wrk output
-  SG_BENCH_IMAGE="$models/input.png" wrk -t "$(( $1 < 2 ? 1 : 2 ))" -c "$1" -d "${secs}s" --latency \
+  SG_BENCH_IMAGE="$models/input.png" taskset -c "$LOAD_CPUS" wrk -t "$(( $1 < 2 ? 1 : 2 ))" -c "$1" -d "${secs}s" --latency \
     -s "$root/bench/model_server/post.lua" "http://127.0.0.1:$port/predictions/$2"
 }
 rps() { awk '/^Requests\/sec:/ {print $2}'; }
 pct() { awk -v p="$1" '$1 == p {print $2}' | to_ms; }
 
+printf '%s\n' "server CPUs $SERVER_CPUS, load generator CPUs $LOAD_CPUS"
 printf '%s\n' "sg-serve benchmark on $(nproc) visible CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')), ${secs}s per measurement"
-printf '| %-18s | %-7s | %10s | %10s | %8s | %10s | %8s | %8s | %8s | %10s | %11s |\n' \
-  model plan "limit r/s" "server r/s" server/limit "naive r/s" tuned/naive "p50 ms" "p99 ms" "forward ms" "overhead ms"
-printf '|%s|\n' "--------------------|---------|------------|------------|--------------|------------|-------------|----------|----------|------------|-------------"
+printf '| %-18s | %-7s | %10s | %10s | %8s | %10s | %8s | %8s | %8s | %10s | %11s | %10s | %11s |\n' \
+  model plan "limit r/s" "server r/s" server/limit "naive r/s" tuned/naive "p50 ms" "p99 ms" "forward ms" "overhead ms" "preproc ms" "http+ipc ms"
+printf '|%s|\n' "--------------------|---------|------------|------------|--------------|------------|-------------|----------|----------|------------|-------------|------------|-------------"
 for name in resnet18 mobilenet_v3_small; do
   tuned=$(write_config "$name" "$models/$name.pt" true 0 0)
-  read -r workers threads limit fwd_ms < <("$forward" --config "$tuned" --seconds "$secs" 2>>"$work/forward.log")
+  read -r workers threads limit fwd_ms pre_ms < <(taskset -c "$SERVER_CPUS" "$forward" --config "$tuned" \
+    --seconds "$secs" --image "$models/input.png" 2>>"$work/forward.log")
   start_server "$tuned"
   low=$(run_wrk 1 "$name")
   sat=$(run_wrk $((2 * workers)) "$name")
@@ -84,7 +102,7 @@ for name in resnet18 mobilenet_v3_small; do
   server_rps=$(rps <<<"$sat"); naive_rps=$(rps <<<"$naive_sat")
   p50=$(pct 50% <<<"$low"); p99=$(pct 99% <<<"$low")
   awk -v n="$name" -v plan="${workers}x${threads}" -v l="$limit" -v s="$server_rps" -v nv="$naive_rps" \
-      -v p50="$p50" -v p99="$p99" -v f="$fwd_ms" 'BEGIN {
-    printf "| %-18s | %-7s | %10.1f | %10.1f | %12.3f | %10.1f | %11.3f | %8.2f | %8.2f | %10.2f | %11.2f |\n",
-      n, plan, l, s, s / l, nv, s / nv, p50, p99, f, p50 - f }'
+      -v p50="$p50" -v p99="$p99" -v f="$fwd_ms" -v pre="$pre_ms" 'BEGIN {
+    printf "| %-18s | %-7s | %10.1f | %10.1f | %12.3f | %10.1f | %11.3f | %8.2f | %8.2f | %10.2f | %11.2f | %10.2f | %11.2f |\n",
+      n, plan, l, s, s / l, nv, s / nv, p50, p99, f, p50 - f, pre, p50 - f - pre }'
 done
