@@ -94,7 +94,7 @@ void OnlineComparator::Run() {
 
 json OnlineComparator::Report() const {
   static const GateConfig kNoGates;
-  ReportInputs inputs{options_.run, {"online"}, "", "", {}};
+  ReportInputs inputs{options_.run, {"online"}, options_.rules_file, options_.gates_file, {}};
   json report;
   {
     std::lock_guard lock(state_mutex_);

@@ -27,6 +27,8 @@ namespace sg::comparator {
 struct OnlineOptions {
   size_t queue_capacity = 4096;  // records waiting to be judged; more are dropped and counted
   std::string run = "online";    // run name shown in reports
+  std::string rules_file;        // where the rules and gates came from, shown in reports
+  std::string gates_file;
 };
 
 class OnlineComparator {

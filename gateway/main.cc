@@ -82,10 +82,13 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-    online = std::make_shared<sg::comparator::OnlineComparator>(
-        comparison.rules, comparison.gates,
-        sg::comparator::OnlineOptions{static_cast<size_t>(comparison.queue_capacity),
-                                      comparison.run});
+    sg::comparator::OnlineOptions options;
+    options.queue_capacity = static_cast<size_t>(comparison.queue_capacity);
+    options.run = comparison.run;
+    options.rules_file = comparison.rules_path;
+    options.gates_file = comparison.gates_path;
+    online = std::make_shared<sg::comparator::OnlineComparator>(comparison.rules, comparison.gates,
+                                                                options);
     sinks.push_back(std::make_shared<sg::gateway::ComparatorPairSink>(online));
   }
   auto sink = sg::gateway::FanOutPairSink::Combine(std::move(sinks));

@@ -131,6 +131,8 @@ TEST(ComparisonTest, JudgesMirroredPairsOnlineReportsOnDemandAndFlushesAtStop) {
   EXPECT_EQ(report["comparison"]["pairs"], total);
   EXPECT_EQ(report["comparison"]["outcomes"]["mismatch"], 9);
   EXPECT_EQ(report["verdict"]["verdict"], "FAIL");
+  EXPECT_EQ(report["inputs"]["rules"], (dir.path() / "rules.json").string());
+  EXPECT_EQ(report["inputs"]["gates"], (dir.path() / "gates.json").string());
   // Without a name: a timestamped one.
   auto unnamed = Post(gateway.admin_port(), "/admin/comparison/report");
   ASSERT_TRUE(unnamed);

@@ -33,7 +33,7 @@ std::shared_ptr<const GateConfig> PairsGate(double min) {
 }
 
 TEST(OnlineComparator, JudgesFromManyThreads) {
-  OnlineComparator online(Config(), PairsGate(400), {100000, "test"});
+  OnlineComparator online(Config(), PairsGate(400), {100000, "test", "", ""});
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -62,7 +62,7 @@ TEST(OnlineComparator, JudgesFromManyThreads) {
 }
 
 TEST(OnlineComparator, FullQueueDropsAndCounts) {
-  OnlineComparator online(Config(), nullptr, {2, "test"});
+  OnlineComparator online(Config(), nullptr, {2, "test", "", ""});
   const auto pair = MakePair("x", R"({"a": 1})", R"({"a": 1})");
   int accepted = 0;
   for (int i = 0; i < 2000; ++i) accepted += online.Offer(pair) ? 1 : 0;

@@ -97,7 +97,7 @@ TEST(FanOutPairSinkTest, CombineAddsAFanOutOnlyForSeveralSinks) {
 std::shared_ptr<comparator::OnlineComparator> MakeOnline(size_t capacity) {
   auto rules = std::make_shared<const comparator::CompareConfig>();  // exact bytes
   return std::make_shared<comparator::OnlineComparator>(
-      rules, nullptr, comparator::OnlineOptions{capacity, "test"});
+      rules, nullptr, comparator::OnlineOptions{capacity, "test", "", ""});
 }
 
 TEST(ComparatorPairSinkTest, CloseJudgesEverythingAcceptedAndLaterRecordsAreDropped) {
