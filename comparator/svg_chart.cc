@@ -10,6 +10,26 @@ namespace {
 
 constexpr int kLeft = 64, kRight = 16, kTop = 32, kBottom = 48;
 
+// A y axis from 0 whose gridlines fall on round values: the smallest step (1, 2, 2.5 or 5 times
+// a power of ten) that covers `max` in at most 5 intervals (47.05 ms: 0, 10, ..., 50).
+struct YAxis {
+  double top;
+  int intervals;
+};
+YAxis NiceYAxis(double max) {
+  const double decade = std::pow(10, std::floor(std::log10(max / 5)));
+  for (double p : {decade, decade * 10}) {
+    for (double m : {1.0, 2.0, 2.5, 5.0}) {
+      const double intervals = std::ceil(max / (m * p) - 1e-9);
+      if (intervals <= 5) {
+        const int n = std::max(1, static_cast<int>(intervals));
+        return {n * m * p, n};
+      }
+    }
+  }
+  return {max, 4};  // not reached for a finite max > 0
+}
+
 std::string Fmt(double v) {
   char buf[64];
   if (v != 0 && (std::fabs(v) >= 1e6 || std::fabs(v) < 1e-3)) {
@@ -121,7 +141,8 @@ std::string LineChart(const std::vector<Series>& series, const ChartOptions& o) 
   }
   if (!std::isfinite(x0)) return NoData(o);
   if (y1 <= 0) y1 = 1;
-  y1 *= 1.05;
+  const YAxis axis = NiceYAxis(y1);
+  y1 = axis.top;
   auto tx = [&](double x) { return o.log_x ? std::log10(x) : x; };
   double a = tx(x0), b = tx(x1);
   if (b <= a) {
@@ -132,8 +153,8 @@ std::string LineChart(const std::vector<Series>& series, const ChartOptions& o) 
   auto px = [&](double x) { return kLeft + (tx(x) - a) / (b - a) * pw; };
   auto py = [&](double y) { return o.height - kBottom - y / y1 * ph; };
   std::string s = Open(o) + Axes(o);
-  for (int i = 0; i <= 4; ++i) {
-    const double y = y1 * i / 4;
+  for (int i = 0; i <= axis.intervals; ++i) {
+    const double y = y1 * i / axis.intervals;
     s += "<line x1=\"" + std::to_string(kLeft) + "\" x2=\"" + std::to_string(o.width - kRight) +
          "\" y1=\"" + Coord(py(y)) + "\" y2=\"" + Coord(py(y)) + "\" class=\"gr\"/>";
     s += "<text x=\"" + std::to_string(kLeft - 4) + "\" y=\"" + Coord(py(y) + 4) +
@@ -174,13 +195,14 @@ std::string BarChart(const std::vector<std::string>& categories, const std::vect
     for (const auto& p : sr.points) y1 = std::max(y1, p.second);
   }
   if (categories.empty() || series.empty() || y1 <= 0) return NoData(o);
-  y1 *= 1.05;
+  const YAxis axis = NiceYAxis(y1);
+  y1 = axis.top;
   const double pw = o.width - kLeft - kRight, ph = o.height - kTop - kBottom;
   const double group = pw / static_cast<double>(categories.size());
   const double bar = group * 0.8 / static_cast<double>(series.size());
   std::string s = Open(o) + Axes(o);
-  for (int i = 0; i <= 4; ++i) {
-    const double y = y1 * i / 4;
+  for (int i = 0; i <= axis.intervals; ++i) {
+    const double y = y1 * i / axis.intervals;
     const double yy = o.height - kBottom - y / y1 * ph;
     s += "<line x1=\"" + std::to_string(kLeft) + "\" x2=\"" + std::to_string(o.width - kRight) +
          "\" y1=\"" + Coord(yy) + "\" y2=\"" + Coord(yy) + "\" class=\"gr\"/>";

@@ -103,5 +103,28 @@ TEST(SvgChart, EmptyDataSaysSo) {
   EXPECT_NE(s.find("<svg"), std::string::npos);
 }
 
+// The y-axis tick labels of a chart, in order.
+std::vector<std::string> YTicks(const std::string& svg) {
+  std::vector<std::string> ticks;
+  const std::string open = "text-anchor=\"end\" class=\"tk\">";
+  for (size_t at = svg.find(open); at != std::string::npos; at = svg.find(open, at)) {
+    at += open.size();
+    ticks.push_back(svg.substr(at, svg.find('<', at) - at));
+  }
+  return ticks;
+}
+
+TEST(SvgChart, YAxisTicksAreRoundNumbers) {
+  const ChartOptions o{"t", "x", "y", false, false, 300, 200};
+  auto bars = [&](double max) {
+    return YTicks(BarChart({"a", "b"}, {{"s", "#000", {{0, 1}, {1, max}}}}, o));
+  };
+  EXPECT_EQ(bars(47.05), (std::vector<std::string>{"0", "10", "20", "30", "40", "50"}));
+  EXPECT_EQ(bars(1090), (std::vector<std::string>{"0", "250", "500", "750", "1000", "1250"}));
+  EXPECT_EQ(bars(1), (std::vector<std::string>{"0", "0.2", "0.4", "0.6", "0.8", "1"}));
+  EXPECT_EQ(YTicks(LineChart({{"s", "#000", {{0, 0.3}, {1, 3}}}}, o)),
+            (std::vector<std::string>{"0", "1", "2", "3"}));
+}
+
 }  // namespace
 }  // namespace sg::comparator
