@@ -324,6 +324,8 @@ GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
       reader.GetInRange<int64_t>("max_header_bytes", config.max_header_bytes, 1024, 1 << 24);
   config.max_request_body_bytes = reader.GetInRange<int64_t>(
       "max_request_body_bytes", config.max_request_body_bytes, 0, int64_t{1} << 40);
+  config.max_streamed_body_bytes = reader.GetInRange<int64_t>(
+      "max_streamed_body_bytes", config.max_streamed_body_bytes, 0, int64_t{1} << 50);
   config.client_header_timeout =
       PositiveDuration(reader, "client_header_timeout", config.client_header_timeout);
   config.client_body_timeout =
@@ -423,6 +425,7 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
   out["max_connections"] = config.max_connections;
   out["max_header_bytes"] = config.max_header_bytes;
   out["max_request_body_bytes"] = config.max_request_body_bytes;
+  out["max_streamed_body_bytes"] = config.max_streamed_body_bytes;
   out["client_header_timeout"] = FormatMicros(config.client_header_timeout);
   out["client_body_timeout"] = FormatMicros(config.client_body_timeout);
   out["keep_alive_timeout"] = FormatMicros(config.keep_alive_timeout);

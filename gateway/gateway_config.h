@@ -104,7 +104,9 @@ struct GatewayConfig {
   int io_threads = 0;                         // 0: the CPUs available to the process
   int max_connections = 10000;                // client connections; over it, new ones are closed
   int64_t max_header_bytes = 16 << 10;        // request line + headers; over it: 431
-  int64_t max_request_body_bytes = 16 << 20;  // over it: 413
+  int64_t max_request_body_bytes = 16 << 20;  // buffered (mirrored) request bodies; over it: 413
+  // Streamed (not mirrored) request bodies; over it: 413. 0: unlimited. Memory stays bounded.
+  int64_t max_streamed_body_bytes = int64_t{1} << 30;
   Micros client_header_timeout = std::chrono::seconds(10);  // request headers; over it: 408
   Micros client_body_timeout = std::chrono::seconds(30);    // request body; over it: 408
   Micros keep_alive_timeout = std::chrono::seconds(60);     // idle client connection

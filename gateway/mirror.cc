@@ -71,6 +71,15 @@ NotMirrored MirrorRuntime::Admit(std::string_view hash_key, size_t body_size) {
   return NotMirrored::kNone;
 }
 
+NotMirrored MirrorRuntime::CountStreamed(std::string_view hash_key) {
+  if (!sampler_.Sample(ppm_.load(std::memory_order_relaxed), hash_key)) {
+    not_mirrored_[0]->Increment();
+    return NotMirrored::kSampledOut;
+  }
+  not_mirrored_[1]->Increment();
+  return NotMirrored::kBodyTooLarge;
+}
+
 void MirrorRuntime::Finished(const UpstreamResult& result) {
   in_flight_.fetch_sub(1, std::memory_order_acq_rel);
   outcomes_[ShadowOutcomeIndex(result)]->Increment();

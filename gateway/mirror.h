@@ -37,6 +37,9 @@ class MirrorRuntime {
   // Decides whether this request gets a copy. On kNone an in-flight slot is taken: the caller
   // MUST call Finished() when the shadow exchange ends. Counts every not-mirrored reason.
   NotMirrored Admit(std::string_view hash_key, size_t body_size);
+  // For a request whose body is streamed (never mirrored): counts sampled_out when sampling
+  // leaves it out, else body_too_large. Takes no slot.
+  NotMirrored CountStreamed(std::string_view hash_key);
   // Records a finished shadow exchange (outcome, latency) and frees its slot.
   void Finished(const UpstreamResult& result);
   // Records a copy not sent because the shadow is down (counted connect_failed); frees its slot.

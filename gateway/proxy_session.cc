@@ -1,5 +1,8 @@
 #include "gateway/proxy_session.h"
 
+#include <algorithm>
+#include <limits>
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -46,6 +49,7 @@ ProxySession::ProxySession(tcp::socket socket, std::shared_ptr<GatewayState> sta
 }
 
 ProxySession::~ProxySession() {
+  if (upstream_) upstream_pool_->Release(shard_, upstream_endpoint_, std::move(upstream_), false);
   state_->RemoveSession(shard_, this);
   state_->active_sessions.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -83,6 +87,7 @@ void ProxySession::CheckDeadline(Clock::time_point now) {
   timed_out_ = true;
   beast::error_code ignored;
   socket_.cancel(ignored);
+  if (upstream_) upstream_->socket().cancel(ignored);
 }
 
 void ProxySession::DoWaitRequest() {
@@ -109,7 +114,12 @@ void ProxySession::DoReadHeader() {
   // Read the request header within the header timeout and the header size limit.
   parser_.emplace();
   parser_->header_limit(static_cast<uint32_t>(state_->config.max_header_bytes));
-  parser_->body_limit(static_cast<uint64_t>(state_->config.max_request_body_bytes));
+  // The larger limit for now: whether the body is buffered is known once the header is.
+  auto streamed_limit = state_->config.max_streamed_body_bytes == 0
+                            ? std::numeric_limits<uint64_t>::max()
+                            : static_cast<uint64_t>(state_->config.max_streamed_body_bytes);
+  parser_->body_limit(
+      std::max(streamed_limit, static_cast<uint64_t>(state_->config.max_request_body_bytes)));
   ArmTimer(state_->config.client_header_timeout);
   http::async_read_header(
       socket_, buffer_, *parser_,
@@ -124,7 +134,19 @@ void ProxySession::OnReadHeader(beast::error_code ec, std::size_t) {
     state_->metrics.client_errors.WithLabels({"bad_framing"}).Increment();
     return SendError(http::status::bad_request, problem, /*close=*/true);
   }
-  if (parser_->is_done()) return HandleRequest();
+  RouteRequest();
+  streamed_ = ShouldStream();
+  if (streamed_) {
+    parser_->body_limit(state_->config.max_streamed_body_bytes == 0
+                            ? std::numeric_limits<uint64_t>::max()
+                            : static_cast<uint64_t>(state_->config.max_streamed_body_bytes));
+  } else {
+    auto limit = static_cast<uint64_t>(state_->config.max_request_body_bytes);
+    auto length = parser_->content_length();
+    if (length && *length > limit) return OnReadError(http::error::body_limit);
+    parser_->body_limit(limit);
+  }
+  if (parser_->is_done()) return streamed_ ? StartStreamed() : HandleRequest();
   auto expect = request.find(http::field::expect);
   if (expect != request.end() && ToLowerAscii(View(expect->value())) == "100-continue") {
     // The client waits for this before sending its body.
@@ -135,12 +157,14 @@ void ProxySession::OnReadHeader(beast::error_code ec, std::size_t) {
         beast::bind_front_handler(&ProxySession::OnContinueWritten, shared_from_this()));
     return;
   }
+  if (streamed_) return StartStreamed();
   DoReadBody();
 }
 
 void ProxySession::OnContinueWritten(beast::error_code ec, std::size_t) {
   DisarmTimer();
   if (ec) return Close();
+  if (streamed_) return StartStreamed();
   DoReadBody();
 }
 
@@ -158,7 +182,7 @@ void ProxySession::OnReadBody(beast::error_code ec, std::size_t) {
 }
 
 void ProxySession::OnReadError(beast::error_code ec) {
-  bool got_some = parser_ && (parser_->got_some() || buffer_.size() > 0);
+  bool got_some = stream_parser_ || (parser_ && (parser_->got_some() || buffer_.size() > 0));
   if (ec == net::error::operation_aborted && timed_out_) {
     if (!got_some) return Close();
     state_->metrics.client_errors.WithLabels({"timeout"}).Increment();
@@ -182,9 +206,7 @@ void ProxySession::OnReadError(beast::error_code ec) {
   SendError(http::status::bad_request, "malformed request: " + ec.message(), true);
 }
 
-void ProxySession::HandleRequest() {
-  phase_ = Phase::kProxying;
-  request_complete_ = Clock::now();
+void ProxySession::RouteRequest() {
   const auto& request = parser_->get();
   request_version_ = request.version();
   keep_alive_ = request.keep_alive();
@@ -195,16 +217,43 @@ void ProxySession::HandleRequest() {
   path = path.substr(0, path.find('?'));
   auto host = request.find(http::field::host);
   int index = state_->routes.Match(host == request.end() ? "" : View(host->value()), path, method_);
+  request_id_.clear();
   if (index < 0) {
     route_name_.clear();
     route_ = nullptr;
-    request_id_.clear();
+    return;
+  }
+  route_ = &state_->route_runtimes[static_cast<size_t>(index)];
+  route_name_ = route_->config.name;
+}
+
+bool ProxySession::ShouldStream() const {
+  // Decided from the header alone: the body is buffered only when a mirror may take it (a
+  // mirror with a percent above 0 that sends no body, or whose max_body_bytes the declared
+  // Content-Length fits; a chunked body's size is unknown, so it is buffered on such a route).
+  // Every other request, including one without a route match, streams.
+  if (!route_) return false;  // 404 after the (bounded) body, as before
+  bool chunked = parser_->chunked();
+  uint64_t size = parser_->content_length().value_or(0);
+  if (!chunked && size > static_cast<uint64_t>(state_->config.max_request_body_bytes)) return true;
+  for (const auto& mirror : route_->mirrors) {
+    const auto& config = mirror->config();
+    if (mirror->percent() <= 0) continue;
+    if (!config.mirror_body || chunked || size <= static_cast<uint64_t>(config.max_body_bytes)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void ProxySession::HandleRequest() {
+  phase_ = Phase::kProxying;
+  request_complete_ = Clock::now();
+  if (!route_) {
     parser_.reset();
     return SendError(http::status::not_found, "no route for this request", false);
   }
-  auto& route = state_->route_runtimes[static_cast<size_t>(index)];
-  route_ = &route;
-  route_name_ = route.config.name;
+  auto& route = *route_;
   route.requests->Increment();
 
   // The upstream copy: hop-by-hop headers removed, X-Forwarded-*, X-Request-Id, fresh framing.
@@ -322,6 +371,10 @@ void ProxySession::OnPrimary(std::shared_ptr<UpstreamResult> result) {
       return SendError(http::status::bad_gateway, result->error, false);
   }
   response_ = std::move(result->response);
+  SendUpstreamResponse();
+}
+
+void ProxySession::SendUpstreamResponse() {
   RemoveHopByHop(response_);
   response_.version(request_version_);
   response_.set("X-Request-Id", request_id_);
@@ -339,6 +392,7 @@ void ProxySession::OnPrimary(std::shared_ptr<UpstreamResult> result) {
 
 void ProxySession::SendError(http::status status, const std::string& message, bool close) {
   parser_.reset();
+  stream_parser_.reset();
   collectors_.clear();
   response_ = Response(status, request_version_ == 10 ? 10 : 11);
   response_.set(http::field::content_type, "application/json");
@@ -356,7 +410,9 @@ void ProxySession::SendError(http::status status, const std::string& message, bo
 
 void ProxySession::DoWrite() {
   phase_ = Phase::kWriting;
-  state_->CountResponse(route_, response_.result_int());
+  response_status_ = response_.result_int();
+  response_bytes_ = response_.body().size();
+  state_->CountResponse(route_, response_status_);
   if (state_->access_log) LogAccess();
   // Write the response within the write timeout.
   ArmTimer(state_->config.write_timeout);
@@ -370,6 +426,11 @@ void ProxySession::OnWrite(beast::error_code ec, std::size_t) {
   if (ec) return Close();
   if (close_after_write_) return LingeringClose();
   // Reset per-request state, then wait for the next request on this connection.
+  stream_parser_.reset();
+  streamed_ = false;
+  upstream_retried_ = false;
+  body_consumed_ = false;
+  head_sent_ = false;
   head_ = false;
   request_id_.clear();
   route_name_.clear();
@@ -405,27 +466,308 @@ void ProxySession::Close() {
   beast::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   socket_.close(ignored);
+  // A pending upstream operation ends with an error; its handler gives the lease back.
+  if (upstream_) upstream_->socket().close(ignored);
 }
 
 void ProxySession::LogAccess() {
   auto latency_us = ToMicros(Clock::now() - request_complete_);
   if (state_->config.access_log == AccessLogFormat::kJson) {
-    nlohmann::json line = {{"ts_us", NowUnixMicros()},
-                           {"client", client_ip_},
-                           {"method", method_},
-                           {"target", target_},
-                           {"status", response_.result_int()},
-                           {"bytes", response_.body().size()},
-                           {"latency_us", latency_us},
-                           {"route", route_name_},
-                           {"id", request_id_}};
+    nlohmann::json line = {
+        {"ts_us", NowUnixMicros()}, {"client", client_ip_},       {"method", method_},
+        {"target", target_},        {"status", response_status_}, {"bytes", response_bytes_},
+        {"latency_us", latency_us}, {"route", route_name_},       {"id", request_id_}};
     state_->access_log->info(line.dump());
   } else {
     state_->access_log->info("{} \"{} {}\" {} {} {}us route={} id={}", client_ip_, method_, target_,
-                             response_.result_int(), response_.body().size(), latency_us,
+                             response_status_, response_bytes_, latency_us,
                              route_name_.empty() ? "-" : route_name_,
                              request_id_.empty() ? "-" : request_id_);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The streamed path: the request body and the response body pass through one kRelayChunk buffer,
+// read a piece, write it, read the next (Beast's "relay" pattern with buffer_body).
+
+void ProxySession::StartStreamed() {
+  phase_ = Phase::kProxying;
+  request_complete_ = Clock::now();
+  route_->requests->Increment();
+  // The parser changes body type before any body byte was read; the body arrives piece by piece.
+  stream_parser_.emplace(std::move(*parser_));
+  parser_.reset();
+
+  // The upstream head: hop-by-hop headers removed, X-Forwarded-*, X-Request-Id; the client's
+  // framing kept (Content-Length stays, a chunked body is sent chunked).
+  upstream_request_ = {};
+  upstream_request_.base() = stream_parser_->get().base();
+  RemoveHopByHop(upstream_request_);
+  upstream_request_.erase(http::field::expect);
+  request_id_ = EnsureRequestId(upstream_request_);
+  SetForwardedHeaders(upstream_request_, client_ip_, "http");
+  upstream_request_.version(11);
+  upstream_request_.keep_alive(true);
+  if (stream_parser_->chunked()) upstream_request_.chunked(true);
+
+  // Mirrors never get a streamed body: counted sampled_out or body_too_large.
+  for (auto& mirror : route_->mirrors) {
+    std::string_view key;
+    const auto& header = mirror->config().hash_header;
+    if (!header.empty()) {
+      auto it = upstream_request_.find(header);
+      if (it != upstream_request_.end()) key = View(it->value());
+    }
+    mirror->CountStreamed(key);
+  }
+
+  if (!piece_) piece_ = std::make_unique<char[]>(kRelayChunk);
+  upstream_pool_ = route_->primary;
+  dispatched_ = Clock::now();
+  exchange_deadline_ = dispatched_ + upstream_pool_->config().total_timeout;
+  AcquireUpstream(/*allow_idle=*/true);
+}
+
+void ProxySession::AcquireUpstream(bool allow_idle) {
+  auto lease = upstream_pool_->Acquire(shard_, allow_idle);
+  if (!lease.ok) {
+    return SendError(http::status::service_unavailable, "upstream connection limit reached",
+                     !stream_parser_->is_done());
+  }
+  upstream_endpoint_ = lease.endpoint;
+  upstream_reused_ = lease.stream != nullptr;
+  upstream_ = lease.stream ? std::move(lease.stream) : upstream_pool_->NewStream(shard_);
+  upstream_buffer_.clear();
+  if (upstream_reused_) return DoUpstreamWriteHeader();
+  // Connect within the connect timeout (and the exchange deadline).
+  ArmUpstream(upstream_pool_->config().connect_timeout);
+  upstream_->socket().async_connect(
+      upstream_pool_->endpoint_address(upstream_endpoint_),
+      beast::bind_front_handler(&ProxySession::OnUpstreamConnect, shared_from_this()));
+}
+
+void ProxySession::ArmUpstream(Clock::duration cap) {
+  ArmTimer(std::min(cap, Clock::duration(exchange_deadline_ - Clock::now())));
+}
+
+void ProxySession::OnUpstreamConnect(beast::error_code ec) {
+  DisarmTimer();
+  if (ClosedMidStream()) return;
+  if (ec) {
+    upstream_pool_->RecordResult(upstream_endpoint_, false, /*connect_failure=*/true);
+    ReleaseUpstream(false);
+    return SendError(http::status::bad_gateway,
+                     "connect " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": " +
+                         (timed_out_ ? std::string("timeout") : ec.message()),
+                     !stream_parser_->is_done());
+  }
+  DoUpstreamWriteHeader();
+}
+
+void ProxySession::DoUpstreamWriteHeader() {
+  // Send the head (with the whole message when there is no body) within the exchange deadline.
+  request_serializer_.emplace(upstream_request_);
+  ArmUpstream(Clock::duration::max());
+  auto handler =
+      beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this());
+  if (stream_parser_->is_done()) {
+    upstream_request_.body() = {nullptr, 0, false};
+    return http::async_write(*upstream_, *request_serializer_, std::move(handler));
+  }
+  http::async_write_header(*upstream_, *request_serializer_, std::move(handler));
+}
+
+void ProxySession::OnRequestPieceWritten(beast::error_code ec, std::size_t) {
+  DisarmTimer();
+  if (ClosedMidStream()) return;
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) return UpstreamFailed(ec, /*may_retry=*/!body_consumed_);
+  if (stream_parser_->is_done()) return DoResponseHeaderRead();
+  DoRequestPieceRead();
+}
+
+void ProxySession::DoRequestPieceRead() {
+  // Read the next piece of the client's body within the body timeout (per piece).
+  auto& body = stream_parser_->get().body();
+  body.data = piece_.get();
+  body.size = kRelayChunk;
+  ArmTimer(state_->config.client_body_timeout);
+  http::async_read(
+      socket_, buffer_, *stream_parser_,
+      beast::bind_front_handler(&ProxySession::OnRequestPieceRead, shared_from_this()));
+}
+
+void ProxySession::OnRequestPieceRead(beast::error_code ec, std::size_t) {
+  DisarmTimer();
+  if (ClosedMidStream()) return;
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    // The upstream got part of a request: that connection is never reused.
+    ReleaseUpstream(false);
+    return OnReadError(ec);
+  }
+  body_consumed_ = true;
+  std::size_t n = kRelayChunk - stream_parser_->get().body().size;
+  // Write the piece (the last one ends the body) within the exchange deadline.
+  upstream_request_.body() = {n ? piece_.get() : nullptr, n, !stream_parser_->is_done()};
+  ArmUpstream(Clock::duration::max());
+  http::async_write(
+      *upstream_, *request_serializer_,
+      beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this()));
+}
+
+void ProxySession::DoResponseHeaderRead() {
+  // Read the response header within the header timeout.
+  response_parser_.emplace();
+  response_parser_->body_limit(std::numeric_limits<uint64_t>::max());  // relayed, not buffered
+  response_parser_->header_limit(64 * 1024);
+  if (head_) response_parser_->skip(true);
+  ArmUpstream(upstream_pool_->config().header_timeout);
+  http::async_read_header(
+      *upstream_, upstream_buffer_, *response_parser_,
+      beast::bind_front_handler(&ProxySession::OnResponseHeaderRead, shared_from_this()));
+}
+
+void ProxySession::OnResponseHeaderRead(beast::error_code ec, std::size_t) {
+  DisarmTimer();
+  if (ClosedMidStream()) return;
+  if (ec) {
+    return UpstreamFailed(
+        ec, !body_consumed_ && !response_parser_->got_some() && upstream_buffer_.size() == 0);
+  }
+  DoResponsePieceRead();
+}
+
+void ProxySession::DoResponsePieceRead() {
+  // Read the next piece of the response body within the exchange deadline.
+  auto& body = response_parser_->get().body();
+  body.data = piece_.get();
+  body.size = kRelayChunk;
+  ArmUpstream(Clock::duration::max());
+  http::async_read(
+      *upstream_, upstream_buffer_, *response_parser_,
+      beast::bind_front_handler(&ProxySession::OnResponsePieceRead, shared_from_this()));
+}
+
+void ProxySession::OnResponsePieceRead(beast::error_code ec, std::size_t) {
+  DisarmTimer();
+  if (ClosedMidStream()) return;
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    // Before the head went out the client still gets a 502/504; after it, only a closed
+    // connection can tell it the response is incomplete.
+    if (!head_sent_) return UpstreamFailed(ec, /*may_retry=*/false);
+    upstream_pool_->RecordResult(upstream_endpoint_, false);
+    return AbortStreamed();
+  }
+  std::size_t n = kRelayChunk - response_parser_->get().body().size;
+  if (!head_sent_ && response_parser_->is_done()) {
+    // The whole response fit in the buffer: sent whole, with Content-Length, as before.
+    Response response;
+    response.base() = response_parser_->get().base();
+    response.body().assign(piece_.get(), n);
+    bool reusable = response_parser_->keep_alive() && upstream_buffer_.size() == 0;
+    upstream_pool_->RecordResult(upstream_endpoint_, true);
+    route_->primary_latency->Observe(ToMicros(Clock::now() - dispatched_) / 1e6);
+    ReleaseUpstream(reusable);
+    stream_parser_.reset();
+    response_ = std::move(response);
+    return SendUpstreamResponse();
+  }
+  if (!head_sent_) StartRelayResponse();
+  // Write the piece (the head goes with the first) within the write timeout.
+  relay_response_.body() = {n ? piece_.get() : nullptr, n, !response_parser_->is_done()};
+  response_bytes_ += n;
+  ArmTimer(state_->config.write_timeout);
+  http::async_write(
+      socket_, *response_serializer_,
+      beast::bind_front_handler(&ProxySession::OnResponsePieceWritten, shared_from_this()));
+}
+
+void ProxySession::StartRelayResponse() {
+  // The head as the upstream sent it, hop-by-hop headers removed; the framing kept: a
+  // Content-Length stays, a chunked body stays chunked, a body delimited by the upstream's close
+  // is sent chunked (HTTP/1.0 clients: delimited by our close).
+  head_sent_ = true;
+  phase_ = Phase::kWriting;
+  bool chunked = response_parser_->chunked();
+  bool has_length = response_parser_->content_length().has_value();
+  relay_response_ = {};
+  relay_response_.base() = response_parser_->get().base();
+  RemoveHopByHop(relay_response_);
+  relay_response_.version(request_version_);
+  relay_response_.set("X-Request-Id", request_id_);
+  close_after_write_ = !keep_alive_ || draining_ || state_->draining.load();
+  if (chunked || !has_length) {
+    if (request_version_ >= 11) {
+      relay_response_.chunked(true);
+    } else {
+      close_after_write_ = true;
+    }
+  }
+  relay_response_.keep_alive(!close_after_write_);
+  response_serializer_.emplace(relay_response_);
+  response_status_ = relay_response_.result_int();
+  response_bytes_ = 0;
+  state_->CountResponse(route_, response_status_);
+}
+
+void ProxySession::OnResponsePieceWritten(beast::error_code ec, std::size_t) {
+  DisarmTimer();
+  if (ClosedMidStream()) return;
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) return AbortStreamed();  // the client left or reads too slowly
+  if (!response_parser_->is_done()) return DoResponsePieceRead();
+  FinishStreamed();
+}
+
+void ProxySession::FinishStreamed() {
+  bool reusable = response_parser_->keep_alive() && upstream_buffer_.size() == 0;
+  upstream_pool_->RecordResult(upstream_endpoint_, true);
+  route_->primary_latency->Observe(ToMicros(Clock::now() - dispatched_) / 1e6);
+  ReleaseUpstream(reusable);
+  if (state_->access_log) LogAccess();
+  OnWrite({}, 0);
+}
+
+void ProxySession::AbortStreamed() {
+  ReleaseUpstream(false);
+  if (state_->access_log) LogAccess();
+  Close();
+}
+
+void ProxySession::UpstreamFailed(beast::error_code ec, bool may_retry) {
+  // A reused connection the upstream had already closed is retried once on a fresh one while no
+  // client body byte was consumed and nothing of the response arrived.
+  bool stale = ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+               ec == net::error::broken_pipe || ec == net::error::eof;
+  if (may_retry && upstream_reused_ && !upstream_retried_ && stale &&
+      Clock::now() < exchange_deadline_) {
+    upstream_retried_ = true;
+    ReleaseUpstream(false);
+    return AcquireUpstream(/*allow_idle=*/false);
+  }
+  upstream_pool_->RecordResult(upstream_endpoint_, false);
+  ReleaseUpstream(false);
+  // Unread client body bytes would be parsed as the next request: close after the answer.
+  bool close = !stream_parser_ || !stream_parser_->is_done();
+  if (timed_out_ && ec == net::error::operation_aborted) {
+    return SendError(http::status::gateway_timeout, "upstream timed out", close);
+  }
+  SendError(http::status::bad_gateway,
+            "upstream " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": " + ec.message(),
+            close);
+}
+
+void ProxySession::ReleaseUpstream(bool reusable) {
+  if (upstream_)
+    upstream_pool_->Release(shard_, upstream_endpoint_, std::move(upstream_), reusable);
+}
+
+bool ProxySession::ClosedMidStream() {
+  if (phase_ != Phase::kClosed) return false;
+  ReleaseUpstream(false);
+  return true;
 }
 
 }  // namespace sg::gateway

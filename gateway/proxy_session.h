@@ -1,6 +1,10 @@
-// ProxySession: one client connection. Reads a request (limits, framing checks, timeouts), routes
-// it, sends it to the route's primary and, at the same moment, sampled copies to its mirrors;
-// writes the primary's response as soon as it is ready; repeats while keep-alive holds.
+// ProxySession: one client connection. Reads a request header (limits, framing checks, timeouts)
+// and routes it. A request a mirror may take (docs/gateway.md, "Streaming") is buffered whole, sent
+// to the route's primary and, at the same moment, as sampled copies to its mirrors; the primary's
+// response is written as soon as it is ready. Any other request is streamed: the session leases a
+// primary connection itself and relays the body through one 64 KiB buffer, then relays the
+// response the same way (a response that fits in the buffer is sent whole, with Content-Length).
+// Repeats while keep-alive holds.
 // All members are touched only on the session's shard thread (the socket's executor).
 #pragma once
 
@@ -12,7 +16,9 @@
 #include <vector>
 
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/serializer.hpp>
 
 #include "gateway/gateway_state.h"
 
@@ -40,6 +46,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   static constexpr std::chrono::milliseconds kLingerTime{500};  // after an error response
   static constexpr std::size_t kLingerMaxBytes = 1 << 20;
   static constexpr std::size_t kReadChunk = 8192;
+  static constexpr std::size_t kRelayChunk = 64 * 1024;  // the streamed path's one buffer
 
   void DoWaitRequest();
   void OnWaitRequest(beast::error_code ec, std::size_t bytes);
@@ -49,7 +56,35 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void DoReadBody();
   void OnReadBody(beast::error_code ec, std::size_t bytes);
   void OnReadError(beast::error_code ec);
+  // Routes the request whose header was read (route_ stays null without a route) and decides
+  // whether its body is streamed.
+  void RouteRequest();
+  bool ShouldStream() const;
   void HandleRequest();
+  // The streamed path: one exchange on a leased primary connection, driven by this session.
+  void StartStreamed();
+  void AcquireUpstream(bool allow_idle);
+  void ArmUpstream(std::chrono::steady_clock::duration cap);
+  void OnUpstreamConnect(beast::error_code ec);
+  void DoUpstreamWriteHeader();
+  void OnRequestPieceWritten(beast::error_code ec, std::size_t bytes);
+  void DoRequestPieceRead();
+  void OnRequestPieceRead(beast::error_code ec, std::size_t bytes);
+  void DoResponseHeaderRead();
+  void OnResponseHeaderRead(beast::error_code ec, std::size_t bytes);
+  void DoResponsePieceRead();
+  void OnResponsePieceRead(beast::error_code ec, std::size_t bytes);
+  void OnResponsePieceWritten(beast::error_code ec, std::size_t bytes);
+  void StartRelayResponse();
+  void UpstreamFailed(beast::error_code ec, bool may_retry);
+  void FinishStreamed();
+  void AbortStreamed();
+  // Gives the leased connection back (pooled only when `reusable`).
+  void ReleaseUpstream(bool reusable);
+  // True (and the lease given back) when the session was closed while an operation was pending.
+  bool ClosedMidStream();
+  // Shapes response_ (the primary's, complete) for the client and writes it.
+  void SendUpstreamResponse();
   void DispatchMirrors(RouteRuntime& route, const std::shared_ptr<const Request>& upstream,
                        std::chrono::steady_clock::time_point primary_dispatch);
   void OnPrimary(std::shared_ptr<UpstreamResult> result);
@@ -69,6 +104,29 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::string client_ip_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  // The streamed path (a request not mirrored). Operations are strictly sequential (read a piece,
+  // write it), so one buffer and one deadline serve both connections.
+  bool streamed_ = false;
+  std::optional<http::request_parser<http::buffer_body>> stream_parser_;
+  http::request<http::buffer_body> upstream_request_;
+  std::optional<http::request_serializer<http::buffer_body>> request_serializer_;
+  std::shared_ptr<UpstreamPool> upstream_pool_;
+  std::unique_ptr<beast::tcp_stream> upstream_;
+  std::size_t upstream_endpoint_ = 0;
+  bool upstream_reused_ = false;
+  bool upstream_retried_ = false;
+  bool body_consumed_ = false;  // a client body byte was read for this exchange (no retry)
+  bool head_sent_ = false;      // the response head went (or is going) to the client
+  std::chrono::steady_clock::time_point dispatched_;
+  std::chrono::steady_clock::time_point exchange_deadline_;
+  beast::flat_buffer upstream_buffer_;
+  std::optional<http::response_parser<http::buffer_body>> response_parser_;
+  http::response<http::buffer_body> relay_response_;
+  std::optional<http::response_serializer<http::buffer_body>> response_serializer_;
+  std::unique_ptr<char[]> piece_;
+  std::size_t piece_size_ = 0;
+  int response_status_ = 0;
+  uint64_t response_bytes_ = 0;
   Phase phase_ = Phase::kWaiting;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   bool timed_out_ = false;

@@ -88,6 +88,27 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   uint64_t connections_created() const { return created_.load(std::memory_order_relaxed); }
   uint64_t connections_reused() const { return reused_.load(std::memory_order_relaxed); }
 
+  // For an exchange its caller drives itself (the session's streamed path): lease a connection,
+  // connect when the lease has none (NewStream, endpoint_address), give it back with Release
+  // (pooled only when `reusable`: the exchange completed cleanly) and report with RecordResult.
+  // Every leased connection MUST be released exactly once.
+  struct Lease {
+    bool ok = false;  // false: pool at max_connections (or every endpoint ejected, fail-fast)
+    bool ejected = false;
+    size_t endpoint = 0;
+    std::unique_ptr<beast::tcp_stream> stream;  // null: connect a new one
+  };
+  Lease Acquire(size_t shard, bool allow_idle);
+  void Release(size_t shard, size_t endpoint, std::unique_ptr<beast::tcp_stream> stream,
+               bool reusable);
+  void RecordResult(size_t endpoint, bool transport_ok, bool connect_failure = false);
+  std::unique_ptr<beast::tcp_stream> NewStream(size_t shard);
+  // The resolved address and the "host:port" name of endpoint `endpoint` (fixed at start-up).
+  const tcp::endpoint& endpoint_address(size_t endpoint) const {
+    return endpoints_[endpoint].address;
+  }
+  const std::string& endpoint_name(size_t endpoint) const { return endpoints_[endpoint].name; }
+
  private:
   friend class UpstreamExchange;
   struct Idle {
@@ -102,19 +123,6 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
     std::chrono::steady_clock::time_point ejected_until{};
     bool ejected_for_connect = false;  // the failure that ejected it was a connect failure
   };
-  struct Lease {
-    bool ok = false;  // false: pool at max_connections (or every endpoint ejected, fail-fast)
-    bool ejected = false;
-    size_t endpoint = 0;
-    std::unique_ptr<beast::tcp_stream> stream;  // null: connect a new one
-  };
-
-  Lease Acquire(size_t shard, bool allow_idle);
-  // Gives a connection back: pooled when `reusable`, else closed.
-  void Release(size_t shard, size_t endpoint, std::unique_ptr<beast::tcp_stream> stream,
-               bool reusable);
-  void RecordResult(size_t endpoint, bool transport_ok, bool connect_failure = false);
-  std::unique_ptr<beast::tcp_stream> NewStream(size_t shard);
 
   const std::vector<net::io_context*> contexts_;
   const std::vector<std::shared_ptr<DeadlineSweeper>> sweepers_;

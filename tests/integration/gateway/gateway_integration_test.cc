@@ -258,7 +258,9 @@ TEST(GatewayTest, ChunkedUpstreamResponseAndKeepAliveAndPipelining) {
 TEST(GatewayTest, HostileAndBrokenRequestsGetTheRightStatus) {
   TempDir dir;
   TestUpstream primary({Mode::kFixed});
-  GatewayProcess gateway(MakeConfig(primary.port()), dir);
+  auto config = MakeConfig(primary.port());
+  config["max_streamed_body_bytes"] = 150000;  // unmirrored bodies stream, up to this
+  GatewayProcess gateway(config, dir);
   ASSERT_TRUE(gateway.ready());
   int port = gateway.port();
   auto post = [&](const std::string& headers, const std::string& body) {
@@ -387,6 +389,183 @@ TEST(GatewayTest, CheckSubcommandListsProblemsAndExits2) {
             std::string::npos)
       << check.output;
   EXPECT_EQ(RunCheck(SourceDir() / "configs" / "gateway.example.json").exit_code, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming: bodies that are not mirrored pass through a bounded buffer both ways.
+
+// The gateway's peak resident memory (VmHWM) in bytes, -1 when unreadable.
+int64_t PeakRss(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmHWM:")) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+
+std::string Pattern(size_t size) {
+  std::string body(size, '\0');
+  for (size_t i = 0; i < size; ++i) body[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  return body;
+}
+
+json StreamingConfig(int primary_port, int shadow_port = 0, json mirror = json::object()) {
+  auto config = MakeConfig(primary_port, shadow_port, std::move(mirror));
+  config["client_body_timeout"] = "10s";
+  config["upstreams"]["primary"]["total_timeout"] = "60s";
+  config["upstreams"]["primary"]["header_timeout"] = "30s";
+  return config;
+}
+
+constexpr size_t kBig = 64 << 20;
+constexpr int64_t kRssBound = 24 << 20;  // far below the 64 MiB bodies
+
+// The body of a raw response (after the head), de-chunked when it was sent chunked.
+std::string BodyOf(const std::string& raw) {
+  auto end = raw.find("\r\n\r\n");
+  if (end == std::string::npos) return "";
+  std::string body = raw.substr(end + 4);
+  if (raw.substr(0, end).find("Transfer-Encoding: chunked") == std::string::npos) return body;
+  std::string out;
+  size_t at = 0;
+  for (;;) {
+    auto line = body.find("\r\n", at);
+    if (line == std::string::npos) return "<bad chunking>";
+    size_t size = std::stoul(body.substr(at, line - at), nullptr, 16);
+    if (size == 0) return out;
+    out.append(body, line + 2, size);
+    at = line + 2 + size + 2;
+  }
+}
+
+TEST(GatewayStreamingTest, LargeUploadsAreRelayedWithBoundedMemory) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed, "stored\n"});
+  GatewayProcess gateway(StreamingConfig(primary.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+  const std::string body = Pattern(kBig);
+  auto raw = RawExchange(gateway.port(),
+                         "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                         "Content-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body,
+                         60s);
+  ASSERT_EQ(StatusOf(raw), 200) << raw.substr(0, 300);
+  ASSERT_EQ(primary.received_count(), 1u);
+  auto got = primary.received().at(0);
+  EXPECT_EQ(got.headers["content-length"], std::to_string(kBig));
+  EXPECT_TRUE(got.body == body) << got.body.size();
+
+  // A chunked upload stays chunked to the upstream.
+  std::string chunked;
+  const size_t kPiece = 1 << 20;
+  for (size_t at = 0; at < body.size() / 2; at += kPiece) {
+    char size[32];
+    std::snprintf(size, sizeof(size), "%zx\r\n", kPiece);
+    chunked += size + body.substr(at, kPiece) + "\r\n";
+  }
+  chunked += "0\r\n\r\n";
+  raw = RawExchange(gateway.port(),
+                    "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n" +
+                        chunked,
+                    60s);
+  ASSERT_EQ(StatusOf(raw), 200) << raw.substr(0, 300);
+  ASSERT_EQ(primary.received_count(), 2u);
+  got = primary.received().at(1);
+  EXPECT_EQ(got.headers["transfer-encoding"], "chunked");
+  EXPECT_EQ(got.headers.count("content-length"), 0u);
+  EXPECT_TRUE(got.body == body.substr(0, body.size() / 2)) << got.body.size();
+
+  auto peak = PeakRss(gateway.process().pid());
+  std::printf("gateway peak RSS after 64 MiB + 32 MiB uploads: %lld KiB\n",
+              static_cast<long long>(peak / 1024));
+  EXPECT_GT(peak, 0);
+  EXPECT_LT(peak, kRssBound);
+}
+
+TEST(GatewayStreamingTest, LargeResponsesAreRelayedWithTheirFraming) {
+  TempDir dir;
+  const std::string body = Pattern(kBig);
+  for (Mode mode : {Mode::kFixed, Mode::kChunked}) {
+    TestUpstream primary({mode, body});
+    GatewayProcess gateway(StreamingConfig(primary.port()), dir);
+    ASSERT_TRUE(gateway.ready());
+    auto raw = RawGet(gateway.port(), "/download", "big-1", "");
+    ASSERT_EQ(StatusOf(raw), 200) << raw.substr(0, 300);
+    auto head = raw.substr(0, raw.find("\r\n\r\n"));
+    if (mode == Mode::kChunked) {
+      EXPECT_NE(head.find("Transfer-Encoding: chunked"), std::string::npos) << head;
+    } else {
+      EXPECT_NE(head.find("Content-Length: " + std::to_string(kBig)), std::string::npos) << head;
+    }
+    EXPECT_NE(head.find("X-Request-Id: big-1"), std::string::npos) << head;
+    auto got = BodyOf(raw);
+    EXPECT_TRUE(got == body) << got.size();
+    auto peak = PeakRss(gateway.process().pid());
+    std::printf("gateway peak RSS after a 64 MiB %s response: %lld KiB\n",
+                mode == Mode::kChunked ? "chunked" : "Content-Length",
+                static_cast<long long>(peak / 1024));
+    EXPECT_GT(peak, 0);
+    EXPECT_LT(peak, kRssBound);
+  }
+}
+
+TEST(GatewayStreamingTest, OverTheMirrorLimitIsProxiedAndCountedSmallIsPaired) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed, "primary\n"});
+  TestUpstream shadow({Mode::kFixed, "shadow\n"});
+  GatewayProcess gateway(StreamingConfig(primary.port(), shadow.port(), {{"max_body_bytes", 1000}}),
+                         dir);
+  ASSERT_TRUE(gateway.ready());
+  const std::string large = Pattern(4 << 20);
+  HttpRequestSpec spec;
+  spec.method = "POST";
+  spec.target = "/big";
+  spec.body = large;
+  auto response = Http(gateway.port(), spec);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "primary\n");
+  ASSERT_EQ(primary.received_count(), 1u);
+  EXPECT_TRUE(primary.received().at(0).body == large);
+  EXPECT_EQ(gateway.NotMirrored("body_too_large"), 1);
+
+  spec.target = "/small";
+  spec.body = "small body";
+  response = Http(gateway.port(), spec);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  ASSERT_TRUE(WaitUntil([&] { return gateway.Outcome("ok") == 1; }, 5s));
+  EXPECT_EQ(shadow.received_count(), 1u);
+  EXPECT_EQ(shadow.received().at(0).body, "small body");
+  auto entries = gateway.StopAndReadPairs();
+  int pairs = 0;
+  for (const auto& entry : entries) {
+    auto* pair = std::get_if<PairRecord>(&entry);
+    if (!pair) continue;
+    ++pairs;
+    EXPECT_EQ(pair->request.target, "/small");
+    EXPECT_EQ(*pair->request.body, "small body");
+    EXPECT_EQ(pair->primary.body, "primary\n");
+    EXPECT_EQ(pair->shadow.body, "shadow\n");
+  }
+  EXPECT_EQ(pairs, 1);
+}
+
+TEST(GatewayStreamingTest, UpstreamResetMidStreamClosesTheClientConnection) {
+  TempDir dir;
+  TestUpstream primary({Mode::kResetMidBody, Pattern(8 << 20)});
+  GatewayProcess gateway(StreamingConfig(primary.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+  // Keep-alive requested: only a closed connection can end the exchange.
+  auto raw = RawExchange(gateway.port(), "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", 20s);
+  ASSERT_EQ(StatusOf(raw), 200) << raw.substr(0, 300);
+  auto head = raw.substr(0, raw.find("\r\n\r\n"));
+  EXPECT_NE(head.find("Content-Length: " + std::to_string(8 << 20)), std::string::npos) << head;
+  EXPECT_LT(raw.size() - head.size() - 4, size_t{8 << 20});  // cut short
+  EXPECT_EQ(raw.find("HTTP/1.1 502"), std::string::npos);    // never a second response
+  EXPECT_TRUE(gateway.process().process().Running());
 }
 
 }  // namespace

@@ -122,6 +122,29 @@ bool TestUpstream::ReadRequest(int fd, std::string& buffer, Received* out) {
     length = std::stoul(it->second);
   }
   buffer.erase(0, header_end + 4);
+  if (auto it = out->headers.find("transfer-encoding"); it != out->headers.end()) {
+    // Chunked: sizes in hex, each chunk followed by CRLF, ended by a zero-size chunk (no
+    // trailers).
+    auto need = [&](size_t bytes) {
+      while (buffer.size() < bytes) {
+        ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+        if (n <= 0) return false;
+        buffer.append(chunk, static_cast<size_t>(n));
+      }
+      return true;
+    };
+    for (;;) {
+      size_t line_end;
+      while ((line_end = buffer.find("\r\n")) == std::string::npos) {
+        if (!need(buffer.size() + 1)) return false;
+      }
+      size_t size = std::stoul(buffer.substr(0, line_end), nullptr, 16);
+      if (!need(line_end + 2 + size + 2)) return false;
+      out->body.append(buffer, line_end + 2, size);
+      buffer.erase(0, line_end + 2 + size + 2);
+      if (size == 0) return true;
+    }
+  }
   while (buffer.size() < length) {
     ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
     if (n <= 0) return false;
@@ -180,6 +203,14 @@ void TestUpstream::Serve(int fd) {
         break;
       case Mode::kReset: {
         SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+        linger hard{1, 0};  // close with RST
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+        ok = false;
+        break;
+      }
+      case Mode::kResetMidBody: {
+        SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(options_.body.size()) +
+                        "\r\n\r\n" + options_.body.substr(0, options_.body.size() / 2));
         linger hard{1, 0};  // close with RST
         ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
         ok = false;

@@ -17,14 +17,15 @@ namespace sg::testing {
 class TestUpstream {
  public:
   enum class Mode {
-    kFixed,    // 200, body `body`
-    kEcho,     // 200, body: the request as received (request line, headers, blank line, body)
-    kChunked,  // 200, body `body` sent with Transfer-Encoding: chunked in two chunks
-    kSlow,     // like kFixed after `delay`
-    kError,    // 500, body "boom"
-    kReset,    // sends half a response, then resets the connection (RST)
-    kHang,     // reads the request and never answers
-    kClose,    // closes the connection without answering
+    kFixed,         // 200, body `body`
+    kEcho,          // 200, body: the request as received (request line, headers, blank line, body)
+    kChunked,       // 200, body `body` sent with Transfer-Encoding: chunked in two chunks
+    kSlow,          // like kFixed after `delay`
+    kError,         // 500, body "boom"
+    kReset,         // sends half a response, then resets the connection (RST)
+    kResetMidBody,  // announces body.size() bytes, sends half of `body`, then resets (RST)
+    kHang,          // reads the request and never answers
+    kClose,         // closes the connection without answering
   };
   struct Options {
     Mode mode = Mode::kFixed;
@@ -35,7 +36,7 @@ class TestUpstream {
     std::string method;
     std::string target;
     std::map<std::string, std::string> headers;  // lower-case names, repeated joined by ", "
-    std::string body;
+    std::string body;                            // de-chunked when sent chunked
   };
 
   explicit TestUpstream(Options options);
