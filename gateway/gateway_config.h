@@ -34,7 +34,7 @@ struct UpstreamConfig {
   Micros connect_timeout = std::chrono::seconds(1);  // local network: 1 s is already very slow
   Micros header_timeout = std::chrono::seconds(30);  // time to first response header (inference)
   Micros total_timeout = std::chrono::seconds(60);   // whole exchange
-  int64_t max_response_bytes = 64 << 20;             // responses are buffered; bound memory
+  int64_t max_response_bytes = 64 << 20;             // shadow responses are buffered: bound memory
   int eject_after_failures = 5;  // consecutive failures before an endpoint is ejected
   Micros eject_duration = std::chrono::seconds(10);  // how long an ejected endpoint is skipped
 };

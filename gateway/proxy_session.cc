@@ -115,11 +115,8 @@ void ProxySession::DoReadHeader() {
   parser_.emplace();
   parser_->header_limit(static_cast<uint32_t>(state_->config.max_header_bytes));
   // The larger limit for now: whether the body is buffered is known once the header is.
-  auto streamed_limit = state_->config.max_streamed_body_bytes == 0
-                            ? std::numeric_limits<uint64_t>::max()
-                            : static_cast<uint64_t>(state_->config.max_streamed_body_bytes);
   parser_->body_limit(
-      std::max(streamed_limit, static_cast<uint64_t>(state_->config.max_request_body_bytes)));
+      std::max(StreamedLimit(), static_cast<uint64_t>(state_->config.max_request_body_bytes)));
   ArmTimer(state_->config.client_header_timeout);
   http::async_read_header(
       socket_, buffer_, *parser_,
@@ -137,16 +134,14 @@ void ProxySession::OnReadHeader(beast::error_code ec, std::size_t) {
   RouteRequest();
   streamed_ = ShouldStream();
   if (streamed_) {
-    parser_->body_limit(state_->config.max_streamed_body_bytes == 0
-                            ? std::numeric_limits<uint64_t>::max()
-                            : static_cast<uint64_t>(state_->config.max_streamed_body_bytes));
+    parser_->body_limit(StreamedLimit());
   } else {
     auto limit = static_cast<uint64_t>(state_->config.max_request_body_bytes);
     auto length = parser_->content_length();
     if (length && *length > limit) return OnReadError(http::error::body_limit);
     parser_->body_limit(limit);
   }
-  if (parser_->is_done()) return streamed_ ? StartStreamed() : HandleRequest();
+  if (parser_->is_done()) return streamed_ ? StartStreamed() : HandleRequest(parser_->release());
   auto expect = request.find(http::field::expect);
   if (expect != request.end() && ToLowerAscii(View(expect->value())) == "100-continue") {
     // The client waits for this before sending its body.
@@ -157,15 +152,69 @@ void ProxySession::OnReadHeader(beast::error_code ec, std::size_t) {
         beast::bind_front_handler(&ProxySession::OnContinueWritten, shared_from_this()));
     return;
   }
-  if (streamed_) return StartStreamed();
-  DoReadBody();
+  ReadBody();
 }
 
 void ProxySession::OnContinueWritten(beast::error_code ec, std::size_t) {
   DisarmTimer();
   if (ec) return Close();
+  ReadBody();
+}
+
+void ProxySession::ReadBody() {
   if (streamed_) return StartStreamed();
+  if (route_ && parser_->chunked()) return StartCollecting();
   DoReadBody();
+}
+
+void ProxySession::StartCollecting() {
+  // A chunked body on a route a mirror may take: its size is known only at its end, so it is
+  // collected while it fits the mirrors' limit, and streamed once it grows past it.
+  stream_parser_.emplace(std::move(*parser_));
+  parser_.reset();
+  stream_parser_->body_limit(StreamedLimit());  // it may turn out streamed
+  collect_limit_ = 0;
+  for (const auto& mirror : route_->mirrors) {
+    if (mirror->percent() <= 0) continue;
+    const auto& config = mirror->config();
+    collect_limit_ =
+        std::max(collect_limit_, config.mirror_body ? config.max_body_bytes
+                                                    : state_->config.max_request_body_bytes);
+  }
+  collect_limit_ = std::min(collect_limit_, state_->config.max_request_body_bytes);
+  collected_.clear();
+  if (!piece_) piece_ = std::make_unique<char[]>(kRelayChunk);
+  DoClientPieceRead(&ProxySession::OnCollectPiece);
+}
+
+void ProxySession::DoClientPieceRead(PieceHandler on_piece) {
+  // Read the next piece of the client's body within the body timeout (per piece).
+  auto& body = stream_parser_->get().body();
+  body.data = piece_.get();
+  body.size = kRelayChunk;
+  ArmTimer(state_->config.client_body_timeout);
+  http::async_read(socket_, buffer_, *stream_parser_,
+                   beast::bind_front_handler(on_piece, shared_from_this()));
+}
+
+void ProxySession::OnCollectPiece(beast::error_code ec, std::size_t) {
+  DisarmTimer();
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) return OnReadError(ec);
+  collected_.append(piece_.get(), kRelayChunk - stream_parser_->get().body().size);
+  if (collected_.size() > static_cast<std::size_t>(collect_limit_)) {
+    // Too large to mirror after all: streamed, what was collected going first.
+    streamed_ = true;
+    prefix_pending_ = true;
+    return StartStreamed();
+  }
+  if (!stream_parser_->is_done()) return DoClientPieceRead(&ProxySession::OnCollectPiece);
+  Request request;
+  request.base() = stream_parser_->get().base();
+  request.body() = std::move(collected_);
+  collected_.clear();
+  stream_parser_.reset();
+  HandleRequest(std::move(request));
 }
 
 void ProxySession::DoReadBody() {
@@ -178,7 +227,7 @@ void ProxySession::DoReadBody() {
 void ProxySession::OnReadBody(beast::error_code ec, std::size_t) {
   DisarmTimer();
   if (ec) return OnReadError(ec);
-  HandleRequest();
+  HandleRequest(parser_->release());
 }
 
 void ProxySession::OnReadError(beast::error_code ec) {
@@ -227,6 +276,11 @@ void ProxySession::RouteRequest() {
   route_name_ = route_->config.name;
 }
 
+uint64_t ProxySession::StreamedLimit() const {
+  auto limit = state_->config.max_streamed_body_bytes;
+  return limit == 0 ? std::numeric_limits<uint64_t>::max() : static_cast<uint64_t>(limit);
+}
+
 bool ProxySession::ShouldStream() const {
   // Decided from the header alone: the body is buffered only when a mirror may take it (a
   // mirror with a percent above 0 that sends no body, or whose max_body_bytes the declared
@@ -246,7 +300,7 @@ bool ProxySession::ShouldStream() const {
   return true;
 }
 
-void ProxySession::HandleRequest() {
+void ProxySession::HandleRequest(Request request) {
   phase_ = Phase::kProxying;
   request_complete_ = Clock::now();
   if (!route_) {
@@ -257,7 +311,7 @@ void ProxySession::HandleRequest() {
   route.requests->Increment();
 
   // The upstream copy: hop-by-hop headers removed, X-Forwarded-*, X-Request-Id, fresh framing.
-  auto upstream = std::make_shared<Request>(parser_->release());
+  auto upstream = std::make_shared<Request>(std::move(request));
   parser_.reset();
   RemoveHopByHop(*upstream);
   upstream->erase(http::field::expect);
@@ -267,12 +321,18 @@ void ProxySession::HandleRequest() {
   upstream->keep_alive(true);
   upstream->prepare_payload();
 
-  // The primary first, then the shadows at once: neither waits for the other.
-  const auto primary_dispatch = Clock::now();
-  route.primary->Send(shard_, upstream, route.primary->config().total_timeout,
-                      socket_.get_executor(),
-                      beast::bind_front_handler(&ProxySession::OnPrimary, shared_from_this()));
-  if (!route.mirrors.empty()) DispatchMirrors(route, upstream, primary_dispatch);
+  // The primary and the shadows at once: neither waits for the other. The shadows' exchanges
+  // start first only so that a primary refused at once (503) still completes their pair records;
+  // both are under way within microseconds.
+  upstream_request_ = {};
+  upstream_request_.base() = upstream->base();
+  buffered_request_ = upstream;
+  upstream_pool_ = route.primary;
+  dispatched_ = Clock::now();
+  exchange_deadline_ = dispatched_ + upstream_pool_->config().total_timeout;
+  if (!route.mirrors.empty()) DispatchMirrors(route, upstream, dispatched_);
+  if (!piece_) piece_ = std::make_unique<char[]>(kRelayChunk);
+  AcquireUpstream(/*allow_idle=*/true);
 }
 
 void ProxySession::DispatchMirrors(RouteRuntime& route,
@@ -348,32 +408,6 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
   }
 }
 
-void ProxySession::OnPrimary(std::shared_ptr<UpstreamResult> result) {
-  if (result->outcome == UpstreamOutcome::kOk) {
-    route_->primary_latency->Observe(ToMicros(result->completed - result->dispatched) / 1e6);
-  }
-  if (!collectors_.empty()) {
-    auto primary =
-        CaptureResponse(*result, PrimaryOutcome(*result), state_->config.capture.response_headers,
-                        state_->config.capture.max_body_bytes);
-    for (auto& collector : collectors_) collector->SetPrimary(primary);
-    collectors_.clear();
-  }
-  switch (result->outcome) {
-    case UpstreamOutcome::kOk:
-      break;
-    case UpstreamOutcome::kTimeout:
-      return SendError(http::status::gateway_timeout, "upstream timed out", false);
-    case UpstreamOutcome::kOverload:
-      return SendError(http::status::service_unavailable, "upstream connection limit reached",
-                       false);
-    default:
-      return SendError(http::status::bad_gateway, result->error, false);
-  }
-  response_ = std::move(result->response);
-  SendUpstreamResponse();
-}
-
 void ProxySession::SendUpstreamResponse() {
   RemoveHopByHop(response_);
   response_.version(request_version_);
@@ -427,6 +461,10 @@ void ProxySession::OnWrite(beast::error_code ec, std::size_t) {
   if (close_after_write_) return LingeringClose();
   // Reset per-request state, then wait for the next request on this connection.
   stream_parser_.reset();
+  buffered_request_.reset();
+  capture_.clear();
+  collected_ = std::string();
+  prefix_pending_ = false;
   streamed_ = false;
   upstream_retried_ = false;
   body_consumed_ = false;
@@ -494,9 +532,13 @@ void ProxySession::StartStreamed() {
   phase_ = Phase::kProxying;
   request_complete_ = Clock::now();
   route_->requests->Increment();
-  // The parser changes body type before any body byte was read; the body arrives piece by piece.
-  stream_parser_.emplace(std::move(*parser_));
-  parser_.reset();
+  // The parser changes body type before any body byte was read (unless it was collected first);
+  // the body arrives piece by piece.
+  if (!stream_parser_) {
+    stream_parser_.emplace(std::move(*parser_));
+    parser_.reset();
+  }
+  body_consumed_ = prefix_pending_;
 
   // The upstream head: hop-by-hop headers removed, X-Forwarded-*, X-Request-Id; the client's
   // framing kept (Content-Length stays, a chunked body is sent chunked).
@@ -531,8 +573,9 @@ void ProxySession::StartStreamed() {
 void ProxySession::AcquireUpstream(bool allow_idle) {
   auto lease = upstream_pool_->Acquire(shard_, allow_idle);
   if (!lease.ok) {
+    CapturePrimary(UpstreamOutcome::kOverload, "upstream pool at max_connections");
     return SendError(http::status::service_unavailable, "upstream connection limit reached",
-                     !stream_parser_->is_done());
+                     !RequestBodyRead());
   }
   upstream_endpoint_ = lease.endpoint;
   upstream_reused_ = lease.stream != nullptr;
@@ -556,10 +599,10 @@ void ProxySession::OnUpstreamConnect(beast::error_code ec) {
   if (ec) {
     upstream_pool_->RecordResult(upstream_endpoint_, false, /*connect_failure=*/true);
     ReleaseUpstream(false);
-    return SendError(http::status::bad_gateway,
-                     "connect " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": " +
-                         (timed_out_ ? std::string("timeout") : ec.message()),
-                     !stream_parser_->is_done());
+    auto error = "connect " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": " +
+                 (timed_out_ ? std::string("timeout") : ec.message());
+    CapturePrimary(UpstreamOutcome::kConnectFailed, error);
+    return SendError(http::status::bad_gateway, error, !RequestBodyRead());
   }
   DoUpstreamWriteHeader();
 }
@@ -570,7 +613,14 @@ void ProxySession::DoUpstreamWriteHeader() {
   ArmUpstream(Clock::duration::max());
   auto handler =
       beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this());
-  if (stream_parser_->is_done()) {
+  if (buffered_request_) {
+    // The buffered body (mirrored requests) goes as one piece, with the head.
+    const auto& body = buffered_request_->body();
+    upstream_request_.body() = {body.empty() ? nullptr : const_cast<char*>(body.data()),
+                                body.size(), false};
+    return http::async_write(*upstream_, *request_serializer_, std::move(handler));
+  }
+  if (stream_parser_->is_done() && !prefix_pending_) {
     upstream_request_.body() = {nullptr, 0, false};
     return http::async_write(*upstream_, *request_serializer_, std::move(handler));
   }
@@ -582,19 +632,18 @@ void ProxySession::OnRequestPieceWritten(beast::error_code ec, std::size_t) {
   if (ClosedMidStream()) return;
   if (ec == http::error::need_buffer) ec = {};
   if (ec) return UpstreamFailed(ec, /*may_retry=*/!body_consumed_);
-  if (stream_parser_->is_done()) return DoResponseHeaderRead();
-  DoRequestPieceRead();
-}
-
-void ProxySession::DoRequestPieceRead() {
-  // Read the next piece of the client's body within the body timeout (per piece).
-  auto& body = stream_parser_->get().body();
-  body.data = piece_.get();
-  body.size = kRelayChunk;
-  ArmTimer(state_->config.client_body_timeout);
-  http::async_read(
-      socket_, buffer_, *stream_parser_,
-      beast::bind_front_handler(&ProxySession::OnRequestPieceRead, shared_from_this()));
+  if (prefix_pending_) {
+    // The collected start of a body that grew past the mirrors' limit.
+    prefix_pending_ = false;
+    upstream_request_.body() = {collected_.data(), collected_.size(), !stream_parser_->is_done()};
+    ArmUpstream(Clock::duration::max());
+    return http::async_write(
+        *upstream_, *request_serializer_,
+        beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this()));
+  }
+  collected_ = std::string();  // written: its memory goes
+  if (RequestBodyRead()) return DoResponseHeaderRead();
+  DoClientPieceRead(&ProxySession::OnRequestPieceRead);
 }
 
 void ProxySession::OnRequestPieceRead(beast::error_code ec, std::size_t) {
@@ -658,6 +707,9 @@ void ProxySession::OnResponsePieceRead(beast::error_code ec, std::size_t) {
     // connection can tell it the response is incomplete.
     if (!head_sent_) return UpstreamFailed(ec, /*may_retry=*/false);
     upstream_pool_->RecordResult(upstream_endpoint_, false);
+    CapturePrimary(UpstreamOutcome::kError, "upstream " +
+                                                upstream_pool_->endpoint_name(upstream_endpoint_) +
+                                                " mid-response: " + ec.message());
     return AbortStreamed();
   }
   std::size_t n = kRelayChunk - response_parser_->get().body().size;
@@ -672,9 +724,19 @@ void ProxySession::OnResponsePieceRead(beast::error_code ec, std::size_t) {
     ReleaseUpstream(reusable);
     stream_parser_.reset();
     response_ = std::move(response);
+    if (!collectors_.empty()) {
+      capture_ = response_.body();
+      CapturePrimary(UpstreamOutcome::kOk, {});
+    }
     return SendUpstreamResponse();
   }
   if (!head_sent_) StartRelayResponse();
+  if (!collectors_.empty()) {
+    // Capture one byte past the limit, so the capture knows it was cut.
+    auto limit = static_cast<std::size_t>(state_->config.capture.max_body_bytes) + 1;
+    if (capture_.size() < limit)
+      capture_.append(piece_.get(), std::min(n, limit - capture_.size()));
+  }
   // Write the piece (the head goes with the first) within the write timeout.
   relay_response_.body() = {n ? piece_.get() : nullptr, n, !response_parser_->is_done()};
   response_bytes_ += n;
@@ -716,7 +778,11 @@ void ProxySession::OnResponsePieceWritten(beast::error_code ec, std::size_t) {
   DisarmTimer();
   if (ClosedMidStream()) return;
   if (ec == http::error::need_buffer) ec = {};
-  if (ec) return AbortStreamed();  // the client left or reads too slowly
+  if (ec) {
+    // The client left or reads too slowly.
+    CapturePrimary(UpstreamOutcome::kError, "client connection closed mid-response");
+    return AbortStreamed();
+  }
   if (!response_parser_->is_done()) return DoResponsePieceRead();
   FinishStreamed();
 }
@@ -726,6 +792,7 @@ void ProxySession::FinishStreamed() {
   upstream_pool_->RecordResult(upstream_endpoint_, true);
   route_->primary_latency->Observe(ToMicros(Clock::now() - dispatched_) / 1e6);
   ReleaseUpstream(reusable);
+  CapturePrimary(UpstreamOutcome::kOk, {});
   if (state_->access_log) LogAccess();
   OnWrite({}, 0);
 }
@@ -750,13 +817,15 @@ void ProxySession::UpstreamFailed(beast::error_code ec, bool may_retry) {
   upstream_pool_->RecordResult(upstream_endpoint_, false);
   ReleaseUpstream(false);
   // Unread client body bytes would be parsed as the next request: close after the answer.
-  bool close = !stream_parser_ || !stream_parser_->is_done();
+  bool close = !RequestBodyRead();
   if (timed_out_ && ec == net::error::operation_aborted) {
+    CapturePrimary(UpstreamOutcome::kTimeout, "upstream timeout");
     return SendError(http::status::gateway_timeout, "upstream timed out", close);
   }
-  SendError(http::status::bad_gateway,
-            "upstream " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": " + ec.message(),
-            close);
+  auto error =
+      "upstream " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": " + ec.message();
+  CapturePrimary(UpstreamOutcome::kError, error);
+  SendError(http::status::bad_gateway, error, close);
 }
 
 void ProxySession::ReleaseUpstream(bool reusable) {
@@ -767,7 +836,32 @@ void ProxySession::ReleaseUpstream(bool reusable) {
 bool ProxySession::ClosedMidStream() {
   if (phase_ != Phase::kClosed) return false;
   ReleaseUpstream(false);
+  CapturePrimary(UpstreamOutcome::kError, "client connection closed");
   return true;
+}
+
+bool ProxySession::RequestBodyRead() const {
+  return buffered_request_ || !stream_parser_ || stream_parser_->is_done();
+}
+
+void ProxySession::CapturePrimary(UpstreamOutcome outcome, std::string error) {
+  // The primary's half of the pair records: the response head and the captured body prefix.
+  if (collectors_.empty()) return;
+  UpstreamResult result;
+  result.outcome = outcome;
+  result.error = std::move(error);
+  result.dispatched = dispatched_;
+  result.completed = Clock::now();
+  if (outcome == UpstreamOutcome::kOk && response_parser_) {
+    result.response.base() = response_parser_->get().base();
+    result.response.body() = std::move(capture_);
+  }
+  auto primary =
+      CaptureResponse(result, PrimaryOutcome(result), state_->config.capture.response_headers,
+                      state_->config.capture.max_body_bytes);
+  for (auto& collector : collectors_) collector->SetPrimary(primary);
+  collectors_.clear();
+  capture_.clear();
 }
 
 }  // namespace sg::gateway

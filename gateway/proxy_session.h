@@ -1,10 +1,10 @@
 // ProxySession: one client connection. Reads a request header (limits, framing checks, timeouts)
-// and routes it. A request a mirror may take (docs/gateway.md, "Streaming") is buffered whole, sent
-// to the route's primary and, at the same moment, as sampled copies to its mirrors; the primary's
-// response is written as soon as it is ready. Any other request is streamed: the session leases a
-// primary connection itself and relays the body through one 64 KiB buffer, then relays the
-// response the same way (a response that fits in the buffer is sent whole, with Content-Length).
-// Repeats while keep-alive holds.
+// and routes it. A request a mirror may take (docs/gateway.md, "Streaming") has its body buffered
+// whole and copied to the sampled mirrors; any other request's body is streamed. Either way the
+// session drives the primary exchange itself on a leased pool connection: it sends the body (the
+// buffered one at once, a streamed one piece by piece through one 64 KiB buffer), then relays
+// the response through the same buffer (a response that fits in it is sent whole, with
+// Content-Length), capturing its first bytes for the pair records. Repeats while keep-alive holds.
 // All members are touched only on the session's shard thread (the socket's executor).
 #pragma once
 
@@ -53,6 +53,13 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void DoReadHeader();
   void OnReadHeader(beast::error_code ec, std::size_t bytes);
   void OnContinueWritten(beast::error_code ec, std::size_t bytes);
+  // Reads the body the way the header decided: streamed, collected (chunked, mirrorable) or read
+  // whole (a Content-Length a mirror may take, or no route).
+  void ReadBody();
+  void StartCollecting();
+  using PieceHandler = void (ProxySession::*)(beast::error_code, std::size_t);
+  void DoClientPieceRead(PieceHandler on_piece);
+  void OnCollectPiece(beast::error_code ec, std::size_t bytes);
   void DoReadBody();
   void OnReadBody(beast::error_code ec, std::size_t bytes);
   void OnReadError(beast::error_code ec);
@@ -60,7 +67,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   // whether its body is streamed.
   void RouteRequest();
   bool ShouldStream() const;
-  void HandleRequest();
+  uint64_t StreamedLimit() const;  // max_streamed_body_bytes, 0 meaning no limit
+  void HandleRequest(Request request);
   // The streamed path: one exchange on a leased primary connection, driven by this session.
   void StartStreamed();
   void AcquireUpstream(bool allow_idle);
@@ -68,7 +76,6 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void OnUpstreamConnect(beast::error_code ec);
   void DoUpstreamWriteHeader();
   void OnRequestPieceWritten(beast::error_code ec, std::size_t bytes);
-  void DoRequestPieceRead();
   void OnRequestPieceRead(beast::error_code ec, std::size_t bytes);
   void DoResponseHeaderRead();
   void OnResponseHeaderRead(beast::error_code ec, std::size_t bytes);
@@ -83,11 +90,14 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void ReleaseUpstream(bool reusable);
   // True (and the lease given back) when the session was closed while an operation was pending.
   bool ClosedMidStream();
+  // True once the whole request body was read (or was buffered before the exchange).
+  bool RequestBodyRead() const;
+  // Hands the primary's outcome (head and captured body prefix when kOk) to the pair collectors.
+  void CapturePrimary(UpstreamOutcome outcome, std::string error);
   // Shapes response_ (the primary's, complete) for the client and writes it.
   void SendUpstreamResponse();
   void DispatchMirrors(RouteRuntime& route, const std::shared_ptr<const Request>& upstream,
                        std::chrono::steady_clock::time_point primary_dispatch);
-  void OnPrimary(std::shared_ptr<UpstreamResult> result);
   void SendError(http::status status, const std::string& message, bool close);
   void DoWrite();
   void OnWrite(beast::error_code ec, std::size_t bytes);
@@ -108,6 +118,11 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   // write it), so one buffer and one deadline serve both connections.
   bool streamed_ = false;
   std::optional<http::request_parser<http::buffer_body>> stream_parser_;
+  std::shared_ptr<const Request> buffered_request_;  // set when the body was buffered (mirrored)
+  std::string collected_;        // a chunked body collected for mirroring (or its streamed start)
+  int64_t collect_limit_ = 0;    // past it, the collected body is streamed instead
+  bool prefix_pending_ = false;  // collected_ still to be sent to the primary
+  std::string capture_;  // the primary's body prefix for pair records (capture limit + 1 bytes)
   http::request<http::buffer_body> upstream_request_;
   std::optional<http::request_serializer<http::buffer_body>> request_serializer_;
   std::shared_ptr<UpstreamPool> upstream_pool_;

@@ -421,6 +421,26 @@ json StreamingConfig(int primary_port, int shadow_port = 0, json mirror = json::
 constexpr size_t kBig = 64 << 20;
 constexpr int64_t kRssBound = 24 << 20;  // far below the 64 MiB bodies
 
+std::vector<PairRecord> PairsOf(const std::vector<PairLogEntry>& entries) {
+  std::vector<PairRecord> pairs;
+  for (const auto& entry : entries) {
+    if (auto* pair = std::get_if<PairRecord>(&entry)) pairs.push_back(*pair);
+  }
+  return pairs;
+}
+
+// `body` in chunked encoding, `piece` bytes a chunk.
+std::string Chunked(const std::string& body, size_t piece) {
+  std::string out;
+  for (size_t at = 0; at < body.size(); at += piece) {
+    auto part = body.substr(at, piece);
+    char size[32];
+    std::snprintf(size, sizeof(size), "%zx\r\n", part.size());
+    out += size + part + "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
 // The body of a raw response (after the head), de-chunked when it was sent chunked.
 std::string BodyOf(const std::string& raw) {
   auto end = raw.find("\r\n\r\n");
@@ -457,18 +477,10 @@ TEST(GatewayStreamingTest, LargeUploadsAreRelayedWithBoundedMemory) {
   EXPECT_TRUE(got.body == body) << got.body.size();
 
   // A chunked upload stays chunked to the upstream.
-  std::string chunked;
-  const size_t kPiece = 1 << 20;
-  for (size_t at = 0; at < body.size() / 2; at += kPiece) {
-    char size[32];
-    std::snprintf(size, sizeof(size), "%zx\r\n", kPiece);
-    chunked += size + body.substr(at, kPiece) + "\r\n";
-  }
-  chunked += "0\r\n\r\n";
   raw = RawExchange(gateway.port(),
                     "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
                     "Transfer-Encoding: chunked\r\n\r\n" +
-                        chunked,
+                        Chunked(body.substr(0, body.size() / 2), 1 << 20),
                     60s);
   ASSERT_EQ(StatusOf(raw), 200) << raw.substr(0, 300);
   ASSERT_EQ(primary.received_count(), 2u);
@@ -511,7 +523,7 @@ TEST(GatewayStreamingTest, LargeResponsesAreRelayedWithTheirFraming) {
   }
 }
 
-TEST(GatewayStreamingTest, OverTheMirrorLimitIsProxiedAndCountedSmallIsPaired) {
+TEST(GatewayStreamingTest, OverTheMirrorLimitIsStreamedAndCountedSmallIsPaired) {
   TempDir dir;
   TestUpstream primary({Mode::kFixed, "primary\n"});
   TestUpstream shadow({Mode::kFixed, "shadow\n"});
@@ -531,26 +543,44 @@ TEST(GatewayStreamingTest, OverTheMirrorLimitIsProxiedAndCountedSmallIsPaired) {
   EXPECT_TRUE(primary.received().at(0).body == large);
   EXPECT_EQ(gateway.NotMirrored("body_too_large"), 1);
 
+  // A chunked body growing past the limit is streamed too, what was collected first.
+  const std::string chunked = Pattern(8 << 20);
+  auto raw = RawExchange(gateway.port(),
+                         "POST /c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n" +
+                             Chunked(chunked, 300000),
+                         30s);
+  ASSERT_EQ(StatusOf(raw), 200) << raw.substr(0, 300);
+  ASSERT_EQ(primary.received_count(), 2u);
+  auto got = primary.received().at(1);
+  EXPECT_EQ(got.headers["transfer-encoding"], "chunked");
+  EXPECT_TRUE(got.body == chunked) << got.body.size();
+  EXPECT_EQ(gateway.NotMirrored("body_too_large"), 2);
+  // A small chunked body is still mirrored, re-framed with Content-Length.
+  raw = RawExchange(gateway.port(),
+                    "POST /small HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n5\r\nsmall\r\n5\r\n body\r\n0\r\n\r\n");
+  ASSERT_EQ(StatusOf(raw), 200) << raw;
+  EXPECT_EQ(primary.received().at(2).headers["content-length"], "10");
+
   spec.target = "/small";
   spec.body = "small body";
   response = Http(gateway.port(), spec);
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);
-  ASSERT_TRUE(WaitUntil([&] { return gateway.Outcome("ok") == 1; }, 5s));
-  EXPECT_EQ(shadow.received_count(), 1u);
-  EXPECT_EQ(shadow.received().at(0).body, "small body");
-  auto entries = gateway.StopAndReadPairs();
-  int pairs = 0;
-  for (const auto& entry : entries) {
-    auto* pair = std::get_if<PairRecord>(&entry);
-    if (!pair) continue;
-    ++pairs;
-    EXPECT_EQ(pair->request.target, "/small");
-    EXPECT_EQ(*pair->request.body, "small body");
-    EXPECT_EQ(pair->primary.body, "primary\n");
-    EXPECT_EQ(pair->shadow.body, "shadow\n");
+  ASSERT_TRUE(WaitUntil([&] { return gateway.Outcome("ok") == 2; }, 5s));
+  EXPECT_EQ(gateway.NotMirrored("body_too_large"), 2);
+  ASSERT_EQ(shadow.received_count(), 2u);
+  for (const auto& copy : shadow.received()) EXPECT_EQ(copy.body, "small body");
+  auto pairs = PairsOf(gateway.StopAndReadPairs());
+  for (const auto& pair : pairs) {
+    EXPECT_EQ(pair.request.target, "/small");
+    EXPECT_EQ(pair.request.size, 10u);
+    EXPECT_EQ(*pair.request.body, "small body");
+    EXPECT_EQ(pair.primary.body, "primary\n");
+    EXPECT_EQ(pair.shadow.body, "shadow\n");
   }
-  EXPECT_EQ(pairs, 1);
+  EXPECT_EQ(pairs.size(), 2u);
 }
 
 TEST(GatewayStreamingTest, UpstreamResetMidStreamClosesTheClientConnection) {
@@ -566,6 +596,36 @@ TEST(GatewayStreamingTest, UpstreamResetMidStreamClosesTheClientConnection) {
   EXPECT_LT(raw.size() - head.size() - 4, size_t{8 << 20});  // cut short
   EXPECT_EQ(raw.find("HTTP/1.1 502"), std::string::npos);    // never a second response
   EXPECT_TRUE(gateway.process().process().Running());
+}
+
+TEST(GatewayStreamingTest, MirroredExchangeStreamsALargePrimaryResponseAndCapturesItsStart) {
+  TempDir dir;
+  const std::string body = Pattern(16 << 20);
+  TestUpstream primary({Mode::kFixed, body});
+  TestUpstream shadow({Mode::kFixed, "shadow\n"});
+  GatewayProcess gateway(StreamingConfig(primary.port(), shadow.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+  auto raw = RawExchange(gateway.port(),
+                         "POST /m HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                         "Content-Length: 5\r\n\r\nhello",
+                         30s);
+  ASSERT_EQ(StatusOf(raw), 200) << raw.substr(0, 300);
+  EXPECT_TRUE(BodyOf(raw) == body) << BodyOf(raw).size();
+  ASSERT_TRUE(WaitUntil([&] { return gateway.Outcome("ok") == 1; }, 5s));
+  auto peak = PeakRss(gateway.process().pid());
+  std::printf("gateway peak RSS after a mirrored 16 MiB response: %lld KiB\n",
+              static_cast<long long>(peak / 1024));
+  EXPECT_LT(peak, kRssBound);
+  auto pairs = PairsOf(gateway.StopAndReadPairs());
+  for (const auto& pair : pairs) {
+    EXPECT_EQ(*pair.request.body, "hello");
+    EXPECT_EQ(pair.primary.status, 200);
+    EXPECT_EQ(pair.primary.outcome, "ok");
+    EXPECT_EQ(pair.primary.body, body.substr(0, 1024));  // capture.max_body_bytes
+    EXPECT_TRUE(pair.primary.body_truncated);
+    EXPECT_EQ(pair.shadow.body, "shadow\n");
+  }
+  EXPECT_EQ(pairs.size(), 1u);
 }
 
 }  // namespace

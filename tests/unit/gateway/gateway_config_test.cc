@@ -40,6 +40,14 @@ TEST(GatewayConfigTest, MinimalConfigGetsDocumentedDefaults) {
   ASSERT_EQ(config.upstreams.size(), 1u);
   EXPECT_EQ(config.upstreams[0].endpoints[0].port, 81);
   EXPECT_EQ(config.upstreams[0].connect_timeout, std::chrono::seconds(1));
+  EXPECT_EQ(config.max_request_body_bytes, 16 << 20);
+  EXPECT_EQ(config.max_streamed_body_bytes, int64_t{1} << 30);
+}
+
+TEST(GatewayConfigTest, StreamedBodyLimitZeroMeansUnlimited) {
+  auto config = Parse(R"({"max_streamed_body_bytes": 0, "upstreams": {"a": {"endpoints":
+    ["127.0.0.1:81"]}}, "routes": [{"upstream": "a"}]})");
+  EXPECT_EQ(config.max_streamed_body_bytes, 0);
 }
 
 TEST(GatewayConfigTest, FullMirrorIsParsed) {
