@@ -117,6 +117,25 @@ std::filesystem::path SourceDir() {
   return SG_SOURCE_DIR;
 }
 
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+int64_t ProcStatusKiB(pid_t pid, std::string_view field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > field.size() && line.compare(0, field.size(), field) == 0 &&
+        line[field.size()] == ':') {
+      return std::stoll(line.substr(field.size() + 1));
+    }
+  }
+  return -1;
+}
+
 int FreePort() {
   Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in addr = Loopback(0);
@@ -300,10 +319,7 @@ int ChildProcess::Stop(std::chrono::milliseconds grace) {
 }
 
 std::string ChildProcess::Log() const {
-  std::ifstream in(log_path_);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+  return ReadFile(log_path_);
 }
 
 }  // namespace sg::testing

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/subprocess.h"
@@ -25,6 +27,12 @@ int FreePort();
 
 // True once something accepts TCP connections on 127.0.0.1:port.
 bool WaitForPort(int port, std::chrono::milliseconds timeout);
+
+// The whole file as bytes; "" when it cannot be read.
+std::string ReadFile(const std::filesystem::path& path);
+
+// A kB field of /proc/<pid>/status ("VmRSS", "VmHWM", ...) in KiB; -1 when it cannot be read.
+int64_t ProcStatusKiB(pid_t pid, std::string_view field);
 
 // A fresh directory under the system temp dir, removed with everything in it on destruction.
 class TempDir {

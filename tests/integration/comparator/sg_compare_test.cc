@@ -26,12 +26,7 @@ struct RunResult {
   std::string err;
 };
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using sg::testing::ReadFile;
 
 RunResult RunProgram(const std::vector<std::string>& argv, const fs::path& dir,
                      std::chrono::seconds timeout = std::chrono::seconds(60)) {

@@ -394,14 +394,9 @@ TEST(GatewayTest, CheckSubcommandListsProblemsAndExits2) {
 // ---------------------------------------------------------------------------------------------
 // Streaming: bodies that are not mirrored pass through a bounded buffer both ways.
 
-// The gateway's peak resident memory (VmHWM) in bytes, -1 when unreadable.
+// The gateway's peak resident memory (VmHWM) in bytes, negative when unreadable.
 int64_t PeakRss(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.starts_with("VmHWM:")) return std::stoll(line.substr(6)) * 1024;
-  }
-  return -1;
+  return sg::testing::ProcStatusKiB(pid, "VmHWM") * 1024;
 }
 
 std::string Pattern(size_t size) {

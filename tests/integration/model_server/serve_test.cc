@@ -566,16 +566,6 @@ TEST(ServeTest, TimeoutQueueFullAndGracefulStop) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << DescribeWaitStatus(*status);
 }
 
-// Resident memory of a process, in KiB.
-long RssKiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
 // Load beyond the bounded queue is refused with 503 while the worker is busy, and refused
 // requests leave nothing behind: ten times more of them (64 KiB bodies each) do not grow the
 // front process's memory.
@@ -624,9 +614,9 @@ TEST(ServeTest, OverloadIsRefusedAndMemoryStaysFlat) {
   };
   const pid_t front = server.child().pid();
   EXPECT_EQ(flood(200), 200);
-  const long rss_after_200 = RssKiB(front);
+  const int64_t rss_after_200 = sg::testing::ProcStatusKiB(front, "VmRSS");
   EXPECT_EQ(flood(2000), 2000);
-  const long rss_after_2200 = RssKiB(front);
+  const int64_t rss_after_2200 = sg::testing::ProcStatusKiB(front, "VmRSS");
   ASSERT_GT(rss_after_200, 0);
   // Kept bodies alone would be 2000 x 64 KiB = 125 MiB.
   EXPECT_LT(rss_after_2200 - rss_after_200, 16 << 10)
