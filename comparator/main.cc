@@ -3,9 +3,9 @@
 //   sg-compare report --pairs FILE... --rules FILE --gates FILE --out DIR [--run NAME]
 //       exit 0 PASS, 1 FAIL, 3 MARGINAL, 4 INSUFFICIENT_DATA, 2 bad input
 //   sg-compare check --rules FILE [--gates FILE]     validate configs (exit 0, or 2)
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
-#include <map>
 #include <memory>
 
 #include <spdlog/spdlog.h>
@@ -102,7 +102,6 @@ int main(int argc, char** argv) {
     read_options.mirrors.insert(rules->noise_floor.mirror);
   }
   Comparison comparison(rules);
-  std::map<std::string, uint64_t> pairs_by_mirror;
   for (const auto& path : pair_files) {
     ReadStats stats;
     std::string error;
@@ -112,23 +111,7 @@ int main(int argc, char** argv) {
     }
     spdlog::info("{}: {} lines, {} pairs, {} counters, {} malformed, {} of other mirrors skipped",
                  path, stats.lines, stats.pairs, stats.counters, stats.malformed, stats.skipped);
-    for (const auto& [mirror, n] : stats.pairs_by_mirror) pairs_by_mirror[mirror] += n;
   }
-  pairs_by_mirror.erase(rules->noise_floor.mirror);
-  for (const auto& wanted : mirrors) {
-    if (!pairs_by_mirror.count(wanted)) spdlog::warn("--mirror {}: no pairs in the logs", wanted);
-  }
-  if (pairs_by_mirror.size() > 1) {
-    std::string names;
-    for (const auto& [mirror, n] : pairs_by_mirror) {
-      names += (names.empty() ? "" : ", ") + mirror + " (" + std::to_string(n) + " pairs)";
-    }
-    spdlog::warn(
-        "the verdict judges several candidates together: {}; use --mirror NAME to "
-        "judge one",
-        names);
-  }
-
   ReportInputs inputs;
   inputs.run = run.empty() ? std::filesystem::path(out_dir).filename().string() : run;
   if (inputs.run.empty()) inputs.run = std::filesystem::path(out_dir).parent_path().filename();
@@ -137,6 +120,26 @@ int main(int argc, char** argv) {
   inputs.rules_file = rules_path;
   inputs.gates_file = gates_path;
   const nlohmann::json result = BuildReport(comparison, gates, inputs);
+
+  // The candidates judged: the "model" slices are per mirror (the noise floor's pairs are not
+  // among them).
+  const auto& by_mirror = result["comparison"]["slices"]["model"];
+  for (const auto& wanted : mirrors) {
+    const bool found = std::any_of(by_mirror.begin(), by_mirror.end(),
+                                   [&](const auto& slice) { return slice["name"] == wanted; });
+    if (!found) spdlog::warn("--mirror {}: no pairs in the logs", wanted);
+  }
+  if (by_mirror.size() > 1) {
+    std::string names;
+    for (const auto& slice : by_mirror) {
+      names += (names.empty() ? "" : ", ") + slice["name"].get<std::string>() + " (" +
+               std::to_string(slice["pairs"].get<uint64_t>()) + " pairs)";
+    }
+    spdlog::warn(
+        "the verdict judges several candidates together: {}; use --mirror NAME to "
+        "judge one",
+        names);
+  }
   std::string error;
   if (!WriteReports(result, out_dir, &error)) {
     std::cerr << error << "\n";

@@ -41,7 +41,6 @@ ReadStats ReadPairLog(std::istream& in, Comparison& comparison, const ReadOption
         continue;
       }
       ++stats.pairs;
-      ++stats.pairs_by_mirror[pair->mirror];
       comparison.Add(*pair);
     } else {
       auto& counters = std::get<MirrorCounters>(*entry);

@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <istream>
-#include <map>
 #include <set>
 #include <string>
 
@@ -24,7 +23,6 @@ struct ReadStats {
   uint64_t counters = 0;
   uint64_t malformed = 0;  // also counted, with the reason, in the Comparison
   uint64_t skipped = 0;    // records of mirrors that ReadOptions::mirrors leaves out
-  std::map<std::string, uint64_t> pairs_by_mirror;  // judged pairs
 };
 
 // Reads every line of `in`. Malformed lines (bad JSON, missing fields, unsupported version, a
