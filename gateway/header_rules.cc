@@ -130,4 +130,54 @@ std::string CheckRequestFraming(const http::fields& fields) {
   return {};
 }
 
+namespace {
+
+void AppendVersion(unsigned version, std::string* out) {
+  out->append("HTTP/");
+  out->push_back(static_cast<char>('0' + version / 10));
+  out->push_back('.');
+  out->push_back(static_cast<char>('0' + version % 10));
+}
+
+void AppendFields(const http::fields& fields, std::string* out) {
+  for (const auto& field : fields) {
+    auto name = field.name_string();
+    auto value = field.value();
+    out->append(name.data(), name.size());
+    out->append(": ");
+    out->append(value.data(), value.size());
+    out->append("\r\n");
+  }
+  out->append("\r\n");
+}
+
+}  // namespace
+
+void AppendHead(const http::request_header<>& head, std::string* out) {
+  auto method = head.method_string();
+  auto target = head.target();
+  out->append(method.data(), method.size());
+  out->push_back(' ');
+  out->append(target.data(), target.size());
+  out->push_back(' ');
+  AppendVersion(head.version(), out);
+  out->append("\r\n");
+  AppendFields(head, out);
+}
+
+void AppendHead(const http::response_header<>& head, std::string* out) {
+  AppendVersion(head.version(), out);
+  out->push_back(' ');
+  unsigned status = head.result_int();
+  char digits[3] = {static_cast<char>('0' + status / 100 % 10),
+                    static_cast<char>('0' + status / 10 % 10),
+                    static_cast<char>('0' + status % 10)};
+  out->append(digits, 3);
+  out->push_back(' ');
+  auto reason = head.reason();
+  out->append(reason.data(), reason.size());
+  out->append("\r\n");
+  AppendFields(head, out);
+}
+
 }  // namespace sg::gateway

@@ -1,6 +1,7 @@
 #include "gateway/proxy_session.h"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -87,7 +88,7 @@ void ProxySession::CheckDeadline(Clock::time_point now) {
   timed_out_ = true;
   beast::error_code ignored;
   socket_.cancel(ignored);
-  if (upstream_) upstream_->socket().cancel(ignored);
+  if (upstream_) upstream_->cancel(ignored);
 }
 
 void ProxySession::DoWaitRequest() {
@@ -448,10 +449,15 @@ void ProxySession::DoWrite() {
   response_bytes_ = response_.body().size();
   state_->CountResponse(route_, response_status_);
   if (state_->access_log) LogAccess();
-  // Write the response within the write timeout.
+  // Write the response within the write timeout: head and body in one gather write (the body is
+  // never chunk-encoded here: it is complete, with Content-Length).
   ArmTimer(state_->config.write_timeout);
-  http::async_write(socket_, response_,
-                    beast::bind_front_handler(&ProxySession::OnWrite, shared_from_this()));
+  auto handler = beast::bind_front_handler(&ProxySession::OnWrite, shared_from_this());
+  if (response_.chunked()) return http::async_write(socket_, response_, std::move(handler));
+  head_text_.clear();
+  AppendHead(response_.base(), &head_text_);
+  std::array<net::const_buffer, 2> buffers{net::buffer(head_text_), net::buffer(response_.body())};
+  net::async_write(socket_, buffers, std::move(handler));
 }
 
 void ProxySession::OnWrite(beast::error_code ec, std::size_t) {
@@ -505,7 +511,7 @@ void ProxySession::Close() {
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   socket_.close(ignored);
   // A pending upstream operation ends with an error; its handler gives the lease back.
-  if (upstream_) upstream_->socket().close(ignored);
+  if (upstream_) upstream_->close(ignored);
 }
 
 void ProxySession::LogAccess() {
@@ -584,7 +590,7 @@ void ProxySession::AcquireUpstream(bool allow_idle) {
   if (upstream_reused_) return DoUpstreamWriteHeader();
   // Connect within the connect timeout (and the exchange deadline).
   ArmUpstream(upstream_pool_->config().connect_timeout);
-  upstream_->socket().async_connect(
+  upstream_->async_connect(
       upstream_pool_->endpoint_address(upstream_endpoint_),
       beast::bind_front_handler(&ProxySession::OnUpstreamConnect, shared_from_this()));
 }
@@ -609,10 +615,20 @@ void ProxySession::OnUpstreamConnect(beast::error_code ec) {
 
 void ProxySession::DoUpstreamWriteHeader() {
   // Send the head (with the whole message when there is no body) within the exchange deadline.
-  request_serializer_.emplace(upstream_request_);
   ArmUpstream(Clock::duration::max());
   auto handler =
       beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this());
+  bool complete = buffered_request_ || (stream_parser_->is_done() && !prefix_pending_);
+  if (complete && !upstream_request_.chunked()) {
+    // The whole request at once, head and body in one gather write.
+    head_text_.clear();
+    AppendHead(upstream_request_.base(), &head_text_);
+    std::array<net::const_buffer, 2> buffers{
+        net::buffer(head_text_),
+        buffered_request_ ? net::buffer(buffered_request_->body()) : net::const_buffer()};
+    return net::async_write(*upstream_, buffers, std::move(handler));
+  }
+  request_serializer_.emplace(upstream_request_);
   if (buffered_request_) {
     // The buffered body (mirrored requests) goes as one piece, with the head.
     const auto& body = buffered_request_->body();

@@ -126,7 +126,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   http::request<http::buffer_body> upstream_request_;
   std::optional<http::request_serializer<http::buffer_body>> request_serializer_;
   std::shared_ptr<UpstreamPool> upstream_pool_;
-  std::unique_ptr<beast::tcp_stream> upstream_;
+  std::unique_ptr<tcp::socket> upstream_;
   std::size_t upstream_endpoint_ = 0;
   bool upstream_reused_ = false;
   bool upstream_retried_ = false;
@@ -160,6 +160,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::vector<std::shared_ptr<PairCollector>> collectors_;
 
   Response response_;
+  std::string head_text_;  // a serialized head (upstream request or client response) being sent
   std::unique_ptr<std::array<char, 16384>> linger_buffer_;
   std::size_t linger_budget_ = 0;
   bool close_after_write_ = false;

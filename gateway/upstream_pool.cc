@@ -1,5 +1,6 @@
 #include "gateway/upstream_pool.h"
 
+#include <array>
 #include <optional>
 #include <stdexcept>
 
@@ -7,6 +8,7 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -14,6 +16,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+
+#include "gateway/header_rules.h"
 
 namespace sg::gateway {
 
@@ -66,7 +70,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
     op_deadline_ = Clock::time_point::max();
     timed_out_ = true;
     beast::error_code ignored;
-    stream_->socket().cancel(ignored);
+    stream_->cancel(ignored);
   }
 
  private:
@@ -121,8 +125,14 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
   void DoWrite() {
     // Send the whole request within the deadline.
     SetOpDeadline(Remaining());
-    http::async_write(*stream_, *request_,
-                      beast::bind_front_handler(&UpstreamExchange::OnWrite, shared_from_this()));
+    auto handler = beast::bind_front_handler(&UpstreamExchange::OnWrite, shared_from_this());
+    if (request_->chunked()) return http::async_write(*stream_, *request_, std::move(handler));
+    // Head and body in one gather write.
+    head_text_.clear();
+    AppendHead(request_->base(), &head_text_);
+    std::array<net::const_buffer, 2> buffers{net::buffer(head_text_),
+                                             net::buffer(request_->body())};
+    net::async_write(*stream_, buffers, std::move(handler));
   }
 
   void OnWrite(beast::error_code ec, std::size_t) {
@@ -200,7 +210,8 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
   bool retried_ = false;
   bool timed_out_ = false;
   Clock::time_point op_deadline_ = Clock::time_point::max();
-  std::unique_ptr<beast::tcp_stream> stream_;
+  std::unique_ptr<tcp::socket> stream_;
+  std::string head_text_;
   beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;
 };
@@ -238,14 +249,14 @@ void UpstreamPool::Send(size_t shard, std::shared_ptr<const Request> request,
       ->Start();
 }
 
-std::unique_ptr<beast::tcp_stream> UpstreamPool::NewStream(size_t shard) {
+std::unique_ptr<tcp::socket> UpstreamPool::NewStream(size_t shard) {
   created_.fetch_add(1, std::memory_order_relaxed);
-  return std::make_unique<beast::tcp_stream>(contexts_[shard]->get_executor());
+  return std::make_unique<tcp::socket>(contexts_[shard]->get_executor());
 }
 
 UpstreamPool::Lease UpstreamPool::Acquire(size_t shard, bool allow_idle) {
   auto now = Clock::now();
-  std::vector<std::unique_ptr<beast::tcp_stream>> expired;
+  std::vector<std::unique_ptr<tcp::socket>> expired;
   Lease lease;
   {
     std::lock_guard lock(mutex_);
@@ -290,24 +301,24 @@ UpstreamPool::Lease UpstreamPool::Acquire(size_t shard, bool allow_idle) {
   }
   for (auto& stream : expired) {
     beast::error_code ignored;
-    stream->socket().close(ignored);
+    stream->close(ignored);
   }
   return lease;
 }
 
-void UpstreamPool::Release(size_t shard, size_t endpoint, std::unique_ptr<beast::tcp_stream> stream,
+void UpstreamPool::Release(size_t shard, size_t endpoint, std::unique_ptr<tcp::socket> stream,
                            bool reusable) {
   {
     std::lock_guard lock(mutex_);
-    if (reusable && !shutdown_ && stream->socket().is_open()) {
+    if (reusable && !shutdown_ && stream->is_open()) {
       endpoints_[endpoint].idle[shard].push_back({std::move(stream), Clock::now()});
       return;
     }
     --open_;
   }
   beast::error_code ignored;
-  stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream->socket().close(ignored);
+  stream->shutdown(tcp::socket::shutdown_both, ignored);
+  stream->close(ignored);
 }
 
 void UpstreamPool::RecordResult(size_t endpoint, bool transport_ok, bool connect_failure) {
@@ -342,7 +353,7 @@ bool UpstreamPool::Down() const {
 
 void UpstreamPool::SweepIdle() {
   auto now = Clock::now();
-  std::vector<std::unique_ptr<beast::tcp_stream>> closing;
+  std::vector<std::unique_ptr<tcp::socket>> closing;
   {
     std::lock_guard lock(mutex_);
     for (auto& state : endpoints_) {
@@ -362,7 +373,7 @@ void UpstreamPool::SweepIdle() {
   }
   for (auto& stream : closing) {
     beast::error_code ignored;
-    stream->socket().close(ignored);
+    stream->close(ignored);
   }
 }
 

@@ -19,7 +19,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -96,13 +96,12 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
     bool ok = false;  // false: pool at max_connections (or every endpoint ejected, fail-fast)
     bool ejected = false;
     size_t endpoint = 0;
-    std::unique_ptr<beast::tcp_stream> stream;  // null: connect a new one
+    std::unique_ptr<tcp::socket> stream;  // null: connect a new one
   };
   Lease Acquire(size_t shard, bool allow_idle);
-  void Release(size_t shard, size_t endpoint, std::unique_ptr<beast::tcp_stream> stream,
-               bool reusable);
+  void Release(size_t shard, size_t endpoint, std::unique_ptr<tcp::socket> stream, bool reusable);
   void RecordResult(size_t endpoint, bool transport_ok, bool connect_failure = false);
-  std::unique_ptr<beast::tcp_stream> NewStream(size_t shard);
+  std::unique_ptr<tcp::socket> NewStream(size_t shard);
   // The resolved address and the "host:port" name of endpoint `endpoint` (fixed at start-up).
   const tcp::endpoint& endpoint_address(size_t endpoint) const {
     return endpoints_[endpoint].address;
@@ -112,7 +111,7 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
  private:
   friend class UpstreamExchange;
   struct Idle {
-    std::unique_ptr<beast::tcp_stream> stream;
+    std::unique_ptr<tcp::socket> stream;
     std::chrono::steady_clock::time_point since;
   };
   struct EndpointState {

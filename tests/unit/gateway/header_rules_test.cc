@@ -1,6 +1,10 @@
 #include "gateway/header_rules.h"
 
+#include <sstream>
+
 #include <gtest/gtest.h>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 
 namespace sg::gateway {
 namespace {
@@ -106,6 +110,54 @@ TEST(HeaderRulesTest, FramingChecks) {
   EXPECT_NE(check({{F::transfer_encoding, "gzip"}}), "");
   EXPECT_NE(check({{F::transfer_encoding, "chunked, gzip"}}), "");
   EXPECT_NE(check({{F::transfer_encoding, "chunked"}, {F::transfer_encoding, "chunked"}}), "");
+}
+
+// What Beast's serializer writes for the message's head (everything before the body).
+template <bool isRequest>
+std::string BeastHead(const http::message<isRequest, http::string_body>& message) {
+  std::ostringstream out;
+  out << message;
+  std::string text = out.str();
+  return text.substr(0, text.size() - message.body().size());
+}
+
+TEST(HeaderRulesTest, AppendHeadWritesWhatBeastWrites) {
+  http::request<http::string_body> request(http::verb::post, "/predictions/m?x=1%20y", 11);
+  request.set(http::field::host, "models.internal:8080");
+  request.insert("X-Forwarded-For", "10.0.0.1");
+  request.insert("x-custom-lower", "a, b");
+  request.insert("X-Empty", "");
+  request.keep_alive(true);
+  request.body() = "{}";
+  request.prepare_payload();
+  std::string head;
+  AppendHead(request.base(), &head);
+  EXPECT_EQ(head, BeastHead(request));
+
+  http::request<http::string_body> custom;
+  custom.method_string("PURGE");
+  custom.target("*");
+  custom.version(10);
+  head.clear();
+  AppendHead(custom.base(), &head);
+  EXPECT_EQ(head, BeastHead(custom));
+  EXPECT_EQ(head, "PURGE * HTTP/1.0\r\n\r\n");
+
+  for (unsigned status : {200u, 204u, 404u, 503u, 599u, 100u}) {
+    http::response<http::string_body> response(static_cast<http::status>(status), 11);
+    response.set("X-Request-Id", "abc");
+    response.body() = status == 204 ? "" : "body";
+    response.prepare_payload();
+    head.clear();
+    AppendHead(response.base(), &head);
+    EXPECT_EQ(head, BeastHead(response)) << status;
+  }
+  http::response<http::string_body> reason(http::status::ok, 10);
+  reason.reason("Fine Thanks");
+  head.clear();
+  AppendHead(reason.base(), &head);
+  EXPECT_EQ(head, BeastHead(reason));
+  EXPECT_EQ(head, "HTTP/1.0 200 Fine Thanks\r\n\r\n");
 }
 
 }  // namespace
