@@ -268,7 +268,7 @@ class Gateway::Impl {
                            beast::bind_front_handler(&Impl::OnAccept, this, next_shard_));
   }
 
-  void OnAccept(size_t shard, beast::error_code ec, tcp::socket socket) {
+  void OnAccept(size_t shard, beast::error_code ec, Socket socket) {
     if (stopping_) return;
     if (ec) {
       if (ec == net::error::operation_aborted) return;

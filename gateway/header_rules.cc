@@ -1,5 +1,6 @@
 #include "gateway/header_rules.h"
 
+#include <algorithm>
 #include <array>
 #include <random>
 
@@ -33,21 +34,39 @@ std::vector<std::string> ListValues(const http::fields& fields, http::field name
 }  // namespace
 
 void RemoveHopByHop(http::fields& fields) {
-  // Headers named by Connection are hop-by-hop too (RFC 9110 section 7.6.1).
-  for (const auto& name : ListValues(fields, http::field::connection)) {
-    if (!name.empty()) fields.erase(name);
-  }
+  // One pass finds what goes (usually only Connection, or nothing), without allocating for the
+  // headers that stay: this runs twice per proxied request.
   static constexpr std::array kHopByHop = {
       http::field::connection, http::field::keep_alive,        http::field::te,
       http::field::trailer,    http::field::transfer_encoding, http::field::upgrade,
   };
-  for (auto field : kHopByHop) fields.erase(field);
-  std::vector<std::string> proxy;
+  auto is_fixed = [](http::field id) {
+    return std::find(kHopByHop.begin(), kHopByHop.end(), id) != kHopByHop.end();
+  };
+  bool fixed = false;
+  std::vector<std::string> named;  // named by Connection (RFC 9110 section 7.6.1), or Proxy-*
   for (const auto& field : fields) {
-    auto name = ToLowerAscii(View(field.name_string()));
-    if (name.starts_with("proxy-")) proxy.push_back(name);
+    if (field.name() == http::field::connection) {
+      // Each comma-separated token of Connection names a hop-by-hop header too.
+      std::string_view value = View(field.value());
+      while (!value.empty()) {
+        auto comma = value.find(',');
+        auto token = Trim(value.substr(0, comma));
+        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+        if (!token.empty() && !is_fixed(http::string_to_field(token))) named.emplace_back(token);
+      }
+    }
+    if (is_fixed(field.name())) {
+      fixed = true;
+      continue;
+    }
+    auto name = View(field.name_string());
+    if (name.size() >= 6 && ToLowerAscii(name.substr(0, 6)) == "proxy-") named.emplace_back(name);
   }
-  for (const auto& name : proxy) fields.erase(name);
+  if (fixed) {
+    for (auto id : kHopByHop) fields.erase(id);
+  }
+  for (const auto& name : named) fields.erase(name);
 }
 
 void SetForwardedHeaders(http::fields& fields, std::string_view client_ip, std::string_view proto) {
@@ -59,11 +78,16 @@ void SetForwardedHeaders(http::fields& fields, std::string_view client_ip, std::
   }
   if (!forwarded_for.empty()) forwarded_for += ", ";
   forwarded_for += client_ip;
-  fields.set("X-Forwarded-For", forwarded_for);
-  fields.set("X-Forwarded-Proto", proto);
+  // set() is erase + insert by name: plain inserts when the client sent none (the usual case).
+  auto replace = [&fields](std::string_view name, std::string_view value) {
+    if (fields.count(name) > 0) fields.erase(name);
+    fields.insert(name, value);
+  };
+  replace("X-Forwarded-For", forwarded_for);
+  replace("X-Forwarded-Proto", proto);
   auto host = fields.find(http::field::host);
   if (host != fields.end()) {
-    fields.set("X-Forwarded-Host", host->value());
+    replace("X-Forwarded-Host", View(host->value()));
   } else {
     fields.erase("X-Forwarded-Host");
   }

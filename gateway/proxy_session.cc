@@ -40,7 +40,7 @@ std::string_view View(boost::beast::string_view text) {
 
 }  // namespace
 
-ProxySession::ProxySession(tcp::socket socket, std::shared_ptr<GatewayState> state, size_t shard)
+ProxySession::ProxySession(Socket socket, std::shared_ptr<GatewayState> state, size_t shard)
     : socket_(std::move(socket)), state_(std::move(state)), shard_(shard) {
   state_->active_sessions.fetch_add(1, std::memory_order_relaxed);
   beast::error_code ec;
@@ -325,8 +325,7 @@ void ProxySession::HandleRequest(Request request) {
   // The primary and the shadows at once: neither waits for the other. The shadows' exchanges
   // start first only so that a primary refused at once (503) still completes their pair records;
   // both are under way within microseconds.
-  upstream_request_ = {};
-  upstream_request_.base() = upstream->base();
+  upstream_request_ = {};  // the primary's head is buffered_request_'s (DoUpstreamWriteHeader)
   buffered_request_ = upstream;
   upstream_pool_ = route.primary;
   dispatched_ = Clock::now();
@@ -417,11 +416,17 @@ void ProxySession::SendUpstreamResponse() {
   if (status / 100 == 1 || status == 204 || status == 304) {
     response_.erase(http::field::content_length);
   } else if (!head_) {
-    response_.content_length(response_.body().size());
+    // Usually the upstream's own Content-Length is already right: kept as it is.
+    auto length = std::to_string(response_.body().size());
+    auto [first, end] = response_.equal_range(http::field::content_length);
+    if (first == end || std::next(first) != end || View(first->value()) != length) {
+      response_.content_length(response_.body().size());
+    }
   }
   // For HEAD the upstream's Content-Length is kept and no body is sent.
   close_after_write_ = !keep_alive_ || draining_ || state_->draining.load();
-  response_.keep_alive(!close_after_write_);
+  // Connection is gone (hop-by-hop): an HTTP/1.1 keep-alive response needs none.
+  if (request_version_ < 11 || close_after_write_) response_.keep_alive(!close_after_write_);
   DoWrite();
 }
 
@@ -548,8 +553,10 @@ void ProxySession::StartStreamed() {
 
   // The upstream head: hop-by-hop headers removed, X-Forwarded-*, X-Request-Id; the client's
   // framing kept (Content-Length stays, a chunked body is sent chunked).
+  // The parser's head moves into the upstream request (no copy); the parser reads the body with
+  // its own framing state.
   upstream_request_ = {};
-  upstream_request_.base() = stream_parser_->get().base();
+  upstream_request_.base() = std::move(stream_parser_->get().base());
   RemoveHopByHop(upstream_request_);
   upstream_request_.erase(http::field::expect);
   request_id_ = EnsureRequestId(upstream_request_);
@@ -618,11 +625,16 @@ void ProxySession::DoUpstreamWriteHeader() {
   ArmUpstream(Clock::duration::max());
   auto handler =
       beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this());
+  if (buffered_request_ && buffered_request_->chunked()) {
+    upstream_request_.base() = buffered_request_->base();  // not expected: buffered is sized
+  }
   bool complete = buffered_request_ || (stream_parser_->is_done() && !prefix_pending_);
-  if (complete && !upstream_request_.chunked()) {
+  const auto& head = buffered_request_ ? buffered_request_->base() : upstream_request_.base();
+  bool chunked = buffered_request_ ? buffered_request_->chunked() : upstream_request_.chunked();
+  if (complete && !chunked) {
     // The whole request at once, head and body in one gather write.
     head_text_.clear();
-    AppendHead(upstream_request_.base(), &head_text_);
+    AppendHead(head, &head_text_);
     std::array<net::const_buffer, 2> buffers{
         net::buffer(head_text_),
         buffered_request_ ? net::buffer(buffered_request_->body()) : net::const_buffer()};
@@ -731,19 +743,19 @@ void ProxySession::OnResponsePieceRead(beast::error_code ec, std::size_t) {
   std::size_t n = kRelayChunk - response_parser_->get().body().size;
   if (!head_sent_ && response_parser_->is_done()) {
     // The whole response fit in the buffer: sent whole, with Content-Length, as before.
-    Response response;
-    response.base() = response_parser_->get().base();
-    response.body().assign(piece_.get(), n);
-    bool reusable = response_parser_->keep_alive() && upstream_buffer_.size() == 0;
-    upstream_pool_->RecordResult(upstream_endpoint_, true);
     route_->primary_latency->Observe(ToMicros(Clock::now() - dispatched_) / 1e6);
-    ReleaseUpstream(reusable);
-    stream_parser_.reset();
-    response_ = std::move(response);
     if (!collectors_.empty()) {
-      capture_ = response_.body();
+      capture_.assign(piece_.get(), n);
       CapturePrimary(UpstreamOutcome::kOk, {});
     }
+    // The parser's head moves into the response (no copy); the parser keeps its own state.
+    response_ = {};
+    response_.base() = std::move(response_parser_->get().base());
+    response_.body().assign(piece_.get(), n);
+    bool reusable = response_parser_->keep_alive() && upstream_buffer_.size() == 0;
+    upstream_pool_->RecordResult(upstream_endpoint_, true);
+    ReleaseUpstream(reusable);
+    stream_parser_.reset();
     return SendUpstreamResponse();
   }
   if (!head_sent_) StartRelayResponse();

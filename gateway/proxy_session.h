@@ -28,7 +28,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
  public:
   // REQUIRES: `socket`'s executor is shard `shard`'s io_context, which one thread runs (so the
   // session's handlers never run concurrently).
-  ProxySession(tcp::socket socket, std::shared_ptr<GatewayState> state, size_t shard);
+  ProxySession(Socket socket, std::shared_ptr<GatewayState> state, size_t shard);
   ~ProxySession();
 
   void Start();
@@ -108,7 +108,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void DisarmTimer();
   void LogAccess();
 
-  tcp::socket socket_;
+  Socket socket_;
   std::shared_ptr<GatewayState> state_;
   const size_t shard_;
   std::string client_ip_;
@@ -126,7 +126,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   http::request<http::buffer_body> upstream_request_;
   std::optional<http::request_serializer<http::buffer_body>> request_serializer_;
   std::shared_ptr<UpstreamPool> upstream_pool_;
-  std::unique_ptr<tcp::socket> upstream_;
+  std::unique_ptr<Socket> upstream_;
   std::size_t upstream_endpoint_ = 0;
   bool upstream_reused_ = false;
   bool upstream_retried_ = false;

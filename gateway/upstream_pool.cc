@@ -210,7 +210,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
   bool retried_ = false;
   bool timed_out_ = false;
   Clock::time_point op_deadline_ = Clock::time_point::max();
-  std::unique_ptr<tcp::socket> stream_;
+  std::unique_ptr<Socket> stream_;
   std::string head_text_;
   beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;
@@ -249,14 +249,14 @@ void UpstreamPool::Send(size_t shard, std::shared_ptr<const Request> request,
       ->Start();
 }
 
-std::unique_ptr<tcp::socket> UpstreamPool::NewStream(size_t shard) {
+std::unique_ptr<Socket> UpstreamPool::NewStream(size_t shard) {
   created_.fetch_add(1, std::memory_order_relaxed);
-  return std::make_unique<tcp::socket>(contexts_[shard]->get_executor());
+  return std::make_unique<Socket>(contexts_[shard]->get_executor());
 }
 
 UpstreamPool::Lease UpstreamPool::Acquire(size_t shard, bool allow_idle) {
   auto now = Clock::now();
-  std::vector<std::unique_ptr<tcp::socket>> expired;
+  std::vector<std::unique_ptr<Socket>> expired;
   Lease lease;
   {
     std::lock_guard lock(mutex_);
@@ -306,7 +306,7 @@ UpstreamPool::Lease UpstreamPool::Acquire(size_t shard, bool allow_idle) {
   return lease;
 }
 
-void UpstreamPool::Release(size_t shard, size_t endpoint, std::unique_ptr<tcp::socket> stream,
+void UpstreamPool::Release(size_t shard, size_t endpoint, std::unique_ptr<Socket> stream,
                            bool reusable) {
   {
     std::lock_guard lock(mutex_);
@@ -353,7 +353,7 @@ bool UpstreamPool::Down() const {
 
 void UpstreamPool::SweepIdle() {
   auto now = Clock::now();
-  std::vector<std::unique_ptr<tcp::socket>> closing;
+  std::vector<std::unique_ptr<Socket>> closing;
   {
     std::lock_guard lock(mutex_);
     for (auto& state : endpoints_) {

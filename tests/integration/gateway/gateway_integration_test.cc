@@ -23,9 +23,12 @@ using namespace std::chrono_literals;
 using Mode = TestUpstream::Mode;
 
 std::string RawGet(int port, const std::string& target, const std::string& id,
-                   const std::string& extra = "") {
-  return RawExchange(port, "GET " + target + " HTTP/1.1\r\nHost: test\r\nX-Request-Id: " + id +
-                               "\r\n" + extra + "Connection: close\r\n\r\n");
+                   const std::string& extra = "",
+                   std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  return RawExchange(port,
+                     "GET " + target + " HTTP/1.1\r\nHost: test\r\nX-Request-Id: " + id + "\r\n" +
+                         extra + "Connection: close\r\n\r\n",
+                     timeout);
 }
 
 int StatusOf(const std::string& raw) {
@@ -502,7 +505,7 @@ TEST(GatewayStreamingTest, LargeResponsesAreRelayedWithTheirFraming) {
     GatewayProcess gateway(StreamingConfig(primary.port()), dir);
     ASSERT_TRUE(gateway.ready());
     const auto start_peak = PeakRss(gateway.process().pid());
-    auto raw = RawGet(gateway.port(), "/download", "big-1", "");
+    auto raw = RawGet(gateway.port(), "/download", "big-1", "", 60s);  // 64 MiB on a loaded machine
     ASSERT_EQ(StatusOf(raw), 200) << raw.substr(0, 300);
     auto head = raw.substr(0, raw.find("\r\n\r\n"));
     if (mode == Mode::kChunked) {
