@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -119,7 +120,150 @@ class Reader {
 
 }  // namespace
 
+namespace {
+
+// The direct encoder: the bytes nlohmann's dump(-1, ' ', false, replace) writes for the DOM
+// (keys in std::map order, compact separators, "\u00xx" for other control characters, UTF-8
+// kept), without building the DOM: a pair line is encoded once per mirrored request.
+class LineWriter {
+ public:
+  explicit LineWriter(std::string* out) : out_(out) {}
+
+  void Open() {
+    out_->push_back('{');
+    first_ = true;
+  }
+  void Close() {
+    out_->push_back('}');
+    first_ = false;
+  }
+  // Starts the member `key` (a plain ASCII literal: no escaping).
+  LineWriter& Key(std::string_view key) {
+    if (!first_) out_->push_back(',');
+    first_ = false;
+    out_->push_back('"');
+    out_->append(key);
+    out_->append("\":");
+    return *this;
+  }
+  void String(std::string_view text) {
+    if (!IsValidUtf8(text)) {
+      // Rare (a raw target or header with invalid UTF-8): nlohmann's own replacement rules.
+      out_->append(json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace));
+      return;
+    }
+    out_->push_back('"');
+    size_t plain = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      auto c = static_cast<unsigned char>(text[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out_->append(text.substr(plain, i - plain));
+      plain = i + 1;
+      switch (c) {
+        case '"':
+          out_->append("\\\"");
+          break;
+        case '\\':
+          out_->append("\\\\");
+          break;
+        case '\b':
+          out_->append("\\b");
+          break;
+        case '\f':
+          out_->append("\\f");
+          break;
+        case '\n':
+          out_->append("\\n");
+          break;
+        case '\r':
+          out_->append("\\r");
+          break;
+        case '\t':
+          out_->append("\\t");
+          break;
+        default: {
+          static constexpr char kHex[] = "0123456789abcdef";
+          char escape[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+          out_->append(escape, 6);
+        }
+      }
+    }
+    out_->append(text.substr(plain));
+    out_->push_back('"');
+  }
+  void Int(int64_t value) { out_->append(std::to_string(value)); }
+  void Uint(uint64_t value) { out_->append(std::to_string(value)); }
+  void Bool(bool value) { out_->append(value ? "true" : "false"); }
+  void Headers(const std::map<std::string, std::string>& headers) {
+    Open();
+    for (const auto& [name, value] : headers) {
+      if (!first_) out_->push_back(',');
+      first_ = false;
+      String(name);
+      out_->push_back(':');
+      String(value);
+    }
+    Close();
+  }
+
+ private:
+  std::string* out_;
+  bool first_ = true;
+};
+
+void WriteResponse(LineWriter& w, const CapturedResponse& r, bool shadow) {
+  // Members in key order: body|body_b64, body_truncated, error, headers, latency_us, outcome,
+  // send_offset_us, status.
+  w.Open();
+  if (IsValidUtf8(r.body)) {
+    w.Key("body").String(r.body);
+  } else {
+    w.Key("body_b64").String(Base64Encode(r.body));
+  }
+  w.Key("body_truncated").Bool(r.body_truncated);
+  if (!r.error.empty()) w.Key("error").String(r.error);
+  w.Key("headers").Headers(r.headers);
+  w.Key("latency_us").Int(r.latency_us);
+  w.Key("outcome").String(r.outcome);
+  if (shadow) w.Key("send_offset_us").Int(r.send_offset_us);
+  w.Key("status").Int(r.status);
+  w.Close();
+}
+
+}  // namespace
+
 std::string EncodePairLogLine(const PairRecord& record) {
+  std::string line;
+  line.reserve(512 + record.request.target.size() + record.primary.body.size() +
+               record.shadow.body.size() + (record.request.body ? record.request.body->size() : 0));
+  LineWriter w(&line);
+  // Members in key order at every level (the DOM encoder's std::map order).
+  w.Open();
+  w.Key("id").String(record.id);
+  w.Key("mirror").String(record.mirror);
+  w.Key("primary");
+  WriteResponse(w, record.primary, false);
+  w.Key("request").Open();
+  const auto& request = record.request;
+  if (request.body) w.Key("body_b64").String(Base64Encode(*request.body));
+  w.Key("body_truncated").Bool(request.body_truncated);
+  w.Key("headers").Headers(request.headers);
+  w.Key("method").String(request.method);
+  w.Key("sha256").String(request.sha256);
+  w.Key("size").Uint(request.size);
+  w.Key("target").String(request.target);
+  w.Close();
+  w.Key("route").String(record.route);
+  w.Key("shadow");
+  WriteResponse(w, record.shadow, true);
+  w.Key("ts_us").Int(record.ts_us);
+  w.Key("type").String("pair");
+  w.Key("v").Int(kPairLogVersion);
+  w.Close();
+  return line;
+}
+
+std::string EncodePairLogLineDom(const PairRecord& record) {
   json request = {{"method", record.request.method},
                   {"target", record.request.target},
                   {"size", record.request.size},
@@ -311,9 +455,18 @@ bool IsValidUtf8(std::string_view s) {
 }
 
 std::string Sha256Hex(std::string_view bytes) {
+  // The algorithm fetched once and one context per thread: EVP_Digest fetches and allocates on
+  // every call, which costs more than hashing a small body (this runs once per mirrored request).
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
+                                                                               &EVP_MD_CTX_free);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  if (!sha256 || !context || !EVP_DigestInit_ex2(context.get(), sha256, nullptr) ||
+      !EVP_DigestUpdate(context.get(), bytes.data(), bytes.size()) ||
+      !EVP_DigestFinal_ex(context.get(), digest, &length)) {
+    EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(length * 2);

@@ -71,6 +71,9 @@ using PairLogEntry = std::variant<PairRecord, MirrorCounters>;
 // One JSONL line, without the trailing newline.
 std::string EncodePairLogLine(const PairRecord& record);
 std::string EncodePairLogLine(const MirrorCounters& counters);
+// The same pair line built through a JSON DOM: slower, kept as the reference the direct
+// encoder is tested against.
+std::string EncodePairLogLineDom(const PairRecord& record);
 
 // Decodes one line. On failure returns nullopt and sets `error` to a short reason
 // ("invalid JSON", "missing field primary.status", "unsupported version 2", ...).

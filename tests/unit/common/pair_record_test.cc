@@ -1,5 +1,7 @@
 #include "common/pair_record.h"
 
+#include <random>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -35,6 +37,58 @@ TEST(PairRecordTest, RoundTripsEveryField) {
   EXPECT_EQ(q.shadow.send_offset_us, 14);
   EXPECT_EQ(q.shadow.outcome, "shadow_timeout");
   EXPECT_EQ(q.shadow.error, p.shadow.error);
+}
+
+// Random text: plain ASCII, every control character, quotes and backslashes, valid multi-byte
+// UTF-8, and (sometimes) invalid bytes.
+std::string RandomText(std::mt19937& random) {
+  static const std::string kPieces[] = {
+      "a",    "Z",    "0", " ", "\"", "\\", "/", "\x7f", "é", "€", "\xf0\x9f\x98\x80",
+      "\xff", "\xc3", "{}"};
+  std::string text;
+  int n = static_cast<int>(random() % 12);
+  for (int i = 0; i < n; ++i) {
+    if (random() % 4 == 0) {
+      text.push_back(static_cast<char>(random() % 0x20));  // a control character
+    } else {
+      text += kPieces[random() % std::size(kPieces)];
+    }
+  }
+  return text;
+}
+
+TEST(PairRecordTest, DirectEncoderWritesTheDomEncodersBytes) {
+  std::mt19937 random(7);
+  EXPECT_EQ(EncodePairLogLine(SamplePair()), EncodePairLogLineDom(SamplePair()));
+  for (int i = 0; i < 2000; ++i) {
+    PairRecord p;
+    p.id = RandomText(random);
+    p.ts_us = static_cast<int64_t>(random()) - 1000;
+    p.route = RandomText(random);
+    p.mirror = RandomText(random);
+    p.request.method = RandomText(random);
+    p.request.target = RandomText(random);
+    p.request.size = random();
+    p.request.sha256 = Sha256Hex(p.request.target);
+    if (random() % 2) p.request.body = RandomText(random);
+    p.request.body_truncated = random() % 2;
+    for (auto* r : {&p.primary, &p.shadow}) {
+      r->status = static_cast<int>(random() % 600);
+      r->latency_us = random();
+      r->send_offset_us = static_cast<int64_t>(random() % 1000) - 500;
+      r->outcome = RandomText(random);
+      r->body = RandomText(random);
+      r->body_truncated = random() % 2;
+      if (random() % 2) r->error = RandomText(random);
+      for (int h = static_cast<int>(random() % 3); h > 0; --h) {
+        r->headers[RandomText(random)] = RandomText(random);
+      }
+    }
+    for (int h = static_cast<int>(random() % 3); h > 0; --h) {
+      p.request.headers[RandomText(random)] = RandomText(random);
+    }
+    ASSERT_EQ(EncodePairLogLine(p), EncodePairLogLineDom(p)) << i;
+  }
 }
 
 TEST(PairRecordTest, CountersRoundTrip) {
