@@ -5,7 +5,8 @@
 #
 #   bench/gateway/run.sh [DURATION_S] [CONNECTIONS]      (defaults: 8 s, 64 connections)
 #
-# Needs build/bin/shadowgate (or SHADOWGATE=path), nginx, wrk, python3. Prints one markdown table
+# Needs build/bin/shadowgate (or SHADOWGATE=path) and build/bin/sg-bench-slow-upstream (or
+# SLOW_UPSTREAM=path), nginx, wrk, python3. Prints one markdown table
 # with req/s, p50 and p99 for both proxies and the shadowgate/nginx ratios, all from this run.
 # Everything runs on this machine, so the proxies share the CPUs with wrk and the upstreams:
 # compare rows of one run, not runs on different machines.
@@ -15,6 +16,11 @@ DURATION=${1:-8}
 CONNECTIONS=${2:-64}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHADOWGATE=${SHADOWGATE:-$ROOT/build/bin/shadowgate}
+# The 200 ms shadow (bench/gateway/slow_upstream.cc), built next to shadowgate.
+SLOW_UPSTREAM=${SLOW_UPSTREAM:-$(dirname "$SHADOWGATE")/sg-bench-slow-upstream}
+for tool in "$SHADOWGATE" "$SLOW_UPSTREAM"; do
+  [[ -x "$tool" ]] || { echo "missing $tool: run make first" >&2; exit 1; }
+done
 THREADS=${THREADS:-2}
 WORK=$(mktemp -d /tmp/sg-bench-gw.XXXXXX)
 PIDS=()
@@ -52,7 +58,7 @@ http { access_log off; $temp_paths keepalive_requests 1000000;
     return 200 '{"label": "cpu", "score": 0.97}'; } } }
 NGX
 nginx -p "$WORK" -c "$WORK/upstreams.conf" -e "$WORK/upstreams.err" & PIDS+=($!)
-python3 "$ROOT/bench/gateway/slow_upstream.py" "$SLOW" 200 & PIDS+=($!)
+"$SLOW_UPSTREAM" "$SLOW" 200 & PIDS+=($!)
 wait_port "$UP"; wait_port "$FAST"; wait_port "$SLOW"
 
 # nginx as the mirroring proxy (same worker count as shadowgate's I/O threads, keep-alive pools).
