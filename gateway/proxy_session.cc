@@ -584,6 +584,7 @@ void ProxySession::StartStreamed() {
 }
 
 void ProxySession::AcquireUpstream(bool allow_idle) {
+  interim_responses_ = 0;
   auto lease = upstream_pool_->Acquire(shard_, allow_idle);
   if (!lease.ok) {
     CapturePrimary(UpstreamOutcome::kOverload, "upstream pool at max_connections");
@@ -711,6 +712,17 @@ void ProxySession::OnResponseHeaderRead(beast::error_code ec, std::size_t) {
   if (ec) {
     return UpstreamFailed(
         ec, !body_consumed_ && !response_parser_->got_some() && upstream_buffer_.size() == 0);
+  }
+  if (IsInterimStatus(response_parser_->get().result_int())) {
+    // An interim response (100 Continue, 103 Early Hints) is dropped: the final one follows on
+    // the same connection.
+    if (++interim_responses_ <= kMaxInterimResponses) return DoResponseHeaderRead();
+    upstream_pool_->RecordResult(upstream_endpoint_, false);
+    ReleaseUpstream(false);
+    auto error = "upstream " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": more than " +
+                 std::to_string(kMaxInterimResponses) + " interim (1xx) responses";
+    CapturePrimary(UpstreamOutcome::kError, error);
+    return SendError(http::status::bad_gateway, error, !RequestBodyRead());
   }
   DoResponsePieceRead();
 }

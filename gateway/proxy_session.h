@@ -132,6 +132,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   bool upstream_retried_ = false;
   bool body_consumed_ = false;  // a client body byte was read for this exchange (no retry)
   bool head_sent_ = false;      // the response head went (or is going) to the client
+  int interim_responses_ = 0;   // 1xx responses dropped in this exchange
   std::chrono::steady_clock::time_point dispatched_;
   std::chrono::steady_clock::time_point exchange_deadline_;
   beast::flat_buffer upstream_buffer_;

@@ -154,6 +154,14 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
 
   void OnReadHeader(beast::error_code ec, std::size_t) {
     if (ec) return Fail(ec, /*may_retry=*/!parser_->got_some() && buffer_.size() == 0);
+    if (IsInterimStatus(parser_->get().result_int())) {
+      // Dropped; the final response follows on the same connection.
+      if (++interim_responses_ <= kMaxInterimResponses) return DoReadHeader();
+      pool_->RecordResult(endpoint_, false);
+      return Finish(UpstreamOutcome::kError,
+                    "upstream " + pool_->endpoints_[endpoint_].name + ": more than " +
+                        std::to_string(kMaxInterimResponses) + " interim (1xx) responses");
+    }
     if (parser_->is_done()) return OnReadBody({}, 0);
     // Read the body within the whole-exchange deadline.
     SetOpDeadline(Remaining());
@@ -209,6 +217,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
   bool reused_ = false;
   bool retried_ = false;
   bool timed_out_ = false;
+  int interim_responses_ = 0;
   Clock::time_point op_deadline_ = Clock::time_point::max();
   std::unique_ptr<Socket> stream_;
   std::string head_text_;

@@ -49,6 +49,13 @@ enum class UpstreamOutcome {
 };
 const char* OutcomeName(UpstreamOutcome outcome);
 
+// Interim responses (1xx other than 101: 100 Continue, 103 Early Hints) an upstream may send
+// before its final response; they are read and dropped. More than this is an upstream error.
+inline constexpr int kMaxInterimResponses = 8;
+inline bool IsInterimStatus(unsigned status) {
+  return status / 100 == 1 && status != 101;
+}
+
 struct UpstreamResult {
   UpstreamOutcome outcome = UpstreamOutcome::kError;
   Response response;  // valid when outcome == kOk

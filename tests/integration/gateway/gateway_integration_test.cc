@@ -36,6 +36,14 @@ int StatusOf(const std::string& raw) {
   return std::stoi(raw.substr(9, 3));
 }
 
+std::vector<PairRecord> PairsOf(const std::vector<PairLogEntry>& entries) {
+  std::vector<PairRecord> pairs;
+  for (const auto& entry : entries) {
+    if (auto* pair = std::get_if<PairRecord>(&entry)) pairs.push_back(*pair);
+  }
+  return pairs;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shadow faults: the client's bytes never change, every fault is counted with its outcome.
 
@@ -318,6 +326,43 @@ TEST(GatewayTest, UpstreamFailuresMapTo502And504) {
   }
 }
 
+TEST(GatewayTest, InterimResponsesAreSkippedForTheFinalOne) {
+  // 103 Early Hints before the final response: the client and the pair record get the final one;
+  // an upstream that sends only interim responses is a 502, not a hang.
+  TempDir dir;
+  TestUpstream primary({Mode::kEarlyHints, "final\n"});
+  TestUpstream shadow({Mode::kEarlyHints, "shadow final\n"});
+  {
+    GatewayProcess gateway(MakeConfig(primary.port(), shadow.port()), dir);
+    ASSERT_TRUE(gateway.ready());
+    for (int i = 0; i < 3; ++i) {  // the same upstream connections, reused
+      auto response = HttpGet(gateway.port(), "/x");
+      ASSERT_TRUE(response);
+      EXPECT_EQ(response->status, 200);
+      EXPECT_EQ(response->body, "final\n");
+      EXPECT_EQ(response->Header("link"), "");
+    }
+    ASSERT_TRUE(WaitUntil([&] { return gateway.Outcome("ok") == 3; }, 5s));
+    auto pairs = PairsOf(gateway.StopAndReadPairs());
+    ASSERT_EQ(pairs.size(), 3u);
+    for (const auto& pair : pairs) {
+      EXPECT_EQ(pair.primary.status, 200);
+      EXPECT_EQ(pair.primary.body, "final\n");
+      EXPECT_EQ(pair.shadow.status, 200);
+      EXPECT_EQ(pair.shadow.body, "shadow final\n");
+    }
+  }
+  TestUpstream endless({Mode::kEndlessHints});
+  TestUpstream endless_shadow({Mode::kEndlessHints});
+  GatewayProcess gateway(MakeConfig(endless.port(), endless_shadow.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+  auto response = HttpGet(gateway.port(), "/x");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 502);
+  EXPECT_NE(response->body.find("interim"), std::string::npos) << response->body;
+  EXPECT_TRUE(WaitUntil([&] { return gateway.Outcome("shadow_error") == 1; }, 5s));
+}
+
 TEST(GatewayTest, OverloadAndRuntimePercentAndAdmin) {
   TempDir dir;
   TestUpstream primary({Mode::kFixed});
@@ -420,14 +465,6 @@ constexpr size_t kBig = 64 << 20;
 // Growth of the gateway's peak RSS over its start-up peak: far below the 64 MiB bodies (and
 // independent of a sanitizer's fixed overhead).
 constexpr int64_t kRssGrowthBound = 24 << 20;
-
-std::vector<PairRecord> PairsOf(const std::vector<PairLogEntry>& entries) {
-  std::vector<PairRecord> pairs;
-  for (const auto& entry : entries) {
-    if (auto* pair = std::get_if<PairRecord>(&entry)) pairs.push_back(*pair);
-  }
-  return pairs;
-}
 
 // `body` in chunked encoding, `piece` bytes a chunk.
 std::string Chunked(const std::string& body, size_t piece) {

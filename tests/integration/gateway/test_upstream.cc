@@ -198,6 +198,16 @@ void TestUpstream::Serve(int fd) {
         ok = SendAll(fd, Response(200, "OK", options_.body));
         break;
       }
+      case Mode::kEarlyHints:
+        ok = SendAll(fd, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n") &&
+             SendAll(fd, Response(200, "OK", options_.body));
+        break;
+      case Mode::kEndlessHints:
+        while (!stopping_ && SendAll(fd, "HTTP/1.1 103 Early Hints\r\n\r\n")) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        ok = false;
+        break;
       case Mode::kError:
         ok = SendAll(fd, Response(500, "Internal Server Error", "boom"));
         break;

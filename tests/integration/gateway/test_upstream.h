@@ -26,6 +26,8 @@ class TestUpstream {
     kResetMidBody,  // announces body.size() bytes, sends half of `body`, then resets (RST)
     kHang,          // reads the request and never answers
     kClose,         // closes the connection without answering
+    kEarlyHints,    // 103 Early Hints (interim), then like kFixed
+    kEndlessHints,  // interim 103 responses, one after another, never a final one
   };
   struct Options {
     Mode mode = Mode::kFixed;
