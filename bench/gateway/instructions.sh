@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by valgrind's callgrind: shadowgate against
+# nginx 1.22 as the same proxy, without a mirror and with 100% mirrored to a fast shadow (nginx's
+# `mirror`; shadowgate also writes the pair log). A deterministic companion to run.sh: wall-clock req/s on a small shared machine is
+# noisy, instruction counts are not (they leave out the kernel's share, which strace shows to be
+# the same 4 socket calls per request for both proxies).
+#
+#   bench/gateway/instructions.sh [REQUESTS_SECONDS (default 4)]
+#
+# Needs build/bin/shadowgate (or SHADOWGATE=path), valgrind, nginx, wrk, python3. Both proxies
+# run one worker/thread under callgrind; wrk (1 thread, 4 connections) warms up for 2 s, the
+# counters are zeroed, then wrk runs REQUESTS_SECONDS and the counts are dumped.
+set -euo pipefail
+SECONDS_RUN=${1:-4}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SHADOWGATE=${SHADOWGATE:-$ROOT/build/bin/shadowgate}
+for tool in valgrind callgrind_control callgrind_annotate nginx wrk; do
+  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+done
+[[ -x "$SHADOWGATE" ]] || { echo "missing $SHADOWGATE: run make first" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/sg-bench-ir.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); FAST=$(free_port); PROXY=$(free_port); ADMIN=$(free_port)
+temp_paths="client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
+  uwsgi_temp_path $WORK; scgi_temp_path $WORK;"
+cat > "$WORK/upstreams.conf" <<NGX
+daemon off; master_process on; worker_processes 1; pid $WORK/upstreams.pid;
+error_log $WORK/upstreams.err warn; events { worker_connections 4096; }
+http { access_log off; $temp_paths keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { default_type application/json;
+    return 200 '{"label": "gpu", "score": 0.98}'; } }
+  server { listen 127.0.0.1:$FAST; location / { default_type application/json;
+    return 200 '{"label": "cpu", "score": 0.97}'; } } }
+NGX
+nginx -p "$WORK" -c "$WORK/upstreams.conf" -e "$WORK/upstreams.err" & PIDS+=($!)
+nginx_conf() {  # $1: "mirror" or ""
+  local mirror="" shadow=""
+  if [[ -n "$1" ]]; then
+    mirror="mirror /mirror; mirror_request_body on;"
+    shadow="location = /mirror { internal; proxy_pass http://shadow\$request_uri;
+      proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
+  fi
+  cat <<NGX
+daemon off; master_process off; worker_processes 1; pid $WORK/proxy.pid;
+error_log $WORK/proxy.err error; events { worker_connections 8192; }
+http { access_log off; $temp_paths keepalive_requests 1000000;
+  upstream primary { server 127.0.0.1:$UP; keepalive 64; }
+  upstream shadow { server 127.0.0.1:$FAST; keepalive 64; }
+  server { listen 127.0.0.1:$PROXY;
+    location / { $mirror proxy_pass http://primary; proxy_http_version 1.1;
+      proxy_set_header Connection ""; }
+    $shadow } }
+NGX
+}
+nginx_conf "" > "$WORK/proxy.conf"
+nginx_conf mirror > "$WORK/proxy-mirror.conf"
+shadowgate_conf() {  # $1: mirrors JSON
+  cat <<JSON
+{"listen": "127.0.0.1:$PROXY", "admin_listen": "127.0.0.1:$ADMIN", "io_threads": 1,
+ "upstreams": {"primary": {"endpoints": ["127.0.0.1:$UP"]},
+               "shadow": {"endpoints": ["127.0.0.1:$FAST"]}},
+ "routes": [{"name": "bench", "upstream": "primary", "mirrors": $1}],
+ "capture": {"pair_log": {"path": "$WORK/pairs.jsonl", "max_file_bytes": 67108864,
+                          "max_files": 1}}}
+JSON
+}
+
+# Runs "$@" under callgrind as the proxy; prints instructions per request.
+count() {
+  rm -f "$WORK"/cg.out*
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$@" 2>/dev/null & local pid=$!
+  for _ in $(seq 150); do
+    curl -s -o /dev/null "http://127.0.0.1:$PROXY/x" && break
+    sleep 0.2
+  done
+  wrk -t1 -c4 -d2s "http://127.0.0.1:$PROXY/predictions/x" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  local n
+  n=$(wrk -t1 -c4 -d"${SECONDS_RUN}s" "http://127.0.0.1:$PROXY/predictions/x" |
+      awk '/requests in/ {print $1}')
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  sleep 0.5
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local ir
+  ir=$(callgrind_annotate "$(ls -S "$WORK"/cg.out.* | head -1)" 2>/dev/null |
+       awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "$((ir / n)) $n"
+}
+
+shadowgate_conf '[]' > "$WORK/none.json"
+shadowgate_conf '[{"name": "shadow", "upstream": "shadow", "percent": 100}]' > "$WORK/mirror.json"
+read -r ngx ngx_n < <(count nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy.err")
+read -r ngx_m ngx_m_n < <(count nginx -p "$WORK" -c "$WORK/proxy-mirror.conf" -e "$WORK/proxy.err")
+read -r none none_n < <(count "$SHADOWGATE" --config "$WORK/none.json" --log-level warn)
+read -r mirror mirror_n < <(count "$SHADOWGATE" --config "$WORK/mirror.json" --log-level warn)
+echo "user-space instructions per request (callgrind; ${SECONDS_RUN}s of wrk -t1 -c4 per row)"
+echo
+echo "| case | nginx instr/request | shadowgate instr/request | shadowgate/nginx |"
+echo "| --- | ---: | ---: | ---: |"
+awk -v n="$ngx" -v s="$none" -v nm="$ngx_m" -v m="$mirror" 'BEGIN {
+  printf "| no mirror | %d | %d | %.2fx |\n", n, s, s / n
+  printf "| 100%% mirror, fast shadow (shadowgate also writes the pair log) | %d | %d | %.2fx |\n",
+    nm, m, m / nm }'
+echo
+echo "requests counted: nginx $ngx_n and $ngx_m_n, shadowgate $none_n and $mirror_n"
