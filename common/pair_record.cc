@@ -147,16 +147,18 @@ class LineWriter {
     return *this;
   }
   void String(std::string_view text) {
-    if (!IsValidUtf8(text)) {
-      // Rare (a raw target or header with invalid UTF-8): nlohmann's own replacement rules.
-      out_->append(json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace));
-      return;
-    }
+    // One pass escapes; UTF-8 is validated only when a byte >= 0x80 was seen (rare outside
+    // bodies). Invalid UTF-8 (a raw target or header) takes nlohmann's own replacement rules.
+    size_t start = out_->size();
     out_->push_back('"');
     size_t plain = 0;
+    bool non_ascii = false;
     for (size_t i = 0; i < text.size(); ++i) {
       auto c = static_cast<unsigned char>(text[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      if (c >= 0x20 && c != '"' && c != '\\') {
+        non_ascii |= c >= 0x80;
+        continue;
+      }
       out_->append(text.substr(plain, i - plain));
       plain = i + 1;
       switch (c) {
@@ -187,6 +189,11 @@ class LineWriter {
           out_->append(escape, 6);
         }
       }
+    }
+    if (non_ascii && !IsValidUtf8(text)) {
+      out_->resize(start);
+      out_->append(json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace));
+      return;
     }
     out_->append(text.substr(plain));
     out_->push_back('"');
