@@ -73,6 +73,11 @@ std::string EncodeMessage(const Message& m) {
     Put<uint32_t>(out, static_cast<uint32_t>(item.body.size()));
     out += item.body;
   }
+  if (m.type == MessageType::kResults) {
+    Put<uint64_t>(out, m.timings.preprocess_us);
+    Put<uint64_t>(out, m.timings.forward_us);
+    Put<uint64_t>(out, m.timings.postprocess_us);
+  }
   return out;
 }
 
@@ -85,6 +90,7 @@ bool DecodeMessage(std::string_view in, Message* out, std::string* error) {
   out->type = static_cast<MessageType>(type);
   out->items.clear();
   out->text.clear();
+  out->timings = BatchTimings();
   if (out->type == MessageType::kReady || out->type == MessageType::kFatal) {
     out->text = std::string(in);
     return true;
@@ -106,6 +112,12 @@ bool DecodeMessage(std::string_view in, Message* out, std::string* error) {
     item.body = std::string(in.substr(0, size));
     in.remove_prefix(size);
     out->items.push_back(std::move(item));
+  }
+  if (out->type == MessageType::kResults &&
+      (!Get(in, &out->timings.preprocess_us) || !Get(in, &out->timings.forward_us) ||
+       !Get(in, &out->timings.postprocess_us))) {
+    *error = "truncated message";
+    return false;
   }
   if (!in.empty()) {
     *error = "trailing bytes in message";

@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 #include <future>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -405,6 +407,87 @@ TEST(ServeTest, ConcurrentRequestsAreBatchedAndAnswerAsAlone) {
   EXPECT_EQ(MetricValue(after->body, samples) - MetricValue(before->body, samples), kImages);
   EXPECT_GE(new_batches, 1);
   EXPECT_LT(new_batches, kImages) << "concurrent requests were not batched";
+}
+
+// Server-Timing entries ("queue;dur=0.012, forward;dur=9.710, ...") in microseconds by name.
+std::map<std::string, int64_t> ServerTimingMicros(const std::string& header) {
+  std::map<std::string, int64_t> out;
+  for (const auto& entry : Split(header, ',')) {
+    auto text = std::string(Trim(entry));
+    auto at = text.find(";dur=");
+    if (at == std::string::npos) continue;
+    out[text.substr(0, at)] = std::llround(std::stod(text.substr(at + 5)) * 1000);
+  }
+  return out;
+}
+
+// Every prediction says where its time went (Server-Timing, the worker's own stage times), and
+// /metrics has the same stages as per-model histograms: they agree with each other, fit inside
+// the latency the front and the client measured, and the model's forward dominates a model
+// that computes.
+TEST(ServeTest, PredictionsReportServerTimingAndWorkerStageHistograms) {
+  json fashion = FashionModel();
+  fashion["workers"] = 1;
+  json slow = SlowModel();
+  slow["workers"] = 1;
+  Server server(json{{"fashion", fashion}, {"slow", slow}});
+  ASSERT_TRUE(server.ready());
+  struct Case {
+    std::string model, body, content_type;
+  };
+  for (const auto& c :
+       {Case{"fashion", Png28(3), "image/png"}, Case{"slow", SlowBody(20), "application/json"}}) {
+    SCOPED_TRACE(c.model);
+    constexpr int kRequests = 5;
+    int64_t header_forward_us = 0, header_stages_us = 0;
+    for (int i = 0; i < kRequests; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      auto r = server.Post("/predictions/" + c.model, c.body, c.content_type);
+      auto client_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      EXPECT_EQ(r->Header("content-type"), "application/json");  // TorchServe's reply, unchanged
+      auto t = ServerTimingMicros(r->Header("server-timing"));
+      ASSERT_EQ(t.size(), 5u) << r->Header("server-timing");
+      for (const char* name : {"queue", "preprocess", "forward", "postprocess", "total"}) {
+        ASSERT_TRUE(t.count(name)) << name << " in " << r->Header("server-timing");
+        EXPECT_GE(t[name], 0) << name;
+      }
+      EXPECT_GT(t["preprocess"], 0);
+      EXPECT_GT(t["forward"], 0);
+      int64_t stages = t["preprocess"] + t["forward"] + t["postprocess"];
+      // The worker ran between dispatch and reply, inside what the front and the client saw.
+      EXPECT_LE(t["queue"] + stages, t["total"]) << r->Header("server-timing");
+      EXPECT_LE(t["total"], client_us) << r->Header("server-timing");
+      if (c.model == "slow") {
+        EXPECT_GT(t["forward"], t["preprocess"] + t["postprocess"]) << r->Header("server-timing");
+      }
+      header_forward_us += t["forward"];
+      header_stages_us += stages;
+    }
+    auto metrics = HttpGet(server.metrics(), "/metrics");
+    ASSERT_TRUE(metrics);
+    auto value = [&](const std::string& name) {
+      return MetricValue(metrics->body, name + "{model_name=\"" + c.model + "\"}");
+    };
+    for (const char* stage : {"preprocess", "forward", "postprocess"}) {
+      SCOPED_TRACE(stage);
+      const std::string name = std::string("sg_worker_") + stage + "_seconds";
+      EXPECT_EQ(value(name + "_count"), kRequests) << "one observation per batch";
+      EXPECT_NE(metrics->body.find(name + "_bucket{model_name=\"" + c.model + "\",le=\"1e-05\"}"),
+                std::string::npos)
+          << metrics->body;
+    }
+    // The histograms hold exactly what the headers said (both are whole microseconds).
+    EXPECT_NEAR(value("sg_worker_forward_seconds_sum") * 1e6, header_forward_us, 1);
+    double stages_s = value("sg_worker_preprocess_seconds_sum") +
+                      value("sg_worker_forward_seconds_sum") +
+                      value("sg_worker_postprocess_seconds_sum");
+    EXPECT_NEAR(stages_s * 1e6, header_stages_us, 3);
+    EXPECT_LE(stages_s, value("sg_request_latency_seconds_sum"));
+  }
 }
 
 // The OS threads of a worker, counted in /proc after real inference: libtorch's two compute
