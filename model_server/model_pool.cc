@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -359,8 +360,17 @@ bool ModelPool::StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, in
       error = "worker not ready within " + SecondsText(env_.worker_start_timeout);
       break;
     }
-    auto r = ReadFrame(conn, &payload, Clock::now() + std::chrono::milliseconds(100));
-    if (r == ReadResult::kTimeout) continue;
+    // Wait in short steps (to notice stop), then read the whole frame with the start deadline:
+    // a short ReadFrame timeout could end in the middle of a frame (the worker preempted
+    // between its header and its payload on a loaded machine) and lose the framing.
+    pollfd p{conn, POLLIN, 0};
+    int readable = poll(&p, 1, 100);
+    if (readable == 0 || (readable < 0 && errno == EINTR)) continue;
+    auto r = ReadFrame(conn, &payload, deadline);
+    if (r == ReadResult::kTimeout) {
+      error = "worker not ready within " + SecondsText(env_.worker_start_timeout);
+      break;
+    }
     Message m;
     if (r == ReadResult::kOk && DecodeMessage(payload, &m, &error)) {
       if (m.type == MessageType::kReady) {

@@ -57,7 +57,8 @@ bool DecodeMessage(std::string_view payload, Message* out, std::string* error);
 // Blocking frame I/O on a connected stream socket. WriteFrame: false when the peer is gone.
 bool WriteFrame(int fd, std::string_view payload);
 enum class ReadResult { kOk, kClosed, kTimeout, kError };
-// Waits until `deadline` (time_point::max(): forever) for one whole frame.
+// Waits until `deadline` (time_point::max(): forever) for one whole frame. After kTimeout the
+// stream may be left in the middle of a frame: the connection cannot be read from again.
 ReadResult ReadFrame(
     int fd, std::string* payload,
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());

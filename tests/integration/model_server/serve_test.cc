@@ -4,9 +4,10 @@
 #include <sys/wait.h>
 
 #include <atomic>
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <set>
@@ -360,6 +361,17 @@ double MetricValue(const std::string& text, const std::string& series) {
   return std::stod(text.substr(at + series.size() + 2));
 }
 
+// Polls `done` until it holds (true) or `timeout` passes (false).
+bool WaitUntil(const std::function<bool()>& done,
+               std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 // Dynamic batching through HTTP: concurrent requests are served in fewer batches than requests
 // (the batch-size histogram says so) and every answer equals the one the same image gets alone.
 TEST(ServeTest, ConcurrentRequestsAreBatchedAndAnswerAsAlone) {
@@ -527,13 +539,21 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
   ASSERT_EQ(before.size(), 1u);
   pid_t victim = before[0]["pid"].get<pid_t>();
   pid_t bystander = server.Describe("fashion")["workers"][0]["pid"].get<pid_t>();
+  // Each step waits for the server's own state instead of sleeping: a loaded machine only
+  // makes it slower, never wrong.
+  auto slow_batches = [&] {
+    auto m = HttpGet(server.metrics(), "/metrics");
+    return m ? MetricValue(m->body, "sg_batch_size_count{model_name=\"slow\"}") : -1;
+  };
+  auto slow_pending = [&] { return server.Describe("slow")["queue"]["pending"].get<int>(); };
 
-  // The victim runs a long request; three more wait in its queue (not in flight).
+  // The victim runs a long request: it has been sent to the worker once the pool counted its
+  // batch. Three more then wait in its queue (not in flight).
   auto in_flight = std::async(std::launch::async, [&] {
     return server.Post("/predictions/slow", SlowBody(1000000), "application/json",
                        std::chrono::seconds(60));
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(WaitUntil([&] { return slow_batches() == 1; })) << "the long request never ran";
   std::vector<std::future<std::optional<HttpResponse>>> queued;
   for (int i = 0; i < 3; ++i) {
     queued.push_back(std::async(std::launch::async, [&] {
@@ -541,10 +561,22 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
                          std::chrono::seconds(60));
     }));
   }
-  // Load on the other model meanwhile.
+  ASSERT_TRUE(WaitUntil([&] { return slow_pending() == 3; })) << "queued: " << slow_pending();
+  EXPECT_EQ(slow_batches(), 1) << "a queued request reached the busy worker";
+
+  // Load on the other model meanwhile, before and after the kill.
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
   std::vector<std::thread> clients;
+  auto stop_clients = [&] {
+    stop = true;
+    for (auto& t : clients) t.join();
+    clients.clear();
+  };
+  struct Joiner {
+    std::function<void()> f;
+    ~Joiner() { f(); }
+  } joiner{stop_clients};  // also on an early ASSERT return
   for (int c = 0; c < 3; ++c) {
     clients.emplace_back([&, c] {
       while (!stop) {
@@ -557,8 +589,9 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(WaitUntil([&] { return ok >= 3; })) << "the other model is not serving";
   ASSERT_EQ(kill(victim, SIGKILL), 0);
+  const int ok_at_kill = ok;
 
   // Only the in-flight request fails, at once, with a 503 that says why.
   auto reply = in_flight.get();
@@ -571,11 +604,10 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << r->body;
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  stop = true;
-  for (auto& t : clients) t.join();
+  // The other model kept serving through the kill and the restart, without a failure.
+  EXPECT_TRUE(WaitUntil([&] { return ok >= ok_at_kill + 3; })) << ok << " ok at the end";
+  stop_clients();
   EXPECT_EQ(failed.load(), 0);
-  EXPECT_GT(ok.load(), 3);
 
   ASSERT_TRUE(server.WaitHealthy());
   auto after = server.Describe("slow")["workers"];
