@@ -45,6 +45,7 @@ bool Send(int fd, MessageType type, std::string text) {
 int RunWorker(const WorkerArgs& args) {
   // Thread pools are sized before anything in libtorch starts one.
   ConfigureTorchThreads(args.threads, args.interop_threads);
+  ConfigureInferenceProcess();
   int fd = Connect(args.socket_path);
   if (fd < 0) {
     spdlog::error("worker: cannot connect to {}: {}", args.socket_path, std::strerror(errno));

@@ -47,6 +47,7 @@ double PreprocessMs(const ModelConfig& model, const std::string& body) {
 
 int RunChild(const std::string& spec, int threads, double seconds, const std::string& image) {
   ConfigureTorchThreads(threads, 1);
+  ConfigureInferenceProcess();  // as a worker does
   auto model = ModelConfigFromJson(spec);
   std::string error;
   auto runner = LoadTorchScriptModel(model, &error);
