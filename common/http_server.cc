@@ -83,6 +83,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket&& socket, std::shared_ptr<HttpServer::Shared> shared)
       : stream_(std::move(socket)), timer_(stream_.get_executor()), shared_(std::move(shared)) {
     ++shared_->connections;
+    // Beast reads into the buffer's free capacity (at least 512 bytes): room for a typical
+    // header and small body means one read per request instead of one per growth step.
+    buffer_.reserve(16 * 1024);
   }
   ~Session() { --shared_->connections; }
 

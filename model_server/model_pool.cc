@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -177,8 +178,20 @@ void ModelPool::Stop(std::chrono::milliseconds grace) {
     Finish(job, 503, ErrorBody(503, "ServiceUnavailableException", "server is shutting down"));
 }
 
-void ModelPool::Finish(Job& job, int status, std::string body) {
+void ModelPool::Finish(Job& job, int status, std::string body, const BatchTimings* worker) {
   auto now = Clock::now();
+  RequestTimings timings;
+  timings.total = std::chrono::duration_cast<std::chrono::microseconds>(now - job.enqueued);
+  if (job.dispatched != Clock::time_point()) {
+    timings.queue =
+        std::chrono::duration_cast<std::chrono::microseconds>(job.dispatched - job.enqueued);
+  }
+  if (worker) {
+    timings.has_worker = true;
+    timings.preprocess = std::chrono::microseconds(worker->preprocess_us);
+    timings.forward = std::chrono::microseconds(worker->forward_us);
+    timings.postprocess = std::chrono::microseconds(worker->postprocess_us);
+  }
   if (metrics_.requests) {
     metrics_.requests->Increment();
     auto total = now - job.enqueued;
@@ -193,7 +206,7 @@ void ModelPool::Finish(Job& job, int status, std::string body) {
   }
   auto done = std::move(job.done);
   job.done = nullptr;
-  if (done) done(status, std::move(body));
+  if (done) done(status, std::move(body), timings);
 }
 
 void ModelPool::ExpireLoop() {
@@ -347,8 +360,17 @@ bool ModelPool::StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, in
       error = "worker not ready within " + SecondsText(env_.worker_start_timeout);
       break;
     }
-    auto r = ReadFrame(conn, &payload, Clock::now() + std::chrono::milliseconds(100));
-    if (r == ReadResult::kTimeout) continue;
+    // Wait in short steps (to notice stop), then read the whole frame with the start deadline:
+    // a short ReadFrame timeout could end in the middle of a frame (the worker preempted
+    // between its header and its payload on a loaded machine) and lose the framing.
+    pollfd p{conn, POLLIN, 0};
+    int readable = poll(&p, 1, 100);
+    if (readable == 0 || (readable < 0 && errno == EINTR)) continue;
+    auto r = ReadFrame(conn, &payload, deadline);
+    if (r == ReadResult::kTimeout) {
+      error = "worker not ready within " + SecondsText(env_.worker_start_timeout);
+      break;
+    }
     Message m;
     if (r == ReadResult::kOk && DecodeMessage(payload, &m, &error)) {
       if (m.type == MessageType::kReady) {
@@ -410,6 +432,12 @@ bool ModelPool::RunBatch(Slot* slot, int fd, Subprocess& process, std::vector<Jo
     Message reply;
     std::string error;
     if (DecodeMessage(payload, &reply, &error) && reply.type == MessageType::kResults) {
+      if (metrics_.worker_forward) {
+        auto seconds = [](uint64_t us) { return static_cast<double>(us) / 1e6; };
+        metrics_.worker_preprocess->Observe(seconds(reply.timings.preprocess_us));
+        metrics_.worker_forward->Observe(seconds(reply.timings.forward_us));
+        metrics_.worker_postprocess->Observe(seconds(reply.timings.postprocess_us));
+      }
       std::map<uint64_t, WireItem*> by_id;
       for (auto& item : reply.items) by_id[item.id] = &item;
       for (auto& job : batch) {
@@ -417,7 +445,7 @@ bool ModelPool::RunBatch(Slot* slot, int fd, Subprocess& process, std::vector<Jo
         if (it == by_id.end()) {
           Finish(job, 500, ErrorBody(500, "InternalServerError", "worker returned no reply"));
         } else {
-          Finish(job, it->second->status, std::move(it->second->body));
+          Finish(job, it->second->status, std::move(it->second->body), &reply.timings);
         }
       }
       in_flight_ -= static_cast<int>(batch.size());

@@ -25,6 +25,7 @@
 #include "common/metrics.h"
 #include "model_server/cpu_plan.h"
 #include "model_server/serve_config.h"
+#include "model_server/server_timing.h"
 
 namespace sg {
 class Subprocess;
@@ -32,8 +33,12 @@ class Subprocess;
 
 namespace sg::serve {
 
-// Called exactly once per job, from a pool thread, with the HTTP status and JSON body.
-using JobCallback = std::function<void(int status, std::string body)>;
+struct BatchTimings;
+
+// Called exactly once per job, from a pool thread, with the HTTP status, the JSON body and where
+// the job's time went.
+using JobCallback =
+    std::function<void(int status, std::string body, const RequestTimings& timings)>;
 
 // Metrics of one model (references into the server's registry).
 struct PoolMetrics {
@@ -45,6 +50,10 @@ struct PoolMetrics {
   Histogram* batch_size = nullptr;       // samples per batch
   Family<Counter>* responses = nullptr;  // by status code
   Counter* worker_restarts = nullptr;
+  // Per batch, as measured by the worker (s).
+  Histogram* worker_preprocess = nullptr;
+  Histogram* worker_forward = nullptr;
+  Histogram* worker_postprocess = nullptr;
 };
 
 struct PoolEnvironment {
@@ -101,7 +110,8 @@ class ModelPool {
   // Waits for jobs; returns none when the slot stops or its worker (fd) has died while idle.
   std::vector<Job> TakeBatch(Slot* slot, int fd);
   void Requeue(std::vector<Job>& batch);
-  void Finish(Job& job, int status, std::string body);
+  // `worker`: the stages the worker reported for the job's batch, when it answered.
+  void Finish(Job& job, int status, std::string body, const BatchTimings* worker = nullptr);
   // Stops and joins every slot. kill_workers: SIGKILL busy workers first (their in-flight
   // requests get 503) instead of waiting up to response_timeout for them.
   void StopSlots(bool kill_workers);

@@ -25,6 +25,11 @@ class ModelRunner {
 // Sets libtorch's intra-op and inter-op thread counts. Call once, before any model is loaded
 // (inter-op can only be set before first use).
 void ConfigureTorchThreads(int intra_op, int inter_op);
+// Process-wide settings for a process that runs forwards back to back (a worker, the benchmark's
+// limit), to call on the thread that will run them: freed memory stays in the heap (no page
+// faults for the activations on every forward), and each distinct libtorch warning is logged
+// once instead of on every forward.
+void ConfigureInferenceProcess();
 // libtorch's intra-op thread count, as it reports it.
 int TorchIntraOpThreads();
 

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,11 +28,22 @@ bool Get(std::string_view& in, T* value) {
   return true;
 }
 
-// Reads exactly `size` bytes before `deadline`.
+// Reads exactly `size` bytes before `deadline`. Reads first and polls only when nothing is
+// there: a frame that has arrived costs one recv, not a poll and a recv per part.
 ReadResult ReadExactly(int fd, char* data, size_t size,
                        std::chrono::steady_clock::time_point deadline) {
   size_t done = 0;
   while (done < size) {
+    ssize_t n = recv(fd, data + done, size - done, MSG_DONTWAIT);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n == 0) return ReadResult::kClosed;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return errno == ECONNRESET ? ReadResult::kClosed : ReadResult::kError;
+    }
     int timeout_ms = -1;
     if (deadline != std::chrono::steady_clock::time_point::max()) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -46,13 +58,6 @@ ReadResult ReadExactly(int fd, char* data, size_t size,
       return ReadResult::kError;
     }
     if (r == 0) return ReadResult::kTimeout;
-    ssize_t n = recv(fd, data + done, size - done, 0);
-    if (n == 0) return ReadResult::kClosed;
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return errno == ECONNRESET ? ReadResult::kClosed : ReadResult::kError;
-    }
-    done += static_cast<size_t>(n);
   }
   return ReadResult::kOk;
 }
@@ -73,6 +78,11 @@ std::string EncodeMessage(const Message& m) {
     Put<uint32_t>(out, static_cast<uint32_t>(item.body.size()));
     out += item.body;
   }
+  if (m.type == MessageType::kResults) {
+    Put<uint64_t>(out, m.timings.preprocess_us);
+    Put<uint64_t>(out, m.timings.forward_us);
+    Put<uint64_t>(out, m.timings.postprocess_us);
+  }
   return out;
 }
 
@@ -85,6 +95,7 @@ bool DecodeMessage(std::string_view in, Message* out, std::string* error) {
   out->type = static_cast<MessageType>(type);
   out->items.clear();
   out->text.clear();
+  out->timings = BatchTimings();
   if (out->type == MessageType::kReady || out->type == MessageType::kFatal) {
     out->text = std::string(in);
     return true;
@@ -107,6 +118,12 @@ bool DecodeMessage(std::string_view in, Message* out, std::string* error) {
     in.remove_prefix(size);
     out->items.push_back(std::move(item));
   }
+  if (out->type == MessageType::kResults &&
+      (!Get(in, &out->timings.preprocess_us) || !Get(in, &out->timings.forward_us) ||
+       !Get(in, &out->timings.postprocess_us))) {
+    *error = "truncated message";
+    return false;
+  }
   if (!in.empty()) {
     *error = "trailing bytes in message";
     return false;
@@ -118,14 +135,28 @@ bool WriteFrame(int fd, std::string_view payload) {
   if (payload.size() > kMaxFrame) return false;
   std::string header;
   Put<uint32_t>(header, static_cast<uint32_t>(payload.size()));
-  for (std::string_view part : {std::string_view(header), payload}) {
-    while (!part.empty()) {
-      ssize_t n = send(fd, part.data(), part.size(), MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return false;
-      }
-      part.remove_prefix(static_cast<size_t>(n));
+  // Header and payload in one sendmsg: one syscall, and the reader wakes once for the frame.
+  iovec parts[2] = {{header.data(), header.size()},
+                    {const_cast<char*>(payload.data()), payload.size()}};
+  size_t first = 0;
+  while (first < 2) {
+    msghdr message{};
+    message.msg_iov = parts + first;
+    message.msg_iovlen = 2 - first;
+    ssize_t n = sendmsg(fd, &message, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    // Skip what was sent.
+    auto sent = static_cast<size_t>(n);
+    while (first < 2 && sent >= parts[first].iov_len) {
+      sent -= parts[first].iov_len;
+      ++first;
+    }
+    if (first < 2) {
+      parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + sent;
+      parts[first].iov_len -= sent;
     }
   }
   return true;

@@ -5,7 +5,9 @@
 //     kFatal   (worker -> front)  text: why the worker cannot serve (it exits next)
 //     kBatch   (front -> worker)  u32 n, n x {u64 id, u16 kind, u32 size, bytes}: inputs
 //              (kind 0: a request body for the model's handler; 1: a raw tensor, see InputKind)
-//     kResults (worker -> front)  u32 n, n x {u64 id, u16 status, u32 size, bytes}: replies
+//     kResults (worker -> front)  u32 n, n x {u64 id, u16 status, u32 size, bytes}: replies,
+//              then a fixed trailer of 3 x u64: the batch's preprocessing, forward and
+//              postprocessing times in microseconds, measured by the worker (BatchTimings)
 #pragma once
 
 #include <chrono>
@@ -32,10 +34,20 @@ struct WireItem {
   std::string body;
 };
 
+// Where a worker spent one batch, by steady_clock (kResults). Preprocessing: every body's
+// decode/parse, resize and normalisation; forward: every runner call (retries of a failed
+// batch included); postprocessing: every output turned into a reply.
+struct BatchTimings {
+  uint64_t preprocess_us = 0;
+  uint64_t forward_us = 0;
+  uint64_t postprocess_us = 0;
+};
+
 struct Message {
   MessageType type = MessageType::kReady;
   std::string text;             // kReady, kFatal
   std::vector<WireItem> items;  // kBatch, kResults
+  BatchTimings timings;         // kResults
 };
 
 std::string EncodeMessage(const Message& message);
@@ -45,7 +57,8 @@ bool DecodeMessage(std::string_view payload, Message* out, std::string* error);
 // Blocking frame I/O on a connected stream socket. WriteFrame: false when the peer is gone.
 bool WriteFrame(int fd, std::string_view payload);
 enum class ReadResult { kOk, kClosed, kTimeout, kError };
-// Waits until `deadline` (time_point::max(): forever) for one whole frame.
+// Waits until `deadline` (time_point::max(): forever) for one whole frame. After kTimeout the
+// stream may be left in the middle of a frame: the connection cannot be read from again.
 ReadResult ReadFrame(
     int fd, std::string* payload,
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());

@@ -13,6 +13,7 @@
 #include "model_server/handler.h"
 #include "model_server/multipart.h"
 #include "model_server/protocol.h"
+#include "model_server/server_timing.h"
 
 namespace sg::serve {
 namespace {
@@ -218,6 +219,20 @@ ServeServer::ServeServer(ServeConfig config, CpuBudget budget, PoolEnvironment e
   auto& restarts =
       registry_.AddCounter("sg_worker_restarts_total",
                            "Worker processes restarted after dying or timing out.", {"model_name"});
+  // The worker's own per-batch stage times, from 10 us (postprocessing is that short).
+  std::vector<double> stage_buckets = {0.00001, 0.000025, 0.00005};
+  for (double b : LatencyBucketsSeconds()) stage_buckets.push_back(b);
+  auto& worker_preprocess =
+      registry_.AddHistogram("sg_worker_preprocess_seconds",
+                             "Worker time per batch decoding, resizing and normalising the inputs.",
+                             stage_buckets, {"model_name"});
+  auto& worker_forward =
+      registry_.AddHistogram("sg_worker_forward_seconds", "Worker time per batch in the model.",
+                             stage_buckets, {"model_name"});
+  auto& worker_postprocess = registry_.AddHistogram(
+      "sg_worker_postprocess_seconds",
+      "Worker time per batch turning the outputs into replies (softmax, top-k, JSON).",
+      stage_buckets, {"model_name"});
   auto& ready = registry_.AddGauge("sg_workers_ready", "Workers ready to serve.", {"model_name"});
   auto& pending =
       registry_.AddGauge("sg_queue_pending", "Predictions waiting in the queue.", {"model_name"});
@@ -231,6 +246,9 @@ ServeServer::ServeServer(ServeConfig config, CpuBudget budget, PoolEnvironment e
     m.batch_size = &batch.WithLabels({model.name});
     m.responses = &responses;
     m.worker_restarts = &restarts.WithLabels({model.name});
+    m.worker_preprocess = &worker_preprocess.WithLabels({model.name});
+    m.worker_forward = &worker_forward.WithLabels({model.name});
+    m.worker_postprocess = &worker_postprocess.WithLabels({model.name});
     pools_.push_back(std::make_unique<ModelPool>(model, env_, m));
   }
   registry_.AddCollectHook([this, &ready, &pending] {
@@ -376,7 +394,9 @@ struct ServeServer::Routes {
           {"shape", sample_shape}};
       auto result = pool->Submit(
           sample.dump(),
-          [state, b](int status, std::string body) { state->Done(b, status, std::move(body)); },
+          [state, b](int status, std::string body, const RequestTimings&) {
+            state->Done(b, status, std::move(body));
+          },
           static_cast<int>(InputKind::kRawTensor));
       if (result != ModelPool::SubmitResult::kQueued) {
         state->Done(b, 503,
@@ -424,8 +444,13 @@ struct ServeServer::Routes {
     }
     auto context = ReplyContext(request);
     std::string body(input);
-    auto result = pool->Submit(std::move(body), [context, respond](int status, std::string body) {
-      respond(JsonText(context, status, std::move(body)));
+    auto result = pool->Submit(std::move(body), [context, respond](int status, std::string body,
+                                                                   const RequestTimings& timings) {
+      Response response = JsonText(context, status, std::move(body));
+      // Where the time went (queue, the worker's stages, total), for clients and proxies; an
+      // extra header, so TorchServe clients are unaffected.
+      response.set("Server-Timing", FormatServerTiming(timings));
+      respond(std::move(response));
     });
     if (result == ModelPool::SubmitResult::kQueueFull) {
       respond(Error(request, 503, "ServiceUnavailableException",

@@ -1,11 +1,16 @@
 // The only TU of sg-serve that includes libtorch headers.
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <malloc.h>
 #include <torch/script.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
+
+#include <spdlog/spdlog.h>
 
 #include "model_server/model_runner.h"
 
@@ -23,6 +28,28 @@ bool CpuHasBf16() {
   }
   return false;
 }
+
+// Logs each distinct libtorch warning once. Some TorchScript graphs warn on every forward
+// (mobilenet_v3_small after optimize_for_inference: "An output with one or more elements was
+// resized", three times per forward): glog-style lines to stderr each time cost time on the
+// request path and grow the log without bound.
+class OncePerMessageWarningHandler : public c10::WarningHandler {
+ public:
+  void process(const c10::SourceLocation& where, const std::string& message,
+               const bool /*verbatim*/) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (seen_.size() >= kMaxDistinct || !seen_.insert(message).second) return;
+    }
+    spdlog::warn("libtorch ({}:{}): {} (logged once)", where.file, where.line, message);
+  }
+
+ private:
+  static constexpr size_t kMaxDistinct = 100;
+  std::mutex mutex_;
+  // Guarded by mutex_.
+  std::set<std::string> seen_;
+};
 
 class TorchScriptRunner : public ModelRunner {
  public:
@@ -114,6 +141,15 @@ class TorchScriptRunner : public ModelRunner {
 void ConfigureTorchThreads(int intra_op, int inter_op) {
   if (inter_op > 0) at::set_num_interop_threads(inter_op);
   if (intra_op > 0) at::set_num_threads(intra_op);
+}
+
+void ConfigureInferenceProcess() {
+  // Keep freed memory in the heap: without this, glibc trims (or unmaps) the activations'
+  // memory after every forward and the next forward page-faults it back in.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  static OncePerMessageWarningHandler handler;  // warnings raised on this (the calling) thread
+  c10::Warning::set_warning_handler(&handler);
 }
 
 int TorchIntraOpThreads() {

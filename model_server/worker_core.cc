@@ -1,9 +1,29 @@
 #include "model_server/worker_core.h"
 
+#include <chrono>
 #include <map>
 
 namespace sg::serve {
 namespace {
+
+// Adds the time from construction to Stop() (or destruction) to a microsecond total.
+class StageTimer {
+ public:
+  explicit StageTimer(uint64_t* total_us)
+      : total_us_(total_us), start_(std::chrono::steady_clock::now()) {}
+  ~StageTimer() { Stop(); }
+  void Stop() {
+    if (!total_us_) return;
+    *total_us_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::steady_clock::now() - start_)
+                                            .count());
+    total_us_ = nullptr;
+  }
+
+ private:
+  uint64_t* total_us_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 HandlerReply ForwardFailure(const ModelConfig& model, const std::string& error) {
   if (model.handler == HandlerKind::kTensor) {
@@ -16,10 +36,14 @@ HandlerReply ForwardFailure(const ModelConfig& model, const std::string& error) 
 
 std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& model,
                                       const Labels& labels,
-                                      const std::vector<std::string_view>& bodies) {
+                                      const std::vector<std::string_view>& bodies,
+                                      BatchTimings* timings) {
+  BatchTimings unused;
+  BatchTimings& t = timings ? *timings : unused;
   std::vector<HandlerReply> replies(bodies.size());
   std::vector<SampleTensor> samples(bodies.size());
   std::map<std::vector<int64_t>, std::vector<size_t>> by_shape;
+  StageTimer preprocess(&t.preprocess_us);
   for (size_t i = 0; i < bodies.size(); ++i) {
     std::string error;
     if (!PreprocessRequest(model, bodies[i], &samples[i], &error)) {
@@ -28,12 +52,20 @@ std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& mo
     }
     by_shape[samples[i].shape].push_back(i);
   }
+  preprocess.Stop();
+  // Runs the model, adding the time to the forward total.
+  auto forward = [&](const std::vector<const SampleTensor*>& batch,
+                     std::vector<SampleTensor>* outputs, std::string* error) {
+    StageTimer timer(&t.forward_us);
+    return runner.Forward(batch, outputs, error);
+  };
   for (const auto& [shape, indices] : by_shape) {
     std::vector<const SampleTensor*> batch;
     for (size_t i : indices) batch.push_back(&samples[i]);
     std::vector<SampleTensor> outputs;
     std::string error;
-    if (runner.Forward(batch, &outputs, &error)) {
+    if (forward(batch, &outputs, &error)) {
+      StageTimer postprocess(&t.postprocess_us);
       for (size_t k = 0; k < indices.size(); ++k) {
         replies[indices[k]] = PostprocessOutput(model, labels, outputs[k]);
       }
@@ -44,7 +76,8 @@ std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& mo
       continue;
     }
     for (size_t i : indices) {  // isolate the sample that fails
-      if (runner.Forward({&samples[i]}, &outputs, &error)) {
+      if (forward({&samples[i]}, &outputs, &error)) {
+        StageTimer postprocess(&t.postprocess_us);
         replies[i] = PostprocessOutput(model, labels, outputs[0]);
       } else {
         replies[i] = ForwardFailure(model, error);

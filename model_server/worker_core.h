@@ -7,15 +7,18 @@
 
 #include "model_server/handler.h"
 #include "model_server/model_runner.h"
+#include "model_server/protocol.h"
 
 namespace sg::serve {
 
 // One reply per body, in order. A body that fails preprocessing gets a 400 without affecting
 // the others; a failed batched forward is retried one sample at a time, so only the sample
 // that makes the model throw fails (400 for the tensor handler, whose input is the client's;
-// 500 for image handlers, whose input shape comes from the config).
+// 500 for image handlers, whose input shape comes from the config). When `timings` is given,
+// the time spent in each stage is added to it.
 std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& model,
                                       const Labels& labels,
-                                      const std::vector<std::string_view>& bodies);
+                                      const std::vector<std::string_view>& bodies,
+                                      BatchTimings* timings = nullptr);
 
 }  // namespace sg::serve

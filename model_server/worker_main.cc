@@ -45,6 +45,7 @@ bool Send(int fd, MessageType type, std::string text) {
 int RunWorker(const WorkerArgs& args) {
   // Thread pools are sized before anything in libtorch starts one.
   ConfigureTorchThreads(args.threads, args.interop_threads);
+  ConfigureInferenceProcess();
   int fd = Connect(args.socket_path);
   if (fd < 0) {
     spdlog::error("worker: cannot connect to {}: {}", args.socket_path, std::strerror(errno));
@@ -88,6 +89,7 @@ int RunWorker(const WorkerArgs& args) {
     }
     // Handler inputs and raw tensors (Open Inference Protocol) run as separate batches.
     std::vector<HandlerReply> replies(request.items.size());
+    BatchTimings timings;
     for (int kind : {0, 1}) {
       std::vector<std::string_view> bodies;
       std::vector<size_t> index;
@@ -99,11 +101,12 @@ int RunWorker(const WorkerArgs& args) {
         index.push_back(i);
       }
       if (bodies.empty()) continue;
-      auto part = HandleBatch(*runner, kind == 1 ? raw_model : model, labels, bodies);
+      auto part = HandleBatch(*runner, kind == 1 ? raw_model : model, labels, bodies, &timings);
       for (size_t k = 0; k < index.size(); ++k) replies[index[k]] = std::move(part[k]);
     }
     Message response;
     response.type = MessageType::kResults;
+    response.timings = timings;
     for (size_t i = 0; i < replies.size(); ++i) {
       response.items.push_back(
           {request.items[i].id, replies[i].status, std::move(replies[i].body)});

@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/logging.h"
 #include "common/subprocess.h"
 #include "model_server/cpu_budget.h"
 #include "model_server/handler.h"
@@ -47,6 +48,7 @@ double PreprocessMs(const ModelConfig& model, const std::string& body) {
 
 int RunChild(const std::string& spec, int threads, double seconds, const std::string& image) {
   ConfigureTorchThreads(threads, 1);
+  ConfigureInferenceProcess();  // as a worker does
   auto model = ModelConfigFromJson(spec);
   std::string error;
   auto runner = LoadTorchScriptModel(model, &error);
@@ -97,6 +99,8 @@ int main(int argc, char** argv) {
   app.add_option("--child-spec", spec);  // internal
   app.add_option("--child-threads", child_threads);
   CLI11_PARSE(app, argc, argv);
+  // Logs (libtorch's warnings among them) to stderr: stdout carries the results.
+  sg::SetUpLogging(sg::LogOptions{}, "sg-bench-forward");
   if (!spec.empty()) return RunChild(spec, child_threads, seconds, image);
 
   ServeConfig config;

@@ -15,11 +15,23 @@
 # wrk gets the last quarter; on 2-3 CPUs, the last CPU. The naive configuration still uses
 # threads = every CPU the machine has (nproc of the host), as a server that ignores its CPU
 # budget would.
-#   overhead = p50 at low load - mean forward time of the limit run (the issue's definition; it
-#           includes the handler's PNG decode, resize and normalisation, which the limit does not do)
-#   preproc  mean time of that preprocessing alone (sg-bench-forward --image, same CPUs)
-#   http+ipc = overhead - preproc: what the server itself adds (HTTP, queue, batching, the Unix
-#           socket to the worker, the JSON response)
+# Where the low-load time goes, from the server's own histograms (its /metrics is scraped
+# before and after the low-load run; mean = delta of _sum / delta of _count; with one connection
+# every batch is one request):
+#   loop fwd    mean forward time of the limit run (a saturated in-process loop: hot caches),
+#               for comparison only
+#   fwd         mean forward time inside the server's worker at low load
+#               (sg_worker_forward_seconds)
+#   pre, post   the worker's preprocessing (PNG decode, resize, normalise) and postprocessing
+#               (softmax, top-k, JSON) at low load (sg_worker_{pre,post}process_seconds)
+#   overhead    = p50 - fwd: the issue's "per-request server overhead (server latency minus
+#               forward time at low load)"; it includes pre and post
+#   server-only = p50 - pre - fwd - post: what HTTP, the queue, the hand-offs between threads
+#               and the worker's Unix socket add
+# A second table splits server-only at low load into the front's part (queue + IPC: the mean of
+# sg_request_latency_seconds, enqueue to the worker's reply, minus the worker's stages) and the
+# rest (p50 - that mean: HTTP parsing and writing, the hand-off to and from the I/O thread, the
+# kernel's loopback TCP and wrk itself).
 # Needs: wrk, /usr/bin/python3 with python3-torchvision (export only, once).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -61,8 +73,9 @@ JSON
   echo "$file"
 }
 
-start_server() {  # config -> sets server_pid, port
+start_server() {  # config -> sets server_pid, port, metrics_port
   port=$(grep -o '"inference_address": "127.0.0.1:[0-9]*"' "$1" | grep -o '[0-9]*"$' | tr -d '"')
+  metrics_port=$(grep -o '"metrics_address": "127.0.0.1:[0-9]*"' "$1" | grep -o '[0-9]*"$' | tr -d '"')
   taskset -c "$SERVER_CPUS" "$serve" --config "$1" --log-level warn >"$work/serve.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 600); do
@@ -80,19 +93,41 @@ run_wrk() {  # connections model -> wrk output
     -s "$root/bench/model_server/post.lua" "http://127.0.0.1:$port/predictions/$2"
 }
 rps() { awk '/^Requests\/sec:/ {print $2}'; }
+# The _sum and _count of the model's server-side histograms, one "name value" per line.
+scrape_metrics() {  # model -> lines
+  curl -sf "http://127.0.0.1:$metrics_port/metrics" | awk -v m="model_name=\"$1\"" '
+    index($1, m) && $1 ~ /^sg_(worker_(preprocess|forward|postprocess)|request_latency|queue_latency)_seconds_(sum|count)\{/ {
+      sub(/\{.*/, "", $1); print $1, $2 }'
+}
+# Mean ms of histogram NAME between two scrapes (files): delta sum / delta count.
+mean_ms() {  # before after name
+  awk -v n="$3" 'FNR == NR {b[$1] = $2; next} {a[$1] = $2}
+    END {c = a[n "_count"] - b[n "_count"]; printf "%.3f", (c > 0 ? 1000 * (a[n "_sum"] - b[n "_sum"]) / c : -1)}' "$1" "$2"
+}
 pct() { awk -v p="$1" '$1 == p {print $2}' | to_ms; }
 
 printf '%s\n' "server CPUs $SERVER_CPUS, load generator CPUs $LOAD_CPUS"
 printf '%s\n' "sg-serve benchmark on $(nproc) visible CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')), ${secs}s per measurement"
-printf '| %-18s | %-7s | %10s | %10s | %8s | %10s | %8s | %8s | %8s | %10s | %11s | %10s | %11s |\n' \
-  model plan "limit r/s" "server r/s" server/limit "naive r/s" tuned/naive "p50 ms" "p99 ms" "forward ms" "overhead ms" "preproc ms" "http+ipc ms"
-printf '|%s|\n' "--------------------|---------|------------|------------|--------------|------------|-------------|----------|----------|------------|-------------|------------|-------------"
+table="$work/table" breakdown="$work/breakdown"
+printf '| %-18s | %-4s | %9s | %10s | %12s | %9s | %11s | %6s | %6s | %8s | %6s | %6s | %6s | %8s | %11s |\n' \
+  model plan "limit r/s" "server r/s" server/limit "naive r/s" tuned/naive "p50 ms" "p99 ms" "loop fwd" "fwd" "pre" "post" "overhead" "server-only" >"$table"
+printf '|%s|\n' "--------------------|------|-----------|------------|--------------|-----------|-------------|--------|--------|----------|--------|--------|--------|----------|-------------" >>"$table"
+printf '| %-18s | %8s | %8s | %12s | %11s | %11s | %15s |\n' \
+  model "p50 ms" "queue ms" "front ms" "worker ms" "queue+ipc ms" "http+rest ms" >"$breakdown"
+printf '|%s|\n' "--------------------|----------|----------|--------------|-------------|-------------|-----------------" >>"$breakdown"
 for name in resnet18 mobilenet_v3_small; do
   tuned=$(write_config "$name" "$models/$name.pt" true 0 0)
-  read -r workers threads limit fwd_ms pre_ms < <(taskset -c "$SERVER_CPUS" "$forward" --config "$tuned" \
-    --seconds "$secs" --image "$models/input.png" 2>>"$work/forward.log")
+  read -r workers threads limit fwd_ms _ < <(taskset -c "$SERVER_CPUS" "$forward" --config "$tuned" \
+    --seconds "$secs" 2>>"$work/forward.log")
   start_server "$tuned"
+  # Warm up first: TorchScript's profiling executor re-optimises the graph during the first
+  # forwards after start-up, some of which take far longer than a settled one.
+  for _ in $(seq 30); do
+    curl -sf -o /dev/null --data-binary @"$models/input.png" "http://127.0.0.1:$port/predictions/$name"
+  done
+  scrape_metrics "$name" >"$work/before"
   low=$(run_wrk 1 "$name")
+  scrape_metrics "$name" >"$work/after"
   sat=$(run_wrk $((2 * workers)) "$name")
   stop_server
   naive=$(write_config "$name" "$models/$name.pt" false "$ncpu" "$workers")
@@ -101,8 +136,21 @@ for name in resnet18 mobilenet_v3_small; do
   stop_server
   server_rps=$(rps <<<"$sat"); naive_rps=$(rps <<<"$naive_sat")
   p50=$(pct 50% <<<"$low"); p99=$(pct 99% <<<"$low")
+  fwd=$(mean_ms "$work/before" "$work/after" sg_worker_forward_seconds)
+  pre=$(mean_ms "$work/before" "$work/after" sg_worker_preprocess_seconds)
+  post=$(mean_ms "$work/before" "$work/after" sg_worker_postprocess_seconds)
+  total=$(mean_ms "$work/before" "$work/after" sg_request_latency_seconds)
+  queue=$(mean_ms "$work/before" "$work/after" sg_queue_latency_seconds)
   awk -v n="$name" -v plan="${workers}x${threads}" -v l="$limit" -v s="$server_rps" -v nv="$naive_rps" \
-      -v p50="$p50" -v p99="$p99" -v f="$fwd_ms" -v pre="$pre_ms" 'BEGIN {
-    printf "| %-18s | %-7s | %10.1f | %10.1f | %12.3f | %10.1f | %11.3f | %8.2f | %8.2f | %10.2f | %11.2f | %10.2f | %11.2f |\n",
-      n, plan, l, s, s / l, nv, s / nv, p50, p99, f, p50 - f, pre, p50 - f - pre }'
+      -v p50="$p50" -v p99="$p99" -v lf="$fwd_ms" -v f="$fwd" -v pre="$pre" -v post="$post" 'BEGIN {
+    printf "| %-18s | %-4s | %9.1f | %10.1f | %12.3f | %9.1f | %11.3f | %6.2f | %6.2f | %8.2f | %6.2f | %6.2f | %6.2f | %8.2f | %11.2f |\n",
+      n, plan, l, s, s / l, nv, s / nv, p50, p99, lf, f, pre, post, p50 - f, p50 - pre - f - post }' >>"$table"
+  awk -v n="$name" -v p50="$p50" -v q="$queue" -v t="$total" -v w="$(awk -v a="$pre" -v b="$fwd" -v c="$post" 'BEGIN {print a + b + c}')" 'BEGIN {
+    printf "| %-18s | %8.2f | %8.3f | %12.3f | %11.3f | %11.3f | %15.3f |\n", n, p50, q, t, w, t - w, p50 - t }' >>"$breakdown"
 done
+echo
+echo "Limit, saturation and low load (all times in ms; fwd, pre, post: the server's own histograms at low load):"
+cat "$table"
+echo
+echo "Low load, where server-only goes (means from the server's histograms; front = enqueue to the worker's reply):"
+cat "$breakdown"

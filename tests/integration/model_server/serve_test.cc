@@ -4,9 +4,12 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -358,6 +361,17 @@ double MetricValue(const std::string& text, const std::string& series) {
   return std::stod(text.substr(at + series.size() + 2));
 }
 
+// Polls `done` until it holds (true) or `timeout` passes (false).
+bool WaitUntil(const std::function<bool()>& done,
+               std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 // Dynamic batching through HTTP: concurrent requests are served in fewer batches than requests
 // (the batch-size histogram says so) and every answer equals the one the same image gets alone.
 TEST(ServeTest, ConcurrentRequestsAreBatchedAndAnswerAsAlone) {
@@ -407,6 +421,87 @@ TEST(ServeTest, ConcurrentRequestsAreBatchedAndAnswerAsAlone) {
   EXPECT_LT(new_batches, kImages) << "concurrent requests were not batched";
 }
 
+// Server-Timing entries ("queue;dur=0.012, forward;dur=9.710, ...") in microseconds by name.
+std::map<std::string, int64_t> ServerTimingMicros(const std::string& header) {
+  std::map<std::string, int64_t> out;
+  for (const auto& entry : Split(header, ',')) {
+    auto text = std::string(Trim(entry));
+    auto at = text.find(";dur=");
+    if (at == std::string::npos) continue;
+    out[text.substr(0, at)] = std::llround(std::stod(text.substr(at + 5)) * 1000);
+  }
+  return out;
+}
+
+// Every prediction says where its time went (Server-Timing, the worker's own stage times), and
+// /metrics has the same stages as per-model histograms: they agree with each other, fit inside
+// the latency the front and the client measured, and the model's forward dominates a model
+// that computes.
+TEST(ServeTest, PredictionsReportServerTimingAndWorkerStageHistograms) {
+  json fashion = FashionModel();
+  fashion["workers"] = 1;
+  json slow = SlowModel();
+  slow["workers"] = 1;
+  Server server(json{{"fashion", fashion}, {"slow", slow}});
+  ASSERT_TRUE(server.ready());
+  struct Case {
+    std::string model, body, content_type;
+  };
+  for (const auto& c :
+       {Case{"fashion", Png28(3), "image/png"}, Case{"slow", SlowBody(20), "application/json"}}) {
+    SCOPED_TRACE(c.model);
+    constexpr int kRequests = 5;
+    int64_t header_forward_us = 0, header_stages_us = 0;
+    for (int i = 0; i < kRequests; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      auto r = server.Post("/predictions/" + c.model, c.body, c.content_type);
+      auto client_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      EXPECT_EQ(r->Header("content-type"), "application/json");  // TorchServe's reply, unchanged
+      auto t = ServerTimingMicros(r->Header("server-timing"));
+      ASSERT_EQ(t.size(), 5u) << r->Header("server-timing");
+      for (const char* name : {"queue", "preprocess", "forward", "postprocess", "total"}) {
+        ASSERT_TRUE(t.count(name)) << name << " in " << r->Header("server-timing");
+        EXPECT_GE(t[name], 0) << name;
+      }
+      EXPECT_GT(t["preprocess"], 0);
+      EXPECT_GT(t["forward"], 0);
+      int64_t stages = t["preprocess"] + t["forward"] + t["postprocess"];
+      // The worker ran between dispatch and reply, inside what the front and the client saw.
+      EXPECT_LE(t["queue"] + stages, t["total"]) << r->Header("server-timing");
+      EXPECT_LE(t["total"], client_us) << r->Header("server-timing");
+      if (c.model == "slow") {
+        EXPECT_GT(t["forward"], t["preprocess"] + t["postprocess"]) << r->Header("server-timing");
+      }
+      header_forward_us += t["forward"];
+      header_stages_us += stages;
+    }
+    auto metrics = HttpGet(server.metrics(), "/metrics");
+    ASSERT_TRUE(metrics);
+    auto value = [&](const std::string& name) {
+      return MetricValue(metrics->body, name + "{model_name=\"" + c.model + "\"}");
+    };
+    for (const char* stage : {"preprocess", "forward", "postprocess"}) {
+      SCOPED_TRACE(stage);
+      const std::string name = std::string("sg_worker_") + stage + "_seconds";
+      EXPECT_EQ(value(name + "_count"), kRequests) << "one observation per batch";
+      EXPECT_NE(metrics->body.find(name + "_bucket{model_name=\"" + c.model + "\",le=\"1e-05\"}"),
+                std::string::npos)
+          << metrics->body;
+    }
+    // The histograms hold exactly what the headers said (both are whole microseconds).
+    EXPECT_NEAR(value("sg_worker_forward_seconds_sum") * 1e6, header_forward_us, 1);
+    double stages_s = value("sg_worker_preprocess_seconds_sum") +
+                      value("sg_worker_forward_seconds_sum") +
+                      value("sg_worker_postprocess_seconds_sum");
+    EXPECT_NEAR(stages_s * 1e6, header_stages_us, 3);
+    EXPECT_LE(stages_s, value("sg_request_latency_seconds_sum"));
+  }
+}
+
 // The OS threads of a worker, counted in /proc after real inference: libtorch's two compute
 // pools are each sized to the worker's share T: the OpenMP team (the main thread plus T - 1
 // libgomp threads) and the pthreadpool that XNNPACK/NNPACK use (T - 1 threads besides the
@@ -444,13 +539,21 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
   ASSERT_EQ(before.size(), 1u);
   pid_t victim = before[0]["pid"].get<pid_t>();
   pid_t bystander = server.Describe("fashion")["workers"][0]["pid"].get<pid_t>();
+  // Each step waits for the server's own state instead of sleeping: a loaded machine only
+  // makes it slower, never wrong.
+  auto slow_batches = [&] {
+    auto m = HttpGet(server.metrics(), "/metrics");
+    return m ? MetricValue(m->body, "sg_batch_size_count{model_name=\"slow\"}") : -1;
+  };
+  auto slow_pending = [&] { return server.Describe("slow")["queue"]["pending"].get<int>(); };
 
-  // The victim runs a long request; three more wait in its queue (not in flight).
+  // The victim runs a long request: it has been sent to the worker once the pool counted its
+  // batch. Three more then wait in its queue (not in flight).
   auto in_flight = std::async(std::launch::async, [&] {
     return server.Post("/predictions/slow", SlowBody(1000000), "application/json",
                        std::chrono::seconds(60));
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(WaitUntil([&] { return slow_batches() == 1; })) << "the long request never ran";
   std::vector<std::future<std::optional<HttpResponse>>> queued;
   for (int i = 0; i < 3; ++i) {
     queued.push_back(std::async(std::launch::async, [&] {
@@ -458,10 +561,22 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
                          std::chrono::seconds(60));
     }));
   }
-  // Load on the other model meanwhile.
+  ASSERT_TRUE(WaitUntil([&] { return slow_pending() == 3; })) << "queued: " << slow_pending();
+  EXPECT_EQ(slow_batches(), 1) << "a queued request reached the busy worker";
+
+  // Load on the other model meanwhile, before and after the kill.
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
   std::vector<std::thread> clients;
+  auto stop_clients = [&] {
+    stop = true;
+    for (auto& t : clients) t.join();
+    clients.clear();
+  };
+  struct Joiner {
+    std::function<void()> f;
+    ~Joiner() { f(); }
+  } joiner{stop_clients};  // also on an early ASSERT return
   for (int c = 0; c < 3; ++c) {
     clients.emplace_back([&, c] {
       while (!stop) {
@@ -474,8 +589,9 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(WaitUntil([&] { return ok >= 3; })) << "the other model is not serving";
   ASSERT_EQ(kill(victim, SIGKILL), 0);
+  const int ok_at_kill = ok;
 
   // Only the in-flight request fails, at once, with a 503 that says why.
   auto reply = in_flight.get();
@@ -488,11 +604,10 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << r->body;
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  stop = true;
-  for (auto& t : clients) t.join();
+  // The other model kept serving through the kill and the restart, without a failure.
+  EXPECT_TRUE(WaitUntil([&] { return ok >= ok_at_kill + 3; })) << ok << " ok at the end";
+  stop_clients();
   EXPECT_EQ(failed.load(), 0);
-  EXPECT_GT(ok.load(), 3);
 
   ASSERT_TRUE(server.WaitHealthy());
   auto after = server.Describe("slow")["workers"];

@@ -7,6 +7,7 @@
 #include "model_server/multipart.h"
 #include "model_server/protocol.h"
 #include "model_server/serve_config.h"
+#include "model_server/server_timing.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/model_server/test_images.h"
 
@@ -180,6 +181,48 @@ TEST(ProtocolTest, RoundTripsAndRejectsTruncation) {
   EXPECT_EQ(back.items[1].body, std::string("\0x", 2));
   EXPECT_FALSE(DecodeMessage(wire.substr(0, wire.size() - 1), &back, &error));
   EXPECT_FALSE(DecodeMessage("", &back, &error));
+}
+
+TEST(ProtocolTest, ResultsCarryTheWorkersStageTimes) {
+  Message m;
+  m.type = MessageType::kResults;
+  m.items = {{3, 200, "{}"}};
+  m.timings = {540, 9710, (uint64_t{1} << 40) + 20};
+  auto wire = EncodeMessage(m);
+  Message back;
+  std::string error;
+  ASSERT_TRUE(DecodeMessage(wire, &back, &error)) << error;
+  EXPECT_EQ(back.timings.preprocess_us, 540u);
+  EXPECT_EQ(back.timings.forward_us, 9710u);
+  EXPECT_EQ(back.timings.postprocess_us, (uint64_t{1} << 40) + 20);
+  ASSERT_EQ(back.items.size(), 1u);
+  EXPECT_EQ(back.items[0].body, "{}");
+  // The trailer is fixed: 24 bytes, none missing, none extra.
+  EXPECT_FALSE(DecodeMessage(wire.substr(0, wire.size() - 8), &back, &error));
+  EXPECT_EQ(error, "truncated message");
+  EXPECT_FALSE(DecodeMessage(wire + "x", &back, &error));
+  EXPECT_EQ(error, "trailing bytes in message");
+  // A batch has no trailer.
+  Message batch;
+  batch.type = MessageType::kBatch;
+  batch.items = {{3, 0, "png"}};
+  ASSERT_TRUE(DecodeMessage(EncodeMessage(batch), &back, &error)) << error;
+  EXPECT_EQ(back.timings.forward_us, 0u);
+}
+
+TEST(ServerTimingTest, MillisecondsWithMicrosecondResolution) {
+  using std::chrono::microseconds;
+  RequestTimings t;
+  t.queue = microseconds(12);
+  t.total = microseconds(10410);
+  EXPECT_EQ(FormatServerTiming(t), "queue;dur=0.012, total;dur=10.410");
+  t.has_worker = true;
+  t.preprocess = microseconds(540);
+  t.forward = microseconds(9710);
+  t.postprocess = microseconds(20);
+  EXPECT_EQ(FormatServerTiming(t),
+            "queue;dur=0.012, preprocess;dur=0.540, forward;dur=9.710, postprocess;dur=0.020, "
+            "total;dur=10.410");
 }
 
 ServeConfig Parse(const std::string& text) {

@@ -1,6 +1,7 @@
 // The TorchScript runner and HandleBatch over the real fixtures in tests/fixtures/models.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -77,8 +78,18 @@ TEST_F(RunnerTest, BatchedEqualsUnbatchedWithinTolerance) {
     }
     images[3] = "not an image";  // a bad sample fails alone
     std::vector<std::string_view> views(images.begin(), images.end());
-    auto batched = HandleBatch(*runner, model, labels, views);
+    BatchTimings timings;
+    auto start = std::chrono::steady_clock::now();
+    auto batched = HandleBatch(*runner, model, labels, views, &timings);
+    auto wall = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
     ASSERT_EQ(batched.size(), 8u);
+    // The stages are measured and fit inside the call.
+    EXPECT_GT(timings.preprocess_us, 0u);
+    EXPECT_GT(timings.forward_us, 0u);
+    EXPECT_LE(timings.preprocess_us + timings.forward_us + timings.postprocess_us,
+              static_cast<uint64_t>(wall));
     for (size_t i = 0; i < 8; ++i) {
       auto single = HandleBatch(*runner, model, labels, {views[i]});
       ASSERT_EQ(single[0].status, batched[i].status);
