@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -203,9 +204,13 @@ int Serve(const QuickFlags& flags, const sg::LogOptions& log) {
       request_stop(0);
     }
   });
-  // Two I/O threads: parsing and writing only; inference runs in the worker processes.
+  // I/O threads: parsing and writing only (inference runs in the worker processes). Two when the
+  // process may use two CPUs or more; one on a single CPU, where a second only contends with the
+  // first (and with the workers) on every request.
+  const auto& plan = server.plan();
+  int io_thread_count = std::clamp(std::min(plan.logical_cpus, plan.budget), 1, 2);
   std::vector<std::thread> io_threads;
-  for (int i = 0; i < 2; ++i) io_threads.emplace_back([&io] { io.run(); });
+  for (int i = 0; i < io_thread_count; ++i) io_threads.emplace_back([&io] { io.run(); });
 
   // Start-up: a model that cannot load at all is a start-up error, not a silent retry loop.
   auto start_deadline = std::chrono::steady_clock::now() + env.worker_start_timeout;
