@@ -3,7 +3,10 @@
 # small body, in four cases: no mirror; 100% mirror to a fast shadow (nginx); 100% mirror to a
 # shadow answering after 200 ms; 100% mirror to a shadow that is down (connection refused).
 #
-#   bench/gateway/run.sh [DURATION_S] [CONNECTIONS]      (defaults: 8 s, 64 connections)
+#   bench/gateway/run.sh [DURATION_S] [CONNECTIONS] [REPEAT]   (defaults: 8 s, 64 connections, 1)
+#
+# With REPEAT > 1 every case runs REPEAT times, interleaved (round after round), and the table
+# shows medians; each round's figures follow the table.
 #
 # Needs build/bin/shadowgate (or SHADOWGATE=path) and build/bin/sg-bench-slow-upstream (or
 # SLOW_UPSTREAM=path), nginx, wrk, python3. Prints one markdown table
@@ -14,6 +17,7 @@ set -euo pipefail
 
 DURATION=${1:-8}
 CONNECTIONS=${2:-64}
+REPEAT=${3:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHADOWGATE=${SHADOWGATE:-$ROOT/build/bin/shadowgate}
 # The 200 ms shadow (bench/gateway/slow_upstream.cc), built next to shadowgate.
@@ -101,6 +105,9 @@ JSON
 
 # Runs wrk against $1 and prints "req/s p50_ms p99_ms".
 measure() {
+  # 1 s of warm-up first (pools filled, the shadow's first wave under way): the table is about
+  # the steady state, not the first second after a proxy starts.
+  wrk -t2 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$1/predictions/x" > /dev/null 2>&1
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/predictions/x" \
     > "$WORK/wrk.txt" 2>&1
   awk '
@@ -132,22 +139,44 @@ run_shadowgate() {
 declare -a NAMES=("no mirror" "100% mirror, fast shadow" "100% mirror, 200 ms shadow" \
                   "100% mirror, shadow down")
 declare -a SHADOWS=("" "$FAST" "$SLOW" "$DEAD")
-echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s; proxies with $THREADS workers/threads; $(nproc) CPUs"
+# REPEAT rounds: each round runs every case for both proxies (cases in order, shadowgate then
+# nginx), so slow drifts of a shared machine hit every case alike; the table reports each
+# column's median over the rounds.
+declare -A RESULTS
+for round in $(seq "$REPEAT"); do
+  for i in 0 1 2 3; do
+    RESULTS[sg,$i,$round]=$(run_shadowgate "${SHADOWS[$i]}")
+    RESULTS[ngx,$i,$round]=$(run_nginx "${SHADOWS[$i]}")
+  done
+done
+# median PROXY CASE FIELD (1: req/s, 2: p50, 3: p99) over the rounds.
+median() {
+  for round in $(seq "$REPEAT"); do echo "${RESULTS[$1,$2,$round]}"; done |
+    awk -v f="$3" '{print $f}' | sort -g | awk '{v[NR] = $1} END {
+      if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s; proxies with $THREADS workers/threads; $(nproc) CPUs;" \
+  "medians of $REPEAT round(s)"
 echo
 echo "| case | shadowgate req/s | p50 ms | p99 ms | nginx req/s | p50 ms | p99 ms | req/s ratio | p99 ratio |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-SG_P99_BASE=""
 for i in 0 1 2 3; do
-  read -r s_rps s_p50 s_p99 < <(run_shadowgate "${SHADOWS[$i]}")
-  read -r n_rps n_p50 n_p99 < <(run_nginx "${SHADOWS[$i]}")
-  [[ -z "$SG_P99_BASE" ]] && SG_P99_BASE=$s_p99
-  awk -v name="${NAMES[$i]}" -v sr="$s_rps" -v s5="$s_p50" -v s9="$s_p99" \
-      -v nr="$n_rps" -v n5="$n_p50" -v n9="$n_p99" 'BEGIN {
+  awk -v name="${NAMES[$i]}" -v sr="$(median sg $i 1)" -v s5="$(median sg $i 2)" \
+      -v s9="$(median sg $i 3)" -v nr="$(median ngx $i 1)" -v n5="$(median ngx $i 2)" \
+      -v n9="$(median ngx $i 3)" 'BEGIN {
     printf "| %s | %d | %.2f | %.2f | %d | %.2f | %.2f | %.2fx | %.2fx |\n",
       name, sr, s5, s9, nr, n5, n9, (nr > 0 ? sr / nr : 0), (n9 > 0 ? s9 / n9 : 0) }'
-  SG_P99[$i]=$s_p99
 done
 echo
-awk -v base="$SG_P99_BASE" -v slow="${SG_P99[2]}" -v dead="${SG_P99[3]}" 'BEGIN {
+awk -v base="$(median sg 0 3)" -v slow="$(median sg 2 3)" -v dead="$(median sg 3 3)" 'BEGIN {
   printf "shadowgate p99 vs its no-mirror p99: 200 ms shadow %.2fx, shadow down %.2fx\n",
     slow / base, dead / base }'
+if ((REPEAT > 1)); then
+  echo
+  echo "each round (shadowgate req/s p50 p99 | nginx req/s p50 p99):"
+  for round in $(seq "$REPEAT"); do
+    for i in 0 1 2 3; do
+      echo "  round $round, ${NAMES[$i]}: ${RESULTS[sg,$i,$round]} | ${RESULTS[ngx,$i,$round]}"
+    done
+  done
+fi

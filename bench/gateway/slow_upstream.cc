@@ -3,11 +3,13 @@
 // waiting requests cost almost no CPU: on a machine shared with the proxy under test, the
 // stand-in for a remote shadow must not steal the proxy's CPU (a Python asyncio server did).
 //
-//   sg-bench-slow-upstream PORT DELAY_MS
+//   sg-bench-slow-upstream PORT DELAY_MS [JITTER_MS]
+// With JITTER_MS, each delay is drawn uniformly from DELAY_MS +- JITTER_MS.
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -52,8 +54,10 @@ size_t ContentLength(std::string_view head) {
   return 0;
 }
 
-net::awaitable<void> Serve(tcp::socket socket, std::chrono::milliseconds delay) {
+net::awaitable<void> Serve(tcp::socket socket, std::chrono::milliseconds delay,
+                           std::chrono::milliseconds jitter) {
   std::string buffer;
+  std::minstd_rand random(static_cast<unsigned>(socket.native_handle()));
   net::steady_timer timer(socket.get_executor());
   try {
     for (;;) {
@@ -65,7 +69,12 @@ net::awaitable<void> Serve(tcp::socket socket, std::chrono::milliseconds delay) 
                                  net::transfer_exactly(total - buffer.size()), net::use_awaitable);
       }
       buffer.erase(0, total);
-      timer.expires_after(delay);
+      auto wait = delay;
+      if (jitter.count() > 0) {
+        wait += std::chrono::milliseconds(
+            static_cast<int64_t>(random() % (2 * jitter.count() + 1)) - jitter.count());
+      }
+      timer.expires_after(wait);
       co_await timer.async_wait(net::use_awaitable);
       co_await net::async_write(socket, net::buffer(kResponse.data(), kResponse.size()),
                                 net::use_awaitable);
@@ -75,31 +84,35 @@ net::awaitable<void> Serve(tcp::socket socket, std::chrono::milliseconds delay) 
   }
 }
 
-net::awaitable<void> Accept(tcp::acceptor acceptor, std::chrono::milliseconds delay) {
+net::awaitable<void> Accept(tcp::acceptor acceptor, std::chrono::milliseconds delay,
+                            std::chrono::milliseconds jitter) {
   for (;;) {
     tcp::socket socket = co_await acceptor.async_accept(net::use_awaitable);
     socket.set_option(tcp::no_delay(true));
-    net::co_spawn(acceptor.get_executor(), Serve(std::move(socket), delay), net::detached);
+    net::co_spawn(acceptor.get_executor(), Serve(std::move(socket), delay, jitter), net::detached);
   }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s PORT DELAY_MS\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s PORT DELAY_MS [JITTER_MS]\n", argv[0]);
     return 2;
   }
   int port = std::atoi(argv[1]);
   int delay_ms = std::atoi(argv[2]);
-  if (port <= 0 || port > 65535 || delay_ms < 0) {
-    std::fprintf(stderr, "%s: bad PORT or DELAY_MS\n", argv[0]);
+  int jitter_ms = argc == 4 ? std::atoi(argv[3]) : 0;
+  if (port <= 0 || port > 65535 || delay_ms < 0 || jitter_ms < 0 || jitter_ms > delay_ms) {
+    std::fprintf(stderr, "%s: bad PORT, DELAY_MS or JITTER_MS\n", argv[0]);
     return 2;
   }
   net::io_context context(1);
   tcp::acceptor acceptor(context,
                          {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
-  net::co_spawn(context, Accept(std::move(acceptor), std::chrono::milliseconds(delay_ms)),
+  net::co_spawn(context,
+                Accept(std::move(acceptor), std::chrono::milliseconds(delay_ms),
+                       std::chrono::milliseconds(jitter_ms)),
                 net::detached);
   context.run();
 }
