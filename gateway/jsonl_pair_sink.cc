@@ -35,6 +35,7 @@ bool JsonlPairSink::Submit(MirrorCounters counters) {
 }
 
 bool JsonlPairSink::Enqueue(PairLogEntry entry) {
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (closing_ || queue_.size() >= static_cast<size_t>(config_.queue_capacity)) {
@@ -42,8 +43,10 @@ bool JsonlPairSink::Enqueue(PairLogEntry entry) {
       return false;
     }
     queue_.push_back(std::move(entry));
+    // The first record starts the writer's batch delay; a full batch ends it.
+    wake = queue_.size() == 1 || queue_.size() == kBatchSize;
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
   return true;
 }
 
@@ -67,6 +70,7 @@ void JsonlPairSink::WriterLoop() {
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [this] { return closing_ || !queue_.empty(); });
+      wake_.wait_for(lock, kBatchDelay, [this] { return closing_ || queue_.size() >= kBatchSize; });
       if (queue_.empty() && closing_) break;
       batch.swap(queue_);
     }
