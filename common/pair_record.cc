@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <charconv>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -124,41 +125,74 @@ namespace {
 
 // The direct encoder: the bytes nlohmann's dump(-1, ' ', false, replace) writes for the DOM
 // (keys in std::map order, compact separators, "\u00xx" for other control characters, UTF-8
-// kept), without building the DOM: a pair line is encoded once per mirrored request.
+// kept), without building the DOM: a pair line is encoded once per mirrored request. The
+// structure (braces, keys, commas) is written as literals in key order.
 class LineWriter {
  public:
   explicit LineWriter(std::string* out) : out_(out) {}
 
-  void Open() {
-    out_->push_back('{');
-    first_ = true;
-  }
-  void Close() {
-    out_->push_back('}');
-    first_ = false;
-  }
-  // Starts the member `key` (a plain ASCII literal: no escaping).
-  LineWriter& Key(std::string_view key) {
-    if (!first_) out_->push_back(',');
-    first_ = false;
-    out_->push_back('"');
-    out_->append(key);
-    out_->append("\":");
+  // Structure: braces, quoted keys, colons and commas, exactly as given.
+  LineWriter& Raw(std::string_view text) {
+    out_->append(text);
     return *this;
   }
-  void String(std::string_view text) {
-    // One pass escapes; UTF-8 is validated only when a byte >= 0x80 was seen (rare outside
-    // bodies). Invalid UTF-8 (a raw target or header) takes nlohmann's own replacement rules.
-    size_t start = out_->size();
+  LineWriter& String(std::string_view text) {
+    // The usual case needs no escape: one scan, then the text in one piece.
+    size_t i = 0;
+    bool non_ascii = false;
+    for (; i < text.size(); ++i) {
+      auto c = static_cast<unsigned char>(text[i]);
+      if (c < 0x20 || c == '"' || c == '\\') break;
+      non_ascii |= c >= 0x80;
+    }
+    if (i == text.size() && !non_ascii) {
+      out_->push_back('"');
+      out_->append(text);
+      out_->push_back('"');
+      return *this;
+    }
+    return Escaped(text);
+  }
+  LineWriter& Int(int64_t value) {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    out_->append(digits, static_cast<size_t>(end - digits));
+    return *this;
+  }
+  LineWriter& Uint(uint64_t value) {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    out_->append(digits, static_cast<size_t>(end - digits));
+    return *this;
+  }
+  LineWriter& Bool(bool value) { return Raw(value ? "true" : "false"); }
+  LineWriter& Headers(const std::map<std::string, std::string>& headers) {
+    out_->push_back('{');
+    bool first = true;
+    for (const auto& [name, value] : headers) {
+      if (!first) out_->push_back(',');
+      first = false;
+      String(name);
+      out_->push_back(':');
+      String(value);
+    }
+    out_->push_back('}');
+    return *this;
+  }
+
+ private:
+  // Text with characters to escape, or not ASCII (validated: invalid UTF-8, a raw target or
+  // header, takes nlohmann's own replacement rules).
+  LineWriter& Escaped(std::string_view text) {
+    if (!IsValidUtf8(text)) {
+      out_->append(json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace));
+      return *this;
+    }
     out_->push_back('"');
     size_t plain = 0;
-    bool non_ascii = false;
     for (size_t i = 0; i < text.size(); ++i) {
       auto c = static_cast<unsigned char>(text[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') {
-        non_ascii |= c >= 0x80;
-        continue;
-      }
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
       out_->append(text.substr(plain, i - plain));
       plain = i + 1;
       switch (c) {
@@ -190,51 +224,29 @@ class LineWriter {
         }
       }
     }
-    if (non_ascii && !IsValidUtf8(text)) {
-      out_->resize(start);
-      out_->append(json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace));
-      return;
-    }
     out_->append(text.substr(plain));
     out_->push_back('"');
-  }
-  void Int(int64_t value) { out_->append(std::to_string(value)); }
-  void Uint(uint64_t value) { out_->append(std::to_string(value)); }
-  void Bool(bool value) { out_->append(value ? "true" : "false"); }
-  void Headers(const std::map<std::string, std::string>& headers) {
-    Open();
-    for (const auto& [name, value] : headers) {
-      if (!first_) out_->push_back(',');
-      first_ = false;
-      String(name);
-      out_->push_back(':');
-      String(value);
-    }
-    Close();
+    return *this;
   }
 
- private:
   std::string* out_;
-  bool first_ = true;
 };
 
 void WriteResponse(LineWriter& w, const CapturedResponse& r, bool shadow) {
   // Members in key order: body|body_b64, body_truncated, error, headers, latency_us, outcome,
   // send_offset_us, status.
-  w.Open();
   if (IsValidUtf8(r.body)) {
-    w.Key("body").String(r.body);
+    w.Raw("{\"body\":").String(r.body);
   } else {
-    w.Key("body_b64").String(Base64Encode(r.body));
+    w.Raw("{\"body_b64\":").String(Base64Encode(r.body));
   }
-  w.Key("body_truncated").Bool(r.body_truncated);
-  if (!r.error.empty()) w.Key("error").String(r.error);
-  w.Key("headers").Headers(r.headers);
-  w.Key("latency_us").Int(r.latency_us);
-  w.Key("outcome").String(r.outcome);
-  if (shadow) w.Key("send_offset_us").Int(r.send_offset_us);
-  w.Key("status").Int(r.status);
-  w.Close();
+  w.Raw(",\"body_truncated\":").Bool(r.body_truncated);
+  if (!r.error.empty()) w.Raw(",\"error\":").String(r.error);
+  w.Raw(",\"headers\":").Headers(r.headers);
+  w.Raw(",\"latency_us\":").Int(r.latency_us);
+  w.Raw(",\"outcome\":").String(r.outcome);
+  if (shadow) w.Raw(",\"send_offset_us\":").Int(r.send_offset_us);
+  w.Raw(",\"status\":").Int(r.status).Raw("}");
 }
 
 }  // namespace
@@ -245,28 +257,24 @@ std::string EncodePairLogLine(const PairRecord& record) {
                record.shadow.body.size() + (record.request.body ? record.request.body->size() : 0));
   LineWriter w(&line);
   // Members in key order at every level (the DOM encoder's std::map order).
-  w.Open();
-  w.Key("id").String(record.id);
-  w.Key("mirror").String(record.mirror);
-  w.Key("primary");
+  w.Raw("{\"id\":").String(record.id);
+  w.Raw(",\"mirror\":").String(record.mirror);
+  w.Raw(",\"primary\":");
   WriteResponse(w, record.primary, false);
-  w.Key("request").Open();
   const auto& request = record.request;
-  if (request.body) w.Key("body_b64").String(Base64Encode(*request.body));
-  w.Key("body_truncated").Bool(request.body_truncated);
-  w.Key("headers").Headers(request.headers);
-  w.Key("method").String(request.method);
-  w.Key("sha256").String(request.sha256);
-  w.Key("size").Uint(request.size);
-  w.Key("target").String(request.target);
-  w.Close();
-  w.Key("route").String(record.route);
-  w.Key("shadow");
+  w.Raw(",\"request\":{");
+  if (request.body) w.Raw("\"body_b64\":").String(Base64Encode(*request.body)).Raw(",");
+  w.Raw("\"body_truncated\":").Bool(request.body_truncated);
+  w.Raw(",\"headers\":").Headers(request.headers);
+  w.Raw(",\"method\":").String(request.method);
+  w.Raw(",\"sha256\":").String(request.sha256);
+  w.Raw(",\"size\":").Uint(request.size);
+  w.Raw(",\"target\":").String(request.target).Raw("}");
+  w.Raw(",\"route\":").String(record.route);
+  w.Raw(",\"shadow\":");
   WriteResponse(w, record.shadow, true);
-  w.Key("ts_us").Int(record.ts_us);
-  w.Key("type").String("pair");
-  w.Key("v").Int(kPairLogVersion);
-  w.Close();
+  w.Raw(",\"ts_us\":").Int(record.ts_us);
+  w.Raw(",\"type\":\"pair\",\"v\":").Int(kPairLogVersion).Raw("}");
   return line;
 }
 
