@@ -358,6 +358,7 @@ class Gateway::Impl {
         const auto& name = pool.pool_name();
         m.pool_connections.WithLabels({upstream, name, "open"}).Set(pool.open_connections());
         m.pool_connections.WithLabels({upstream, name, "idle"}).Set(pool.idle_connections());
+        m.pool_connections.WithLabels({upstream, name, "pending"}).Set(pool.pending());
         m.pool_reused.WithLabels({upstream, name})
             .Set(static_cast<double>(pool.connections_reused()));
         m.pool_created.WithLabels({upstream, name})

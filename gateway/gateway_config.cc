@@ -84,6 +84,8 @@ UpstreamConfig ParseUpstream(const std::string& name, const ConfigNode& node) {
   }
   config.max_connections =
       reader.GetInRange<int>("max_connections", config.max_connections, 1, 100000);
+  config.max_pending = reader.GetInRange<int>("max_pending", config.max_pending, 0, 1000000);
+  config.pending_timeout = PositiveDuration(reader, "pending_timeout", config.pending_timeout);
   config.idle_timeout = PositiveDuration(reader, "idle_timeout", config.idle_timeout);
   config.connect_timeout = PositiveDuration(reader, "connect_timeout", config.connect_timeout);
   config.header_timeout = PositiveDuration(reader, "header_timeout", config.header_timeout);
@@ -442,6 +444,8 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
     for (const auto& e : u.endpoints) endpoints.push_back(e.ToString());
     upstreams[u.name] = {{"endpoints", endpoints},
                          {"max_connections", u.max_connections},
+                         {"max_pending", u.max_pending},
+                         {"pending_timeout", FormatMicros(u.pending_timeout)},
                          {"idle_timeout", FormatMicros(u.idle_timeout)},
                          {"connect_timeout", FormatMicros(u.connect_timeout)},
                          {"header_timeout", FormatMicros(u.header_timeout)},

@@ -30,6 +30,11 @@ struct UpstreamConfig {
   std::string name;
   std::vector<Endpoint> endpoints;  // round-robin; at least one
   int max_connections = 512;        // per pool: bounds sockets and memory per upstream
+  // Primary requests that find the pool at max_connections wait for a connection (FIFO), at
+  // most max_pending of them and for at most pending_timeout each; past either: 503. 0: no wait.
+  // (Mirror copies never wait: over the limit they are dropped and counted.)
+  int max_pending = 1024;
+  Micros pending_timeout = std::chrono::seconds(1);
   Micros idle_timeout = std::chrono::seconds(30);    // below nginx's 75 s keepalive_timeout
   Micros connect_timeout = std::chrono::seconds(1);  // local network: 1 s is already very slow
   Micros header_timeout = std::chrono::seconds(30);  // time to first response header (inference)

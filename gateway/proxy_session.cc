@@ -85,6 +85,16 @@ void ProxySession::CheckDeadline(Clock::time_point now) {
   // A passed deadline cancels the pending socket operation, whose handler sees timed_out_.
   if (now < deadline_) return;
   deadline_ = Clock::time_point::max();
+  if (pending_ticket_ != 0) {
+    // A wait for a primary connection ran out: no socket operation is pending to cancel. The
+    // pool's waiter may hold the last reference to this session: keep one first (the sweeper
+    // holds its registry's lock, which the session's destructor takes).
+    auto self = shared_from_this();
+    upstream_pool_->CancelWait(pending_ticket_);
+    pending_ticket_ = 0;
+    net::post(socket_.get_executor(), [self = std::move(self)] { self->OnPendingTimeout(); });
+    return;
+  }
   timed_out_ = true;
   beast::error_code ignored;
   socket_.cancel(ignored);
@@ -517,6 +527,13 @@ void ProxySession::Close() {
   socket_.close(ignored);
   // A pending upstream operation ends with an error; its handler gives the lease back.
   if (upstream_) upstream_->close(ignored);
+  if (pending_ticket_ != 0) {
+    // The pool's waiter may hold the last reference to this session: it goes after this call.
+    net::post(socket_.get_executor(), [self = shared_from_this(), ticket = pending_ticket_] {
+      self->upstream_pool_->CancelWait(ticket);
+    });
+    pending_ticket_ = 0;
+  }
 }
 
 void ProxySession::LogAccess() {
@@ -585,7 +602,29 @@ void ProxySession::StartStreamed() {
 
 void ProxySession::AcquireUpstream(bool allow_idle) {
   interim_responses_ = 0;
+  // At max_connections the request waits (FIFO, bounded by max_pending and pending_timeout) for
+  // a connection another exchange gives back.
+  // (The callback is made only then: most acquisitions succeed at once.)
   auto lease = upstream_pool_->Acquire(shard_, allow_idle);
+  uint64_t ticket = 0;
+  if (!lease.ok && !lease.ejected && upstream_pool_->config().max_pending > 0) {
+    auto retry = [self = shared_from_this(), executor = socket_.get_executor()] {
+      net::post(executor, [self] { self->OnUpstreamSlot(); });
+    };
+    lease = upstream_pool_->AcquireOrWait(shard_, allow_idle, std::move(retry), waited_, &ticket);
+  }
+  if (!lease.ok && ticket != 0) {
+    pending_ticket_ = ticket;
+    auto now = Clock::now();
+    if (!waited_) {
+      waited_ = true;
+      pending_deadline_ =
+          std::min(now + upstream_pool_->config().pending_timeout, exchange_deadline_);
+    }
+    ArmTimer(pending_deadline_ - now);  // the sweeper's CheckDeadline ends the wait
+    return;
+  }
+  waited_ = false;
   if (!lease.ok) {
     CapturePrimary(UpstreamOutcome::kOverload, "upstream pool at max_connections");
     return SendError(http::status::service_unavailable, "upstream connection limit reached",
@@ -601,6 +640,26 @@ void ProxySession::AcquireUpstream(bool allow_idle) {
   upstream_->async_connect(
       upstream_pool_->endpoint_address(upstream_endpoint_),
       beast::bind_front_handler(&ProxySession::OnUpstreamConnect, shared_from_this()));
+}
+
+void ProxySession::OnUpstreamSlot() {
+  if (pending_ticket_ == 0 || phase_ == Phase::kClosed) {
+    // Gave up (timed out, closed) after the pool had chosen it: the slot goes to the next one.
+    if (upstream_pool_) upstream_pool_->WakeNext();
+    return;
+  }
+  pending_ticket_ = 0;
+  DisarmTimer();
+  AcquireUpstream(/*allow_idle=*/true);
+}
+
+void ProxySession::OnPendingTimeout() {
+  waited_ = false;
+  if (phase_ == Phase::kClosed) return;
+  CapturePrimary(UpstreamOutcome::kOverload, "no upstream connection within pending_timeout");
+  SendError(http::status::service_unavailable,
+            "upstream connection limit reached (no connection within pending_timeout)",
+            !RequestBodyRead());
 }
 
 void ProxySession::ArmUpstream(Clock::duration cap) {

@@ -72,6 +72,10 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   // The streamed path: one exchange on a leased primary connection, driven by this session.
   void StartStreamed();
   void AcquireUpstream(bool allow_idle);
+  // The pool freed a connection slot for this waiting session (posted by the pool).
+  void OnUpstreamSlot();
+  // No connection within pending_timeout: 503.
+  void OnPendingTimeout();
   void ArmUpstream(std::chrono::steady_clock::duration cap);
   void OnUpstreamConnect(beast::error_code ec);
   void DoUpstreamWriteHeader();
@@ -133,6 +137,11 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   bool body_consumed_ = false;  // a client body byte was read for this exchange (no retry)
   bool head_sent_ = false;      // the response head went (or is going) to the client
   int interim_responses_ = 0;   // 1xx responses dropped in this exchange
+  // Waiting for a primary connection (the pool at max_connections): the pool's ticket (0: not
+  // waiting) and when the wait ends with 503.
+  uint64_t pending_ticket_ = 0;
+  bool waited_ = false;  // this exchange waited already (it goes first when it waits again)
+  std::chrono::steady_clock::time_point pending_deadline_;
   std::chrono::steady_clock::time_point dispatched_;
   std::chrono::steady_clock::time_point exchange_deadline_;
   beast::flat_buffer upstream_buffer_;

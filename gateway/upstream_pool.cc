@@ -264,48 +264,30 @@ std::unique_ptr<Socket> UpstreamPool::NewStream(size_t shard) {
 }
 
 UpstreamPool::Lease UpstreamPool::Acquire(size_t shard, bool allow_idle) {
+  uint64_t no_ticket = 0;
+  return AcquireOrWait(shard, allow_idle, nullptr, false, &no_ticket);
+}
+
+UpstreamPool::Lease UpstreamPool::AcquireOrWait(size_t shard, bool allow_idle,
+                                                std::function<void()> retry, bool front,
+                                                uint64_t* ticket) {
   auto now = Clock::now();
   std::vector<std::unique_ptr<Socket>> expired;
+  *ticket = 0;
   Lease lease;
   {
     std::lock_guard lock(mutex_);
-    // Round-robin over endpoints that are not ejected (all of them when every one is).
-    size_t n = endpoints_.size();
-    size_t chosen = next_ % n;
-    bool all_down = true;  // every endpoint ejected after a connect failure
-    for (size_t i = 0; i < n; ++i) {
-      size_t candidate = (next_ + i) % n;
-      const auto& endpoint = endpoints_[candidate];
-      if (endpoint.ejected_until <= now) {
-        chosen = candidate;
-        all_down = false;
-        break;
+    lease = AcquireLocked(shard, allow_idle, now, &expired);
+    if (!lease.ok && !lease.ejected && retry && !shutdown_ &&
+        waiters_.size() < static_cast<size_t>(config_.max_pending)) {
+      // Queued under the same lock that found the pool full: no release can slip in between.
+      Waiter waiter{next_ticket_++, shard, std::move(retry)};
+      *ticket = waiter.ticket;
+      if (front) {
+        waiters_.push_front(std::move(waiter));
+      } else {
+        waiters_.push_back(std::move(waiter));
       }
-      all_down = all_down && endpoint.ejected_for_connect;
-    }
-    if (all_down && fail_fast_when_ejected_) {
-      lease.ejected = true;
-      return lease;
-    }
-    next_ = chosen + 1;
-    auto& state = endpoints_[chosen];
-    lease.endpoint = chosen;
-    auto& idle_list = state.idle[shard];
-    while (allow_idle && !idle_list.empty()) {
-      Idle idle = std::move(idle_list.back());
-      idle_list.pop_back();
-      if (now - idle.since < config_.idle_timeout) {
-        lease.ok = true;
-        lease.stream = std::move(idle.stream);
-        reused_.fetch_add(1, std::memory_order_relaxed);
-        return lease;
-      }
-      --open_;
-      expired.push_back(std::move(idle.stream));
-    }
-    if (open_ < config_.max_connections && !shutdown_) {
-      ++open_;
-      lease.ok = true;
     }
   }
   for (auto& stream : expired) {
@@ -315,19 +297,115 @@ UpstreamPool::Lease UpstreamPool::Acquire(size_t shard, bool allow_idle) {
   return lease;
 }
 
-void UpstreamPool::Release(size_t shard, size_t endpoint, std::unique_ptr<Socket> stream,
-                           bool reusable) {
-  {
-    std::lock_guard lock(mutex_);
-    if (reusable && !shutdown_ && stream->is_open()) {
-      endpoints_[endpoint].idle[shard].push_back({std::move(stream), Clock::now()});
-      return;
+UpstreamPool::Lease UpstreamPool::AcquireLocked(size_t shard, bool allow_idle,
+                                                Clock::time_point now,
+                                                std::vector<std::unique_ptr<Socket>>* expired) {
+  Lease lease;
+  // Round-robin over endpoints that are not ejected (all of them when every one is).
+  size_t n = endpoints_.size();
+  size_t chosen = next_ % n;
+  bool all_down = true;  // every endpoint ejected after a connect failure
+  for (size_t i = 0; i < n; ++i) {
+    size_t candidate = (next_ + i) % n;
+    const auto& endpoint = endpoints_[candidate];
+    if (endpoint.ejected_until <= now) {
+      chosen = candidate;
+      all_down = false;
+      break;
+    }
+    all_down = all_down && endpoint.ejected_for_connect;
+  }
+  if (all_down && fail_fast_when_ejected_) {
+    lease.ejected = true;
+    return lease;
+  }
+  next_ = chosen + 1;
+  auto& state = endpoints_[chosen];
+  lease.endpoint = chosen;
+  auto& idle_list = state.idle[shard];
+  while (allow_idle && !idle_list.empty()) {
+    Idle idle = std::move(idle_list.back());
+    idle_list.pop_back();
+    if (now - idle.since < config_.idle_timeout) {
+      lease.ok = true;
+      lease.stream = std::move(idle.stream);
+      reused_.fetch_add(1, std::memory_order_relaxed);
+      return lease;
     }
     --open_;
+    expired->push_back(std::move(idle.stream));
   }
-  beast::error_code ignored;
-  stream->shutdown(tcp::socket::shutdown_both, ignored);
-  stream->close(ignored);
+  if (shutdown_) return lease;
+  if (open_ < config_.max_connections) {
+    ++open_;
+    lease.ok = true;
+    return lease;
+  }
+  // At the limit with a connection idle elsewhere (another shard's, another endpoint's): the
+  // least recently used one there is closed and this exchange opens its own, so capacity is
+  // never stranded idle on a shard that does not need it.
+  for (auto& other : endpoints_) {
+    for (auto& list : other.idle) {
+      if (list.empty()) continue;
+      expired->push_back(std::move(list.front().stream));
+      list.erase(list.begin());
+      lease.ok = true;  // open_ unchanged: one closed, one to open
+      return lease;
+    }
+  }
+  return lease;
+}
+
+void UpstreamPool::CancelWait(uint64_t ticket) {
+  std::lock_guard lock(mutex_);
+  for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
+    if (it->ticket == ticket) {
+      waiters_.erase(it);
+      return;
+    }
+  }
+}
+
+void UpstreamPool::WakeNext() {
+  std::optional<Waiter> waiter;
+  {
+    std::lock_guard lock(mutex_);
+    if (waiters_.empty()) return;
+    waiter = std::move(waiters_.front());
+    waiters_.pop_front();
+  }
+  waiter->retry();
+}
+
+int UpstreamPool::pending() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<int>(waiters_.size());
+}
+
+void UpstreamPool::Release(size_t shard, size_t endpoint, std::unique_ptr<Socket> stream,
+                           bool reusable) {
+  std::optional<Waiter> waiter;
+  {
+    std::lock_guard lock(mutex_);
+    if (!waiters_.empty()) {
+      waiter = std::move(waiters_.front());
+      waiters_.pop_front();
+    }
+    // Kept idle unless a waiter on another shard needs the capacity (a connection cannot move
+    // between shards: it is closed, and the waiter opens one on its own shard).
+    bool keep = reusable && !shutdown_ && stream->is_open() && (!waiter || waiter->shard == shard);
+    if (keep) {
+      endpoints_[endpoint].idle[shard].push_back({std::move(stream), Clock::now()});
+    } else {
+      --open_;
+    }
+  }
+  if (stream) {
+    beast::error_code ignored;
+    stream->shutdown(tcp::socket::shutdown_both, ignored);
+    stream->close(ignored);
+  }
+  if (waiter) waiter->retry();
 }
 
 void UpstreamPool::RecordResult(size_t endpoint, bool transport_ok, bool connect_failure) {
@@ -387,9 +465,11 @@ void UpstreamPool::SweepIdle() {
 }
 
 void UpstreamPool::Shutdown() {
+  std::deque<Waiter> waiters;  // their sessions are stopping too; dropped outside the lock
   {
     std::lock_guard lock(mutex_);
     shutdown_ = true;
+    waiters.swap(waiters_);
   }
   SweepIdle();
 }

@@ -10,9 +10,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -110,6 +112,20 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
     std::unique_ptr<Socket> stream;  // null: connect a new one
   };
   Lease Acquire(size_t shard, bool allow_idle);
+  // Acquire, and when the pool is at max_connections, also queue a waiter (FIFO over all shards;
+  // at most max_pending) under the same lock, setting `ticket` (0: not queued). When a connection
+  // is given back, the first waiter's `retry` is called on the releasing thread (it must only
+  // post to the waiter's executor), and the waiter acquires again; a connection given back on
+  // another shard than the waiter's is closed, so that the waiter's shard may open one. `front`:
+  // a waiter that lost its freed slot to another request goes first again.
+  Lease AcquireOrWait(size_t shard, bool allow_idle, std::function<void()> retry, bool front,
+                      uint64_t* ticket);
+  // Removes a waiter that gave up (timeout); a no-op once its retry was called.
+  void CancelWait(uint64_t ticket);
+  // Wakes the first waiter, if any: called by a waiter woken too late to use its slot (it had
+  // given up), so that the slot serves the next one.
+  void WakeNext();
+  int pending() const;
   void Release(size_t shard, size_t endpoint, std::unique_ptr<Socket> stream, bool reusable);
   void RecordResult(size_t endpoint, bool transport_ok, bool connect_failure = false);
   std::unique_ptr<Socket> NewStream(size_t shard);
@@ -125,6 +141,13 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
     std::unique_ptr<Socket> stream;
     std::chrono::steady_clock::time_point since;
   };
+  struct Waiter {
+    uint64_t ticket = 0;
+    size_t shard = 0;
+    std::function<void()> retry;
+  };
+  Lease AcquireLocked(size_t shard, bool allow_idle, std::chrono::steady_clock::time_point now,
+                      std::vector<std::unique_ptr<Socket>>* expired);
   struct EndpointState {
     tcp::endpoint address;
     std::string name;
@@ -146,6 +169,8 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   std::vector<EndpointState> endpoints_;
   size_t next_ = 0;
   int open_ = 0;  // leased + idle
+  std::deque<Waiter> waiters_;
+  uint64_t next_ticket_ = 1;
   bool shutdown_ = false;
 };
 

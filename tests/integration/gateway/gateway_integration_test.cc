@@ -363,6 +363,74 @@ TEST(GatewayTest, InterimResponsesAreSkippedForTheFinalOne) {
   EXPECT_TRUE(WaitUntil([&] { return gateway.Outcome("shadow_error") == 1; }, 5s));
 }
 
+// Sends `n` GETs at once; returns their statuses (0: no response) and the slowest one's time.
+std::vector<int> ConcurrentGets(int port, int n, std::chrono::milliseconds* slowest) {
+  std::vector<int> statuses(static_cast<size_t>(n));
+  std::vector<std::thread> clients;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    clients.emplace_back([&, i] {
+      auto response = HttpGet(port, "/q/" + std::to_string(i));
+      statuses[static_cast<size_t>(i)] = response ? response->status : 0;
+    });
+  }
+  for (auto& client : clients) client.join();
+  *slowest = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  return statuses;
+}
+
+TEST(GatewayTest, RequestsWaitForAPrimaryConnectionAtTheLimit) {
+  // One primary connection, an upstream taking 300 ms: four requests at once (on two shards) are
+  // served one after the other on it, none refused.
+  TempDir dir;
+  TestUpstream primary({Mode::kSlow, "slow\n", 300ms});
+  auto config = MakeConfig(primary.port());
+  config["upstreams"]["primary"]["max_connections"] = 1;
+  config["upstreams"]["primary"]["pending_timeout"] = "1500ms";
+  {
+    GatewayProcess gateway(config, dir);
+    ASSERT_TRUE(gateway.ready());
+    std::chrono::milliseconds slowest{};
+    auto statuses = ConcurrentGets(gateway.port(), 4, &slowest);
+    EXPECT_EQ(statuses, std::vector<int>(4, 200));
+    EXPECT_GE(slowest, 1100ms);  // 4 x 300 ms through one connection, not in parallel
+    EXPECT_EQ(primary.received_count(), 4u);
+    EXPECT_EQ(gateway.Metric("sg_gateway_pool_connections{upstream=\"primary\",pool=\"primary\","
+                             "state=\"pending\"}"),
+              0);
+  }
+  // max_pending 1: one exchange, one waiting, the other two refused at once.
+  config["upstreams"]["primary"]["max_pending"] = 1;
+  {
+    GatewayProcess gateway(config, dir);
+    ASSERT_TRUE(gateway.ready());
+    std::chrono::milliseconds slowest{};
+    auto statuses = ConcurrentGets(gateway.port(), 4, &slowest);
+    EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), 2);
+    EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 503), 2);
+  }
+  // A wait longer than pending_timeout ends with 503, in about pending_timeout.
+  TestUpstream slower({Mode::kSlow, "slower\n", 1000ms});
+  config = MakeConfig(slower.port());
+  config["upstreams"]["primary"]["max_connections"] = 1;
+  config["upstreams"]["primary"]["header_timeout"] = "1500ms";
+  config["upstreams"]["primary"]["pending_timeout"] = "200ms";
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  std::thread first([&] { EXPECT_EQ(HttpGet(gateway.port(), "/first")->status, 200); });
+  ASSERT_TRUE(WaitUntil([&] { return slower.received_count() == 1; }, 2s));
+  auto start = std::chrono::steady_clock::now();
+  auto refused = HttpGet(gateway.port(), "/second");
+  auto waited = std::chrono::steady_clock::now() - start;
+  first.join();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_NE(refused->body.find("pending_timeout"), std::string::npos) << refused->body;
+  EXPECT_GE(waited, 150ms);
+  EXPECT_LT(waited, 900ms);
+}
+
 TEST(GatewayTest, OverloadAndRuntimePercentAndAdmin) {
   TempDir dir;
   TestUpstream primary({Mode::kFixed});

@@ -40,6 +40,8 @@ TEST(GatewayConfigTest, MinimalConfigGetsDocumentedDefaults) {
   ASSERT_EQ(config.upstreams.size(), 1u);
   EXPECT_EQ(config.upstreams[0].endpoints[0].port, 81);
   EXPECT_EQ(config.upstreams[0].connect_timeout, std::chrono::seconds(1));
+  EXPECT_EQ(config.upstreams[0].max_pending, 1024);
+  EXPECT_EQ(config.upstreams[0].pending_timeout, std::chrono::seconds(1));
   EXPECT_EQ(config.max_request_body_bytes, 16 << 20);
   EXPECT_EQ(config.max_streamed_body_bytes, int64_t{1} << 30);
 }
@@ -75,7 +77,8 @@ TEST(GatewayConfigTest, FullMirrorIsParsed) {
 
 TEST(GatewayConfigTest, EveryProblemIsReportedWithFileAndPath) {
   auto problems = Problems(R"({"listen": "nope", "typo": 1,
-    "upstreams": {"a": {"endpoints": [], "idle": "1s"}},
+    "upstreams": {"a": {"endpoints": [], "idle": "1s", "max_pending": -1,
+                        "pending_timeout": "0s"}},
     "routes": [{"upstream": "b",
                 "mirrors": [{"upstream": "a", "percent": 120, "sampling": "hash"},
                             {"upstream": "a", "sampling": "random", "timeout": "soon"}]}]})");
@@ -89,6 +92,11 @@ TEST(GatewayConfigTest, EveryProblemIsReportedWithFileAndPath) {
   EXPECT_TRUE(has("gw.json: $.typo: unknown key"));
   EXPECT_TRUE(has("gw.json: $.upstreams.a.endpoints: must list at least one endpoint"));
   EXPECT_TRUE(has("gw.json: $.upstreams.a.idle: unknown key"));
+  EXPECT_TRUE(has("gw.json: $.upstreams.a.max_pending: must be in [0, 1e+06], got -1"));
+  bool pending_timeout = false;
+  for (const auto& p : problems)
+    pending_timeout |= p.starts_with("gw.json: $.upstreams.a.pending_timeout: ");
+  EXPECT_TRUE(pending_timeout);
   EXPECT_TRUE(has("gw.json: $.routes[0].upstream: unknown upstream \"b\""));
   EXPECT_TRUE(has("gw.json: $.routes[0].mirrors[0].percent: must be in [0, 100], got 120"));
   EXPECT_TRUE(has("gw.json: $.routes[0].mirrors[0]: hash sampling needs \"hash_header\""));
