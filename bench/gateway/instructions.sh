@@ -18,49 +18,14 @@ for tool in valgrind callgrind_control callgrind_annotate nginx wrk; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 [[ -x "$SHADOWGATE" ]] || { echo "missing $SHADOWGATE: run make first" >&2; exit 1; }
-WORK=$(mktemp -d /tmp/sg-bench-ir.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); FAST=$(free_port); PROXY=$(free_port); ADMIN=$(free_port)
-temp_paths="client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
-  uwsgi_temp_path $WORK; scgi_temp_path $WORK;"
-cat > "$WORK/upstreams.conf" <<NGX
-daemon off; master_process on; worker_processes 1; pid $WORK/upstreams.pid;
-error_log $WORK/upstreams.err warn; events { worker_connections 4096; }
-http { access_log off; $temp_paths keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { default_type application/json;
-    return 200 '{"label": "gpu", "score": 0.98}'; } }
-  server { listen 127.0.0.1:$FAST; location / { default_type application/json;
-    return 200 '{"label": "cpu", "score": 0.97}'; } } }
-NGX
-nginx -p "$WORK" -c "$WORK/upstreams.conf" -e "$WORK/upstreams.err" & PIDS+=($!)
-nginx_conf() {  # $1: "mirror" or ""
-  local mirror="" shadow=""
-  if [[ -n "$1" ]]; then
-    mirror="mirror /mirror; mirror_request_body on;"
-    shadow="location = /mirror { internal; proxy_pass http://shadow\$request_uri;
-      proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
-  fi
-  cat <<NGX
-daemon off; master_process off; worker_processes 1; pid $WORK/proxy.pid;
-error_log $WORK/proxy.err error; events { worker_connections 8192; }
-http { access_log off; $temp_paths keepalive_requests 1000000;
-  upstream primary { server 127.0.0.1:$UP; keepalive 64; }
-  upstream shadow { server 127.0.0.1:$FAST; keepalive 64; }
-  server { listen 127.0.0.1:$PROXY;
-    location / { $mirror proxy_pass http://primary; proxy_http_version 1.1;
-      proxy_set_header Connection ""; }
-    $shadow } }
-NGX
-}
-nginx_conf "" > "$WORK/proxy.conf"
-nginx_conf mirror > "$WORK/proxy-mirror.conf"
+# shellcheck source=bench/gateway/lib.sh
+source "$ROOT/bench/gateway/lib.sh"
+bench_init ir
+start_upstreams
+PROXY=$(free_port); ADMIN=$(free_port)
+# nginx with one process (master_process off) so that callgrind sees all of its work.
+nginx_proxy_conf "$PROXY" "" 1 off > "$WORK/proxy.conf"
+nginx_proxy_conf "$PROXY" "$FAST" 1 off > "$WORK/proxy-mirror.conf"
 shadowgate_conf() {  # $1: mirrors JSON
   cat <<JSON
 {"listen": "127.0.0.1:$PROXY", "admin_listen": "127.0.0.1:$ADMIN", "io_threads": 1,

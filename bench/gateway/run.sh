@@ -26,66 +26,13 @@ for tool in "$SHADOWGATE" "$SLOW_UPSTREAM"; do
   [[ -x "$tool" ]] || { echo "missing $tool: run make first" >&2; exit 1; }
 done
 THREADS=${THREADS:-2}
-WORK=$(mktemp -d /tmp/sg-bench-gw.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  return 1
-}
-
-UP=$(free_port); FAST=$(free_port); SLOW=$(free_port); DEAD=$(free_port)
-NGX_PROXY=$(free_port); SG=$(free_port); SG_ADMIN=$(free_port)
-
-temp_paths="client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
-  uwsgi_temp_path $WORK; scgi_temp_path $WORK;"
-
-# The upstream and the fast shadow: one nginx, one worker, small JSON bodies.
-cat > "$WORK/upstreams.conf" <<NGX
-daemon off; master_process on; worker_processes 1; pid $WORK/upstreams.pid;
-error_log $WORK/upstreams.err warn; events { worker_connections 4096; }
-http { access_log off; $temp_paths keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { default_type application/json;
-    return 200 '{"label": "gpu", "score": 0.98}'; } }
-  server { listen 127.0.0.1:$FAST; location / { default_type application/json;
-    return 200 '{"label": "cpu", "score": 0.97}'; } } }
-NGX
-nginx -p "$WORK" -c "$WORK/upstreams.conf" -e "$WORK/upstreams.err" & PIDS+=($!)
+# shellcheck source=bench/gateway/lib.sh
+source "$ROOT/bench/gateway/lib.sh"
+bench_init gw
+start_upstreams
+SLOW=$(free_port); DEAD=$(free_port); NGX_PROXY=$(free_port); SG=$(free_port); SG_ADMIN=$(free_port)
 "$SLOW_UPSTREAM" "$SLOW" 200 & PIDS+=($!)
-wait_port "$UP"; wait_port "$FAST"; wait_port "$SLOW"
-
-# nginx as the mirroring proxy (same worker count as shadowgate's I/O threads, keep-alive pools).
-nginx_proxy_conf() {  # $1: shadow port or "" for no mirror
-  local mirror="" shadow_upstream=""
-  if [[ -n "$1" ]]; then
-    mirror="mirror /mirror; mirror_request_body on;"
-    shadow_upstream="upstream shadow { server 127.0.0.1:$1; keepalive 64; }"
-  fi
-  cat <<NGX
-daemon off; master_process on; worker_processes $THREADS; pid $WORK/proxy.pid;
-error_log $WORK/proxy.err error; events { worker_connections 8192; }
-http { access_log off; $temp_paths keepalive_requests 1000000;
-  upstream primary { server 127.0.0.1:$UP; keepalive 64; }
-  $shadow_upstream
-  server { listen 127.0.0.1:$NGX_PROXY;
-    location / { $mirror proxy_pass http://primary; proxy_http_version 1.1;
-      proxy_set_header Connection ""; }
-    $( [[ -n "$1" ]] && echo "location = /mirror { internal; proxy_pass http://shadow\$request_uri;
-      proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_connect_timeout 1s;
-      proxy_read_timeout 5s; }" ) } }
-NGX
-}
+wait_port "$SLOW"
 
 shadowgate_conf() {  # $1: shadow port or ""
   local mirrors="[]"
@@ -120,7 +67,8 @@ measure() {
 }
 
 run_nginx() {
-  nginx_proxy_conf "$1" > "$WORK/proxy.conf"
+  # Same worker count as shadowgate's I/O threads.
+  nginx_proxy_conf "$NGX_PROXY" "$1" "$THREADS" on > "$WORK/proxy.conf"
   nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy.err" & local pid=$!
   wait_port "$NGX_PROXY"
   measure "$NGX_PROXY"

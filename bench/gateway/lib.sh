@@ -1,0 +1,73 @@
+# Shared by the gateway benchmarks (run.sh, instructions.sh): sourced, not run.
+#
+# bench_init NAME   a work directory ($WORK) removed at exit with every process in $PIDS
+# free_port, wait_port PORT
+# start_upstreams   the primary upstream ($UP) and the fast shadow ($FAST): one nginx, one worker,
+#                   small JSON bodies; returns once both listen
+# nginx_proxy_conf PORT SHADOW_PORT WORKERS MASTER
+#                   nginx 1.22 as the (mirroring) proxy on PORT, keep-alive pools; SHADOW_PORT ""
+#                   for no mirror; MASTER "on" or "off" (off: one process, for callgrind)
+
+bench_init() {
+  WORK=$(mktemp -d "/tmp/sg-bench-$1.XXXXXX")
+  PIDS=()
+  trap bench_cleanup EXIT
+  temp_paths="client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
+  uwsgi_temp_path $WORK; scgi_temp_path $WORK;"
+}
+
+bench_cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+start_upstreams() {
+  UP=$(free_port)
+  FAST=$(free_port)
+  cat > "$WORK/upstreams.conf" <<NGX
+daemon off; master_process on; worker_processes 1; pid $WORK/upstreams.pid;
+error_log $WORK/upstreams.err warn; events { worker_connections 4096; }
+http { access_log off; $temp_paths keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { default_type application/json;
+    return 200 '{"label": "gpu", "score": 0.98}'; } }
+  server { listen 127.0.0.1:$FAST; location / { default_type application/json;
+    return 200 '{"label": "cpu", "score": 0.97}'; } } }
+NGX
+  nginx -p "$WORK" -c "$WORK/upstreams.conf" -e "$WORK/upstreams.err" & PIDS+=($!)
+  wait_port "$UP"
+  wait_port "$FAST"
+}
+
+nginx_proxy_conf() {
+  local port=$1 shadow_port=$2 workers=$3 master=$4 mirror="" shadow_upstream="" shadow_location=""
+  if [[ -n "$shadow_port" ]]; then
+    mirror="mirror /mirror; mirror_request_body on;"
+    shadow_upstream="upstream shadow { server 127.0.0.1:$shadow_port; keepalive 64; }"
+    shadow_location="location = /mirror { internal; proxy_pass http://shadow\$request_uri;
+      proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_connect_timeout 1s;
+      proxy_read_timeout 5s; }"
+  fi
+  cat <<NGX
+daemon off; master_process $master; worker_processes $workers; pid $WORK/proxy.pid;
+error_log $WORK/proxy.err error; events { worker_connections 8192; }
+http { access_log off; $temp_paths keepalive_requests 1000000;
+  upstream primary { server 127.0.0.1:$UP; keepalive 64; }
+  $shadow_upstream
+  server { listen 127.0.0.1:$port;
+    location / { $mirror proxy_pass http://primary; proxy_http_version 1.1;
+      proxy_set_header Connection ""; }
+    $shadow_location } }
+NGX
+}
