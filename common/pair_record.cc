@@ -153,13 +153,8 @@ class LineWriter {
     }
     return Escaped(text);
   }
-  LineWriter& Int(int64_t value) {
-    char digits[24];
-    auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-    out_->append(digits, static_cast<size_t>(end - digits));
-    return *this;
-  }
-  LineWriter& Uint(uint64_t value) {
+  template <typename Integer>
+  LineWriter& Number(Integer value) {
     char digits[24];
     auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
     out_->append(digits, static_cast<size_t>(end - digits));
@@ -243,10 +238,10 @@ void WriteResponse(LineWriter& w, const CapturedResponse& r, bool shadow) {
   w.Raw(",\"body_truncated\":").Bool(r.body_truncated);
   if (!r.error.empty()) w.Raw(",\"error\":").String(r.error);
   w.Raw(",\"headers\":").Headers(r.headers);
-  w.Raw(",\"latency_us\":").Int(r.latency_us);
+  w.Raw(",\"latency_us\":").Number(r.latency_us);
   w.Raw(",\"outcome\":").String(r.outcome);
-  if (shadow) w.Raw(",\"send_offset_us\":").Int(r.send_offset_us);
-  w.Raw(",\"status\":").Int(r.status).Raw("}");
+  if (shadow) w.Raw(",\"send_offset_us\":").Number(r.send_offset_us);
+  w.Raw(",\"status\":").Number(r.status).Raw("}");
 }
 
 }  // namespace
@@ -268,13 +263,13 @@ std::string EncodePairLogLine(const PairRecord& record) {
   w.Raw(",\"headers\":").Headers(request.headers);
   w.Raw(",\"method\":").String(request.method);
   w.Raw(",\"sha256\":").String(request.sha256);
-  w.Raw(",\"size\":").Uint(request.size);
+  w.Raw(",\"size\":").Number(request.size);
   w.Raw(",\"target\":").String(request.target).Raw("}");
   w.Raw(",\"route\":").String(record.route);
   w.Raw(",\"shadow\":");
   WriteResponse(w, record.shadow, true);
-  w.Raw(",\"ts_us\":").Int(record.ts_us);
-  w.Raw(",\"type\":\"pair\",\"v\":").Int(kPairLogVersion).Raw("}");
+  w.Raw(",\"ts_us\":").Number(record.ts_us);
+  w.Raw(",\"type\":\"pair\",\"v\":").Number(kPairLogVersion).Raw("}");
   return line;
 }
 

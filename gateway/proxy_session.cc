@@ -685,30 +685,23 @@ void ProxySession::DoUpstreamWriteHeader() {
   ArmUpstream(Clock::duration::max());
   auto handler =
       beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this());
-  if (buffered_request_ && buffered_request_->chunked()) {
-    upstream_request_.base() = buffered_request_->base();  // not expected: buffered is sized
-  }
-  bool complete = buffered_request_ || (stream_parser_->is_done() && !prefix_pending_);
-  const auto& head = buffered_request_ ? buffered_request_->base() : upstream_request_.base();
-  bool chunked = buffered_request_ ? buffered_request_->chunked() : upstream_request_.chunked();
-  if (complete && !chunked) {
-    // The whole request at once, head and body in one gather write.
+  auto write_whole = [&](const http::request_header<>& head, net::const_buffer body) {
+    // Head and body in one gather write.
     head_text_.clear();
     AppendHead(head, &head_text_);
-    std::array<net::const_buffer, 2> buffers{
-        net::buffer(head_text_),
-        buffered_request_ ? net::buffer(buffered_request_->body()) : net::const_buffer()};
-    return net::async_write(*upstream_, buffers, std::move(handler));
+    std::array<net::const_buffer, 2> buffers{net::buffer(head_text_), body};
+    net::async_write(*upstream_, buffers, std::move(handler));
+  };
+  // A buffered body (mirrored requests) was re-framed with Content-Length (HandleRequest).
+  if (buffered_request_) {
+    return write_whole(buffered_request_->base(), net::buffer(buffered_request_->body()));
+  }
+  bool complete = stream_parser_->is_done() && !prefix_pending_;
+  if (complete && !upstream_request_.chunked()) {
+    return write_whole(upstream_request_.base(), net::const_buffer());
   }
   request_serializer_.emplace(upstream_request_);
-  if (buffered_request_) {
-    // The buffered body (mirrored requests) goes as one piece, with the head.
-    const auto& body = buffered_request_->body();
-    upstream_request_.body() = {body.empty() ? nullptr : const_cast<char*>(body.data()),
-                                body.size(), false};
-    return http::async_write(*upstream_, *request_serializer_, std::move(handler));
-  }
-  if (stream_parser_->is_done() && !prefix_pending_) {
+  if (complete) {
     upstream_request_.body() = {nullptr, 0, false};
     return http::async_write(*upstream_, *request_serializer_, std::move(handler));
   }
