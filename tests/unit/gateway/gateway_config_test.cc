@@ -93,10 +93,7 @@ TEST(GatewayConfigTest, EveryProblemIsReportedWithFileAndPath) {
   EXPECT_TRUE(has("gw.json: $.upstreams.a.endpoints: must list at least one endpoint"));
   EXPECT_TRUE(has("gw.json: $.upstreams.a.idle: unknown key"));
   EXPECT_TRUE(has("gw.json: $.upstreams.a.max_pending: must be in [0, 1e+06], got -1"));
-  bool pending_timeout = false;
-  for (const auto& p : problems)
-    pending_timeout |= p.starts_with("gw.json: $.upstreams.a.pending_timeout: ");
-  EXPECT_TRUE(pending_timeout);
+  EXPECT_TRUE(has("gw.json: $.upstreams.a.pending_timeout: must be a positive duration"));
   EXPECT_TRUE(has("gw.json: $.routes[0].upstream: unknown upstream \"b\""));
   EXPECT_TRUE(has("gw.json: $.routes[0].mirrors[0].percent: must be in [0, 100], got 120"));
   EXPECT_TRUE(has("gw.json: $.routes[0].mirrors[0]: hash sampling needs \"hash_header\""));
