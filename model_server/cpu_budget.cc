@@ -3,8 +3,10 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -288,6 +290,29 @@ std::vector<int> CurrentAffinity() {
     if (CPU_ISSET(c, &set)) out.push_back(c);
   }
   return out;
+}
+
+bool PinProcess(const std::vector<int>& cpus, std::string* error) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus) CPU_SET(c, &set);
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    int tid = 0;
+    auto name = task.path().filename().string();
+    std::from_chars(name.data(), name.data() + name.size(), tid);
+    // A thread that ended since the listing is gone, not a failure.
+    if (tid > 0 && sched_setaffinity(tid, sizeof set, &set) != 0 && errno != ESRCH) {
+      *error = "cannot pin thread " + name + " to cpus " + FormatCpuList(cpus) + ": " +
+               std::strerror(errno);
+      return false;
+    }
+  }
+  if (ec) {
+    *error = "cannot list /proc/self/task: " + ec.message();
+    return false;
+  }
+  return true;
 }
 
 }  // namespace sg::serve

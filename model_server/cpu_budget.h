@@ -50,4 +50,8 @@ CpuBudget DiscoverCpuBudget(const std::string& root, const std::vector<int>& aff
 // This process's affinity mask (sched_getaffinity).
 std::vector<int> CurrentAffinity();
 
+// Pins every thread of this process to `cpus` (threads started later inherit the mask of the
+// thread that starts them). False with `error` when a thread cannot be pinned.
+bool PinProcess(const std::vector<int>& cpus, std::string* error);
+
 }  // namespace sg::serve

@@ -74,6 +74,51 @@ CpuPlan PlanWorkers(const CpuBudget& budget, const PlanRequest& request) {
   }
   plan.budget = budget_units;
 
+  // The front's reservation, taken out of the units the workers are planned over: one unit at a
+  // time, the highest CPU of the NUMA node with the most units left (the last node on a tie), so
+  // the nodes stay as even as possible for the workers.
+  if (request.front_cpus > 0) {
+    int front = request.front_cpus;
+    if (!request.pinning) {
+      plan.warnings.push_back("front_cpus " + std::to_string(front) +
+                              " ignored: pinning is off, so the front shares every CPU");
+    } else if (front >= budget_units) {
+      plan.warnings.push_back("front_cpus " + std::to_string(front) +
+                              " would leave no CPU of the " + std::to_string(budget_units) +
+                              "-CPU budget to the workers: the front shares the budget instead");
+    } else {
+      std::map<int, std::vector<Unit>> by_node;
+      for (const auto& u : units) by_node[u.numa].push_back(u);
+      std::vector<Unit> reserved;
+      for (int i = 0; i < front; ++i) {
+        auto most = by_node.begin();
+        for (auto it = by_node.begin(); it != by_node.end(); ++it) {
+          if (it->second.size() >= most->second.size()) most = it;
+        }
+        reserved.push_back(most->second.back());
+        most->second.pop_back();
+      }
+      std::erase_if(units, [&](const Unit& u) {
+        return std::any_of(reserved.begin(), reserved.end(),
+                           [&](const Unit& r) { return r.cpu == u.cpu; });
+      });
+      for (const auto& u : reserved) {
+        if (request.use_logical_cores) {
+          plan.front_cpus.push_back(u.cpu);
+        } else {
+          for (const auto* cpu : cores.at({u.package, u.core})) plan.front_cpus.push_back(cpu->id);
+        }
+      }
+      std::sort(plan.front_cpus.begin(), plan.front_cpus.end());
+      budget_units -= front;
+      budget_units = std::min(budget_units, static_cast<int>(units.size()));
+      plan.reasons.push_back(
+          "front (HTTP, image decoding, preprocessing): " + std::to_string(front) +
+          " CPU(s) reserved, cpus " + FormatCpuList(plan.front_cpus) +
+          "; the workers are planned over the " + "other " + std::to_string(budget_units));
+    }
+  }
+
   // Workers: given, or derived from the thread count, or one per NUMA node in the budget.
   int workers = request.workers;
   if (workers <= 0 && request.threads_per_worker > 0) {
@@ -195,6 +240,10 @@ std::string DescribePlan(const CpuPlan& plan) {
       if (worker.numa_node >= 0) out << " (numa node " << worker.numa_node << ")";
     }
     out << ", " << worker.threads << " threads\n";
+  }
+  if (!plan.front_cpus.empty()) {
+    out << "front: cpus " << FormatCpuList(plan.front_cpus)
+        << " (HTTP, image decoding and preprocessing)\n";
   }
   for (const auto& w : plan.warnings) out << "warning: " << w << "\n";
   return out.str();

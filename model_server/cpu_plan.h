@@ -5,7 +5,9 @@
 //  - physical cores only (one logical CPU per core) unless use_logical_cores;
 //  - the cgroup quota, not the visible core count, bounds the budget;
 //  - workers get disjoint CPU sets, inside one NUMA node where possible;
-//  - threads_per_worker = floor(budget / workers) unless given; a remainder is a warning.
+//  - threads_per_worker = floor(budget / workers) unless given; a remainder is a warning;
+//  - front_cpus > 0 reserves that many CPUs of the budget for the front process (HTTP, image
+//    decoding and preprocessing), so the workers' CPUs run nothing but inference.
 #pragma once
 
 #include <string>
@@ -20,6 +22,7 @@ struct PlanRequest {
   int threads_per_worker = 0;      // 0: floor(budget / workers)
   bool use_logical_cores = false;  // false: hyperthread siblings are left idle
   bool pinning = true;             // false: workers inherit the whole mask (the naive setup)
+  int front_cpus = 0;              // CPUs (budget units) for the front; 0: it shares the budget
 };
 
 struct WorkerCpus {
@@ -29,10 +32,15 @@ struct WorkerCpus {
 };
 
 struct CpuPlan {
-  int budget = 0;          // CPUs the plan may use (units: physical cores or logical CPUs)
+  int budget = 0;          // CPUs the plan may use (units: physical cores or logical CPUs),
+                           // the front's reserved ones included
   int physical_cores = 0;  // distinct physical cores among the allowed CPUs
   int logical_cpus = 0;    // allowed logical CPUs
   std::vector<WorkerCpus> workers;
+  // Logical CPUs reserved for the front process (its cores' hyperthread siblings included);
+  // empty when the front shares the budget with the workers (front_cpus 0, pinning off, or no
+  // CPU left for workers). The workers' CPUs never include these.
+  std::vector<int> front_cpus;
   std::vector<std::string> reasons;   // how each number was chosen, in order
   std::vector<std::string> warnings;  // what wastes or oversubscribes CPUs
 };

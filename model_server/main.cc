@@ -50,6 +50,7 @@ struct QuickFlags {
   std::string labels;
   int workers = -1;
   int threads = -1;
+  int front_cpus = -1;
   std::string pinning;
   std::string cpu_root;
   bool use_logical_cores = false;
@@ -77,6 +78,7 @@ ServeConfig BuildConfig(const QuickFlags& f) {
   }
   if (f.workers >= 0) config.cpu.workers = f.workers;
   if (f.threads >= 0) config.cpu.threads_per_worker = f.threads;
+  if (f.front_cpus >= 0) config.cpu.front_cpus = f.front_cpus;
   if (f.use_logical_cores) config.cpu.use_logical_cores = true;
   if (!f.pinning.empty()) {
     if (f.pinning != "on" && f.pinning != "off") {
@@ -143,6 +145,7 @@ CpuPlan PlanFor(const QuickFlags& f, const CpuBudget& budget) {
     request.threads_per_worker = std::max(0, f.threads);
     request.use_logical_cores = f.use_logical_cores;
     request.pinning = f.pinning != "off";
+    request.front_cpus = std::max(0, f.front_cpus);
     return PlanWorkers(budget, request);
   }
   auto config = BuildConfig(f);
@@ -204,11 +207,13 @@ int Serve(const QuickFlags& flags, const sg::LogOptions& log) {
       request_stop(0);
     }
   });
-  // I/O threads: parsing and writing only (inference runs in the worker processes). Two when the
-  // process may use two CPUs or more; one on a single CPU, where a second only contends with the
-  // first (and with the workers) on every request.
+  // I/O threads: parsing and writing, and with front CPUs the image preprocessing (inference
+  // runs in the worker processes). Two when the front may use two CPUs or more; one on a single
+  // CPU, where a second only contends with the first (and with the workers) on every request.
   const auto& plan = server.plan();
-  int io_thread_count = std::clamp(std::min(plan.logical_cpus, plan.budget), 1, 2);
+  int io_thread_count = plan.front_cpus.empty()
+                            ? std::clamp(std::min(plan.logical_cpus, plan.budget), 1, 2)
+                            : std::clamp(static_cast<int>(plan.front_cpus.size()), 1, 2);
   std::vector<std::thread> io_threads;
   for (int i = 0; i < io_thread_count; ++i) io_threads.emplace_back([&io] { io.run(); });
 
@@ -259,6 +264,8 @@ int main(int argc, char** argv) {
   app.add_option("--labels", flags.labels, "index_to_name.json for image_classifier");
   app.add_option("--workers", flags.workers, "worker processes (default: planned)");
   app.add_option("--threads-per-worker", flags.threads, "threads per worker (default: planned)");
+  app.add_option("--front-cpus", flags.front_cpus,
+                 "CPUs reserved for the front (HTTP, image decoding); default 0: shared");
   app.add_option("--pinning", flags.pinning, "on | off (off: the naive unpinned setup)");
   app.add_flag("--use-logical-cores", flags.use_logical_cores, "plan hyperthread siblings too");
   app.add_option("--cpu-root", flags.cpu_root, "root prefix for /sys and /proc (tests)");

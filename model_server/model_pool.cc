@@ -178,6 +178,12 @@ void ModelPool::Stop(std::chrono::milliseconds grace) {
     Finish(job, 503, ErrorBody(503, "ServiceUnavailableException", "server is shutting down"));
 }
 
+void ModelPool::CountFrontReply(int status) {
+  if (!metrics_.requests) return;
+  metrics_.requests->Increment();
+  metrics_.responses->WithLabels({model_.name, std::to_string(status)}).Increment();
+}
+
 void ModelPool::Finish(Job& job, int status, std::string body, const BatchTimings* worker) {
   auto now = Clock::now();
   RequestTimings timings;
@@ -407,12 +413,18 @@ bool ModelPool::StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, in
 }
 
 bool ModelPool::RunBatch(Slot* slot, int fd, Subprocess& process, std::vector<Job>& batch) {
+  if (PeerClosed(fd)) {  // died before this batch: the jobs go back, not fail
+    Requeue(batch);
+    return false;
+  }
+  // From here the jobs are answered from this batch, whatever happens: their bodies move into
+  // the message (a preprocessed 224x224 sample is 600 KB).
   Message m;
   m.type = MessageType::kBatch;
   auto now = Clock::now();
   auto deadline = Clock::time_point::max();
   for (auto& job : batch) {
-    m.items.push_back({job.id, job.kind, job.body});
+    m.items.push_back({job.id, job.kind, std::move(job.body)});
     job.dispatched = now;
     deadline = std::min(deadline, job.enqueued + model_.response_timeout);
   }
@@ -421,10 +433,6 @@ bool ModelPool::RunBatch(Slot* slot, int fd, Subprocess& process, std::vector<Jo
     for (auto& job : batch) Finish(job, status, body);
     in_flight_ -= static_cast<int>(batch.size());
   };
-  if (PeerClosed(fd)) {  // died before this batch: the jobs go back, not fail
-    Requeue(batch);
-    return false;
-  }
   ReadResult r = ReadResult::kClosed;
   std::string payload;
   if (WriteFrame(fd, EncodeMessage(m))) r = ReadFrame(fd, &payload, deadline);

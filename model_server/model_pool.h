@@ -78,6 +78,10 @@ class ModelPool {
   // `kind` is an InputKind (0: the model's handler).
   SubmitResult Submit(std::string body, JobCallback done, int kind = 0);
 
+  // Counts a prediction the front answered itself, without queueing it (input its
+  // preprocessing refused), as a reply with `status`.
+  void CountFrontReply(int status);
+
   // Stops accepting, waits up to `grace` for queued and in-flight jobs, fails the rest (503),
   // stops the workers. Idempotent.
   void Stop(std::chrono::milliseconds grace);

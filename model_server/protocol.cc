@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstring>
 
@@ -63,6 +64,46 @@ ReadResult ReadExactly(int fd, char* data, size_t size,
 }
 
 }  // namespace
+
+static_assert(std::endian::native == std::endian::little,
+              "EncodeSample copies float32 values as they are in memory");
+
+std::string EncodeSample(const SampleTensor& sample) {
+  std::string out;
+  out.reserve(1 + 8 * sample.shape.size() + sizeof(float) * sample.values.size());
+  out.push_back(static_cast<char>(sample.shape.size()));
+  for (int64_t d : sample.shape) Put<uint64_t>(out, static_cast<uint64_t>(d));
+  out.append(reinterpret_cast<const char*>(sample.values.data()),
+             sizeof(float) * sample.values.size());
+  return out;
+}
+
+bool DecodeSample(std::string_view body, SampleTensor* out, std::string* error) {
+  uint8_t rank = 0;
+  if (!Get(body, &rank) || rank < 1 || rank > 8) {
+    *error = "preprocessed sample: bad rank";
+    return false;
+  }
+  out->shape.clear();
+  uint64_t numel = 1;
+  for (int i = 0; i < rank; ++i) {
+    uint64_t d = 0;
+    if (!Get(body, &d) || d == 0 || d > (uint64_t{1} << 32) || numel > (uint64_t{1} << 32) / d) {
+      *error = "preprocessed sample: bad shape";
+      return false;
+    }
+    numel *= d;
+    out->shape.push_back(static_cast<int64_t>(d));
+  }
+  if (body.size() != numel * sizeof(float)) {
+    *error = "preprocessed sample: " + std::to_string(body.size()) + " bytes of values for " +
+             std::to_string(numel) + " floats";
+    return false;
+  }
+  out->values.resize(numel);
+  std::memcpy(out->values.data(), body.data(), body.size());
+  return true;
+}
 
 std::string EncodeMessage(const Message& m) {
   std::string out;

@@ -4,7 +4,8 @@
 //     kReady   (worker -> front)  text: JSON {"pid", "threads", "interop_threads"}
 //     kFatal   (worker -> front)  text: why the worker cannot serve (it exits next)
 //     kBatch   (front -> worker)  u32 n, n x {u64 id, u16 kind, u32 size, bytes}: inputs
-//              (kind 0: a request body for the model's handler; 1: a raw tensor, see InputKind)
+//              (kind 0: a request body for the model's handler; 1: a raw tensor; 2: a sample
+//              the front preprocessed, EncodeSample; see InputKind)
 //     kResults (worker -> front)  u32 n, n x {u64 id, u16 status, u32 size, bytes}: replies,
 //              then a fixed trailer of 3 x u64: the batch's preprocessing, forward and
 //              postprocessing times in microseconds, measured by the worker (BatchTimings)
@@ -16,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model_server/image.h"
+
 namespace sg::serve {
 
 inline constexpr uint32_t kMaxFrame = 1u << 30;
@@ -26,6 +29,9 @@ enum class MessageType : uint8_t { kReady = 1, kFatal = 2, kBatch = 3, kResults 
 enum class InputKind : int {
   kHandler = 0,    // the model's handler (image bytes, tensor JSON)
   kRawTensor = 1,  // {"data", "shape"} in, raw output tensor out (Open Inference Protocol)
+  // A sample the front already preprocessed for the model's image handler (EncodeSample): the
+  // worker runs the forward and the handler's postprocessing only (front CPUs, see cpu_plan.h).
+  kPreprocessed = 2,
 };
 
 struct WireItem {
@@ -49,6 +55,12 @@ struct Message {
   std::vector<WireItem> items;  // kBatch, kResults
   BatchTimings timings;         // kResults
 };
+
+// A preprocessed sample as a batch item's body: u8 rank (1-8), rank x u64 dims, then the
+// float32 values (little-endian IEEE 754), exactly as many as the dims say.
+std::string EncodeSample(const SampleTensor& sample);
+// False with `error` when `body` is not exactly such an encoding.
+bool DecodeSample(std::string_view body, SampleTensor* out, std::string* error);
 
 std::string EncodeMessage(const Message& message);
 // False with `error` on a truncated or malformed payload.

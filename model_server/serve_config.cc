@@ -129,6 +129,7 @@ PlanRequest ParseCpu(const ConfigNode& node) {
   p.workers = r.GetInRange<int>("workers", p.workers, 0, 4096);
   p.threads_per_worker = r.GetInRange<int>("threads_per_worker", p.threads_per_worker, 0, 4096);
   p.use_logical_cores = r.Get<bool>("use_logical_cores", p.use_logical_cores);
+  p.front_cpus = r.GetInRange<int>("front_cpus", p.front_cpus, 0, 4096);
   if (auto pin = r.Optional("pinning")) {
     if (pin->json().is_boolean()) {
       p.pinning = pin->AsBool();

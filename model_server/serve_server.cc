@@ -233,6 +233,10 @@ ServeServer::ServeServer(ServeConfig config, CpuBudget budget, PoolEnvironment e
       "sg_worker_postprocess_seconds",
       "Worker time per batch turning the outputs into replies (softmax, top-k, JSON).",
       stage_buckets, {"model_name"});
+  auto& front_preprocess = registry_.AddHistogram(
+      "sg_front_preprocess_seconds",
+      "Front time per request decoding, resizing and normalising the input (front CPUs only).",
+      stage_buckets, {"model_name"});
   auto& ready = registry_.AddGauge("sg_workers_ready", "Workers ready to serve.", {"model_name"});
   auto& pending =
       registry_.AddGauge("sg_queue_pending", "Predictions waiting in the queue.", {"model_name"});
@@ -250,6 +254,7 @@ ServeServer::ServeServer(ServeConfig config, CpuBudget budget, PoolEnvironment e
     m.worker_forward = &worker_forward.WithLabels({model.name});
     m.worker_postprocess = &worker_postprocess.WithLabels({model.name});
     pools_.push_back(std::make_unique<ModelPool>(model, env_, m));
+    front_preprocess_seconds_.push_back(&front_preprocess.WithLabels({model.name}));
   }
   registry_.AddCollectHook([this, &ready, &pending] {
     for (const auto& pool : pools_) {
@@ -426,8 +431,12 @@ struct ServeServer::Routes {
       return respond(MethodNotAllowed(request));
     }
     ModelPool* pool = nullptr;
-    for (auto& p : self->pools_) {
-      if (p->model().name == path[1]) pool = p.get();
+    size_t index = 0;
+    for (size_t i = 0; i < self->pools_.size(); ++i) {
+      if (self->pools_[i]->model().name == path[1]) {
+        pool = self->pools_[i].get();
+        index = i;
+      }
     }
     if (!pool) {
       return respond(Error(request, 404, "ModelNotFoundException", "Model not found: " + path[1]));
@@ -443,15 +452,42 @@ struct ServeServer::Routes {
       return respond(Error(request, 400, "BadRequestException", error));
     }
     auto context = ReplyContext(request);
-    std::string body(input);
-    auto result = pool->Submit(std::move(body), [context, respond](int status, std::string body,
-                                                                   const RequestTimings& timings) {
-      Response response = JsonText(context, status, std::move(body));
-      // Where the time went (queue, the worker's stages, total), for clients and proxies; an
-      // extra header, so TorchServe clients are unaffected.
-      response.set("Server-Timing", FormatServerTiming(timings));
-      respond(std::move(response));
-    });
+    std::string body;
+    auto kind = InputKind::kHandler;
+    std::chrono::microseconds front_preprocess{0};
+    if (self->front_preprocess_ && pool->model().handler != HandlerKind::kTensor) {
+      // The front has CPUs of its own: decode and preprocess here, so the worker's CPUs only run
+      // the model. The same code and the same replies as in the worker.
+      auto start = std::chrono::steady_clock::now();
+      SampleTensor sample;
+      if (!PreprocessRequest(pool->model(), input, &sample, &error)) {
+        pool->CountFrontReply(400);
+        return respond(JsonText(context, 400, ErrorBody(400, "BadRequest", error)));
+      }
+      body = EncodeSample(sample);
+      kind = InputKind::kPreprocessed;
+      front_preprocess = std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - start);
+      self->front_preprocess_seconds_[index]->Observe(
+          std::chrono::duration<double>(front_preprocess).count());
+    } else {
+      body.assign(input);
+    }
+    auto result = pool->Submit(
+        std::move(body),
+        [context, respond, front_preprocess](int status, std::string body,
+                                             const RequestTimings& timings) {
+          Response response = JsonText(context, status, std::move(body));
+          // Where the time went (queue, the stages, total), for clients and proxies; an extra
+          // header, so TorchServe clients are unaffected. Preprocessing in the front counts as
+          // preprocessing and is part of the total.
+          RequestTimings all = timings;
+          all.preprocess += front_preprocess;
+          all.total += front_preprocess;
+          response.set("Server-Timing", FormatServerTiming(all));
+          respond(std::move(response));
+        },
+        static_cast<int>(kind));
     if (result == ModelPool::SubmitResult::kQueueFull) {
       respond(Error(request, 503, "ServiceUnavailableException",
                     "Model \"" + pool->model().name +
@@ -541,6 +577,12 @@ bool ServeServer::Start(boost::asio::io_context& io, std::string* error) {
     auto planned = PlanModels(budget_, config_.cpu, counts);
     plan_ = planned.plan;
     for (const auto& w : plan_.warnings) spdlog::warn("cpu plan: {}", w);
+    // The front's own CPUs: pinned before the pools start their threads (which inherit it), and
+    // the image handlers' preprocessing moves from the workers to the front.
+    if (!plan_.front_cpus.empty()) {
+      if (!PinProcess(plan_.front_cpus, error)) return false;
+      front_preprocess_ = true;
+    }
     for (size_t i = 0; i < pools_.size(); ++i) pools_[i]->SetWorkers(planned.workers[i]);
   }
   auto make = [&](const std::string& address, uint64_t limit, auto route) {

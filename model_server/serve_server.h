@@ -42,8 +42,9 @@ class ServeServer {
   ServeServer(ServeConfig config, CpuBudget budget, PoolEnvironment env);
   ~ServeServer();
 
-  // Plans, starts the workers and the listeners (bound, accepting) on `io`. False with
-  // `error` when a listener cannot bind.
+  // Plans, pins the whole front process to its CPUs when the plan reserves some, starts the
+  // workers and the listeners (bound, accepting) on `io`. False with `error` when a listener
+  // cannot bind or the front cannot be pinned.
   bool Start(boost::asio::io_context& io, std::string* error);
   // True when every model has its minimum of ready workers.
   bool Healthy() const;
@@ -66,6 +67,10 @@ class ServeServer {
   const PoolEnvironment env_;
   MetricsRegistry registry_;
   std::vector<std::unique_ptr<ModelPool>> pools_;
+  std::vector<Histogram*> front_preprocess_seconds_;  // per model, as pools_
+  // The plan reserves CPUs for the front: image preprocessing runs here, not in the workers.
+  // Set once by Start, before the listeners start.
+  bool front_preprocess_ = false;
   std::unique_ptr<http::HttpServer> inference_;
   std::unique_ptr<http::HttpServer> management_;
   std::unique_ptr<http::HttpServer> metrics_;

@@ -37,7 +37,7 @@ HandlerReply ForwardFailure(const ModelConfig& model, const std::string& error) 
 std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& model,
                                       const Labels& labels,
                                       const std::vector<std::string_view>& bodies,
-                                      BatchTimings* timings) {
+                                      BatchTimings* timings, bool preprocessed) {
   BatchTimings unused;
   BatchTimings& t = timings ? *timings : unused;
   std::vector<HandlerReply> replies(bodies.size());
@@ -46,7 +46,12 @@ std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& mo
   StageTimer preprocess(&t.preprocess_us);
   for (size_t i = 0; i < bodies.size(); ++i) {
     std::string error;
-    if (!PreprocessRequest(model, bodies[i], &samples[i], &error)) {
+    if (preprocessed) {
+      if (!DecodeSample(bodies[i], &samples[i], &error)) {  // the front's bug, not the client's
+        replies[i] = ErrorReply(500, "InternalServerError", error);
+        continue;
+      }
+    } else if (!PreprocessRequest(model, bodies[i], &samples[i], &error)) {
       replies[i] = ErrorReply(400, "BadRequest", error);
       continue;
     }

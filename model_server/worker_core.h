@@ -15,10 +15,11 @@ namespace sg::serve {
 // the others; a failed batched forward is retried one sample at a time, so only the sample
 // that makes the model throw fails (400 for the tensor handler, whose input is the client's;
 // 500 for image handlers, whose input shape comes from the config). When `timings` is given,
-// the time spent in each stage is added to it.
+// the time spent in each stage is added to it. `preprocessed`: the bodies are samples the front
+// already preprocessed (EncodeSample; InputKind::kPreprocessed), only decoded here.
 std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& model,
                                       const Labels& labels,
                                       const std::vector<std::string_view>& bodies,
-                                      BatchTimings* timings = nullptr);
+                                      BatchTimings* timings = nullptr, bool preprocessed = false);
 
 }  // namespace sg::serve

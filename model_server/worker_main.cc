@@ -87,21 +87,28 @@ int RunWorker(const WorkerArgs& args) {
       spdlog::error("worker: bad message from the front: {}", error);
       break;
     }
-    // Handler inputs and raw tensors (Open Inference Protocol) run as separate batches.
+    // Handler inputs, raw tensors (Open Inference Protocol) and samples the front preprocessed
+    // run as separate batches.
     std::vector<HandlerReply> replies(request.items.size());
     BatchTimings timings;
-    for (int kind : {0, 1}) {
+    for (size_t i = 0; i < request.items.size(); ++i) {
+      int kind = request.items[i].status;
+      if (kind < 0 || kind > static_cast<int>(InputKind::kPreprocessed)) {
+        replies[i] =
+            ErrorReply(500, "InternalServerError", "unknown input kind " + std::to_string(kind));
+      }
+    }
+    for (auto kind : {InputKind::kHandler, InputKind::kRawTensor, InputKind::kPreprocessed}) {
       std::vector<std::string_view> bodies;
       std::vector<size_t> index;
       for (size_t i = 0; i < request.items.size(); ++i) {
-        if ((request.items[i].status == static_cast<int>(InputKind::kRawTensor)) != (kind == 1)) {
-          continue;
-        }
+        if (request.items[i].status != static_cast<int>(kind)) continue;
         bodies.emplace_back(request.items[i].body);
         index.push_back(i);
       }
       if (bodies.empty()) continue;
-      auto part = HandleBatch(*runner, kind == 1 ? raw_model : model, labels, bodies, &timings);
+      auto part = HandleBatch(*runner, kind == InputKind::kRawTensor ? raw_model : model, labels,
+                              bodies, &timings, kind == InputKind::kPreprocessed);
       for (size_t k = 0; k < index.size(); ++k) replies[index[k]] = std::move(part[k]);
     }
     Message response;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -500,6 +501,73 @@ TEST(ServeTest, PredictionsReportServerTimingAndWorkerStageHistograms) {
     EXPECT_NEAR(stages_s * 1e6, header_stages_us, 3);
     EXPECT_LE(stages_s, value("sg_request_latency_seconds_sum"));
   }
+}
+
+// front_cpus: the front process runs on CPUs of its own, disjoint from the worker's, and the
+// image decoding and preprocessing run there; the replies are the same as when the worker
+// preprocesses (same code, same floats, same model), errors included.
+TEST(ServeTest, FrontCpusPreprocessInTheFrontOnItsOwnCpusWithTheSameReplies) {
+  auto allowed = CurrentAffinity();
+  if (allowed.size() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  json model = FashionModel();
+  model["workers"] = 1;
+  Server front(json{{"fashion", model}}, {{"cpu", {{"front_cpus", 1}, {"threads_per_worker", 1}}}});
+  Server plain(json{{"fashion", model}}, {{"cpu", {{"threads_per_worker", 1}}}});
+  ASSERT_TRUE(front.ready());
+  ASSERT_TRUE(plain.ready());
+  constexpr int kImages = 6;
+  for (int i = 0; i < kImages; ++i) {
+    auto a = front.Post("/predictions/fashion", Png28(i), "image/png");
+    auto b = plain.Post("/predictions/fashion", Png28(i), "image/png");
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->status, 200) << a->body;
+    EXPECT_EQ(a->body, b->body);
+    auto t = ServerTimingMicros(a->Header("server-timing"));
+    EXPECT_GT(t["preprocess"], 0) << a->Header("server-timing");
+    EXPECT_LE(t["preprocess"] + t["forward"], t["total"]) << a->Header("server-timing");
+  }
+  for (const std::string& bad : {std::string("not an image"), Png28(1).substr(0, 60)}) {
+    auto a = front.Post("/predictions/fashion", bad, "image/png");
+    auto b = plain.Post("/predictions/fashion", bad, "image/png");
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->status, 400);
+    EXPECT_EQ(a->body, b->body);
+  }
+
+  // Where it ran: every front thread on the front's CPUs, every worker thread on the worker's,
+  // the two disjoint.
+  auto worker = front.Describe("fashion")["workers"][0];
+  std::string worker_cpus = worker["pinnedCpus"];
+  for (const auto& a : ThreadAffinities(worker["pid"].get<pid_t>())) EXPECT_EQ(a, worker_cpus);
+  auto front_affinities = ThreadAffinities(front.child().pid());
+  ASSERT_FALSE(front_affinities.empty());
+  auto front_cpus = sg::serve::ParseCpuList(front_affinities[0]);
+  ASSERT_TRUE(front_cpus && !front_cpus->empty()) << front_affinities[0];
+  for (const auto& a : front_affinities) EXPECT_EQ(a, front_affinities[0]) << "a front thread";
+  auto worker_list = sg::serve::ParseCpuList(worker_cpus);
+  ASSERT_TRUE(worker_list) << worker_cpus;
+  for (int c : *worker_list) {
+    EXPECT_EQ(std::count(front_cpus->begin(), front_cpus->end(), c), 0)
+        << "cpu " << c << " is the worker's and the front's";
+  }
+
+  // The front's preprocessing is measured; the worker only decoded the samples it was sent.
+  auto metrics = HttpGet(front.metrics(), "/metrics");
+  ASSERT_TRUE(metrics);
+  auto value = [&](const std::string& name) {
+    return MetricValue(metrics->body, name + "{model_name=\"fashion\"}");
+  };
+  EXPECT_EQ(value("sg_front_preprocess_seconds_count"), kImages);
+  EXPECT_GT(value("sg_front_preprocess_seconds_sum"), 0);
+  EXPECT_EQ(value("sg_worker_forward_seconds_count"), kImages);
+  EXPECT_EQ(MetricValue(metrics->body,
+                        "sg_prediction_responses_total{model_name=\"fashion\",code=\"400\"}"),
+            2);
+  auto plain_metrics = HttpGet(plain.metrics(), "/metrics");
+  ASSERT_TRUE(plain_metrics);
+  EXPECT_EQ(
+      MetricValue(plain_metrics->body, "sg_front_preprocess_seconds_count{model_name=\"fashion\"}"),
+      0);
 }
 
 // The OS threads of a worker, counted in /proc after real inference: libtorch's two compute

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "model_server/cpu_budget.h"
 #include "model_server/cpu_plan.h"
@@ -263,6 +264,63 @@ TEST(CpuPlanTest, PinningOffLeavesWorkersUnpinned) {
   ASSERT_EQ(plan.workers.size(), 2u);
   EXPECT_TRUE(plan.workers[0].cpus.empty());
   EXPECT_EQ(plan.workers[0].threads, 48);
+}
+
+TEST(CpuPlanTest, FrontCpusAreReservedAndKeepWorkersInsideNodes) {
+  testing::TempDir dir;
+  WriteXeon(dir.path());
+  auto budget = DiscoverCpuBudget(dir.path().string(), Range(0, 47));
+  PlanRequest request;
+  request.front_cpus = 2;
+  auto plan = PlanWorkers(budget, request);
+  EXPECT_EQ(plan.budget, 24);
+  // One core from each node, with its hyperthread sibling: the workers keep 11 cores per node.
+  EXPECT_EQ(FormatCpuList(plan.front_cpus), "11,23,35,47");
+  ASSERT_EQ(plan.workers.size(), 2u);
+  EXPECT_EQ(FormatCpuList(plan.workers[0].cpus), "0-10");
+  EXPECT_EQ(FormatCpuList(plan.workers[1].cpus), "12-22");
+  EXPECT_EQ(plan.workers[0].threads, 11);
+  EXPECT_EQ(plan.workers[1].numa_node, 1);
+  EXPECT_TRUE(plan.warnings.empty()) << DescribePlan(plan);
+  EXPECT_NE(DescribePlan(plan).find("front: cpus 11,23,35,47"), std::string::npos);
+
+  // In a pod with an 8-CPU quota: 1 for the front, 7 for the workers.
+  WriteCgroupV2(dir.path(), "/pod", "800000 100000", "");
+  request.front_cpus = 1;
+  request.workers = 7;
+  plan = PlanWorkers(DiscoverCpuBudget(dir.path().string(), Range(0, 47)), request);
+  EXPECT_EQ(plan.budget, 8);
+  EXPECT_EQ(FormatCpuList(plan.front_cpus), "23,47");
+  ASSERT_EQ(plan.workers.size(), 7u);
+  std::set<int> used;
+  for (const auto& w : plan.workers) {
+    EXPECT_EQ(w.threads, 1);
+    for (int c : w.cpus) {
+      EXPECT_TRUE(used.insert(c).second) << "cpu " << c << " given twice";
+      EXPECT_NE(c, 23);
+      EXPECT_NE(c, 47);
+    }
+  }
+}
+
+TEST(CpuPlanTest, FrontCpusThatLeaveNoWorkerCpuOrWithoutPinningAreWarnings) {
+  testing::TempDir dir;
+  WriteXeon(dir.path());
+  auto budget = DiscoverCpuBudget(dir.path().string(), Range(0, 3));
+  PlanRequest request;
+  request.front_cpus = 4;
+  auto plan = PlanWorkers(budget, request);
+  EXPECT_TRUE(plan.front_cpus.empty());
+  ASSERT_EQ(plan.warnings.size(), 1u);
+  EXPECT_NE(plan.warnings[0].find("would leave no CPU"), std::string::npos) << plan.warnings[0];
+  EXPECT_EQ(plan.workers.at(0).threads, 4);
+
+  request.front_cpus = 1;
+  request.pinning = false;
+  plan = PlanWorkers(budget, request);
+  EXPECT_TRUE(plan.front_cpus.empty());
+  ASSERT_EQ(plan.warnings.size(), 1u);
+  EXPECT_NE(plan.warnings[0].find("pinning is off"), std::string::npos) << plan.warnings[0];
 }
 
 TEST(CpuBudgetTest, MissingTopologyFallsBackToAffinity) {
