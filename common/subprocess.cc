@@ -106,6 +106,9 @@ std::optional<Subprocess> Subprocess::Spawn(const std::vector<std::string>& argv
     };
     redirect(options.stdout_path, STDOUT_FILENO);
     redirect(options.stderr_path, STDERR_FILENO);
+    for (int fd : options.keep_fds) {
+      if (fcntl(fd, F_SETFD, 0) != 0) ChildFail(status_pipe[1], errno);
+    }
     execvpe(prep.argv[0], prep.argv.data(), prep.envp.data());
     ChildFail(status_pipe[1], errno);
   }

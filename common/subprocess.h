@@ -21,6 +21,9 @@ struct SpawnOptions {
   std::string stderr_path;
   // Child receives SIGKILL if the parent dies first: no orphans after a crashed test or server.
   bool die_with_parent = true;
+  // Descriptors of the parent that the child keeps, under the same numbers (their close-on-exec
+  // flag is cleared in the child only).
+  std::vector<int> keep_fds;
 };
 
 // A running child process. Destruction stops it (SIGTERM, then SIGKILL after a grace period) and

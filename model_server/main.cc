@@ -281,6 +281,7 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--spec", worker.spec)->required();
   worker_cmd->add_option("--threads", worker.threads)->required();
   worker_cmd->add_option("--interop-threads", worker.interop_threads);
+  worker_cmd->add_option("--batch-memory-fd", worker.batch_memory_fd);
   CLI11_PARSE(app, argc, argv);
   if (!sg::SetUpLogging(log, worker_cmd->parsed() ? "sg-serve-worker" : "sg-serve")) {
     std::cerr << "unknown log level: " << log.level << "\n";

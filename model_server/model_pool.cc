@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <map>
 
@@ -58,10 +60,14 @@ int ListenUnix(const std::string& path, std::string* error) {
   return fd;
 }
 
-// True when the worker's end is closed. Workers never send unasked, so readable means EOF.
-bool PeerClosed(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+// Bytes of one batch of preprocessed samples when an image model's samples have a fixed size
+// (a center crop), else 0.
+size_t SharedLaneBytes(const ModelConfig& model) {
+  if (model.handler == HandlerKind::kTensor || model.preprocess.crop <= 0) return 0;
+  size_t values = static_cast<size_t>(model.preprocess.channels) * model.preprocess.crop *
+                  model.preprocess.crop;
+  size_t sample = 1 + 3 * sizeof(uint64_t) + sizeof(float) * values;  // EncodeSample
+  return sample * static_cast<size_t>(model.batch_size);
 }
 
 }  // namespace
@@ -78,6 +84,21 @@ struct ModelPool::Slot {
   int restarts = 0;
   int threads_reported = 0;
   std::string last_error;
+  // The running worker's batches, oldest (running) first. The slot thread pushes at the back
+  // and reads the jobs it pushed without the lock; the reader pops the front once answered
+  // (std::deque keeps references to the other elements valid).
+  std::deque<InFlight> in_flight;
+  // Shared batch memory (a memfd the slot's workers inherit and map read-only): two lanes of
+  // lane_bytes, so the batch sent ahead never overwrites the one running. Preprocessed samples
+  // go there instead of through the socket. fd -1: none (inputs whose size is not fixed).
+  int batch_memory_fd = -1;
+  char* batch_memory = nullptr;
+  size_t lane_bytes = 0;
+  uint64_t shared_batches = 0;  // batches sent through it: the lane is this count modulo 2
+  bool closing = false;         // the slot thread is closing the connection on purpose
+  bool worker_gone = false;     // the reader has ended
+  int end_status = 0;           // its verdict for the running batch (0: none was running)
+  std::string end_body;
 };
 
 ModelPool::ModelPool(ModelConfig model, PoolEnvironment env, PoolMetrics metrics)
@@ -142,12 +163,13 @@ ModelPool::SubmitResult ModelPool::Submit(std::string body, JobCallback done, in
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return SubmitResult::kStopping;
-    if (queue_.size() >= static_cast<size_t>(model_.job_queue_size)) {
+    if (queue_.size() + ahead_ >= static_cast<size_t>(model_.job_queue_size)) {
       return SubmitResult::kQueueFull;
     }
     queue_.push_back(std::move(job));
   }
-  cv_.notify_one();
+  // Every slot: whether one may take the job depends on its own pipeline.
+  cv_.notify_all();
   return SubmitResult::kQueued;
 }
 
@@ -241,16 +263,19 @@ void ModelPool::ExpireLoop() {
   }
 }
 
-std::vector<ModelPool::Job> ModelPool::TakeBatch(Slot* slot, int fd) {
+ModelPool::InFlight* ModelPool::TakeBatch(Slot* slot) {
   std::unique_lock lock(mutex_);
+  const size_t depth = model_.dispatch_ahead ? 2 : 1;
+  cv_.wait(lock, [&] {
+    if (slot->stop || slot->worker_gone) return true;
+    if (slot->in_flight.size() >= depth) return false;
+    // Ahead of a running batch only a full one goes: a partial batch keeps filling in the queue
+    // until the worker is free.
+    size_t needed = slot->in_flight.empty() ? 1 : static_cast<size_t>(model_.batch_size);
+    return queue_.size() >= needed;
+  });
+  if (slot->stop || slot->worker_gone) return nullptr;
   std::vector<Job> batch;
-  // Wake every 100 ms to notice a worker that died while idle (and restart it before a job
-  // is sent to it).
-  while (!cv_.wait_for(lock, std::chrono::milliseconds(100),
-                       [&] { return slot->stop.load() || !queue_.empty(); })) {
-    if (PeerClosed(fd)) return batch;
-  }
-  if (slot->stop) return batch;
   batch.push_back(std::move(queue_.front()));
   queue_.pop_front();
   if (model_.batch_size > 1) {
@@ -267,8 +292,13 @@ std::vector<ModelPool::Job> ModelPool::TakeBatch(Slot* slot, int fd) {
       if (slot->stop) break;
     }
   }
+  auto now = Clock::now();
+  for (auto& job : batch) job.dispatched = now;
   in_flight_ += static_cast<int>(batch.size());
-  return batch;
+  if (!slot->in_flight.empty()) ahead_ += batch.size();
+  auto deadline = batch[0].enqueued + model_.response_timeout;
+  slot->in_flight.push_back({std::move(batch), deadline});
+  return &slot->in_flight.back();
 }
 
 void ModelPool::Requeue(std::vector<Job>& batch) {
@@ -314,8 +344,13 @@ bool ModelPool::StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, in
                                    "1",
                                    "--log-level",
                                    env_.log_level};
+  if (slot->batch_memory_fd >= 0) {
+    argv.push_back("--batch-memory-fd");
+    argv.push_back(std::to_string(slot->batch_memory_fd));
+  }
   SpawnOptions options;
   options.cpu_affinity = slot->cpus.cpus;
+  if (slot->batch_memory_fd >= 0) options.keep_fds = {slot->batch_memory_fd};
   // libgomp would pin every thread of every worker to the same CPUs; the plan decides instead.
   options.unset_env = {"OMP_PROC_BIND", "GOMP_CPU_AFFINITY", "OMP_PLACES", "KMP_AFFINITY"};
   std::string threads = std::to_string(slot->cpus.threads);
@@ -386,6 +421,11 @@ bool ModelPool::StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, in
         slot->threads_reported = info.is_object() ? info.value("threads", 0) : 0;
         slot->last_error.clear();
         fatal_error_.clear();
+        // Room for a whole batch of preprocessed samples in the socket (a 224x224 sample is
+        // 600 KB), so a batch sent ahead is queued in one write and read in one go. The kernel
+        // caps it at net.core.wmem_max.
+        int sndbuf = 8 << 20;
+        setsockopt(conn, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         *fd = conn;
         spdlog::info("model {}: worker {} (pid {}) ready on cpus [{}], {} threads", model_.name,
                      slot->id, (*process)->pid(), FormatCpuList(slot->cpus.cpus),
@@ -412,79 +452,147 @@ bool ModelPool::StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, in
   return fail(error);
 }
 
-bool ModelPool::RunBatch(Slot* slot, int fd, Subprocess& process, std::vector<Job>& batch) {
-  if (PeerClosed(fd)) {  // died before this batch: the jobs go back, not fail
-    Requeue(batch);
-    return false;
-  }
-  // From here the jobs are answered from this batch, whatever happens: their bodies move into
-  // the message (a preprocessed 224x224 sample is 600 KB).
-  Message m;
-  m.type = MessageType::kBatch;
-  auto now = Clock::now();
-  auto deadline = Clock::time_point::max();
-  for (auto& job : batch) {
-    m.items.push_back({job.id, job.kind, std::move(job.body)});
-    job.dispatched = now;
-    deadline = std::min(deadline, job.enqueued + model_.response_timeout);
-  }
-  if (metrics_.batch_size) metrics_.batch_size->Observe(static_cast<double>(batch.size()));
-  auto finish_all = [&](int status, const std::string& body) {
-    for (auto& job : batch) Finish(job, status, body);
-    in_flight_ -= static_cast<int>(batch.size());
-  };
-  ReadResult r = ReadResult::kClosed;
+void ModelPool::ReadReplies(Slot* slot, int fd, Subprocess& process) {
   std::string payload;
-  if (WriteFrame(fd, EncodeMessage(m))) r = ReadFrame(fd, &payload, deadline);
-  if (r == ReadResult::kOk) {
-    Message reply;
-    std::string error;
-    if (DecodeMessage(payload, &reply, &error) && reply.type == MessageType::kResults) {
-      if (metrics_.worker_forward) {
-        auto seconds = [](uint64_t us) { return static_cast<double>(us) / 1e6; };
-        metrics_.worker_preprocess->Observe(seconds(reply.timings.preprocess_us));
-        metrics_.worker_forward->Observe(seconds(reply.timings.forward_us));
-        metrics_.worker_postprocess->Observe(seconds(reply.timings.postprocess_us));
-      }
-      std::map<uint64_t, WireItem*> by_id;
-      for (auto& item : reply.items) by_id[item.id] = &item;
-      for (auto& job : batch) {
-        auto it = by_id.find(job.id);
-        if (it == by_id.end()) {
-          Finish(job, 500, ErrorBody(500, "InternalServerError", "worker returned no reply"));
-        } else {
-          Finish(job, it->second->status, std::move(it->second->body), &reply.timings);
-        }
-      }
-      in_flight_ -= static_cast<int>(batch.size());
-      return true;
-    }
-    spdlog::error("model {}: worker {} sent a bad reply: {}", model_.name, slot->id, error);
-    finish_all(500, ErrorBody(500, "InternalServerError", "worker sent a bad reply"));
-    return false;
-  }
-  if (r == ReadResult::kTimeout) {
+  int status = 0;  // the verdict for the running batch when the connection ends
+  std::string body;
+  auto timed_out = [&] {
     spdlog::warn("model {}: worker {} (pid {}) timed out; replacing it", model_.name, slot->id,
                  process.pid());
     process.Signal(SIGKILL);
-    finish_all(504, ErrorBody(504, "RequestTimeout",
-                              "model \"" + model_.name + "\" did not answer within " +
-                                  SecondsText(model_.response_timeout)));
-    return false;
+    status = 504;
+    body = ErrorBody(504, "RequestTimeout",
+                     "model \"" + model_.name + "\" did not answer within " +
+                         SecondsText(model_.response_timeout));
+  };
+  while (true) {
+    auto deadline = Clock::time_point::max();
+    {
+      std::lock_guard lock(mutex_);
+      if (!slot->in_flight.empty()) deadline = slot->in_flight.front().deadline;
+    }
+    // Wait in short steps (a batch sent meanwhile brings a deadline), then read the whole frame
+    // with the deadline: a ReadFrame that timed out in the middle of a frame would lose the
+    // framing.
+    int wait_ms = 100;
+    if (deadline != Clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      wait_ms = static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 100));
+    }
+    pollfd p{fd, POLLIN, 0};
+    int readable = poll(&p, 1, wait_ms);
+    if (readable < 0 && errno == EINTR) continue;
+    ReadResult r = ReadResult::kError;
+    if (readable == 0) {
+      if (Clock::now() < deadline) continue;
+      r = ReadResult::kTimeout;
+    } else if (readable > 0) {
+      r = ReadFrame(fd, &payload, deadline);
+    }
+    if (r == ReadResult::kTimeout) {
+      timed_out();
+      break;
+    }
+    if (r != ReadResult::kOk) {  // the worker's end closed: it died, or the slot closed it
+      bool running, closing;
+      size_t held = 0;
+      {
+        std::lock_guard lock(mutex_);
+        running = !slot->in_flight.empty();
+        closing = slot->closing;
+        for (const auto& batch : slot->in_flight) held += batch.jobs.size();
+      }
+      if (closing && !running) break;
+      auto exit = process.WaitFor(std::chrono::milliseconds(500));
+      std::string why = exit ? DescribeWaitStatus(*exit) : "connection lost";
+      if (!running) {
+        spdlog::error("model {}: idle worker {} (pid {}) died ({}); restarting it on the same CPUs",
+                      model_.name, slot->id, process.pid(), why);
+        break;
+      }
+      spdlog::error(
+          "model {}: worker {} (pid {}) died ({}) holding {} request(s); failing the ones it "
+          "ran, restarting it on the same CPUs",
+          model_.name, slot->id, process.pid(), why, held);
+      status = 503;
+      body = ErrorBody(
+          503, "ServiceUnavailableException",
+          "worker of model \"" + model_.name + "\" died (" + why + ") while running this request");
+      break;
+    }
+    Message reply;
+    std::string error;
+    InFlight done;
+    bool ok = DecodeMessage(payload, &reply, &error) && reply.type == MessageType::kResults;
+    {
+      std::lock_guard lock(mutex_);
+      if (ok && slot->in_flight.empty()) {
+        ok = false;
+        error = "a reply to no batch";
+      }
+      if (ok) {
+        done = std::move(slot->in_flight.front());
+        slot->in_flight.pop_front();
+        if (!slot->in_flight.empty()) {  // the batch sent ahead runs now
+          auto now = Clock::now();
+          for (auto& job : slot->in_flight.front().jobs) job.dispatched = now;
+          ahead_ -= slot->in_flight.front().jobs.size();
+        }
+      }
+    }
+    if (!ok) {
+      spdlog::error("model {}: worker {} sent a bad reply: {}; replacing it", model_.name, slot->id,
+                    error.empty() ? "not a result" : error);
+      process.Signal(SIGKILL);
+      status = 500;
+      body = ErrorBody(500, "InternalServerError", "worker sent a bad reply");
+      break;
+    }
+    if (metrics_.worker_forward) {
+      auto seconds = [](uint64_t us) { return static_cast<double>(us) / 1e6; };
+      metrics_.worker_preprocess->Observe(seconds(reply.timings.preprocess_us));
+      metrics_.worker_forward->Observe(seconds(reply.timings.forward_us));
+      metrics_.worker_postprocess->Observe(seconds(reply.timings.postprocess_us));
+    }
+    std::map<uint64_t, WireItem*> by_id;
+    for (auto& item : reply.items) by_id[item.id] = &item;
+    for (auto& job : done.jobs) {
+      auto it = by_id.find(job.id);
+      if (it == by_id.end()) {
+        Finish(job, 500, ErrorBody(500, "InternalServerError", "worker returned no reply"));
+      } else {
+        Finish(job, it->second->status, std::move(it->second->body), &reply.timings);
+      }
+    }
+    in_flight_ -= static_cast<int>(done.jobs.size());
+    cv_.notify_all();  // room for the next batch; Stop's drain
   }
-  auto status = process.WaitFor(std::chrono::milliseconds(500));
-  std::string why = status ? DescribeWaitStatus(*status) : "connection lost";
-  spdlog::error(
-      "model {}: worker {} (pid {}) died ({}); failing {} in-flight request(s), "
-      "restarting it on the same CPUs",
-      model_.name, slot->id, process.pid(), why, batch.size());
-  finish_all(503, ErrorBody(503, "ServiceUnavailableException",
-                            "worker of model \"" + model_.name + "\" died (" + why +
-                                ") while running this request"));
-  return false;
+  {
+    std::lock_guard lock(mutex_);
+    slot->worker_gone = true;
+    slot->end_status = status;
+    slot->end_body = std::move(body);
+  }
+  cv_.notify_all();
 }
 
 void ModelPool::RunSlot(Slot* slot) {
+  if (size_t lane = SharedLaneBytes(model_)) {
+    int fd = memfd_create("sg-serve-batches", MFD_CLOEXEC);
+    void* mapped = MAP_FAILED;
+    if (fd >= 0 && ftruncate(fd, static_cast<off_t>(2 * lane)) == 0) {
+      mapped = mmap(nullptr, 2 * lane, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    }
+    if (mapped != MAP_FAILED) {
+      slot->batch_memory_fd = fd;
+      slot->batch_memory = static_cast<char*>(mapped);
+      slot->lane_bytes = lane;
+    } else {
+      spdlog::warn("model {}: no shared batch memory ({}); samples go through the socket",
+                   model_.name, std::strerror(errno));
+      if (fd >= 0) close(fd);
+    }
+  }
   auto backoff = std::chrono::milliseconds(100);
   bool first = true;
   while (!slot->stop) {
@@ -506,25 +614,72 @@ void ModelPool::RunSlot(Slot* slot) {
       continue;
     }
     backoff = std::chrono::milliseconds(100);
-    bool died_idle = false;
-    while (!slot->stop) {
-      auto batch = TakeBatch(slot, fd);
-      if (batch.empty()) {  // stopping, or the worker died while idle
-        died_idle = !slot->stop;
-        break;
+    std::thread reader([this, slot, fd, &process] { ReadReplies(slot, fd, *process); });
+    while (InFlight* sent = TakeBatch(slot)) {
+      // The jobs stay in flight until answered; only this thread touches their bodies.
+      std::vector<BatchItemView> items;
+      std::vector<std::string> refs;
+      size_t bytes = 0;
+      bool shared = slot->batch_memory != nullptr;
+      for (const auto& job : sent->jobs) {
+        shared = shared && job.kind == static_cast<int>(InputKind::kPreprocessed);
+        bytes += job.body.size();
       }
-      if (!RunBatch(slot, fd, *process, batch)) break;
+      if (shared && bytes <= slot->lane_bytes) {
+        // At most two batches are in flight and they alternate lanes: this lane's previous
+        // batch has been answered, so the worker is done reading it.
+        size_t offset = (slot->shared_batches++ % 2) * slot->lane_bytes;
+        refs.reserve(sent->jobs.size());
+        for (const auto& job : sent->jobs) {
+          std::memcpy(slot->batch_memory + offset, job.body.data(), job.body.size());
+          refs.push_back(EncodeSharedRef(offset, job.body.size()));
+          items.push_back({job.id, static_cast<int>(InputKind::kPreprocessedShared), refs.back()});
+          offset += job.body.size();
+        }
+      } else {
+        for (const auto& job : sent->jobs) items.push_back({job.id, job.kind, job.body});
+      }
+      if (metrics_.batch_size) metrics_.batch_size->Observe(static_cast<double>(items.size()));
+      // A write that fails means the worker is gone: the reader sees the end too.
+      WriteFrame(fd, EncodeBatch(items));
     }
-    close(fd);  // the worker sees EOF and exits
-    if (died_idle) {
-      auto status = process->WaitFor(std::chrono::milliseconds(500));
-      spdlog::error("model {}: idle worker {} (pid {}) died ({}); restarting it on the same CPUs",
-                    model_.name, slot->id, process->pid(),
-                    status ? DescribeWaitStatus(*status) : "connection lost");
+    {
+      // Stopping with a live worker: it answers what it holds first.
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return slot->in_flight.empty() || slot->worker_gone; });
+      slot->closing = true;
+    }
+    shutdown(fd, SHUT_RDWR);  // ends the reader; the worker sees EOF and exits
+    reader.join();
+    close(fd);
+    // What the worker held when it went: the batch it ran gets the reader's verdict, the ones
+    // sent ahead (never started) go back to the queue for the next worker. Without a verdict
+    // nothing ran (a batch sent as the idle worker died): all of it goes back.
+    std::deque<InFlight> left;
+    int status;
+    std::string body;
+    {
+      std::lock_guard lock(mutex_);
+      left.swap(slot->in_flight);
+      for (size_t i = 1; i < left.size(); ++i) ahead_ -= left[i].jobs.size();
+      status = slot->end_status;
+      body = std::move(slot->end_body);
+      slot->closing = slot->worker_gone = false;
+      slot->end_status = 0;
+    }
+    for (size_t i = 0; i < left.size(); ++i) {
+      if (i > 0 || status == 0) {
+        Requeue(left[i].jobs);
+        continue;
+      }
+      for (auto& job : left[i].jobs) Finish(job, status, body);
+      in_flight_ -= static_cast<int>(left[i].jobs.size());
     }
     SetStatus(slot, slot->stop ? "STOPPED" : "RESTARTING", 0);
     process->Stop(std::chrono::seconds(5));
   }
+  if (slot->batch_memory) munmap(slot->batch_memory, 2 * slot->lane_bytes);
+  if (slot->batch_memory_fd >= 0) close(slot->batch_memory_fd);
 }
 
 int ModelPool::ready_workers() const {
@@ -583,7 +738,8 @@ nlohmann::json ModelPool::Describe() const {
           {"maxBatchDelay", model_.max_batch_delay.count()},
           {"responseTimeout", model_.response_timeout.count() / 1000},
           {"loadedAtStartup", true},
-          {"queue", {{"capacity", model_.job_queue_size}, {"pending", queue_.size()}}},
+          {"dispatchAhead", model_.dispatch_ahead},
+          {"queue", {{"capacity", model_.job_queue_size}, {"pending", queue_.size() + ahead_}}},
           {"workers", std::move(workers)}};
 }
 

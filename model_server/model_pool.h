@@ -105,14 +105,27 @@ class ModelPool {
     std::chrono::steady_clock::time_point enqueued;
     std::chrono::steady_clock::time_point dispatched;
   };
+  // A batch sent to a worker and not answered yet. A worker answers its batches in order: the
+  // first one in flight is the one it runs, the others (dispatch_ahead) wait in it.
+  struct InFlight {
+    std::vector<Job> jobs;
+    std::chrono::steady_clock::time_point deadline;  // the first job's response timeout
+  };
   struct Slot;
 
+  // The slot's thread: starts its worker, sends it batches (TakeBatch) while ReadReplies, on a
+  // thread of its own, answers them; restarts the worker when it is gone.
   void RunSlot(Slot* slot);
   bool StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, int* fd);
-  // False when the worker is gone (it is then restarted).
-  bool RunBatch(Slot* slot, int fd, Subprocess& process, std::vector<Job>& batch);
-  // Waits for jobs; returns none when the slot stops or its worker (fd) has died while idle.
-  std::vector<Job> TakeBatch(Slot* slot, int fd);
+  // Waits until the worker has room (one batch in flight, two with dispatch_ahead) and jobs to
+  // fill it; moves them into a new InFlight at the back of the slot's and returns it. nullptr
+  // when the slot stops or its worker is gone.
+  InFlight* TakeBatch(Slot* slot);
+  // Reads the worker's replies and answers the first batch in flight with each, until the
+  // connection ends: the worker died, timed out (it is killed), sent a bad reply (killed) or
+  // the slot closed the connection. Then marks the worker gone, with the verdict for the batch
+  // it was running.
+  void ReadReplies(Slot* slot, int fd, Subprocess& process);
   void Requeue(std::vector<Job>& batch);
   // `worker`: the stages the worker reported for the job's batch, when it answered.
   void Finish(Job& job, int status, std::string body, const BatchTimings* worker = nullptr);
@@ -132,9 +145,12 @@ class ModelPool {
   std::mutex slots_mutex_;  // serialises SetWorkers and Stop
   // Guarded by mutex_.
   mutable std::mutex mutex_;
-  std::condition_variable cv_;         // queue changes and slot stops
+  std::condition_variable cv_;         // queue changes, slot stops, answered batches, workers gone
   std::condition_variable expire_cv_;  // wakes the expiry thread at destruction
   std::deque<Job> queue_;
+  // Jobs sent to a worker behind the batch it runs (dispatch_ahead): still waiting, so they
+  // count against job_queue_size and as pending.
+  size_t ahead_ = 0;
   std::vector<std::unique_ptr<Slot>> slots_;
   bool stopping_ = false;
   bool expire_stop_ = false;

@@ -105,6 +105,33 @@ bool DecodeSample(std::string_view body, SampleTensor* out, std::string* error) 
   return true;
 }
 
+std::string EncodeSharedRef(uint64_t offset, uint64_t size) {
+  std::string out;
+  Put<uint64_t>(out, offset);
+  Put<uint64_t>(out, size);
+  return out;
+}
+
+bool DecodeSharedRef(std::string_view body, uint64_t* offset, uint64_t* size) {
+  return body.size() == 16 && Get(body, offset) && Get(body, size);
+}
+
+std::string EncodeBatch(const std::vector<BatchItemView>& items) {
+  size_t size = 1 + 4;
+  for (const auto& item : items) size += 8 + 2 + 4 + item.body.size();
+  std::string out;
+  out.reserve(size);
+  out.push_back(static_cast<char>(MessageType::kBatch));
+  Put<uint32_t>(out, static_cast<uint32_t>(items.size()));
+  for (const auto& item : items) {
+    Put<uint64_t>(out, item.id);
+    Put<uint16_t>(out, static_cast<uint16_t>(item.kind));
+    Put<uint32_t>(out, static_cast<uint32_t>(item.body.size()));
+    out += item.body;
+  }
+  return out;
+}
+
 std::string EncodeMessage(const Message& m) {
   std::string out;
   out.push_back(static_cast<char>(m.type));

@@ -5,7 +5,8 @@
 //     kFatal   (worker -> front)  text: why the worker cannot serve (it exits next)
 //     kBatch   (front -> worker)  u32 n, n x {u64 id, u16 kind, u32 size, bytes}: inputs
 //              (kind 0: a request body for the model's handler; 1: a raw tensor; 2: a sample
-//              the front preprocessed, EncodeSample; see InputKind)
+//              the front preprocessed, EncodeSample; 3: the same in shared memory; see
+//              InputKind)
 //     kResults (worker -> front)  u32 n, n x {u64 id, u16 status, u32 size, bytes}: replies,
 //              then a fixed trailer of 3 x u64: the batch's preprocessing, forward and
 //              postprocessing times in microseconds, measured by the worker (BatchTimings)
@@ -32,7 +33,14 @@ enum class InputKind : int {
   // A sample the front already preprocessed for the model's image handler (EncodeSample): the
   // worker runs the forward and the handler's postprocessing only (front CPUs, see cpu_plan.h).
   kPreprocessed = 2,
+  // The same, with the body in the worker's shared batch memory (a memfd both processes map):
+  // the item's bytes are EncodeSharedRef(offset, size) of the EncodeSample bytes there.
+  kPreprocessedShared = 3,
 };
+
+std::string EncodeSharedRef(uint64_t offset, uint64_t size);
+// False when `body` is not 16 bytes.
+bool DecodeSharedRef(std::string_view body, uint64_t* offset, uint64_t* size);
 
 struct WireItem {
   uint64_t id = 0;
@@ -63,6 +71,14 @@ std::string EncodeSample(const SampleTensor& sample);
 bool DecodeSample(std::string_view body, SampleTensor* out, std::string* error);
 
 std::string EncodeMessage(const Message& message);
+// A kBatch payload straight from the bodies (EncodeMessage would need them copied into a
+// Message first): byte for byte what EncodeMessage gives for the same items.
+struct BatchItemView {
+  uint64_t id = 0;
+  int kind = 0;  // InputKind
+  std::string_view body;
+};
+std::string EncodeBatch(const std::vector<BatchItemView>& items);
 // False with `error` on a truncated or malformed payload.
 bool DecodeMessage(std::string_view payload, Message* out, std::string* error);
 

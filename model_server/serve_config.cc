@@ -101,6 +101,7 @@ ModelConfig ParseModel(const ConfigNode& node, const std::string& name, const fs
   m.max_batch_delay = std::chrono::milliseconds(r.GetInRange<int>(
       "max_batch_delay_ms", static_cast<int>(m.max_batch_delay.count()), 0, 60000));
   m.job_queue_size = r.GetInRange<int>("job_queue_size", m.job_queue_size, 1, 1'000'000);
+  m.dispatch_ahead = r.Get<bool>("dispatch_ahead", m.handler != HandlerKind::kTensor);
   if (auto t = r.Optional("response_timeout")) {
     try {
       m.response_timeout = ParseTimeout(*t);
@@ -252,6 +253,7 @@ std::string ModelConfigToJson(const ModelConfig& m) {
                           {"batch_size", m.batch_size},
                           {"max_batch_delay_ms", m.max_batch_delay.count()},
                           {"job_queue_size", m.job_queue_size},
+                          {"dispatch_ahead", m.dispatch_ahead},
                           {"response_timeout", std::to_string(m.response_timeout.count()) + "ms"},
                           {"optimize", m.optimize},
                           {"warmup_iterations", m.warmup_iterations},

@@ -41,8 +41,13 @@ struct ModelConfig {
   std::vector<int64_t> input_shape;  // tensor handler: required per-sample shape; empty: any
   int workers = 0;                   // 0: from the CPU plan
   int batch_size = 1;                // 1: no batching
-  std::chrono::milliseconds max_batch_delay{5};        // wait this long to fill a batch
-  int job_queue_size = 100;                            // TorchServe's default; beyond it: 503
+  std::chrono::milliseconds max_batch_delay{5};  // wait this long to fill a batch
+  int job_queue_size = 100;                      // TorchServe's default; beyond it: 503
+  // Send a worker its next batch while it still runs the current one, so its CPUs never wait
+  // for the front in between. Default: on for the image handlers (requests cost the same),
+  // off for tensor (a cheap request must not wait behind an expensive one on a busy worker
+  // while another worker is about to be free).
+  bool dispatch_ahead = true;
   std::chrono::milliseconds response_timeout{120000};  // TorchServe's default 120 s; then 504
   bool optimize = true;            // torch::jit::freeze + optimize_for_inference
   int warmup_iterations = 2;       // forwards before a worker reports ready

@@ -1,6 +1,8 @@
 #include "model_server/worker_main.h"
 
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -64,6 +66,24 @@ int RunWorker(const WorkerArgs& args) {
     Send(fd, MessageType::kFatal, "model \"" + model.name + "\": " + error);
     return 3;
   }
+  // The slot's shared batch memory, where the front puts preprocessed samples (read-only here;
+  // its size is fixed for the slot's life).
+  std::string_view shared;
+  if (args.batch_memory_fd >= 0) {
+    struct stat st {};
+    void* mapped = MAP_FAILED;
+    if (fstat(args.batch_memory_fd, &st) == 0 && st.st_size > 0) {
+      mapped = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED,
+                    args.batch_memory_fd, 0);
+    }
+    if (mapped == MAP_FAILED) {
+      Send(fd, MessageType::kFatal,
+           std::string("cannot map the shared batch memory: ") + std::strerror(errno));
+      return 3;
+    }
+    shared = std::string_view(static_cast<const char*>(mapped), static_cast<size_t>(st.st_size));
+    close(args.batch_memory_fd);  // the mapping stays
+  }
   auto runner = LoadTorchScriptModel(model, &error);
   if (!runner) {
     Send(fd, MessageType::kFatal, error);
@@ -78,6 +98,9 @@ int RunWorker(const WorkerArgs& args) {
                           {"interop_threads", args.interop_threads}};
   if (!Send(fd, MessageType::kReady, ready.dump())) return 0;
 
+  // One thread does it all: the batch the front sends ahead (dispatch_ahead) waits in the
+  // socket, its samples in the shared batch memory, and is read as soon as the current batch is
+  // answered. A reader thread would only add wake-ups on the worker's CPUs.
   std::string payload;
   while (true) {
     auto r = ReadFrame(fd, &payload);
@@ -88,22 +111,36 @@ int RunWorker(const WorkerArgs& args) {
       break;
     }
     // Handler inputs, raw tensors (Open Inference Protocol) and samples the front preprocessed
-    // run as separate batches.
+    // (inline or in the shared batch memory) run as separate batches.
     std::vector<HandlerReply> replies(request.items.size());
+    std::vector<std::pair<int, std::string_view>> inputs;  // kind (-1: answered), body
     BatchTimings timings;
     for (size_t i = 0; i < request.items.size(); ++i) {
       int kind = request.items[i].status;
-      if (kind < 0 || kind > static_cast<int>(InputKind::kPreprocessed)) {
+      std::string_view body = request.items[i].body;
+      if (kind == static_cast<int>(InputKind::kPreprocessedShared)) {
+        uint64_t offset = 0, size = 0;
+        if (!DecodeSharedRef(body, &offset, &size) || !shared.data() || offset > shared.size() ||
+            size > shared.size() - offset) {
+          replies[i] = ErrorReply(500, "InternalServerError", "bad shared batch memory reference");
+          kind = -1;
+        } else {
+          kind = static_cast<int>(InputKind::kPreprocessed);
+          body = shared.substr(offset, size);
+        }
+      } else if (kind < 0 || kind > static_cast<int>(InputKind::kPreprocessed)) {
         replies[i] =
             ErrorReply(500, "InternalServerError", "unknown input kind " + std::to_string(kind));
+        kind = -1;
       }
+      inputs.emplace_back(kind, body);
     }
     for (auto kind : {InputKind::kHandler, InputKind::kRawTensor, InputKind::kPreprocessed}) {
       std::vector<std::string_view> bodies;
       std::vector<size_t> index;
-      for (size_t i = 0; i < request.items.size(); ++i) {
-        if (request.items[i].status != static_cast<int>(kind)) continue;
-        bodies.emplace_back(request.items[i].body);
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        if (inputs[i].first != static_cast<int>(kind)) continue;
+        bodies.push_back(inputs[i].second);
         index.push_back(i);
       }
       if (bodies.empty()) continue;

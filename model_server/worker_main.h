@@ -7,10 +7,11 @@
 namespace sg::serve {
 
 struct WorkerArgs {
-  std::string socket_path;  // the front's Unix socket to connect to
-  std::string spec;         // ModelConfigToJson() of the model to serve
-  int threads = 1;          // intra-op threads (the plan's share)
-  int interop_threads = 1;  // inter-op threads
+  std::string socket_path;   // the front's Unix socket to connect to
+  std::string spec;          // ModelConfigToJson() of the model to serve
+  int threads = 1;           // intra-op threads (the plan's share)
+  int interop_threads = 1;   // inter-op threads
+  int batch_memory_fd = -1;  // the slot's shared batch memory (a memfd), -1: none
 };
 
 // Connects, loads and warms up the model, reports ready, then serves batches until the front

@@ -537,6 +537,11 @@ TEST(ServeTest, FrontCpusPreprocessInTheFrontOnItsOwnCpusWithTheSameReplies) {
   // Where it ran: every front thread on the front's CPUs, every worker thread on the worker's,
   // the two disjoint.
   auto worker = front.Describe("fashion")["workers"][0];
+  // The samples reach the worker through the slot's shared batch memory (a 28x28 crop is a
+  // fixed size), which the worker maps.
+  std::ifstream maps("/proc/" + std::to_string(worker["pid"].get<pid_t>()) + "/maps");
+  std::string map_text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+  EXPECT_NE(map_text.find("memfd:sg-serve-batches"), std::string::npos);
   std::string worker_cpus = worker["pinnedCpus"];
   for (const auto& a : ThreadAffinities(worker["pid"].get<pid_t>())) EXPECT_EQ(a, worker_cpus);
   auto front_affinities = ThreadAffinities(front.child().pid());
@@ -691,6 +696,57 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("sg_worker_restarts_total{model_name=\"slow\"} 1"),
             std::string::npos);
+}
+
+// dispatch_ahead: a busy worker is sent its next batch before it finishes the current one. That
+// batch still counts as queued (job_queue_size, pending), and when the worker dies it goes back
+// to the queue: only the request the worker was running fails.
+TEST(ServeTest, DispatchAheadBatchCountsAsQueuedAndSurvivesTheWorkersDeath) {
+  json slow = SlowModel();
+  slow["workers"] = 1;
+  slow["dispatch_ahead"] = true;
+  slow["job_queue_size"] = 3;
+  Server server(json{{"slow", slow}});
+  ASSERT_TRUE(server.ready());
+  auto describe = server.Describe("slow");
+  EXPECT_EQ(describe["dispatchAhead"], true);
+  pid_t victim = describe["workers"][0]["pid"].get<pid_t>();
+  auto batches = [&] {
+    auto m = HttpGet(server.metrics(), "/metrics");
+    return m ? MetricValue(m->body, "sg_batch_size_count{model_name=\"slow\"}") : -1;
+  };
+  auto pending = [&] { return server.Describe("slow")["queue"]["pending"].get<int>(); };
+  auto post = [&](int rounds) {
+    return std::async(std::launch::async, [&server, rounds] {
+      return server.Post("/predictions/slow", SlowBody(rounds), "application/json",
+                         std::chrono::seconds(60));
+    });
+  };
+  auto running = post(1000000);
+  ASSERT_TRUE(WaitUntil([&] { return batches() == 1; })) << "the long request never ran";
+  std::vector<std::future<std::optional<HttpResponse>>> waiting;
+  for (int i = 0; i < 3; ++i) waiting.push_back(post(1));
+  // One of them is sent ahead to the busy worker; all three are pending.
+  ASSERT_TRUE(WaitUntil([&] { return batches() == 2 && pending() == 3; }))
+      << batches() << " batches, " << pending() << " pending";
+  auto refused = server.Post("/predictions/slow", SlowBody(1), "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503) << "the batch sent ahead counts against job_queue_size";
+
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  auto failed = running.get();
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->status, 503);
+  EXPECT_NE(failed->body.find("died (killed by signal 9"), std::string::npos) << failed->body;
+  for (auto& w : waiting) {
+    auto r = w.get();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  EXPECT_EQ(pending(), 0);
+  auto after = server.Describe("slow")["workers"][0];
+  EXPECT_NE(after["pid"], victim);
+  EXPECT_EQ(after["restarts"], 1);
 }
 
 TEST(ServeTest, TimeoutQueueFullAndGracefulStop) {

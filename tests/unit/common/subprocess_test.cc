@@ -1,7 +1,9 @@
 #include "common/subprocess.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -56,6 +58,34 @@ TEST(SubprocessTest, EnvironmentChangesAndAffinityApply) {
   EXPECT_NE(out.find("v=hello d=unset"), std::string::npos) << out;
   EXPECT_NE(out.find("Cpus_allowed_list:\t0\n"), std::string::npos) << out;
   unsetenv("SG_TEST_DROP_ME");
+}
+
+// keep_fds: the child inherits those descriptors under the same numbers, and only those (the
+// project opens everything close-on-exec).
+TEST(SubprocessTest, KeptDescriptorsReachTheChildOthersDoNot) {
+  int kept[2], other[2];
+  ASSERT_EQ(pipe2(kept, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(other, O_CLOEXEC), 0);
+  SpawnOptions options;
+  options.keep_fds = {kept[1]};
+  std::string script = "echo kept >&" + std::to_string(kept[1]) + " && echo other >&" +
+                       std::to_string(other[1]) + " 2>/dev/null";
+  std::string error;
+  auto p = Subprocess::Spawn({"/bin/sh", "-c", script}, options, &error);
+  ASSERT_TRUE(p) << error;
+  auto status = p->WaitFor(std::chrono::seconds(5));
+  close(kept[1]);
+  close(other[1]);
+  ASSERT_TRUE(status);
+  EXPECT_NE(DescribeWaitStatus(*status), "exited with code 0") << "the other pipe was inherited";
+  char buffer[16] = {};
+  EXPECT_EQ(read(kept[0], buffer, sizeof buffer), 5);
+  EXPECT_STREQ(buffer, "kept\n");
+  EXPECT_EQ(read(other[0], buffer, sizeof buffer), 0);
+  // Still close-on-exec in the parent.
+  EXPECT_EQ(fcntl(kept[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  close(kept[0]);
+  close(other[0]);
 }
 
 TEST(SubprocessTest, StopEscalatesToSigkill) {

@@ -212,6 +212,26 @@ TEST(ProtocolTest, ResultsCarryTheWorkersStageTimes) {
   EXPECT_EQ(back.timings.forward_us, 0u);
 }
 
+TEST(ProtocolTest, EncodeBatchIsEncodeMessageWithoutTheCopies) {
+  std::string big(70000, 'x');
+  Message m;
+  m.type = MessageType::kBatch;
+  m.items = {{1, 0, "png"}, {2, 2, big}, {(uint64_t{1} << 40) + 3, 1, ""}};
+  std::vector<BatchItemView> views;
+  for (const auto& item : m.items) views.push_back({item.id, item.status, item.body});
+  EXPECT_EQ(EncodeBatch(views), EncodeMessage(m));
+}
+
+TEST(ProtocolTest, SharedRefsRoundTripAndAreExactly16Bytes) {
+  uint64_t offset = 0, size = 0;
+  auto ref = EncodeSharedRef((uint64_t{1} << 33) + 5, 602137);
+  ASSERT_TRUE(DecodeSharedRef(ref, &offset, &size));
+  EXPECT_EQ(offset, (uint64_t{1} << 33) + 5);
+  EXPECT_EQ(size, 602137u);
+  EXPECT_FALSE(DecodeSharedRef(ref.substr(1), &offset, &size));
+  EXPECT_FALSE(DecodeSharedRef(ref + "x", &offset, &size));
+}
+
 TEST(ProtocolTest, PreprocessedSamplesRoundTripExactlyAndBadOnesAreRefused) {
   SampleTensor sample;
   sample.shape = {3, 2, 2};
