@@ -2,6 +2,7 @@
 // CHW float tensor. Plain data in, plain data out; no libtorch.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -32,6 +33,19 @@ struct SampleTensor {
   std::vector<int64_t> shape;
   std::vector<float> values;
 };
+
+// A sample's float32 values kept elsewhere: in a SampleTensor, or inside the bytes of an encoded
+// one (EncodeSample), where they need not be aligned for float, so they are only ever copied
+// out as bytes. The viewed storage must outlive the view.
+struct SampleView {
+  std::vector<int64_t> shape;
+  const std::byte* data = nullptr;  // `count` floats, native byte order
+  size_t count = 0;
+};
+inline SampleView View(const SampleTensor& sample) {
+  return {sample.shape, reinterpret_cast<const std::byte*>(sample.values.data()),
+          sample.values.size()};
+}
 
 // Resize the shorter side to p.resize, center-crop to p.crop, scale to [0,1], normalise.
 // REQUIRES: image.channels == p.channels.

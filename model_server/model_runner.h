@@ -18,8 +18,8 @@ class ModelRunner {
   // Runs samples of one shape as one batch; fills one output per sample (batch dimension
   // removed). False with `error` when the model throws or returns something unusable.
   // Not thread-safe: one caller at a time (a worker runs one batch at a time).
-  virtual bool Forward(const std::vector<const SampleTensor*>& batch,
-                       std::vector<SampleTensor>* outputs, std::string* error) = 0;
+  virtual bool Forward(const std::vector<SampleView>& batch, std::vector<SampleTensor>* outputs,
+                       std::string* error) = 0;
 };
 
 // Sets libtorch's intra-op and inter-op thread counts. Call once, before any model is loaded

@@ -79,6 +79,15 @@ std::string EncodeSample(const SampleTensor& sample) {
 }
 
 bool DecodeSample(std::string_view body, SampleTensor* out, std::string* error) {
+  SampleView view;
+  if (!DecodeSampleView(body, &view, error)) return false;
+  out->shape = std::move(view.shape);
+  out->values.resize(view.count);
+  std::memcpy(out->values.data(), view.data, view.count * sizeof(float));
+  return true;
+}
+
+bool DecodeSampleView(std::string_view body, SampleView* out, std::string* error) {
   uint8_t rank = 0;
   if (!Get(body, &rank) || rank < 1 || rank > 8) {
     *error = "preprocessed sample: bad rank";
@@ -100,8 +109,8 @@ bool DecodeSample(std::string_view body, SampleTensor* out, std::string* error) 
              std::to_string(numel) + " floats";
     return false;
   }
-  out->values.resize(numel);
-  std::memcpy(out->values.data(), body.data(), body.size());
+  out->data = reinterpret_cast<const std::byte*>(body.data());
+  out->count = numel;
   return true;
 }
 

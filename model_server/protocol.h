@@ -69,6 +69,8 @@ struct Message {
 std::string EncodeSample(const SampleTensor& sample);
 // False with `error` when `body` is not exactly such an encoding.
 bool DecodeSample(std::string_view body, SampleTensor* out, std::string* error);
+// The same without copying the values: `out` views them inside `body`.
+bool DecodeSampleView(std::string_view body, SampleView* out, std::string* error);
 
 std::string EncodeMessage(const Message& message);
 // A kBatch payload straight from the bodies (EncodeMessage would need them copied into a

@@ -56,19 +56,19 @@ class TorchScriptRunner : public ModelRunner {
   TorchScriptRunner(torch::jit::Module module, bool bf16)
       : module_(std::move(module)), bf16_(bf16) {}
 
-  bool Forward(const std::vector<const SampleTensor*>& batch, std::vector<SampleTensor>* outputs,
+  bool Forward(const std::vector<SampleView>& batch, std::vector<SampleTensor>* outputs,
                std::string* error) override {
     outputs->clear();
     if (batch.empty()) return true;
     try {
       c10::InferenceMode guard;
       std::vector<int64_t> shape = {static_cast<int64_t>(batch.size())};
-      shape.insert(shape.end(), batch[0]->shape.begin(), batch[0]->shape.end());
+      shape.insert(shape.end(), batch[0].shape.begin(), batch[0].shape.end());
       auto input = torch::empty(shape, torch::kFloat32);
-      size_t per = batch[0]->values.size();
+      size_t per = batch[0].count;
       float* dst = input.data_ptr<float>();
       for (size_t i = 0; i < batch.size(); ++i) {
-        std::memcpy(dst + i * per, batch[i]->values.data(), per * sizeof(float));
+        std::memcpy(dst + i * per, batch[i].data, per * sizeof(float));
       }
       if (bf16_) {
         at::autocast::set_cpu_enabled(true);
@@ -200,10 +200,10 @@ std::unique_ptr<ModelRunner> LoadTorchScriptModel(const ModelConfig& model, std:
       for (auto d : shape) n *= d;
       zeros.values.assign(static_cast<size_t>(n), 0.0f);
       std::vector<SampleTensor> out;
-      std::vector<const SampleTensor*> batch(static_cast<size_t>(model.batch_size), &zeros);
+      std::vector<SampleView> batch(static_cast<size_t>(model.batch_size), View(zeros));
       for (int i = 0; i < model.warmup_iterations; ++i) {
         // Warm both the single-sample and the full-batch shapes.
-        std::vector<const SampleTensor*> b = batch;
+        std::vector<SampleView> b = batch;
         if (i % 2 == 1) b.resize(1);
         if (!runner->Forward(b, &out, error)) {
           *error = "model \"" + model.name + "\": warm-up failed: " + *error;

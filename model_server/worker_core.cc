@@ -41,32 +41,36 @@ std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& mo
   BatchTimings unused;
   BatchTimings& t = timings ? *timings : unused;
   std::vector<HandlerReply> replies(bodies.size());
-  std::vector<SampleTensor> samples(bodies.size());
+  // Preprocessed samples are read where they lie (in the body); the others are made here.
+  std::vector<SampleTensor> samples(preprocessed ? 0 : bodies.size());
+  std::vector<SampleView> views(bodies.size());
   std::map<std::vector<int64_t>, std::vector<size_t>> by_shape;
   StageTimer preprocess(&t.preprocess_us);
   for (size_t i = 0; i < bodies.size(); ++i) {
     std::string error;
     if (preprocessed) {
-      if (!DecodeSample(bodies[i], &samples[i], &error)) {  // the front's bug, not the client's
+      if (!DecodeSampleView(bodies[i], &views[i], &error)) {  // the front's bug, not the client's
         replies[i] = ErrorReply(500, "InternalServerError", error);
         continue;
       }
-    } else if (!PreprocessRequest(model, bodies[i], &samples[i], &error)) {
+    } else if (PreprocessRequest(model, bodies[i], &samples[i], &error)) {
+      views[i] = View(samples[i]);
+    } else {
       replies[i] = ErrorReply(400, "BadRequest", error);
       continue;
     }
-    by_shape[samples[i].shape].push_back(i);
+    by_shape[views[i].shape].push_back(i);
   }
   preprocess.Stop();
   // Runs the model, adding the time to the forward total.
-  auto forward = [&](const std::vector<const SampleTensor*>& batch,
-                     std::vector<SampleTensor>* outputs, std::string* error) {
+  auto forward = [&](const std::vector<SampleView>& batch, std::vector<SampleTensor>* outputs,
+                     std::string* error) {
     StageTimer timer(&t.forward_us);
     return runner.Forward(batch, outputs, error);
   };
   for (const auto& [shape, indices] : by_shape) {
-    std::vector<const SampleTensor*> batch;
-    for (size_t i : indices) batch.push_back(&samples[i]);
+    std::vector<SampleView> batch;
+    for (size_t i : indices) batch.push_back(views[i]);
     std::vector<SampleTensor> outputs;
     std::string error;
     if (forward(batch, &outputs, &error)) {
@@ -81,7 +85,7 @@ std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& mo
       continue;
     }
     for (size_t i : indices) {  // isolate the sample that fails
-      if (forward({&samples[i]}, &outputs, &error)) {
+      if (forward({views[i]}, &outputs, &error)) {
         StageTimer postprocess(&t.postprocess_us);
         replies[i] = PostprocessOutput(model, labels, outputs[0]);
       } else {

@@ -67,7 +67,7 @@ int RunChild(const std::string& spec, int threads, double seconds, const std::st
   auto end = start + std::chrono::duration<double>(seconds);
   int64_t count = 0;
   while (std::chrono::steady_clock::now() < end) {
-    if (!runner->Forward({&sample}, &out, &error)) {
+    if (!runner->Forward({View(sample)}, &out, &error)) {
       std::cerr << error << "\n";
       return 3;
     }

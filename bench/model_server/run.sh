@@ -3,6 +3,10 @@
 # (TorchScript, 224x224 PNG input).
 #
 #   bench/model_server/run.sh [BUILD_DIR (default build)] [SECONDS per measurement (default 10)]
+#                             [REPEAT (default 1)]
+#
+# REPEAT > 1: the limit and the saturated server are measured in REPEAT alternating rounds and
+# the table shows the medians (each round's figures go to stderr).
 #
 # For each model, one table row:
 #   limit   in-process forward throughput with the plan's workers x threads, pinned, no HTTP
@@ -45,6 +49,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build}
 secs=${2:-10}
+repeat=${3:-1}
 [[ "$build" = /* ]] || build="$root/$build"
 serve="$build/bin/sg-serve"
 forward="$build/bin/sg-bench-forward"
@@ -115,6 +120,7 @@ mean_ms() {  # before after name
   awk -v n="$3" 'FNR == NR {b[$1] = $2; next} {a[$1] = $2}
     END {c = a[n "_count"] - b[n "_count"]; printf "%.3f", (c > 0 ? 1000 * (a[n "_sum"] - b[n "_sum"]) / c : 0)}' "$1" "$2"
 }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
 pct() { awk -v p="$1" '$1 == p {print $2}' | to_ms; }
 
 printf '%s\n' "server CPUs $SERVER_CPUS, load generator CPUs $LOAD_CPUS"
@@ -135,8 +141,6 @@ for name in resnet18 mobilenet_v3_small; do
       cpus=$SERVER_CPUS,$FRONT_CPU front_n=1
     fi
     tuned=$(write_config "$name" "$models/$name.pt" true 0 0 "$front_n")
-    read -r workers threads limit fwd_ms _ < <(taskset -c "$cpus" "$forward" --config "$tuned" \
-      --seconds "$secs" 2>>"$work/forward.log")
     start_server "$tuned" "$cpus"
     # Warm up first: TorchScript's profiling executor re-optimises the graph during the first
     # forwards after start-up, some of which take far longer than a settled one.
@@ -146,9 +150,19 @@ for name in resnet18 mobilenet_v3_small; do
     scrape_metrics "$name" >"$work/before"
     low=$(run_wrk 1 "$name")
     scrape_metrics "$name" >"$work/after"
-    # Enough connections that the queue never runs dry: one request running, one sent ahead,
-    # others in HTTP and preprocessing.
-    sat=$(run_wrk $((4 * workers)) "$name")
+    # The limit and the saturation throughput, in alternating rounds (the limit runs while the
+    # server idles): the VM's speed drifts by 10-20% between minutes, and each ratio compares
+    # neighbours. Enough connections that the queue never runs dry: one request running, one
+    # sent ahead, others in HTTP and preprocessing.
+    limits=() sats=() fwds=()
+    for ((round = 0; round < repeat; ++round)); do
+      read -r workers threads limit fwd_ms _ < <(taskset -c "$cpus" "$forward" --config "$tuned" \
+        --seconds "$secs" 2>>"$work/forward.log")
+      limits+=("$limit") fwds+=("$fwd_ms")
+      sats+=("$(run_wrk $((4 * workers)) "$name" | rps)")
+    done
+    limit=$(median "${limits[@]}") fwd_ms=$(median "${fwds[@]}") server_rps=$(median "${sats[@]}")
+    ((repeat > 1)) && echo "$name ($mode): limit ${limits[*]}, server ${sats[*]} r/s" >&2
     stop_server
     if [[ -z $naive_rps ]]; then
       naive=$(write_config "$name" "$models/$name.pt" false "$ncpu" "$workers" 0)
@@ -156,7 +170,6 @@ for name in resnet18 mobilenet_v3_small; do
       naive_rps=$(run_wrk $((4 * workers)) "$name" | rps)
       stop_server
     fi
-    server_rps=$(rps <<<"$sat")
     p50=$(pct 50% <<<"$low"); p99=$(pct 99% <<<"$low")
     fwd=$(mean_ms "$work/before" "$work/after" sg_worker_forward_seconds)
     # Preprocessing: the workers' and, with a front CPU, the front's (one per request here).
