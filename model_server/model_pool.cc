@@ -421,9 +421,9 @@ bool ModelPool::StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, in
         slot->threads_reported = info.is_object() ? info.value("threads", 0) : 0;
         slot->last_error.clear();
         fatal_error_.clear();
-        // Room for a whole batch of preprocessed samples in the socket (a 224x224 sample is
-        // 600 KB), so a batch sent ahead is queued in one write and read in one go. The kernel
-        // caps it at net.core.wmem_max.
+        // Room in the socket for a whole batch sent inline (preprocessed samples without a
+        // fixed size, large tensors), so a batch sent ahead is queued in one write instead of
+        // a transfer paced by both sides. The kernel caps it at net.core.wmem_max.
         int sndbuf = 8 << 20;
         setsockopt(conn, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         *fd = conn;
