@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -297,6 +298,31 @@ TEST(ServeConfigTest, ParsesModelsAndResolvesPaths) {
   EXPECT_EQ(back.response_timeout, m.response_timeout);
   EXPECT_EQ(back.preprocess.std, m.preprocess.std);
   EXPECT_EQ(back.batch_size, 4);
+}
+
+TEST(ServeConfigTest, FrontCpusAndDispatchAheadDefaults) {
+  auto c = Parse(R"({"cpu": {"front_cpus": 2}, "models": {
+    "img": {"path": "a.pt"}, "vec": {"path": "b.pt", "handler": "tensor"},
+    "img_off": {"path": "c.pt", "dispatch_ahead": false},
+    "vec_on": {"path": "d.pt", "handler": "tensor", "dispatch_ahead": true}}})");
+  EXPECT_EQ(c.cpu.front_cpus, 2);
+  std::map<std::string, bool> ahead;
+  for (const auto& m : c.models) ahead[m.name] = m.dispatch_ahead;
+  EXPECT_EQ(ahead, (std::map<std::string, bool>{
+                       {"img", true}, {"img_off", false}, {"vec", false}, {"vec_on", true}}));
+  // The worker gets the resolved value.
+  for (const auto& m : c.models) {
+    EXPECT_EQ(ModelConfigFromJson(ModelConfigToJson(m)).dispatch_ahead, m.dispatch_ahead);
+  }
+  EXPECT_EQ(Parse(R"({"models": {"m": {"path": "a.pt"}}})").cpu.front_cpus, 0);
+  try {
+    Parse(R"({"cpu": {"front_cpus": -1}, "models": {"m": {"path": "a.pt", "dispatch_ahead": 1}}})");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    std::string text = e.what();
+    EXPECT_NE(text.find("$.cpu.front_cpus"), std::string::npos) << text;
+    EXPECT_NE(text.find("$.models.m.dispatch_ahead"), std::string::npos) << text;
+  }
 }
 
 TEST(ServeConfigTest, EveryProblemHasFileAndPath) {
