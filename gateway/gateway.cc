@@ -158,7 +158,8 @@ class Gateway::Impl {
 
   static std::vector<std::unique_ptr<net::io_context>> MakeContexts(int count) {
     std::vector<std::unique_ptr<net::io_context>> contexts;
-    // One thread runs each: concurrency hint 1 lets Asio skip its internal locking.
+    // One thread runs each: concurrency hint 1 lets Asio queue handlers posted from that thread
+    // privately and never wake another thread (its mutexes stay on: other threads post too).
     for (int i = 0; i < count; ++i) contexts.push_back(std::make_unique<net::io_context>(1));
     return contexts;
   }
