@@ -115,7 +115,7 @@ CpuPlan PlanWorkers(const CpuBudget& budget, const PlanRequest& request) {
       plan.reasons.push_back(
           "front (HTTP, image decoding, preprocessing): " + std::to_string(front) +
           " CPU(s) reserved, cpus " + FormatCpuList(plan.front_cpus) +
-          "; the workers are planned over the " + "other " + std::to_string(budget_units));
+          "; the workers are planned over the other " + std::to_string(budget_units));
     }
   }
 
