@@ -667,13 +667,13 @@ void ModelPool::RunSlot(Slot* slot) {
       slot->closing = slot->worker_gone = false;
       slot->end_status = 0;
     }
-    for (size_t i = 0; i < left.size(); ++i) {
-      if (i > 0 || status == 0) {
-        Requeue(left[i].jobs);
-        continue;
-      }
-      for (auto& job : left[i].jobs) Finish(job, status, body);
-      in_flight_ -= static_cast<int>(left[i].jobs.size());
+    // Requeue puts a batch at the queue's front: the newest goes back first, so the queue
+    // keeps its order.
+    size_t first_requeued = status == 0 ? 0 : 1;
+    for (size_t i = left.size(); i > first_requeued; --i) Requeue(left[i - 1].jobs);
+    if (status != 0 && !left.empty()) {
+      for (auto& job : left[0].jobs) Finish(job, status, body);
+      in_flight_ -= static_cast<int>(left[0].jobs.size());
     }
     SetStatus(slot, slot->stop ? "STOPPED" : "RESTARTING", 0);
     process->Stop(std::chrono::seconds(5));
