@@ -66,8 +66,7 @@ size_t SharedLaneBytes(const ModelConfig& model) {
   if (model.handler == HandlerKind::kTensor || model.preprocess.crop <= 0) return 0;
   size_t values = static_cast<size_t>(model.preprocess.channels) * model.preprocess.crop *
                   model.preprocess.crop;
-  size_t sample = 1 + 3 * sizeof(uint64_t) + sizeof(float) * values;  // EncodeSample
-  return sample * static_cast<size_t>(model.batch_size);
+  return EncodedSampleBytes(3, values) * static_cast<size_t>(model.batch_size);  // C x H x W
 }
 
 }  // namespace
@@ -576,6 +575,33 @@ void ModelPool::ReadReplies(Slot* slot, int fd, Subprocess& process) {
   cv_.notify_all();
 }
 
+std::string ModelPool::EncodeForWorker(Slot* slot, const InFlight& batch) {
+  // The jobs stay in flight until answered; only the slot thread touches their bodies.
+  std::vector<BatchItemView> items;
+  std::vector<std::string> refs;
+  size_t bytes = 0;
+  bool shared = slot->batch_memory != nullptr;
+  for (const auto& job : batch.jobs) {
+    shared = shared && job.kind == static_cast<int>(InputKind::kPreprocessed);
+    bytes += job.body.size();
+  }
+  if (shared && bytes <= slot->lane_bytes) {
+    // At most two batches are in flight and they alternate lanes: this lane's previous batch
+    // has been answered, so the worker is done reading it.
+    size_t offset = (slot->shared_batches++ % 2) * slot->lane_bytes;
+    refs.reserve(batch.jobs.size());
+    for (const auto& job : batch.jobs) {
+      std::memcpy(slot->batch_memory + offset, job.body.data(), job.body.size());
+      refs.push_back(EncodeSharedRef(offset, job.body.size()));
+      items.push_back({job.id, static_cast<int>(InputKind::kPreprocessedShared), refs.back()});
+      offset += job.body.size();
+    }
+  } else {
+    for (const auto& job : batch.jobs) items.push_back({job.id, job.kind, job.body});
+  }
+  return EncodeBatch(items);
+}
+
 void ModelPool::RunSlot(Slot* slot) {
   if (size_t lane = SharedLaneBytes(model_)) {
     int fd = memfd_create("sg-serve-batches", MFD_CLOEXEC);
@@ -616,32 +642,9 @@ void ModelPool::RunSlot(Slot* slot) {
     backoff = std::chrono::milliseconds(100);
     std::thread reader([this, slot, fd, &process] { ReadReplies(slot, fd, *process); });
     while (InFlight* sent = TakeBatch(slot)) {
-      // The jobs stay in flight until answered; only this thread touches their bodies.
-      std::vector<BatchItemView> items;
-      std::vector<std::string> refs;
-      size_t bytes = 0;
-      bool shared = slot->batch_memory != nullptr;
-      for (const auto& job : sent->jobs) {
-        shared = shared && job.kind == static_cast<int>(InputKind::kPreprocessed);
-        bytes += job.body.size();
-      }
-      if (shared && bytes <= slot->lane_bytes) {
-        // At most two batches are in flight and they alternate lanes: this lane's previous
-        // batch has been answered, so the worker is done reading it.
-        size_t offset = (slot->shared_batches++ % 2) * slot->lane_bytes;
-        refs.reserve(sent->jobs.size());
-        for (const auto& job : sent->jobs) {
-          std::memcpy(slot->batch_memory + offset, job.body.data(), job.body.size());
-          refs.push_back(EncodeSharedRef(offset, job.body.size()));
-          items.push_back({job.id, static_cast<int>(InputKind::kPreprocessedShared), refs.back()});
-          offset += job.body.size();
-        }
-      } else {
-        for (const auto& job : sent->jobs) items.push_back({job.id, job.kind, job.body});
-      }
-      if (metrics_.batch_size) metrics_.batch_size->Observe(static_cast<double>(items.size()));
+      if (metrics_.batch_size) metrics_.batch_size->Observe(static_cast<double>(sent->jobs.size()));
       // A write that fails means the worker is gone: the reader sees the end too.
-      WriteFrame(fd, EncodeBatch(items));
+      WriteFrame(fd, EncodeForWorker(slot, *sent));
     }
     {
       // Stopping with a live worker: it answers what it holds first.

@@ -121,6 +121,9 @@ class ModelPool {
   // fill it; moves them into a new InFlight at the back of the slot's and returns it. nullptr
   // when the slot stops or its worker is gone.
   InFlight* TakeBatch(Slot* slot);
+  // The kBatch payload for `batch`: preprocessed samples go into the slot's shared batch
+  // memory (the next lane) when they fit, everything else inline.
+  std::string EncodeForWorker(Slot* slot, const InFlight& batch);
   // Reads the worker's replies and answers the first batch in flight with each, until the
   // connection ends: the worker died, timed out (it is killed), sent a bad reply (killed) or
   // the slot closed the connection. Then marks the worker gone, with the verdict for the batch

@@ -63,28 +63,31 @@ ReadResult ReadExactly(int fd, char* data, size_t size,
   return ReadResult::kOk;
 }
 
+// One batch or result item: u64 id, u16 kind or status, u32 size, bytes.
+void PutItem(std::string& out, uint64_t id, int kind_or_status, std::string_view body) {
+  Put<uint64_t>(out, id);
+  Put<uint16_t>(out, static_cast<uint16_t>(kind_or_status));
+  Put<uint32_t>(out, static_cast<uint32_t>(body.size()));
+  out += body;
+}
+
 }  // namespace
 
 static_assert(std::endian::native == std::endian::little,
               "EncodeSample copies float32 values as they are in memory");
 
+size_t EncodedSampleBytes(size_t rank, size_t values) {
+  return 1 + sizeof(uint64_t) * rank + sizeof(float) * values;
+}
+
 std::string EncodeSample(const SampleTensor& sample) {
   std::string out;
-  out.reserve(1 + 8 * sample.shape.size() + sizeof(float) * sample.values.size());
+  out.reserve(EncodedSampleBytes(sample.shape.size(), sample.values.size()));
   out.push_back(static_cast<char>(sample.shape.size()));
   for (int64_t d : sample.shape) Put<uint64_t>(out, static_cast<uint64_t>(d));
   out.append(reinterpret_cast<const char*>(sample.values.data()),
              sizeof(float) * sample.values.size());
   return out;
-}
-
-bool DecodeSample(std::string_view body, SampleTensor* out, std::string* error) {
-  SampleView view;
-  if (!DecodeSampleView(body, &view, error)) return false;
-  out->shape = std::move(view.shape);
-  out->values.resize(view.count);
-  std::memcpy(out->values.data(), view.data, view.count * sizeof(float));
-  return true;
 }
 
 bool DecodeSampleView(std::string_view body, SampleView* out, std::string* error) {
@@ -132,12 +135,7 @@ std::string EncodeBatch(const std::vector<BatchItemView>& items) {
   out.reserve(size);
   out.push_back(static_cast<char>(MessageType::kBatch));
   Put<uint32_t>(out, static_cast<uint32_t>(items.size()));
-  for (const auto& item : items) {
-    Put<uint64_t>(out, item.id);
-    Put<uint16_t>(out, static_cast<uint16_t>(item.kind));
-    Put<uint32_t>(out, static_cast<uint32_t>(item.body.size()));
-    out += item.body;
-  }
+  for (const auto& item : items) PutItem(out, item.id, item.kind, item.body);
   return out;
 }
 
@@ -149,12 +147,7 @@ std::string EncodeMessage(const Message& m) {
     return out;
   }
   Put<uint32_t>(out, static_cast<uint32_t>(m.items.size()));
-  for (const auto& item : m.items) {
-    Put<uint64_t>(out, item.id);
-    Put<uint16_t>(out, static_cast<uint16_t>(item.status));
-    Put<uint32_t>(out, static_cast<uint32_t>(item.body.size()));
-    out += item.body;
-  }
+  for (const auto& item : m.items) PutItem(out, item.id, item.status, item.body);
   if (m.type == MessageType::kResults) {
     Put<uint64_t>(out, m.timings.preprocess_us);
     Put<uint64_t>(out, m.timings.forward_us);

@@ -67,9 +67,10 @@ struct Message {
 // A preprocessed sample as a batch item's body: u8 rank (1-8), rank x u64 dims, then the
 // float32 values (little-endian IEEE 754), exactly as many as the dims say.
 std::string EncodeSample(const SampleTensor& sample);
-// False with `error` when `body` is not exactly such an encoding.
-bool DecodeSample(std::string_view body, SampleTensor* out, std::string* error);
-// The same without copying the values: `out` views them inside `body`.
+// The size of that encoding for a sample of `rank` dims and `values` floats.
+size_t EncodedSampleBytes(size_t rank, size_t values);
+// False with `error` when `body` is not exactly such an encoding; else `out` views the values
+// inside `body` (no copy).
 bool DecodeSampleView(std::string_view body, SampleView* out, std::string* error);
 
 std::string EncodeMessage(const Message& message);

@@ -239,20 +239,23 @@ TEST(ProtocolTest, PreprocessedSamplesRoundTripExactlyAndBadOnesAreRefused) {
   sample.values = {0.f, -1.5f, 1e-30f, 3.25f, -0.f, 7.f, 1e30f, 2.f, 0.1f, 0.2f, 0.3f, -8.f};
   auto body = EncodeSample(sample);
   EXPECT_EQ(body.size(), 1 + 3 * 8 + 12 * 4u);
-  SampleTensor back;
+  EXPECT_EQ(EncodedSampleBytes(3, 12), body.size());
+  SampleView back;
   std::string error;
-  ASSERT_TRUE(DecodeSample(body, &back, &error)) << error;
+  ASSERT_TRUE(DecodeSampleView(body, &back, &error)) << error;
   EXPECT_EQ(back.shape, sample.shape);
-  ASSERT_EQ(back.values.size(), sample.values.size());
-  EXPECT_EQ(std::memcmp(back.values.data(), sample.values.data(), 12 * sizeof(float)), 0);
-  EXPECT_FALSE(DecodeSample(body.substr(0, body.size() - 1), &back, &error));
+  ASSERT_EQ(back.count, sample.values.size());
+  // A view into the body, past the rank and the dims.
+  EXPECT_EQ(reinterpret_cast<const char*>(back.data), body.data() + 1 + 3 * 8);
+  EXPECT_EQ(std::memcmp(back.data, sample.values.data(), 12 * sizeof(float)), 0);
+  EXPECT_FALSE(DecodeSampleView(body.substr(0, body.size() - 1), &back, &error));
   EXPECT_NE(error.find("bytes of values for 12 floats"), std::string::npos) << error;
-  EXPECT_FALSE(DecodeSample(body + "1234", &back, &error));
-  EXPECT_FALSE(DecodeSample("", &back, &error));
-  EXPECT_FALSE(DecodeSample(std::string(1, '\0'), &back, &error));  // rank 0
+  EXPECT_FALSE(DecodeSampleView(body + "1234", &back, &error));
+  EXPECT_FALSE(DecodeSampleView("", &back, &error));
+  EXPECT_FALSE(DecodeSampleView(std::string(1, '\0'), &back, &error));  // rank 0
   std::string zero_dim = body;
   zero_dim[1] = 0;  // the first dim's low byte: 3 -> 0
-  EXPECT_FALSE(DecodeSample(zero_dim, &back, &error));
+  EXPECT_FALSE(DecodeSampleView(zero_dim, &back, &error));
   EXPECT_EQ(error, "preprocessed sample: bad shape");
 }
 
