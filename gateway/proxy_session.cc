@@ -771,8 +771,7 @@ void ProxySession::OnResponseHeaderRead(beast::error_code ec, std::size_t) {
     if (++interim_responses_ <= kMaxInterimResponses) return DoResponseHeaderRead();
     upstream_pool_->RecordResult(upstream_endpoint_, false);
     ReleaseUpstream(false);
-    auto error = "upstream " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": more than " +
-                 std::to_string(kMaxInterimResponses) + " interim (1xx) responses";
+    auto error = TooManyInterimResponses(upstream_pool_->endpoint_name(upstream_endpoint_));
     CapturePrimary(UpstreamOutcome::kError, error);
     return SendError(http::status::bad_gateway, error, !RequestBodyRead());
   }

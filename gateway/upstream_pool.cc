@@ -159,8 +159,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
       if (++interim_responses_ <= kMaxInterimResponses) return DoReadHeader();
       pool_->RecordResult(endpoint_, false);
       return Finish(UpstreamOutcome::kError,
-                    "upstream " + pool_->endpoints_[endpoint_].name + ": more than " +
-                        std::to_string(kMaxInterimResponses) + " interim (1xx) responses");
+                    TooManyInterimResponses(pool_->endpoints_[endpoint_].name));
     }
     if (parser_->is_done()) return OnReadBody({}, 0);
     // Read the body within the whole-exchange deadline.

@@ -57,6 +57,11 @@ inline constexpr int kMaxInterimResponses = 8;
 inline bool IsInterimStatus(unsigned status) {
   return status / 100 == 1 && status != 101;
 }
+// The error once an upstream sends more than kMaxInterimResponses of them.
+inline std::string TooManyInterimResponses(const std::string& endpoint_name) {
+  return "upstream " + endpoint_name + ": more than " + std::to_string(kMaxInterimResponses) +
+         " interim (1xx) responses";
+}
 
 struct UpstreamResult {
   UpstreamOutcome outcome = UpstreamOutcome::kError;
