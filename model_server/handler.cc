@@ -175,11 +175,16 @@ HandlerReply ErrorReply(int status, std::string_view type, std::string_view mess
 bool PreprocessRequest(const ModelConfig& model, std::string_view body, SampleTensor* out,
                        std::string* error) {
   if (model.handler == HandlerKind::kTensor) return ParseTensorRequest(model, body, out, error);
+  return PreprocessImageRequest(model, body, IntoTensor(out), error);
+}
+
+bool PreprocessImageRequest(const ModelConfig& model, std::string_view body,
+                            const SamplePlacer& place, std::string* error) {
   Image image;
   if (!DecodeImage(body, model.preprocess.channels, model.preprocess.max_pixels, &image, error)) {
     return false;
   }
-  *out = PreprocessImage(image, model.preprocess);
+  PreprocessImage(image, model.preprocess, place);
   return true;
 }
 

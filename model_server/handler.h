@@ -37,6 +37,10 @@ HandlerReply ErrorReply(int status, std::string_view type, std::string_view mess
 // message (for a 400) on bad input.
 bool PreprocessRequest(const ModelConfig& model, std::string_view body, SampleTensor* out,
                        std::string* error);
+// The same for the image handlers, with the values written where `place` says (see
+// PreprocessImage), e.g. straight into an encoded sample.
+bool PreprocessImageRequest(const ModelConfig& model, std::string_view body,
+                            const SamplePlacer& place, std::string* error);
 
 // One sample's output (batch dimension removed) -> the response.
 //  image_classifier: softmax, top-k {"label": prob, ...} ordered by probability (TorchServe)

@@ -152,7 +152,7 @@ Image ResizeBilinear(const Image& in, int width, int height) {
   return out;
 }
 
-SampleTensor PreprocessImage(const Image& image, const ImagePreprocess& p) {
+void PreprocessImage(const Image& image, const ImagePreprocess& p, const SamplePlacer& place) {
   const Image* src = &image;
   Image resized;
   if (p.resize > 0) {
@@ -177,30 +177,64 @@ SampleTensor PreprocessImage(const Image& image, const ImagePreprocess& p) {
   // with zeros (negative top/left), so every sample has the configured shape.
   int top = static_cast<int>(std::lround((src->height - crop_h) / 2.0));
   int left = static_cast<int>(std::lround((src->width - crop_w) / 2.0));
-  SampleTensor t;
-  int c_count = src->channels;
-  t.shape = {c_count, crop_h, crop_w};
-  t.values.resize(static_cast<size_t>(c_count) * crop_h * crop_w);
-  for (int c = 0; c < c_count; ++c) {
-    // (v / 255 - mean) / std for each of the 256 byte values: the same float expression as
-    // per pixel, computed once per channel.
+  const int channels = src->channels;
+  std::byte* out = place({channels, crop_h, crop_w});
+  // (v / 255 - mean) / std for each of the 256 byte values: the same float expression as per
+  // pixel, computed once per channel.
+  std::array<std::array<float, 256>, 3> normalized;
+  for (int c = 0; c < channels; ++c) {
     float mean = p.mean[c], inv_std = 1.0f / p.std[c];
-    std::array<float, 256> normalized;
-    for (int v = 0; v < 256; ++v) normalized[v] = (static_cast<float>(v) / 255.0f - mean) * inv_std;
-    for (int y = 0; y < crop_h; ++y) {
-      float* out = t.values.data() + (static_cast<size_t>(c) * crop_h + y) * crop_w;
-      int sy = y + top;
-      if (sy < 0 || sy >= src->height) {
-        std::fill(out, out + crop_w, normalized[0]);  // padding rows
-        continue;
+    for (int v = 0; v < 256; ++v) {
+      normalized[c][v] = (static_cast<float>(v) / 255.0f - mean) * inv_std;
+    }
+  }
+  // The columns inside the image; the ones outside (a crop wider than the image) are padding.
+  int x_begin = std::clamp(-left, 0, crop_w);
+  int x_end = std::clamp(src->width - left, x_begin, crop_w);
+  const size_t plane = static_cast<size_t>(crop_h) * crop_w;
+  auto put = [out](size_t index, float value) {
+    std::memcpy(out + index * sizeof(float), &value, sizeof(float));  // any alignment
+  };
+  for (int y = 0; y < crop_h; ++y) {
+    int sy = y + top;
+    bool inside = sy >= 0 && sy < src->height;
+    for (int c = 0; c < channels; ++c) {  // padding: the row, or the columns left and right
+      size_t row = c * plane + static_cast<size_t>(y) * crop_w;
+      for (int x = 0; x < (inside ? x_begin : crop_w); ++x) put(row + x, normalized[c][0]);
+      for (int x = inside ? x_end : crop_w; x < crop_w; ++x) put(row + x, normalized[c][0]);
+    }
+    if (!inside) continue;
+    // One pass over the row's pixels, each channel to its plane.
+    const uint8_t* pixel =
+        src->pixels.data() + (static_cast<size_t>(sy) * src->width + x_begin + left) * channels;
+    size_t at = static_cast<size_t>(y) * crop_w;
+    if (channels == 3) {
+      for (int x = x_begin; x < x_end; ++x, pixel += 3) {
+        put(at + x, normalized[0][pixel[0]]);
+        put(plane + at + x, normalized[1][pixel[1]]);
+        put(2 * plane + at + x, normalized[2][pixel[2]]);
       }
-      const uint8_t* row = src->pixels.data() + static_cast<size_t>(sy) * src->width * c_count;
-      for (int x = 0; x < crop_w; ++x) {
-        int sx = x + left;
-        out[x] = normalized[sx >= 0 && sx < src->width ? row[sx * c_count + c] : 0];
+    } else {
+      for (int x = x_begin; x < x_end; ++x, pixel += channels) {
+        for (int c = 0; c < channels; ++c) put(c * plane + at + x, normalized[c][pixel[c]]);
       }
     }
   }
+}
+
+SamplePlacer IntoTensor(SampleTensor* t) {
+  return [t](const std::vector<int64_t>& shape) {
+    size_t count = 1;
+    for (int64_t d : shape) count *= static_cast<size_t>(d);
+    t->shape = shape;
+    t->values.resize(count);
+    return reinterpret_cast<std::byte*>(t->values.data());
+  };
+}
+
+SampleTensor PreprocessImage(const Image& image, const ImagePreprocess& p) {
+  SampleTensor t;
+  PreprocessImage(image, p, IntoTensor(&t));
   return t;
 }
 

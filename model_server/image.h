@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,5 +51,12 @@ inline SampleView View(const SampleTensor& sample) {
 // Resize the shorter side to p.resize, center-crop to p.crop, scale to [0,1], normalise.
 // REQUIRES: image.channels == p.channels.
 SampleTensor PreprocessImage(const Image& image, const ImagePreprocess& p);
+// The same, with the values written where the caller wants them: `place` gets the sample's
+// shape ({channels, height, width}) and returns room for that many float32 values, native byte
+// order, at any alignment (e.g. inside an encoded sample, StartEncodedSample).
+using SamplePlacer = std::function<std::byte*(const std::vector<int64_t>& shape)>;
+void PreprocessImage(const Image& image, const ImagePreprocess& p, const SamplePlacer& place);
+// The placer for a SampleTensor: `t` gets the shape and the room.
+SamplePlacer IntoTensor(SampleTensor* t);
 
 }  // namespace sg::serve

@@ -80,13 +80,22 @@ size_t EncodedSampleBytes(size_t rank, size_t values) {
   return 1 + sizeof(uint64_t) * rank + sizeof(float) * values;
 }
 
+std::byte* StartEncodedSample(const std::vector<int64_t>& shape, std::string* out) {
+  size_t values = 1;
+  for (int64_t d : shape) values *= static_cast<size_t>(d);
+  out->clear();
+  out->reserve(EncodedSampleBytes(shape.size(), values));
+  out->push_back(static_cast<char>(shape.size()));
+  for (int64_t d : shape) Put<uint64_t>(*out, static_cast<uint64_t>(d));
+  size_t header = out->size();
+  out->resize(header + sizeof(float) * values);
+  return reinterpret_cast<std::byte*>(out->data() + header);
+}
+
 std::string EncodeSample(const SampleTensor& sample) {
   std::string out;
-  out.reserve(EncodedSampleBytes(sample.shape.size(), sample.values.size()));
-  out.push_back(static_cast<char>(sample.shape.size()));
-  for (int64_t d : sample.shape) Put<uint64_t>(out, static_cast<uint64_t>(d));
-  out.append(reinterpret_cast<const char*>(sample.values.data()),
-             sizeof(float) * sample.values.size());
+  std::byte* values = StartEncodedSample(sample.shape, &out);
+  std::memcpy(values, sample.values.data(), sizeof(float) * sample.values.size());
   return out;
 }
 

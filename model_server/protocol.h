@@ -67,6 +67,9 @@ struct Message {
 // A preprocessed sample as a batch item's body: u8 rank (1-8), rank x u64 dims, then the
 // float32 values (little-endian IEEE 754), exactly as many as the dims say.
 std::string EncodeSample(const SampleTensor& sample);
+// That encoding's header for `shape`, in `out`, followed by room for the values (zeros):
+// returns where they go (unaligned), so a sample can be preprocessed straight into it.
+std::byte* StartEncodedSample(const std::vector<int64_t>& shape, std::string* out);
 // The size of that encoding for a sample of `rank` dims and `values` floats.
 size_t EncodedSampleBytes(size_t rank, size_t values);
 // False with `error` when `body` is not exactly such an encoding; else `out` views the values

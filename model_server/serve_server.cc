@@ -461,12 +461,13 @@ struct ServeServer::Routes {
       // The front has CPUs of its own: decode and preprocess here, so the worker's CPUs only run
       // the model. The same code and the same replies as in the worker.
       auto start = std::chrono::steady_clock::now();
-      SampleTensor sample;
-      if (!PreprocessRequest(pool->model(), input, &sample, &error)) {
+      auto into_body = [&body](const std::vector<int64_t>& shape) {
+        return StartEncodedSample(shape, &body);
+      };
+      if (!PreprocessImageRequest(pool->model(), input, into_body, &error)) {
         pool->CountFrontReply(400);
         return respond(JsonText(context, 400, ErrorBody(400, "BadRequest", error)));
       }
-      body = EncodeSample(sample);
       kind = InputKind::kPreprocessed;
       front_preprocess = std::chrono::duration_cast<std::chrono::microseconds>(
           std::chrono::steady_clock::now() - start);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -93,6 +95,59 @@ TEST(ImageTest, ResizeCropNormaliseLikeTorchvision) {
   EXPECT_NEAR(u.values[0], (1.0f - 0.485f) / 0.229f, 1e-5);
   EXPECT_NEAR(u.values[4], (1.0f - 0.456f) / 0.224f, 1e-5);
   EXPECT_NEAR(u.values[11], (1.0f - 0.406f) / 0.225f, 1e-5);
+}
+
+TEST(ImageTest, CenterCropPicksAndPadsEachPixelLikeTheDefinition) {
+  // Crops smaller, equal and larger than the image (odd and even margins: top/left =
+  // round((size - crop) / 2), negative when padding), 1 and 3 channels, against the definition
+  // computed value by value: value(c, y, x) = normalise(pixel(y + top, x + left, c)), 0 outside.
+  for (int channels : {1, 3}) {
+    for (auto [w, h, crop] : std::vector<std::array<int, 3>>{
+             {6, 5, 3}, {5, 5, 5}, {3, 4, 6}, {2, 7, 5}, {7, 2, 4}, {1, 1, 3}}) {
+      Image image{w, h, channels, GradientPixels(w, h, channels)};
+      ImagePreprocess p;
+      p.resize = 0;
+      p.crop = crop;
+      p.channels = channels;
+      p.mean = {0.485f, 0.456f, 0.406f};
+      p.std = {0.229f, 0.224f, 0.225f};
+      auto t = PreprocessImage(image, p);
+      ASSERT_EQ(t.shape, (std::vector<int64_t>{channels, crop, crop}));
+      int top = static_cast<int>(std::lround((h - crop) / 2.0));
+      int left = static_cast<int>(std::lround((w - crop) / 2.0));
+      for (int c = 0; c < channels; ++c) {
+        for (int y = 0; y < crop; ++y) {
+          for (int x = 0; x < crop; ++x) {
+            int sy = y + top, sx = x + left;
+            int v = sy >= 0 && sy < h && sx >= 0 && sx < w
+                        ? image.pixels[(static_cast<size_t>(sy) * w + sx) * channels + c]
+                        : 0;
+            float want = (static_cast<float>(v) / 255.0f - p.mean[c]) * (1.0f / p.std[c]);
+            ASSERT_EQ(t.values[(static_cast<size_t>(c) * crop + y) * crop + x], want)
+                << w << "x" << h << " crop " << crop << " c" << c << " y" << y << " x" << x;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(ImageTest, PreprocessedStraightIntoAnEncodedSampleIsTheEncodedSample) {
+  // The front writes the values into the encoded sample it sends (no copy): byte for byte what
+  // encoding the preprocessed tensor gives, resize included.
+  Image image{9, 6, 3, GradientPixels(9, 6, 3)};
+  ImagePreprocess p;
+  p.resize = 5;
+  p.crop = 4;
+  std::string body = "stale bytes are replaced";
+  PreprocessImage(image, p, [&body](const std::vector<int64_t>& shape) {
+    return StartEncodedSample(shape, &body);
+  });
+  EXPECT_EQ(body, EncodeSample(PreprocessImage(image, p)));
+  SampleView view;
+  std::string error;
+  ASSERT_TRUE(DecodeSampleView(body, &view, &error)) << error;
+  EXPECT_EQ(view.shape, (std::vector<int64_t>{3, 4, 4}));
 }
 
 ModelConfig Classifier() {
