@@ -119,33 +119,67 @@ bool DecodeImage(std::string_view bytes, int channels, int64_t max_pixels, Image
   return false;
 }
 
+namespace {
+
+// Where one output coordinate samples the input: the two neighbours (as element offsets) and the
+// second one's weight. Half-pixel centres, clamped at the edges, as torch's interpolate.
+struct Tap {
+  size_t first;
+  size_t second;
+  double weight;
+};
+
+std::vector<Tap> Taps(int in_size, int out_size, size_t stride) {
+  std::vector<Tap> taps(static_cast<size_t>(out_size));
+  double scale = static_cast<double>(in_size) / out_size;
+  for (int i = 0; i < out_size; ++i) {
+    double f = std::max(0.0, (i + 0.5) * scale - 0.5);
+    int i0 = std::min(static_cast<int>(f), in_size - 1);
+    int i1 = std::min(i0 + 1, in_size - 1);
+    taps[i] = {i0 * stride, i1 * stride, f - i0};
+  }
+  return taps;
+}
+
+// std::lround for v >= 0 (half away from zero), without the library call: v - trunc(v) is exact.
+uint8_t RoundToByte(double v) {
+  v = std::clamp(v, 0.0, 255.0);
+  auto r = static_cast<int>(v);
+  return static_cast<uint8_t>(r + (v - r >= 0.5));
+}
+
+}  // namespace
+
 Image ResizeBilinear(const Image& in, int width, int height) {
   Image out;
   out.width = width;
   out.height = height;
   out.channels = in.channels;
   out.pixels.resize(static_cast<size_t>(width) * height * in.channels);
-  double sx = static_cast<double>(in.width) / width;
-  double sy = static_cast<double>(in.height) / height;
-  for (int y = 0; y < height; ++y) {
-    double fy = std::max(0.0, (y + 0.5) * sy - 0.5);
-    int y0 = std::min(static_cast<int>(fy), in.height - 1);
-    int y1 = std::min(y0 + 1, in.height - 1);
-    double wy = fy - y0;
-    for (int x = 0; x < width; ++x) {
-      double fx = std::max(0.0, (x + 0.5) * sx - 0.5);
-      int x0 = std::min(static_cast<int>(fx), in.width - 1);
-      int x1 = std::min(x0 + 1, in.width - 1);
-      double wx = fx - x0;
-      for (int c = 0; c < in.channels; ++c) {
-        auto at = [&](int yy, int xx) {
-          return static_cast<double>(
-              in.pixels[(static_cast<size_t>(yy) * in.width + xx) * in.channels + c]);
-        };
-        double v = (1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x1)) +
-                   wy * ((1 - wx) * at(y1, x0) + wx * at(y1, x1));
-        out.pixels[(static_cast<size_t>(y) * width + x) * in.channels + c] =
-            static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
+  const int channels = in.channels;
+  // The neighbours and weights depend on x or y alone: computed once per column and row.
+  auto xs = Taps(in.width, width, static_cast<size_t>(channels));
+  auto ys = Taps(in.height, height, static_cast<size_t>(in.width) * channels);
+  uint8_t* dst = out.pixels.data();
+  for (const Tap& y : ys) {
+    const uint8_t* top = in.pixels.data() + y.first;
+    const uint8_t* bottom = in.pixels.data() + y.second;
+    const double wy = y.weight;
+    auto blend = [&](const Tap& x, int c) {
+      double wx = x.weight;
+      return RoundToByte((1 - wy) * ((1 - wx) * top[x.first + c] + wx * top[x.second + c]) +
+                         wy * ((1 - wx) * bottom[x.first + c] + wx * bottom[x.second + c]));
+    };
+    if (channels == 3) {  // the usual case, unrolled
+      for (const Tap& x : xs) {
+        dst[0] = blend(x, 0);
+        dst[1] = blend(x, 1);
+        dst[2] = blend(x, 2);
+        dst += 3;
+      }
+    } else {
+      for (const Tap& x : xs) {
+        for (int c = 0; c < channels; ++c) *dst++ = blend(x, c);
       }
     }
   }

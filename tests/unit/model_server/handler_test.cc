@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -95,6 +97,60 @@ TEST(ImageTest, ResizeCropNormaliseLikeTorchvision) {
   EXPECT_NEAR(u.values[0], (1.0f - 0.485f) / 0.229f, 1e-5);
   EXPECT_NEAR(u.values[4], (1.0f - 0.456f) / 0.224f, 1e-5);
   EXPECT_NEAR(u.values[11], (1.0f - 0.406f) / 0.225f, 1e-5);
+}
+
+// Bilinear resize as its definition reads, value by value: half-pixel centres, neighbours
+// clamped at the edges, rounded half away from zero.
+Image ResizeByDefinition(const Image& in, int width, int height) {
+  Image out{width, height, in.channels, {}};
+  out.pixels.resize(static_cast<size_t>(width) * height * in.channels);
+  double sx = static_cast<double>(in.width) / width;
+  double sy = static_cast<double>(in.height) / height;
+  auto at = [&](int y, int x, int c) {
+    return static_cast<double>(
+        in.pixels[(static_cast<size_t>(y) * in.width + x) * in.channels + c]);
+  };
+  for (int y = 0; y < height; ++y) {
+    double fy = std::max(0.0, (y + 0.5) * sy - 0.5);
+    int y0 = std::min(static_cast<int>(fy), in.height - 1);
+    int y1 = std::min(y0 + 1, in.height - 1);
+    double wy = fy - y0;
+    for (int x = 0; x < width; ++x) {
+      double fx = std::max(0.0, (x + 0.5) * sx - 0.5);
+      int x0 = std::min(static_cast<int>(fx), in.width - 1);
+      int x1 = std::min(x0 + 1, in.width - 1);
+      double wx = fx - x0;
+      for (int c = 0; c < in.channels; ++c) {
+        double v = (1 - wy) * ((1 - wx) * at(y0, x0, c) + wx * at(y0, x1, c)) +
+                   wy * ((1 - wx) * at(y1, x0, c) + wx * at(y1, x1, c));
+        out.pixels[(static_cast<size_t>(y) * width + x) * in.channels + c] =
+            static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
+      }
+    }
+  }
+  return out;
+}
+
+TEST(ImageTest, ResizeBilinearIsItsDefinitionByteForByte) {
+  // Down and up, odd ratios, one row or column, 1 and 3 channels, noise (every rounding case).
+  std::mt19937 random(7);
+  for (int channels : {1, 3}) {
+    for (auto [w, h, nw, nh] : std::vector<std::array<int, 4>>{{640, 480, 341, 256},
+                                                               {37, 23, 256, 159},
+                                                               {300, 200, 299, 201},
+                                                               {1, 9, 4, 5},
+                                                               {9, 1, 3, 2},
+                                                               {5, 5, 1, 1}}) {
+      Image image{w, h, channels, std::vector<uint8_t>(static_cast<size_t>(w) * h * channels)};
+      for (auto& v : image.pixels) v = static_cast<uint8_t>(random());
+      auto got = ResizeBilinear(image, nw, nh);
+      auto want = ResizeByDefinition(image, nw, nh);
+      ASSERT_EQ(got.width, nw);
+      ASSERT_EQ(got.height, nh);
+      ASSERT_EQ(got.channels, channels);
+      ASSERT_EQ(got.pixels, want.pixels) << w << "x" << h << " -> " << nw << "x" << nh;
+    }
+  }
 }
 
 TEST(ImageTest, CenterCropPicksAndPadsEachPixelLikeTheDefinition) {
