@@ -1,6 +1,12 @@
 #include "gateway/gateway.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -49,8 +55,10 @@ std::string InstanceName() {
 // ---- GatewayState ----
 
 GatewayState::GatewayState(std::vector<net::io_context*> contexts_in,
+                           std::vector<net::io_context*> shadow_contexts_in,
                            const GatewayConfig& config_in, std::shared_ptr<PairSink> sink_in)
     : contexts(std::move(contexts_in)),
+      shadow_contexts(std::move(shadow_contexts_in)),
       config(config_in),
       routes(config_in.routes),
       metrics(registry),
@@ -60,6 +68,11 @@ GatewayState::GatewayState(std::vector<net::io_context*> contexts_in,
     shards.push_back(std::make_unique<Shard>());
     sweepers.push_back(shards.back()->exchanges);
   }
+  for (size_t i = 0; i < shadow_contexts.size(); ++i) {
+    shadow_sweepers.push_back(std::make_shared<DeadlineSweeper>());
+  }
+  const auto& mirror_contexts = shadow_contexts.empty() ? contexts : shadow_contexts;
+  const auto& mirror_sweepers = shadow_contexts.empty() ? sweepers : shadow_sweepers;
   unrouted_by_status = std::make_unique<std::atomic<Counter*>[]>(500);
   for (const auto& route : config.routes) {
     RouteRuntime runtime;
@@ -77,7 +90,7 @@ GatewayState::GatewayState(std::vector<net::io_context*> contexts_in,
       // Every mirror has its own pool: a slow shadow never holds primary connections. A shadow
       // whose endpoints are all ejected fails fast (counted connect_failed) until one is back.
       auto shadow_pool = std::make_shared<UpstreamPool>(
-          contexts, sweepers, *config.FindUpstream(mirror.upstream),
+          mirror_contexts, mirror_sweepers, *config.FindUpstream(mirror.upstream),
           "mirror:" + route.name + "/" + mirror.name, /*fail_fast_when_ejected=*/true);
       runtime.mirrors.push_back(
           std::make_unique<MirrorRuntime>(mirror, route.name, std::move(shadow_pool), metrics));
@@ -136,6 +149,10 @@ void GatewayState::CheckDeadlines(size_t shard) {
   registry.exchanges->CheckAll(now);
 }
 
+void GatewayState::CheckShadowDeadlines(size_t index) {
+  shadow_sweepers[index]->CheckAll(std::chrono::steady_clock::now());
+}
+
 // ---- Gateway::Impl ----
 
 class Gateway::Impl {
@@ -148,6 +165,7 @@ class Gateway::Impl {
         comparison_admin_(online_, config_.comparison),
         threads_count_(config_.io_threads > 0 ? config_.io_threads : AvailableCpus()),
         contexts_(MakeContexts(threads_count_)),
+        shadow_contexts_(MakeContexts(config_.shadow_threads)),
         ioc_(*contexts_[0]),
         acceptor_(ioc_),
         signals_(ioc_, SIGTERM, SIGINT),
@@ -170,8 +188,13 @@ class Gateway::Impl {
       contexts.push_back(context.get());
       work_.push_back(net::make_work_guard(*context));
     }
+    std::vector<net::io_context*> shadow_contexts;
+    for (auto& context : shadow_contexts_) {
+      shadow_contexts.push_back(context.get());
+      work_.push_back(net::make_work_guard(*context));
+    }
     try {
-      state_ = std::make_shared<GatewayState>(contexts, config_, sink_);
+      state_ = std::make_shared<GatewayState>(contexts, shadow_contexts, config_, sink_);
     } catch (const std::exception& e) {
       *error = e.what();
       return false;
@@ -205,15 +228,30 @@ class Gateway::Impl {
     ScheduleCounters();
     for (size_t i = 0; i < contexts_.size(); ++i) {
       sweepers_.push_back(std::make_unique<net::steady_timer>(*contexts_[i]));
-      ScheduleSweep(i);
+      ScheduleSweep(sweepers_.back().get(), [this, i] { state_->CheckDeadlines(i); });
     }
     for (auto& context : contexts_) {
       threads_.emplace_back([context = context.get()] { context->run(); });
     }
-    spdlog::info("shadowgate listening on {} (admin {}), {} I/O threads, {} routes",
-                 Endpoint{config_.listen_host, port_}.ToString(),
-                 Endpoint{config_.admin_host, admin_->port()}.ToString(), threads_count_,
-                 config_.routes.size());
+    for (size_t i = 0; i < shadow_contexts_.size(); ++i) {
+      shadow_sweepers_.push_back(std::make_unique<net::steady_timer>(*shadow_contexts_[i]));
+      ScheduleSweep(shadow_sweepers_.back().get(), [this, i] { state_->CheckShadowDeadlines(i); });
+      threads_.emplace_back([this, context = shadow_contexts_[i].get()] {
+        pthread_setname_np(pthread_self(), "sg-shadow");
+        // Linux nice values are per thread: only this one yields.
+        if (config_.shadow_nice > 0 &&
+            setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), config_.shadow_nice) != 0) {
+          spdlog::warn("shadow thread: setpriority({}): {}", config_.shadow_nice,
+                       std::strerror(errno));
+        }
+        context->run();
+      });
+    }
+    spdlog::info(
+        "shadowgate listening on {} (admin {}), {} I/O threads, {} shadow threads, {} routes",
+        Endpoint{config_.listen_host, port_}.ToString(),
+        Endpoint{config_.admin_host, admin_->port()}.ToString(), threads_count_,
+        shadow_contexts_.size(), config_.routes.size());
     return true;
   }
 
@@ -292,15 +330,15 @@ class Gateway::Impl {
     DoAccept();
   }
 
-  // Every tick, each shard checks the deadlines of its sessions on its own thread (one timer per
-  // shard instead of a timer operation per socket operation).
-  void ScheduleSweep(size_t shard) {
-    auto& timer = *sweepers_[shard];
-    timer.expires_after(kSweepTick);
-    timer.async_wait([this, shard](beast::error_code ec) {
+  // Every tick, `check` runs on the timer's thread: each shard checks the deadlines of its sessions
+  // and exchanges, each shadow thread those of its exchanges (one timer per thread instead of a
+  // timer operation per socket operation).
+  void ScheduleSweep(net::steady_timer* timer, std::function<void()> check) {
+    timer->expires_after(kSweepTick);
+    timer->async_wait([this, timer, check = std::move(check)](beast::error_code ec) mutable {
       if (ec) return;
-      state_->CheckDeadlines(shard);
-      ScheduleSweep(shard);
+      check();
+      ScheduleSweep(timer, std::move(check));
     });
   }
 
@@ -505,6 +543,7 @@ class Gateway::Impl {
     }
     work_.clear();
     for (auto& context : contexts_) context->stop();
+    for (auto& context : shadow_contexts_) context->stop();
   }
 
   GatewayConfig config_;
@@ -514,12 +553,14 @@ class Gateway::Impl {
   static constexpr int kMaxComparisonJobs = 4;
   std::atomic<int> comparison_jobs_{0};  // handed to admin_worker_ and not answered yet
   int threads_count_;
-  std::vector<std::unique_ptr<net::io_context>> contexts_;  // one per I/O thread (shard)
+  std::vector<std::unique_ptr<net::io_context>> contexts_;         // one per I/O thread (shard)
+  std::vector<std::unique_ptr<net::io_context>> shadow_contexts_;  // one per shadow thread
   net::io_context& ioc_;  // shard 0: also runs the acceptor, admin, signals and timers
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
   size_t next_shard_ = 0;
-  static constexpr std::chrono::milliseconds kSweepTick{50};  // timeout resolution
-  std::vector<std::unique_ptr<net::steady_timer>> sweepers_;  // one per shard
+  static constexpr std::chrono::milliseconds kSweepTick{50};         // timeout resolution
+  std::vector<std::unique_ptr<net::steady_timer>> sweepers_;         // one per shard
+  std::vector<std::unique_ptr<net::steady_timer>> shadow_sweepers_;  // one per shadow context
   tcp::acceptor acceptor_;
   net::signal_set signals_;
   net::steady_timer counters_timer_;

@@ -320,6 +320,8 @@ GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
   ReadListen(reader, "listen", &config.listen_host, &config.listen_port);
   ReadListen(reader, "admin_listen", &config.admin_host, &config.admin_port);
   config.io_threads = reader.GetInRange<int>("io_threads", config.io_threads, 0, 256);
+  config.shadow_threads = reader.GetInRange<int>("shadow_threads", config.shadow_threads, 0, 256);
+  config.shadow_nice = reader.GetInRange<int>("shadow_nice", config.shadow_nice, 0, 19);
   config.max_connections =
       reader.GetInRange<int>("max_connections", config.max_connections, 1, 10000000);
   config.max_header_bytes =
@@ -424,6 +426,8 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
   out["listen"] = Endpoint{config.listen_host, config.listen_port}.ToString();
   out["admin_listen"] = Endpoint{config.admin_host, config.admin_port}.ToString();
   out["io_threads"] = config.io_threads;
+  out["shadow_threads"] = config.shadow_threads;
+  out["shadow_nice"] = config.shadow_nice;
   out["max_connections"] = config.max_connections;
   out["max_header_bytes"] = config.max_header_bytes;
   out["max_request_body_bytes"] = config.max_request_body_bytes;

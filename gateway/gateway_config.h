@@ -106,7 +106,11 @@ struct GatewayConfig {
   uint16_t listen_port = 8080;
   std::string admin_host = "127.0.0.1";  // admin is never exposed by default
   uint16_t admin_port = 9901;
-  int io_threads = 0;                         // 0: the CPUs available to the process
+  int io_threads = 0;  // 0: the CPUs available to the process
+  // Threads that run the mirrors' exchanges, so that shadow work never queues in a primary's
+  // event loop; 0: none, the I/O threads run them (see docs/gateway.md for the trade-off).
+  int shadow_threads = 0;
+  int shadow_nice = 0;  // the shadow threads' nice value (0-19): higher yields the CPU sooner
   int max_connections = 10000;                // client connections; over it, new ones are closed
   int64_t max_header_bytes = 16 << 10;        // request line + headers; over it: 431
   int64_t max_request_body_bytes = 16 << 20;  // buffered (mirrored) request bodies; over it: 413

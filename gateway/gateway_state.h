@@ -37,11 +37,14 @@ struct RouteRuntime {
 };
 
 struct GatewayState {
-  // `contexts`: one io_context per I/O thread (shard).
-  GatewayState(std::vector<net::io_context*> contexts, const GatewayConfig& config,
+  // `contexts`: one io_context per I/O thread (shard). `shadow_contexts`: one per shadow thread
+  // (the mirrors' exchanges run there); empty: they run on the shards.
+  GatewayState(std::vector<net::io_context*> contexts,
+               std::vector<net::io_context*> shadow_contexts, const GatewayConfig& config,
                std::shared_ptr<PairSink> sink);
 
   const std::vector<net::io_context*> contexts;
+  const std::vector<net::io_context*> shadow_contexts;
   const GatewayConfig config;
   const RouteTable routes;
   MetricsRegistry registry;
@@ -68,11 +71,24 @@ struct GatewayState {
     std::shared_ptr<DeadlineSweeper> exchanges = std::make_shared<DeadlineSweeper>();
   };
   std::vector<std::unique_ptr<Shard>> shards;  // one per context
+  // One per shadow context: only its exchanges' deadlines (no sessions live there).
+  std::vector<std::shared_ptr<DeadlineSweeper>> shadow_sweepers;
   void AddSession(size_t shard, const std::shared_ptr<ProxySession>& session);
   void RemoveSession(size_t shard, ProxySession* session);
   std::vector<std::shared_ptr<ProxySession>> LiveSessions();
   // Runs CheckDeadline on every session of `shard`. REQUIRES: called on that shard's thread.
   void CheckDeadlines(size_t shard);
+  // The same for the mirrors' exchanges of shadow context `index`, on its thread.
+  void CheckShadowDeadlines(size_t index);
+
+  // Where a mirror copy of a request on `shard` runs: the index into the mirror pools' contexts
+  // (the shadow contexts, or the shards themselves when there are none).
+  size_t MirrorShard(size_t shard) const {
+    return shadow_contexts.empty() ? shard : shard % shadow_contexts.size();
+  }
+  net::io_context& MirrorContext(size_t mirror_shard) const {
+    return *(shadow_contexts.empty() ? contexts : shadow_contexts)[mirror_shard];
+  }
 };
 
 }  // namespace sg::gateway

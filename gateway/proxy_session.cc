@@ -365,13 +365,6 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
       continue;
     }
 
-    // A deep copy: the shadow exchange owns its request (fire and forget).
-    auto shadow = std::make_shared<Request>(*upstream);
-    PrepareShadowHeaders(*shadow, state_->config.redact_headers, state_->config.shadow_header);
-    if (!config.mirror_body) {
-      shadow->body().clear();
-      shadow->prepare_payload();
-    }
     std::shared_ptr<PairCollector> collector;
     if (state_->sink) {
       if (!captured) {
@@ -400,21 +393,36 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
       collectors_.push_back(collector);
     }
     state_->shadows_in_flight.fetch_add(1, std::memory_order_relaxed);
-    auto state = state_;
-    mirror->pool().Send(
-        shard_, shadow, config.timeout, socket_.get_executor(),
-        [state, mirror, collector, primary_dispatch](std::shared_ptr<UpstreamResult> result) {
-          mirror->Finished(*result);
-          if (collector) {
-            int outcome = ShadowOutcomeIndex(*result);
-            auto shadow = CaptureResponse(*result, kShadowOutcomes[outcome],
-                                          state->config.capture.response_headers,
-                                          state->config.capture.max_body_bytes);
-            shadow.send_offset_us = ToMicros(result->dispatched - primary_dispatch);
-            collector->SetShadow(std::move(shadow));
-          }
-          state->shadows_in_flight.fetch_sub(1, std::memory_order_relaxed);
-        });
+    // The copy and its exchange go to the mirror's thread (a shadow thread, or this one): shadow
+    // work never queues in this event loop ahead of the primary's. The request is immutable now,
+    // so both threads may read it.
+    size_t mirror_shard = state_->MirrorShard(shard_);
+    auto& context = state_->MirrorContext(mirror_shard);
+    net::dispatch(context, [state = state_, mirror, collector, primary_dispatch, upstream,
+                            mirror_shard, &context] {
+      // A deep copy: the shadow exchange owns its request (fire and forget).
+      const auto& config = mirror->config();
+      auto shadow = std::make_shared<Request>(*upstream);
+      PrepareShadowHeaders(*shadow, state->config.redact_headers, state->config.shadow_header);
+      if (!config.mirror_body) {
+        shadow->body().clear();
+        shadow->prepare_payload();
+      }
+      mirror->pool().Send(
+          mirror_shard, std::move(shadow), config.timeout, context.get_executor(),
+          [state, mirror, collector, primary_dispatch](std::shared_ptr<UpstreamResult> result) {
+            mirror->Finished(*result);
+            if (collector) {
+              int outcome = ShadowOutcomeIndex(*result);
+              auto shadow = CaptureResponse(*result, kShadowOutcomes[outcome],
+                                            state->config.capture.response_headers,
+                                            state->config.capture.max_body_bytes);
+              shadow.send_offset_us = ToMicros(result->dispatched - primary_dispatch);
+              collector->SetShadow(std::move(shadow));
+            }
+            state->shadows_in_flight.fetch_sub(1, std::memory_order_relaxed);
+          });
+    });
   }
 }
 

@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "common/pair_record.h"
 #include "common/strings.h"
@@ -53,11 +56,36 @@ struct FaultCase {
   bool refused;
   std::string outcome;
 };
+void PrintTo(const FaultCase& fault, std::ostream* out) {
+  *out << fault.name;
+}
 
-class ShadowFaultTest : public ::testing::TestWithParam<FaultCase> {};
+// Each fault with the mirrors' exchanges on the I/O threads (shadow_threads 0) and on a shadow
+// thread of their own (1, at nice 5).
+class ShadowFaultTest : public ::testing::TestWithParam<std::tuple<FaultCase, int>> {};
+
+// The nice value of each of `pid`'s threads named `name` (/proc/PID/task/*/stat, field 19).
+std::vector<int> NiceOfThreads(pid_t pid, const std::string& name) {
+  std::vector<int> nice;
+  auto tasks = std::filesystem::path("/proc") / std::to_string(pid) / "task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string thread_name;
+    std::getline(comm, thread_name);
+    if (thread_name != name) continue;
+    std::ifstream stat_file(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // after "pid (comm) "
+    std::string field;
+    for (int i = 3; i <= 19 && fields >> field; ++i) {
+      if (i == 19) nice.push_back(std::stoi(field));
+    }
+  }
+  return nice;
+}
 
 TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
-  const auto& fault = GetParam();
+  const auto& [fault, shadow_threads] = GetParam();
   TempDir dir;
   TestUpstream primary({Mode::kFixed, "the primary's answer\n"});
   const int kRequests = 8;
@@ -82,8 +110,13 @@ TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
     shadow.emplace(options);
     shadow_port = shadow->port();
   }
-  GatewayProcess gateway(MakeConfig(primary.port(), shadow_port, {{"timeout", "1s"}}), dir);
+  auto config = MakeConfig(primary.port(), shadow_port, {{"timeout", "1s"}});
+  config["shadow_threads"] = shadow_threads;
+  config["shadow_nice"] = 5;
+  GatewayProcess gateway(config, dir);
   ASSERT_TRUE(gateway.ready());
+  EXPECT_EQ(NiceOfThreads(gateway.process().pid(), "sg-shadow"),
+            std::vector<int>(static_cast<size_t>(shadow_threads), 5));
   for (int i = 0; i < kRequests; ++i) {
     auto start = std::chrono::steady_clock::now();
     auto raw = RawGet(gateway.port(), "/p/" + std::to_string(i), "id-" + std::to_string(i));
@@ -91,6 +124,11 @@ TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
     EXPECT_EQ(raw, baseline[static_cast<size_t>(i)]) << fault.name;
     // The client never waits for the shadow (its timeout is 1 s, its delay 3 s).
     EXPECT_LT(elapsed, 500ms) << fault.name;
+    if (fault.refused) {
+      // Each refusal is known before the next request: on a shadow thread it is learned
+      // concurrently, and a copy dispatched before the fifth was known would still try.
+      EXPECT_TRUE(WaitUntil([&] { return gateway.Outcome(fault.outcome) == i + 1; }, 2s));
+    }
   }
   EXPECT_TRUE(WaitUntil([&] { return gateway.Outcome(fault.outcome) == kRequests; }, 5s))
       << fault.name << ": " << gateway.Outcome(fault.outcome);
@@ -131,14 +169,18 @@ TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
 
 INSTANTIATE_TEST_SUITE_P(
     Faults, ShadowFaultTest,
-    ::testing::Values(FaultCase{"healthy", Mode::kFixed, false, "ok"},
-                      FaultCase{"slow", Mode::kSlow, false, "shadow_timeout"},
-                      FaultCase{"hang", Mode::kHang, false, "shadow_timeout"},
-                      FaultCase{"error500", Mode::kError, false, "shadow_error"},
-                      FaultCase{"reset", Mode::kReset, false, "shadow_error"},
-                      FaultCase{"closed", Mode::kClose, false, "shadow_error"},
-                      FaultCase{"refused", Mode::kFixed, true, "connect_failed"}),
-    [](const auto& info) { return info.param.name; });
+    ::testing::Combine(::testing::Values(FaultCase{"healthy", Mode::kFixed, false, "ok"},
+                                         FaultCase{"slow", Mode::kSlow, false, "shadow_timeout"},
+                                         FaultCase{"hang", Mode::kHang, false, "shadow_timeout"},
+                                         FaultCase{"error500", Mode::kError, false, "shadow_error"},
+                                         FaultCase{"reset", Mode::kReset, false, "shadow_error"},
+                                         FaultCase{"closed", Mode::kClose, false, "shadow_error"},
+                                         FaultCase{"refused", Mode::kFixed, true,
+                                                   "connect_failed"}),
+                       ::testing::Values(0, 1)),
+    [](const auto& info) {
+      return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_ShadowThread" : "");
+    });
 
 // ---------------------------------------------------------------------------------------------
 

@@ -44,6 +44,21 @@ TEST(GatewayConfigTest, MinimalConfigGetsDocumentedDefaults) {
   EXPECT_EQ(config.upstreams[0].pending_timeout, std::chrono::seconds(1));
   EXPECT_EQ(config.max_request_body_bytes, 16 << 20);
   EXPECT_EQ(config.max_streamed_body_bytes, int64_t{1} << 30);
+  EXPECT_EQ(config.shadow_threads, 0);
+  EXPECT_EQ(config.shadow_nice, 0);
+}
+
+TEST(GatewayConfigTest, ShadowThreadsAndTheirNiceValue) {
+  auto config = Parse(R"({"shadow_threads": 3, "shadow_nice": 19, "upstreams": {"a":
+    {"endpoints": ["127.0.0.1:81"]}}, "routes": [{"upstream": "a"}]})");
+  EXPECT_EQ(config.shadow_threads, 3);
+  EXPECT_EQ(config.shadow_nice, 19);
+  EXPECT_EQ(GatewayConfigToJson(config)["shadow_threads"], 3);
+  EXPECT_EQ(GatewayConfigToJson(config)["shadow_nice"], 19);
+  EXPECT_EQ(Problems(R"({"shadow_threads": -1, "shadow_nice": 20, "upstreams": {"a":
+    {"endpoints": ["127.0.0.1:81"]}}, "routes": [{"upstream": "a"}]})"),
+            (std::vector<std::string>{"gw.json: $.shadow_threads: must be in [0, 256], got -1",
+                                      "gw.json: $.shadow_nice: must be in [0, 19], got 20"}));
 }
 
 TEST(GatewayConfigTest, StreamedBodyLimitZeroMeansUnlimited) {
