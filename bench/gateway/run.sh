@@ -30,7 +30,7 @@ THREADS=${THREADS:-2}
 source "$ROOT/bench/gateway/lib.sh"
 bench_init gw
 start_upstreams
-SLOW=$(free_port); DEAD=$(free_port); NGX_PROXY=$(free_port); SG=$(free_port); SG_ADMIN=$(free_port)
+SLOW=$(free_port); DEAD=$(free_port)
 "$SLOW_UPSTREAM" "$SLOW" 200 & PIDS+=($!)
 wait_port "$SLOW"
 
@@ -66,8 +66,11 @@ measure() {
     END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' "$WORK/wrk.txt"
 }
 
+# Each run listens on ports picked just before it starts: ports picked once for all rounds were
+# seen taken in between, as the local port of one of the many connections a run makes.
 run_nginx() {
   # Same worker count as shadowgate's I/O threads.
+  NGX_PROXY=$(free_port)
   nginx_proxy_conf "$NGX_PROXY" "$1" "$THREADS" on > "$WORK/proxy.conf"
   nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy.err" & local pid=$!
   wait_port "$NGX_PROXY"
@@ -76,6 +79,8 @@ run_nginx() {
 }
 
 run_shadowgate() {
+  SG=$(free_port)
+  SG_ADMIN=$(free_port)
   shadowgate_conf "$1" > "$WORK/sg.json"
   rm -f "$WORK/pairs.jsonl"*
   "$SHADOWGATE" --config "$WORK/sg.json" --log-level warn & local pid=$!

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Exports torchvision's resnet18 and mobilenet_v3_small (random weights: nothing is
 downloaded; speed does not depend on the values) to TorchScript at 224x224, and writes a
-224x224 PNG test input. Usage: /usr/bin/python3 export_models.py OUT_DIR
+224x224 PNG test input, plus a 640x480 camera-sized picture as JPEG and PNG for
+sg-bench-preprocess. Usage: /usr/bin/python3 export_models.py OUT_DIR
 """
 import os
 import sys
@@ -25,3 +26,11 @@ if not os.path.exists(image):
     pixels = bytes(((x * 7 + y * 13 + c * 50) % 256) for y in range(224) for x in range(224)
                    for c in range(3))
     Image.frombytes("RGB", (224, 224), pixels).save(image)
+# A smooth synthetic scene at a camera-like size (a blurred Mandelbrot set): the resize and the
+# decoders' work on a picture that is not 224x224 already.
+if not os.path.exists(os.path.join(out, "photo640.jpg")):
+    from PIL import Image, ImageFilter
+    picture = Image.effect_mandelbrot((640, 480), (-2.0, -1.2, 1.0, 1.2), 100).convert("RGB")
+    picture = picture.filter(ImageFilter.GaussianBlur(1))
+    picture.save(os.path.join(out, "photo640.jpg"), quality=90)
+    picture.save(os.path.join(out, "photo640.png"))
