@@ -8,6 +8,12 @@
 # With REPEAT > 1 every case runs REPEAT times, interleaved (round after round), and the table
 # shows medians; each round's figures follow the table.
 #
+# The p99 at saturation (CONNECTIONS connections on a machine whose CPUs wrk, the proxies and the
+# upstreams share) is decided by when the scheduler preempts whom: on the 2-vCPU development VM
+# it falls anywhere from 1.6 to 4.6 ms in every case, with or without a mirror. So a second table
+# measures shadowgate's p99 in the no-mirror, 200 ms-shadow and shadow-down cases with
+# LOW_CONNECTIONS (default 4) connections from one wrk thread, interleaved in the same rounds.
+#
 # Needs build/bin/shadowgate (or SHADOWGATE=path) and build/bin/sg-bench-slow-upstream (or
 # SLOW_UPSTREAM=path), nginx, wrk, python3. Prints one markdown table
 # with req/s, p50 and p99 for both proxies and the shadowgate/nginx ratios, all from this run.
@@ -26,6 +32,9 @@ for tool in "$SHADOWGATE" "$SLOW_UPSTREAM"; do
   [[ -x "$tool" ]] || { echo "missing $tool: run make first" >&2; exit 1; }
 done
 THREADS=${THREADS:-2}
+# shadowgate's shadow_threads and shadow_nice (docs/gateway.md, Threads).
+SHADOW_THREADS=${SHADOW_THREADS:-0}
+SHADOW_NICE=${SHADOW_NICE:-0}
 # shellcheck source=bench/gateway/lib.sh
 source "$ROOT/bench/gateway/lib.sh"
 bench_init gw
@@ -41,6 +50,7 @@ shadowgate_conf() {  # $1: shadow port or ""
   fi
   cat <<JSON
 {"listen": "127.0.0.1:$SG", "admin_listen": "127.0.0.1:$SG_ADMIN", "io_threads": $THREADS,
+ "shadow_threads": $SHADOW_THREADS, "shadow_nice": $SHADOW_NICE,
  "upstreams": {"primary": {"endpoints": ["127.0.0.1:$UP"]},
                "shadow": {"endpoints": ["127.0.0.1:${1:-$UP}"], "connect_timeout": "1s",
                           "max_connections": 512}},
@@ -51,19 +61,23 @@ JSON
 }
 
 # Runs wrk against $1 and prints "req/s p50_ms p99_ms".
+LOW_CONNECTIONS=${LOW_CONNECTIONS:-4}
+
+# measure PORT [WRK_THREADS CONNECTIONS]: prints "req/s p50_ms p99_ms".
 measure() {
+  local threads=${2:-2} connections=${3:-$CONNECTIONS}
   # 1 s of warm-up first (pools filled, the shadow's first wave under way): the table is about
   # the steady state, not the first second after a proxy starts.
-  wrk -t2 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$1/predictions/x" > /dev/null 2>&1
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/predictions/x" \
-    > "$WORK/wrk.txt" 2>&1
+  wrk -t"$threads" -c"$connections" -d1s "http://127.0.0.1:$1/predictions/x" > /dev/null 2>&1
+  wrk -t"$threads" -c"$connections" -d"${DURATION}s" --latency \
+    "http://127.0.0.1:$1/predictions/x" > "$WORK/wrk.txt" 2>&1
   awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
                      if (v ~ /s$/) return v * 1000; return v }
     /Requests\/sec:/ { rps = $2 }
     /^ +50%/ { p50 = ms($2) }
     /^ +99%/ { p99 = ms($2) }
-    END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' "$WORK/wrk.txt"
+    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$WORK/wrk.txt"
 }
 
 # Each run listens on ports picked just before it starts: ports picked once for all rounds were
@@ -78,6 +92,7 @@ run_nginx() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
+# run_shadowgate SHADOW_PORT [WRK_THREADS CONNECTIONS]
 run_shadowgate() {
   SG=$(free_port)
   SG_ADMIN=$(free_port)
@@ -85,7 +100,14 @@ run_shadowgate() {
   rm -f "$WORK/pairs.jsonl"*
   "$SHADOWGATE" --config "$WORK/sg.json" --log-level warn & local pid=$!
   wait_port "$SG"
-  measure "$SG"
+  local figures
+  figures=$(measure "$SG" "${2:-2}" "${3:-$CONNECTIONS}")
+  # Then the mirrors' fate over the whole run (warm-up included): copies answered "ok", and
+  # requests not mirrored for "overload" (max_in_flight).
+  echo "$figures $(curl -s "http://127.0.0.1:$SG_ADMIN/metrics" | awk '
+    /^sg_gateway_mirror_outcomes_total.*outcome="ok"/ { ok += $2 }
+    /^sg_gateway_not_mirrored_total.*reason="overload"/ { overload += $2 }
+    END { printf "%d %d", ok, overload }')"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 }
 
@@ -101,6 +123,9 @@ for round in $(seq "$REPEAT"); do
     RESULTS[sg,$i,$round]=$(run_shadowgate "${SHADOWS[$i]}")
     RESULTS[ngx,$i,$round]=$(run_nginx "${SHADOWS[$i]}")
   done
+  for i in 0 2 3; do
+    RESULTS[low,$i,$round]=$(run_shadowgate "${SHADOWS[$i]}" 1 "$LOW_CONNECTIONS")
+  done
 done
 # median PROXY CASE FIELD (1: req/s, 2: p50, 3: p99) over the rounds.
 median() {
@@ -108,7 +133,8 @@ median() {
     awk -v f="$3" '{print $f}' | sort -g | awk '{v[NR] = $1} END {
       if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s; proxies with $THREADS workers/threads; $(nproc) CPUs;" \
+echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s; proxies with $THREADS workers/threads (shadowgate" \
+  "shadow_threads $SHADOW_THREADS, shadow_nice $SHADOW_NICE); $(nproc) CPUs;" \
   "medians of $REPEAT round(s)"
 echo
 echo "| case | shadowgate req/s | p50 ms | p99 ms | nginx req/s | p50 ms | p99 ms | req/s ratio | p99 ratio |"
@@ -124,12 +150,29 @@ echo
 awk -v base="$(median sg 0 3)" -v slow="$(median sg 2 3)" -v dead="$(median sg 3 3)" 'BEGIN {
   printf "shadowgate p99 vs its no-mirror p99: 200 ms shadow %.2fx, shadow down %.2fx\n",
     slow / base, dead / base }'
+awk -v ok="$(median sg 1 4)" -v overload="$(median sg 1 5)" 'BEGIN {
+  printf "shadowgate, fast shadow: %d copies answered ok, %d requests not mirrored (overload)\n",
+    ok, overload }'
+echo
+echo "shadowgate with wrk -t1 -c$LOW_CONNECTIONS -d${DURATION}s (medians of $REPEAT round(s)):"
+echo
+echo "| case | req/s | p50 ms | p99 ms | p99 vs no mirror |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for i in 0 2 3; do
+  awk -v name="${NAMES[$i]}" -v r="$(median low $i 1)" -v p5="$(median low $i 2)" \
+      -v p9="$(median low $i 3)" -v base="$(median low 0 3)" 'BEGIN {
+    printf "| %s | %d | %.3f | %.3f | %.2fx |\n", name, r, p5, p9, (base > 0 ? p9 / base : 0) }'
+done
 if ((REPEAT > 1)); then
   echo
-  echo "each round (shadowgate req/s p50 p99 | nginx req/s p50 p99):"
+  echo "each round (shadowgate req/s p50 p99 ok-copies not-mirrored-overload | nginx req/s p50 p99;" \
+    "then shadowgate at $LOW_CONNECTIONS connections):"
   for round in $(seq "$REPEAT"); do
     for i in 0 1 2 3; do
       echo "  round $round, ${NAMES[$i]}: ${RESULTS[sg,$i,$round]} | ${RESULTS[ngx,$i,$round]}"
+    done
+    for i in 0 2 3; do
+      echo "  round $round, ${NAMES[$i]}, $LOW_CONNECTIONS connections: ${RESULTS[low,$i,$round]}"
     done
   done
 fi
