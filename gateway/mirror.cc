@@ -23,10 +23,10 @@ int ShadowOutcomeIndex(const UpstreamResult& result) {
   }
 }
 
-const char* PrimaryOutcome(const UpstreamResult& result) {
-  switch (result.outcome) {
+const char* PrimaryOutcome(UpstreamOutcome outcome, unsigned status) {
+  switch (outcome) {
     case UpstreamOutcome::kOk:
-      return result.response.result_int() < 500 ? "ok" : "error";
+      return status < 500 ? "ok" : "error";
     case UpstreamOutcome::kTimeout:
       return "timeout";
     case UpstreamOutcome::kConnectFailed:
@@ -34,6 +34,10 @@ const char* PrimaryOutcome(const UpstreamResult& result) {
     default:
       return "error";
   }
+}
+
+const char* PrimaryOutcome(const UpstreamResult& result) {
+  return PrimaryOutcome(result.outcome, result.response.result_int());
 }
 
 MirrorRuntime::MirrorRuntime(const MirrorConfig& config, const std::string& route,
@@ -124,26 +128,34 @@ CapturedResponse CaptureResponse(const UpstreamResult& result, const std::string
                                  const std::vector<std::string>& header_names,
                                  int64_t max_body_bytes) {
   CapturedResponse captured;
-  captured.outcome = outcome;
-  captured.latency_us = ToMicros(result.completed - result.dispatched);
   if (result.outcome == UpstreamOutcome::kOk) {
-    const auto& response = result.response;
-    captured.status = response.result_int();
-    for (const auto& name : header_names) {
-      auto it = response.find(name);
-      if (it != response.end()) captured.headers[name] = std::string(it->value());
-    }
-    const auto& body = response.body();
-    if (body.size() > static_cast<size_t>(max_body_bytes)) {
-      captured.body = body.substr(0, static_cast<size_t>(max_body_bytes));
-      captured.body_truncated = true;
-    } else {
-      captured.body = body;
-    }
-    if (outcome != "ok") captured.error = "status " + std::to_string(captured.status);
+    captured = CaptureHead(result.response.base(), result.response.body(), outcome, header_names,
+                           max_body_bytes);
   } else {
+    captured.outcome = outcome;
     captured.error = result.error;
   }
+  captured.latency_us = ToMicros(result.completed - result.dispatched);
+  return captured;
+}
+
+CapturedResponse CaptureHead(const http::response_header<>& head, std::string_view body,
+                             const std::string& outcome,
+                             const std::vector<std::string>& header_names, int64_t max_body_bytes) {
+  CapturedResponse captured;
+  captured.outcome = outcome;
+  captured.status = head.result_int();
+  for (const auto& name : header_names) {
+    auto it = head.find(name);
+    if (it != head.end()) captured.headers[name] = std::string(it->value());
+  }
+  if (body.size() > static_cast<size_t>(max_body_bytes)) {
+    captured.body = body.substr(0, static_cast<size_t>(max_body_bytes));
+    captured.body_truncated = true;
+  } else {
+    captured.body = body;
+  }
+  if (outcome != "ok") captured.error = "status " + std::to_string(captured.status);
   return captured;
 }
 

@@ -28,6 +28,7 @@ inline constexpr const char* kShadowOutcomes[] = {"ok", "shadow_error", "shadow_
 int ShadowOutcomeIndex(const UpstreamResult& result);
 // Primary outcome: ok | error | timeout | connect_failed (ok needs a status < 500).
 const char* PrimaryOutcome(const UpstreamResult& result);
+const char* PrimaryOutcome(UpstreamOutcome outcome, unsigned status);
 
 class MirrorRuntime {
  public:
@@ -90,5 +91,10 @@ class PairCollector {
 CapturedResponse CaptureResponse(const UpstreamResult& result, const std::string& outcome,
                                  const std::vector<std::string>& header_names,
                                  int64_t max_body_bytes);
+// The same for a response that arrived, from its head and (captured) body, without a copy of
+// either; the latency is left to the caller.
+CapturedResponse CaptureHead(const http::response_header<>& head, std::string_view body,
+                             const std::string& outcome,
+                             const std::vector<std::string>& header_names, int64_t max_body_bytes);
 
 }  // namespace sg::gateway

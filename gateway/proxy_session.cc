@@ -946,18 +946,21 @@ bool ProxySession::RequestBodyRead() const {
 void ProxySession::CapturePrimary(UpstreamOutcome outcome, std::string error) {
   // The primary's half of the pair records: the response head and the captured body prefix.
   if (collectors_.empty()) return;
-  UpstreamResult result;
-  result.outcome = outcome;
-  result.error = std::move(error);
-  result.dispatched = dispatched_;
-  result.completed = Clock::now();
+  const auto& capture = state_->config.capture;
+  CapturedResponse primary;
   if (outcome == UpstreamOutcome::kOk && response_parser_) {
-    result.response.base() = response_parser_->get().base();
-    result.response.body() = std::move(capture_);
+    // Straight from the parser's head: no copy of it.
+    const auto& head = response_parser_->get().base();
+    primary = CaptureHead(head, capture_, PrimaryOutcome(outcome, head.result_int()),
+                          capture.response_headers, capture.max_body_bytes);
+  } else {
+    UpstreamResult result;
+    result.outcome = outcome;
+    result.error = std::move(error);
+    primary = CaptureResponse(result, PrimaryOutcome(result), capture.response_headers,
+                              capture.max_body_bytes);
   }
-  auto primary =
-      CaptureResponse(result, PrimaryOutcome(result), state_->config.capture.response_headers,
-                      state_->config.capture.max_body_bytes);
+  primary.latency_us = ToMicros(Clock::now() - dispatched_);
   for (auto& collector : collectors_) collector->SetPrimary(primary);
   collectors_.clear();
   capture_.clear();

@@ -235,6 +235,10 @@ TEST(GatewayTest, NginxPrimaryAndShadowWithPairsAndConnectionReuse) {
     EXPECT_EQ(pair->request.sha256, Sha256Hex(*pair->request.body));
     EXPECT_EQ(pair->request.headers.at("content-type"), "image/png");
     EXPECT_EQ(pair->primary.body, "{\"label\": \"gpu\"}");
+    EXPECT_EQ(pair->primary.outcome, "ok");
+    EXPECT_EQ(pair->primary.status, 200);
+    EXPECT_EQ(pair->primary.headers.at("content-type"), "application/json");
+    EXPECT_GT(pair->primary.latency_us, 0);
     EXPECT_EQ(pair->shadow.body, "{\"label\": \"cpu\"}");
     EXPECT_EQ(pair->shadow.headers.at("content-type"), "application/json");
     EXPECT_GE(pair->shadow.send_offset_us, 0);
