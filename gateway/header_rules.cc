@@ -4,6 +4,8 @@
 #include <array>
 #include <random>
 
+#include <boost/beast/core/string.hpp>
+
 #include "common/strings.h"
 
 namespace sg::gateway {
@@ -40,10 +42,11 @@ void RemoveHopByHop(http::fields& fields) {
       http::field::connection, http::field::keep_alive,        http::field::te,
       http::field::trailer,    http::field::transfer_encoding, http::field::upgrade,
   };
-  auto is_fixed = [](http::field id) {
-    return std::find(kHopByHop.begin(), kHopByHop.end(), id) != kHopByHop.end();
+  auto fixed_index = [](http::field id) {
+    return static_cast<size_t>(std::find(kHopByHop.begin(), kHopByHop.end(), id) -
+                               kHopByHop.begin());
   };
-  bool fixed = false;
+  unsigned present = 0;            // bit i: kHopByHop[i] is there (each is erased by one lookup)
   std::vector<std::string> named;  // named by Connection (RFC 9110 section 7.6.1), or Proxy-*
   for (const auto& field : fields) {
     if (field.name() == http::field::connection) {
@@ -53,18 +56,22 @@ void RemoveHopByHop(http::fields& fields) {
         auto comma = value.find(',');
         auto token = Trim(value.substr(0, comma));
         value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-        if (!token.empty() && !is_fixed(http::string_to_field(token))) named.emplace_back(token);
+        if (!token.empty() && fixed_index(http::string_to_field(token)) == kHopByHop.size()) {
+          named.emplace_back(token);
+        }
       }
     }
-    if (is_fixed(field.name())) {
-      fixed = true;
+    if (size_t i = fixed_index(field.name()); i < kHopByHop.size()) {
+      present |= 1u << i;
       continue;
     }
-    auto name = View(field.name_string());
-    if (name.size() >= 6 && ToLowerAscii(name.substr(0, 6)) == "proxy-") named.emplace_back(name);
+    auto name = field.name_string();
+    if (name.size() >= 6 && boost::beast::iequals(name.substr(0, 6), "proxy-")) {
+      named.emplace_back(View(name));
+    }
   }
-  if (fixed) {
-    for (auto id : kHopByHop) fields.erase(id);
+  for (size_t i = 0; i < kHopByHop.size(); ++i) {
+    if (present & (1u << i)) fields.erase(kHopByHop[i]);
   }
   for (const auto& name : named) fields.erase(name);
 }

@@ -40,6 +40,22 @@ TEST(HeaderRulesTest, RemovesHopByHopAndHeadersNamedByConnection) {
   EXPECT_EQ(Get(f, "x-keep"), "yes");
 }
 
+TEST(HeaderRulesTest, RemovesOnlyTheHopByHopHeadersThere) {
+  // Each kind that is there goes (duplicates too), whatever the case; the rest stay in order.
+  http::fields f;
+  f.insert("X-First", "1");
+  f.insert(http::field::upgrade, "websocket");
+  f.insert("UPGRADE", "h2c");
+  f.insert("pRoXy-Anything", "x");
+  f.insert("Proxy", "not hop-by-hop: no dash");
+  f.insert(http::field::te, "trailers");
+  f.insert("X-Last", "2");
+  RemoveHopByHop(f);
+  std::vector<std::string> left;
+  for (const auto& field : f) left.emplace_back(field.name_string());
+  EXPECT_EQ(left, (std::vector<std::string>{"X-First", "Proxy", "X-Last"}));
+}
+
 TEST(HeaderRulesTest, ForwardedHeadersAppendClientAddress) {
   http::fields f;
   f.insert(http::field::host, "api.example:8080");
