@@ -77,27 +77,37 @@ void RemoveHopByHop(http::fields& fields) {
 }
 
 void SetForwardedHeaders(http::fields& fields, std::string_view client_ip, std::string_view proto) {
+  // One pass over the request's (few) headers finds what is there, usually none of the three:
+  // then they are plain inserts, with no lookups by name (each is a tree search).
   std::string forwarded_for;
-  auto [begin, end] = fields.equal_range("X-Forwarded-For");
-  for (auto it = begin; it != end; ++it) {
-    if (!forwarded_for.empty()) forwarded_for += ", ";
-    forwarded_for += View(it->value());
+  std::string_view host;
+  bool has_host = false, had_for = false, had_proto = false, had_host = false;
+  for (const auto& field : fields) {
+    if (field.name() == http::field::host) {
+      if (!has_host) host = View(field.value());
+      has_host = true;
+      continue;
+    }
+    auto name = field.name_string();
+    if (boost::beast::iequals(name, "X-Forwarded-For")) {
+      if (!forwarded_for.empty()) forwarded_for += ", ";
+      forwarded_for += View(field.value());
+      had_for = true;
+    } else if (boost::beast::iequals(name, "X-Forwarded-Proto")) {
+      had_proto = true;
+    } else if (boost::beast::iequals(name, "X-Forwarded-Host")) {
+      had_host = true;
+    }
   }
   if (!forwarded_for.empty()) forwarded_for += ", ";
   forwarded_for += client_ip;
-  // set() is erase + insert by name: plain inserts when the client sent none (the usual case).
-  auto replace = [&fields](std::string_view name, std::string_view value) {
-    if (fields.count(name) > 0) fields.erase(name);
-    fields.insert(name, value);
-  };
-  replace("X-Forwarded-For", forwarded_for);
-  replace("X-Forwarded-Proto", proto);
-  auto host = fields.find(http::field::host);
-  if (host != fields.end()) {
-    replace("X-Forwarded-Host", View(host->value()));
-  } else {
-    fields.erase("X-Forwarded-Host");
-  }
+  // Erasing other headers leaves the Host element (and `host`) where it is.
+  if (had_for) fields.erase("X-Forwarded-For");
+  if (had_proto) fields.erase("X-Forwarded-Proto");
+  if (had_host) fields.erase("X-Forwarded-Host");
+  fields.insert("X-Forwarded-For", forwarded_for);
+  fields.insert("X-Forwarded-Proto", proto);
+  if (has_host) fields.insert("X-Forwarded-Host", host);
 }
 
 bool IsValidRequestId(std::string_view id) {
@@ -127,7 +137,8 @@ std::string EnsureRequestId(http::fields& fields) {
     return std::string(View(begin->value()));
   }
   std::string id = GenerateRequestId();
-  fields.set("X-Request-Id", id);
+  if (begin != end) fields.erase("X-Request-Id");  // invalid or repeated
+  fields.insert("X-Request-Id", id);
   return id;
 }
 

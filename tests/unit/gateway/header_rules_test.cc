@@ -70,6 +70,19 @@ TEST(HeaderRulesTest, ForwardedHeadersAppendClientAddress) {
   SetForwardedHeaders(bare, "::1", "http");
   EXPECT_EQ(Get(bare, "x-forwarded-for"), "::1");
   EXPECT_EQ(Get(bare, "x-forwarded-host"), "<none>");
+  // What the client sent under any case is replaced: one of each is left.
+  http::fields spoofed;
+  spoofed.insert("x-forwarded-proto", "https");
+  spoofed.insert("X-FORWARDED-FOR", "10.0.0.9");
+  spoofed.insert(http::field::host, "h");
+  spoofed.insert("X-Forwarded-Host", "spoofed");
+  SetForwardedHeaders(spoofed, "127.0.0.1", "http");
+  EXPECT_EQ(spoofed.count("X-Forwarded-For"), 1u);
+  EXPECT_EQ(spoofed.count("X-Forwarded-Proto"), 1u);
+  EXPECT_EQ(spoofed.count("X-Forwarded-Host"), 1u);
+  EXPECT_EQ(Get(spoofed, "x-forwarded-for"), "10.0.0.9, 127.0.0.1");
+  EXPECT_EQ(Get(spoofed, "x-forwarded-proto"), "http");
+  EXPECT_EQ(Get(spoofed, "x-forwarded-host"), "h");
 }
 
 TEST(HeaderRulesTest, RequestIdIsKeptWhenValidElseGenerated) {
@@ -81,6 +94,13 @@ TEST(HeaderRulesTest, RequestIdIsKeptWhenValidElseGenerated) {
   auto id = EnsureRequestId(bad);
   EXPECT_EQ(id.size(), 32u);
   EXPECT_EQ(Get(bad, "x-request-id"), id);
+  http::fields twice;  // two ids: neither is kept, one is generated
+  twice.insert("X-Request-Id", "a");
+  twice.insert("x-request-id", "b");
+  auto fresh = EnsureRequestId(twice);
+  EXPECT_EQ(fresh.size(), 32u);
+  EXPECT_EQ(twice.count("X-Request-Id"), 1u);
+  EXPECT_EQ(Get(twice, "x-request-id"), fresh);
   http::fields none;
   auto a = EnsureRequestId(none);
   http::fields none2;
