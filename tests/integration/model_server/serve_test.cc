@@ -601,6 +601,40 @@ TEST(ServeTest, WorkerRunsExactlyItsShareOfThreads) {
   }
 }
 
+// The "slow" model's state from the server itself (tests wait on it instead of sleeping: a
+// loaded machine only makes them slower, never wrong): batches sent to a worker, and pending
+// requests.
+double SlowBatches(Server& server) {
+  auto m = HttpGet(server.metrics(), "/metrics");
+  return m ? MetricValue(m->body, "sg_batch_size_count{model_name=\"slow\"}") : -1;
+}
+int SlowPending(Server& server) {
+  return server.Describe("slow")["queue"]["pending"].get<int>();
+}
+
+using Reply = std::future<std::optional<HttpResponse>>;
+// A request to the slow model that computes for `rounds`, in the background.
+Reply PostSlow(Server& server, int rounds) {
+  return std::async(std::launch::async, [&server, rounds] {
+    return server.Post("/predictions/slow", SlowBody(rounds), "application/json",
+                       std::chrono::seconds(60));
+  });
+}
+
+// After the slow model's worker was killed with signal 9: the request it was running failed at
+// once with a 503 that says why, and the queued ones were served by its replacement.
+void ExpectOnlyTheRunningRequestFailed(Reply& running, std::vector<Reply>& queued) {
+  auto reply = running.get();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 503);
+  EXPECT_NE(reply->body.find("died (killed by signal 9"), std::string::npos) << reply->body;
+  for (auto& q : queued) {
+    auto r = q.get();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+}
+
 TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
   json slow = SlowModel();
   slow["workers"] = 1;
@@ -612,30 +646,15 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
   ASSERT_EQ(before.size(), 1u);
   pid_t victim = before[0]["pid"].get<pid_t>();
   pid_t bystander = server.Describe("fashion")["workers"][0]["pid"].get<pid_t>();
-  // Each step waits for the server's own state instead of sleeping: a loaded machine only
-  // makes it slower, never wrong.
-  auto slow_batches = [&] {
-    auto m = HttpGet(server.metrics(), "/metrics");
-    return m ? MetricValue(m->body, "sg_batch_size_count{model_name=\"slow\"}") : -1;
-  };
-  auto slow_pending = [&] { return server.Describe("slow")["queue"]["pending"].get<int>(); };
-
   // The victim runs a long request: it has been sent to the worker once the pool counted its
   // batch. Three more then wait in its queue (not in flight).
-  auto in_flight = std::async(std::launch::async, [&] {
-    return server.Post("/predictions/slow", SlowBody(1000000), "application/json",
-                       std::chrono::seconds(60));
-  });
-  ASSERT_TRUE(WaitUntil([&] { return slow_batches() == 1; })) << "the long request never ran";
-  std::vector<std::future<std::optional<HttpResponse>>> queued;
-  for (int i = 0; i < 3; ++i) {
-    queued.push_back(std::async(std::launch::async, [&] {
-      return server.Post("/predictions/slow", SlowBody(1), "application/json",
-                         std::chrono::seconds(60));
-    }));
-  }
-  ASSERT_TRUE(WaitUntil([&] { return slow_pending() == 3; })) << "queued: " << slow_pending();
-  EXPECT_EQ(slow_batches(), 1) << "a queued request reached the busy worker";
+  auto in_flight = PostSlow(server, 1000000);
+  ASSERT_TRUE(WaitUntil([&] { return SlowBatches(server) == 1; })) << "the long request never ran";
+  std::vector<Reply> queued;
+  for (int i = 0; i < 3; ++i) queued.push_back(PostSlow(server, 1));
+  ASSERT_TRUE(WaitUntil([&] { return SlowPending(server) == 3; }))
+      << "queued: " << SlowPending(server);
+  EXPECT_EQ(SlowBatches(server), 1) << "a queued request reached the busy worker";
 
   // Load on the other model meanwhile, before and after the kill.
   std::atomic<bool> stop{false};
@@ -666,17 +685,7 @@ TEST(ServeTest, KilledWorkerFailsOnlyItsRequestsAndIsReplacedOnTheSameCpus) {
   ASSERT_EQ(kill(victim, SIGKILL), 0);
   const int ok_at_kill = ok;
 
-  // Only the in-flight request fails, at once, with a 503 that says why.
-  auto reply = in_flight.get();
-  ASSERT_TRUE(reply);
-  EXPECT_EQ(reply->status, 503);
-  EXPECT_NE(reply->body.find("died (killed by signal 9"), std::string::npos) << reply->body;
-  // The queued ones are served by the replacement worker.
-  for (auto& q : queued) {
-    auto r = q.get();
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200) << r->body;
-  }
+  ExpectOnlyTheRunningRequestFailed(in_flight, queued);
   // The other model kept serving through the kill and the restart, without a failure.
   EXPECT_TRUE(WaitUntil([&] { return ok >= ok_at_kill + 3; })) << ok << " ok at the end";
   stop_clients();
@@ -711,39 +720,20 @@ TEST(ServeTest, DispatchAheadBatchCountsAsQueuedAndSurvivesTheWorkersDeath) {
   auto describe = server.Describe("slow");
   EXPECT_EQ(describe["dispatchAhead"], true);
   pid_t victim = describe["workers"][0]["pid"].get<pid_t>();
-  auto batches = [&] {
-    auto m = HttpGet(server.metrics(), "/metrics");
-    return m ? MetricValue(m->body, "sg_batch_size_count{model_name=\"slow\"}") : -1;
-  };
-  auto pending = [&] { return server.Describe("slow")["queue"]["pending"].get<int>(); };
-  auto post = [&](int rounds) {
-    return std::async(std::launch::async, [&server, rounds] {
-      return server.Post("/predictions/slow", SlowBody(rounds), "application/json",
-                         std::chrono::seconds(60));
-    });
-  };
-  auto running = post(1000000);
-  ASSERT_TRUE(WaitUntil([&] { return batches() == 1; })) << "the long request never ran";
-  std::vector<std::future<std::optional<HttpResponse>>> waiting;
-  for (int i = 0; i < 3; ++i) waiting.push_back(post(1));
+  auto running = PostSlow(server, 1000000);
+  ASSERT_TRUE(WaitUntil([&] { return SlowBatches(server) == 1; })) << "the long request never ran";
+  std::vector<Reply> waiting;
+  for (int i = 0; i < 3; ++i) waiting.push_back(PostSlow(server, 1));
   // One of them is sent ahead to the busy worker; all three are pending.
-  ASSERT_TRUE(WaitUntil([&] { return batches() == 2 && pending() == 3; }))
-      << batches() << " batches, " << pending() << " pending";
+  ASSERT_TRUE(WaitUntil([&] { return SlowBatches(server) == 2 && SlowPending(server) == 3; }))
+      << SlowBatches(server) << " batches, " << SlowPending(server) << " pending";
   auto refused = server.Post("/predictions/slow", SlowBody(1), "application/json");
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 503) << "the batch sent ahead counts against job_queue_size";
 
   ASSERT_EQ(kill(victim, SIGKILL), 0);
-  auto failed = running.get();
-  ASSERT_TRUE(failed);
-  EXPECT_EQ(failed->status, 503);
-  EXPECT_NE(failed->body.find("died (killed by signal 9"), std::string::npos) << failed->body;
-  for (auto& w : waiting) {
-    auto r = w.get();
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200) << r->body;
-  }
-  EXPECT_EQ(pending(), 0);
+  ExpectOnlyTheRunningRequestFailed(running, waiting);
+  EXPECT_EQ(SlowPending(server), 0);
   auto after = server.Describe("slow")["workers"][0];
   EXPECT_NE(after["pid"], victim);
   EXPECT_EQ(after["restarts"], 1);
