@@ -150,6 +150,19 @@ uint8_t RoundToByte(double v) {
 
 }  // namespace
 
+std::pair<int, int> ResizedSize(int width, int height, int resize) {
+  // torchvision Resize(int): the shorter side becomes `resize`, aspect ratio kept.
+  int nw, nh;
+  if (width <= height) {
+    nw = resize;
+    nh = static_cast<int>(static_cast<int64_t>(resize) * height / width);
+  } else {
+    nh = resize;
+    nw = static_cast<int>(static_cast<int64_t>(resize) * width / height);
+  }
+  return {std::max(1, nw), std::max(1, nh)};
+}
+
 Image ResizeBilinear(const Image& in, int width, int height) {
   Image out;
   out.width = width;
@@ -190,18 +203,9 @@ void PreprocessImage(const Image& image, const ImagePreprocess& p, const SampleP
   const Image* src = &image;
   Image resized;
   if (p.resize > 0) {
-    // torchvision Resize(int): the shorter side becomes `resize`, aspect ratio kept.
-    int w = image.width, h = image.height;
-    int nw, nh;
-    if (w <= h) {
-      nw = p.resize;
-      nh = static_cast<int>(static_cast<int64_t>(p.resize) * h / w);
-    } else {
-      nh = p.resize;
-      nw = static_cast<int>(static_cast<int64_t>(p.resize) * w / h);
-    }
-    if (nw != w || nh != h) {
-      resized = ResizeBilinear(image, std::max(1, nw), std::max(1, nh));
+    auto [nw, nh] = ResizedSize(image.width, image.height, p.resize);
+    if (nw != image.width || nh != image.height) {
+      resized = ResizeBilinear(image, nw, nh);
       src = &resized;
     }
   }

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "model_server/serve_config.h"
@@ -25,6 +26,10 @@ struct Image {
 // Returns false with a human `error` on anything else, corrupt data or more than `max_pixels`.
 bool DecodeImage(std::string_view bytes, int channels, int64_t max_pixels, Image* out,
                  std::string* error);
+
+// The size PreprocessImage resizes a width x height image to (torchvision Resize(int)): the
+// shorter side becomes `resize`, the aspect ratio is kept; at least 1x1.
+std::pair<int, int> ResizedSize(int width, int height, int resize);
 
 // Bilinear resize (half-pixel centres, like torch's interpolate with align_corners=false).
 Image ResizeBilinear(const Image& in, int width, int height);

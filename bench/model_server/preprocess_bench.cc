@@ -71,12 +71,11 @@ int main(int argc, char** argv) {
         return 2;
       }
       auto t1 = Clock::now();
-      // What PreprocessImage resizes to: the shorter side becomes `resize`.
-      int w = image.width, h = image.height;
-      int nw = w <= h ? resize : static_cast<int>(int64_t{resize} * w / h);
-      int nh = w <= h ? static_cast<int>(int64_t{resize} * h / w) : resize;
-      if (resize > 0 && (nw != w || nh != h)) {
-        sink += sg::serve::ResizeBilinear(image, std::max(1, nw), std::max(1, nh)).pixels[0];
+      if (resize > 0) {
+        auto [nw, nh] = sg::serve::ResizedSize(image.width, image.height, resize);
+        if (nw != image.width || nh != image.height) {
+          sink += sg::serve::ResizeBilinear(image, nw, nh).pixels[0];
+        }
       }
       auto t2 = Clock::now();
       auto t3 = Clock::now();
