@@ -231,7 +231,10 @@ class Gateway::Impl {
       ScheduleSweep(sweepers_.back().get(), [this, i] { state_->CheckDeadlines(i); });
     }
     for (auto& context : contexts_) {
-      threads_.emplace_back([context = context.get()] { context->run(); });
+      threads_.emplace_back([context = context.get()] {
+        pthread_setname_np(pthread_self(), "sg-io");
+        context->run();
+      });
     }
     for (size_t i = 0; i < shadow_contexts_.size(); ++i) {
       shadow_sweepers_.push_back(std::make_unique<net::steady_timer>(*shadow_contexts_[i]));

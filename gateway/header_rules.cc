@@ -181,21 +181,20 @@ void AppendVersion(unsigned version, std::string* out) {
   out->push_back(static_cast<char>('0' + version % 10));
 }
 
-void AppendFields(const http::fields& fields, std::string* out) {
-  for (const auto& field : fields) {
-    auto name = field.name_string();
-    auto value = field.value();
-    out->append(name.data(), name.size());
-    out->append(": ");
-    out->append(value.data(), value.size());
-    out->append("\r\n");
-  }
+void AppendField(boost::beast::string_view name, boost::beast::string_view value,
+                 std::string* out) {
+  out->append(name.data(), name.size());
+  out->append(": ");
+  out->append(value.data(), value.size());
   out->append("\r\n");
 }
 
-}  // namespace
+void AppendFields(const http::fields& fields, std::string* out) {
+  for (const auto& field : fields) AppendField(field.name_string(), field.value(), out);
+  out->append("\r\n");
+}
 
-void AppendHead(const http::request_header<>& head, std::string* out) {
+void AppendRequestLine(const http::request_header<>& head, std::string* out) {
   auto method = head.method_string();
   auto target = head.target();
   out->append(method.data(), method.size());
@@ -204,7 +203,32 @@ void AppendHead(const http::request_header<>& head, std::string* out) {
   out->push_back(' ');
   AppendVersion(head.version(), out);
   out->append("\r\n");
+}
+
+}  // namespace
+
+void AppendHead(const http::request_header<>& head, std::string* out) {
+  AppendRequestLine(head, out);
   AppendFields(head, out);
+}
+
+void AppendShadowHead(const http::request_header<>& head, const std::vector<std::string>& redact,
+                      const std::string& shadow_header, std::string* out) {
+  AppendRequestLine(head, out);
+  auto left_out = [&](boost::beast::string_view name) {
+    if (!shadow_header.empty() && boost::beast::iequals(name, shadow_header)) return true;
+    for (const auto& r : redact) {
+      if (boost::beast::iequals(name, r)) return true;
+    }
+    return false;
+  };
+  for (const auto& field : head) {
+    auto name = field.name_string();
+    if (left_out(name)) continue;
+    AppendField(name, field.value(), out);
+  }
+  if (!shadow_header.empty()) AppendField(shadow_header, "1", out);
+  out->append("\r\n");
 }
 
 void AppendHead(const http::response_header<>& head, std::string* out) {

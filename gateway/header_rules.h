@@ -48,4 +48,10 @@ std::string CheckRequestFraming(const http::fields& fields);
 void AppendHead(const http::request_header<>& head, std::string* out);
 void AppendHead(const http::response_header<>& head, std::string* out);
 
+// Appends the head of a mirror copy of `head`: what AppendHead writes for a copy shaped by
+// PrepareShadowHeaders (the `redact` headers left out, `shadow_header: 1` last when non-empty),
+// written straight from the primary's head, so the copy needs no fields of its own.
+void AppendShadowHead(const http::request_header<>& head, const std::vector<std::string>& redact,
+                      const std::string& shadow_header, std::string* out);
+
 }  // namespace sg::gateway

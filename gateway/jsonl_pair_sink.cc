@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include <pthread.h>
+
 #include <spdlog/spdlog.h>
 
 namespace sg::gateway {
@@ -20,7 +22,10 @@ std::unique_ptr<JsonlPairSink> JsonlPairSink::Open(const PairLogConfig& config,
 
 JsonlPairSink::JsonlPairSink(const PairLogConfig& config, std::FILE* file, uint64_t size)
     : config_(config), file_(file), file_size_(size) {
-  writer_ = std::thread([this] { WriterLoop(); });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sg-pairlog");
+    WriterLoop();
+  });
 }
 
 JsonlPairSink::~JsonlPairSink() {

@@ -110,18 +110,47 @@ uint64_t MirrorRuntime::outcome(int index) const {
   return static_cast<uint64_t>(outcomes_[index]->Value());
 }
 
+void PairCollector::SetRequest(PairRecord record) {
+  // Field by field: record_.primary may be being set by the session's thread.
+  record_.id = std::move(record.id);
+  record_.ts_us = record.ts_us;
+  record_.route = std::move(record.route);
+  record_.mirror = std::move(record.mirror);
+  record_.request = std::move(record.request);
+}
+
 void PairCollector::SetPrimary(CapturedResponse primary) {
-  std::lock_guard lock(mutex_);
   record_.primary = std::move(primary);
-  have_primary_ = true;
-  if (have_shadow_ && sink_) sink_->Submit(std::move(record_));
+  Arrived();
 }
 
 void PairCollector::SetShadow(CapturedResponse shadow) {
-  std::lock_guard lock(mutex_);
   record_.shadow = std::move(shadow);
-  have_shadow_ = true;
-  if (have_primary_ && sink_) sink_->Submit(std::move(record_));
+  Arrived();
+}
+
+void PairCollector::Arrived() {
+  // acq_rel: the second arrival sees every write the first made before it arrived.
+  if (halves_.fetch_add(1, std::memory_order_acq_rel) == 1 && sink_) {
+    sink_->Submit(std::move(record_));
+  }
+}
+
+CapturedRequest CaptureRequest(const Request& request, const CaptureConfig& capture) {
+  CapturedRequest captured;
+  captured.method = std::string(request.method_string());
+  captured.target = std::string(request.target());
+  const auto& body = request.body();
+  captured.size = body.size();
+  captured.sha256 = Sha256Hex(body);
+  for (const auto& name : capture.request_headers) {
+    auto it = request.find(name);
+    if (it != request.end()) captured.headers[name] = std::string(it->value());
+  }
+  auto limit = static_cast<size_t>(capture.max_body_bytes);
+  captured.body = body.substr(0, std::min(limit, body.size()));
+  captured.body_truncated = body.size() > limit;
+  return captured;
 }
 
 CapturedResponse CaptureResponse(const UpstreamResult& result, const std::string& outcome,

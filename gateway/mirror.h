@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -69,22 +68,31 @@ class MirrorRuntime {
   Histogram* latency_;
 };
 
-// Joins the two halves of one pair; whichever arrives second submits the record. Thread-safe.
+// Joins the two halves of one pair; whichever arrives second submits the record. Each part is
+// set once, by one thread: the request half and the shadow by the mirror's thread (in that
+// order), the primary by the session's. No lock: a thread that set its half never waits for the
+// other (which may be a low-priority shadow thread, preempted).
 class PairCollector {
  public:
-  PairCollector(std::shared_ptr<PairSink> sink, PairRecord record)
-      : sink_(std::move(sink)), record_(std::move(record)) {}
+  explicit PairCollector(std::shared_ptr<PairSink> sink) : sink_(std::move(sink)) {}
+  // The record's request half (id, ts_us, route, mirror, request); its primary and shadow are
+  // left as they are. REQUIRES: before SetShadow, on the thread that calls SetShadow.
+  void SetRequest(PairRecord record);
   void SetPrimary(CapturedResponse primary);
   void SetShadow(CapturedResponse shadow);
 
  private:
+  // The second of SetPrimary and SetShadow submits.
+  void Arrived();
+
   std::shared_ptr<PairSink> sink_;
-  // Guarded by mutex_.
-  std::mutex mutex_;
   PairRecord record_;
-  bool have_primary_ = false;
-  bool have_shadow_ = false;
+  std::atomic<int> halves_{0};
 };
+
+// The request as the pair log records it: method, target, size and digest of the body, the
+// `capture.request_headers` subset and the body cut at `capture.max_body_bytes`.
+CapturedRequest CaptureRequest(const Request& request, const CaptureConfig& capture);
 
 // A response (or its absence) as the pair log records it: status, the `header_names` subset,
 // the body cut at `max_body_bytes`.

@@ -12,6 +12,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/container/small_vector.hpp>
 #include <nlohmann/json.hpp>
 
 #include "common/pair_record.h"
@@ -332,9 +333,10 @@ void ProxySession::HandleRequest(Request request) {
   upstream->keep_alive(true);
   upstream->prepare_payload();
 
-  // The primary and the shadows at once: neither waits for the other. The shadows' exchanges
-  // start first only so that a primary refused at once (503) still completes their pair records;
-  // both are under way within microseconds.
+  // The primary and the shadows at once: neither waits for the other. The mirrors are decided
+  // first, so that a primary refused at once (503) still completes their pair records; the
+  // primary's request is written first (DispatchMirrors posts the copies), and both are under
+  // way within microseconds.
   upstream_request_ = {};  // the primary's head is buffered_request_'s (DoUpstreamWriteHeader)
   buffered_request_ = upstream;
   upstream_pool_ = route.primary;
@@ -345,10 +347,80 @@ void ProxySession::HandleRequest(Request request) {
   AcquireUpstream(/*allow_idle=*/true);
 }
 
+namespace {
+
+// A copy admitted by DispatchMirrors, before it is made.
+struct MirrorCopy {
+  MirrorRuntime* mirror;
+  std::shared_ptr<PairCollector> collector;  // null without a pair sink
+};
+using MirrorCopies = boost::container::small_vector<MirrorCopy, 1>;
+// What every pair record of one request shares besides the request itself.
+struct PairHead {
+  std::string id;
+  int64_t ts_us = 0;
+  std::string route;
+};
+
+// Makes and sends the admitted copies of `upstream` (the primary's request, immutable now) on
+// the mirror's thread: the pair records' request halves, then one exchange per copy.
+void SendMirrorCopies(const std::shared_ptr<GatewayState>& state, const MirrorCopies& copies,
+                      const std::shared_ptr<const Request>& upstream, const PairHead& head,
+                      Clock::time_point primary_dispatch, size_t shard, net::io_context& context) {
+  std::optional<CapturedRequest> captured;  // the same for every copy
+  for (const auto& copy : copies) {
+    MirrorRuntime* mirror = copy.mirror;
+    const auto& config = mirror->config();
+    if (copy.collector) {
+      if (!captured) captured = CaptureRequest(*upstream, state->config.capture);
+      PairRecord record;
+      record.id = head.id;
+      record.ts_us = head.ts_us;
+      record.route = head.route;
+      record.mirror = config.name;
+      record.request = *captured;
+      copy.collector->SetRequest(std::move(record));
+    }
+    // The copy shares the primary's request and only writes a head of its own (redacted,
+    // marked); without mirror_body it is a real copy with the body left out.
+    std::shared_ptr<const Request> request = upstream;
+    std::string shadow_head;
+    if (config.mirror_body) {
+      AppendShadowHead(upstream->base(), state->config.redact_headers, state->config.shadow_header,
+                       &shadow_head);
+    } else {
+      auto bodiless = std::make_shared<Request>(upstream->base(), std::string());
+      PrepareShadowHeaders(*bodiless, state->config.redact_headers, state->config.shadow_header);
+      bodiless->prepare_payload();
+      request = std::move(bodiless);
+    }
+    mirror->pool().Send(
+        shard, std::move(request), config.timeout, context.get_executor(),
+        [state, mirror, collector = copy.collector,
+         primary_dispatch](std::shared_ptr<UpstreamResult> result) {
+          mirror->Finished(*result);
+          if (collector) {
+            int outcome = ShadowOutcomeIndex(*result);
+            auto shadow = CaptureResponse(*result, kShadowOutcomes[outcome],
+                                          state->config.capture.response_headers,
+                                          state->config.capture.max_body_bytes);
+            shadow.send_offset_us = ToMicros(result->dispatched - primary_dispatch);
+            collector->SetShadow(std::move(shadow));
+          }
+          state->shadows_in_flight.fetch_sub(1, std::memory_order_relaxed);
+        },
+        std::move(shadow_head));
+  }
+}
+
+}  // namespace
+
 void ProxySession::DispatchMirrors(RouteRuntime& route,
                                    const std::shared_ptr<const Request>& upstream,
                                    Clock::time_point primary_dispatch) {
-  std::shared_ptr<const CapturedRequest> captured;
+  // Here, at once: which mirrors get a copy (sampling, the in-flight bound, a shadow that is
+  // down) and a collector per copy, so that a primary refused at once still completes the pair.
+  MirrorCopies copies;
   for (auto& mirror_ptr : route.mirrors) {
     MirrorRuntime* mirror = mirror_ptr.get();
     const auto& config = mirror->config();
@@ -364,66 +436,27 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
       mirror->FailedFast();
       continue;
     }
-
     std::shared_ptr<PairCollector> collector;
     if (state_->sink) {
-      if (!captured) {
-        auto request = std::make_shared<CapturedRequest>();
-        request->method = method_;
-        request->target = target_;
-        const auto& body = upstream->body();
-        request->size = body.size();
-        request->sha256 = Sha256Hex(body);
-        for (const auto& name : state_->config.capture.request_headers) {
-          auto it = upstream->find(name);
-          if (it != upstream->end()) request->headers[name] = std::string(View(it->value()));
-        }
-        auto limit = static_cast<size_t>(state_->config.capture.max_body_bytes);
-        request->body = body.substr(0, std::min(limit, body.size()));
-        request->body_truncated = body.size() > limit;
-        captured = std::move(request);
-      }
-      PairRecord record;
-      record.id = request_id_;
-      record.ts_us = NowUnixMicros();
-      record.route = route.config.name;
-      record.mirror = config.name;
-      record.request = *captured;
-      collector = std::make_shared<PairCollector>(state_->sink, std::move(record));
+      collector = std::make_shared<PairCollector>(state_->sink);
       collectors_.push_back(collector);
     }
+    copies.push_back({mirror, std::move(collector)});
     state_->shadows_in_flight.fetch_add(1, std::memory_order_relaxed);
-    // The copy and its exchange go to the mirror's thread (a shadow thread, or this one): shadow
-    // work never queues in this event loop ahead of the primary's. The request is immutable now,
-    // so both threads may read it.
-    size_t mirror_shard = state_->MirrorShard(shard_);
-    auto& context = state_->MirrorContext(mirror_shard);
-    net::dispatch(context, [state = state_, mirror, collector, primary_dispatch, upstream,
-                            mirror_shard, &context] {
-      // A deep copy: the shadow exchange owns its request (fire and forget).
-      const auto& config = mirror->config();
-      auto shadow = std::make_shared<Request>(*upstream);
-      PrepareShadowHeaders(*shadow, state->config.redact_headers, state->config.shadow_header);
-      if (!config.mirror_body) {
-        shadow->body().clear();
-        shadow->prepare_payload();
-      }
-      mirror->pool().Send(
-          mirror_shard, std::move(shadow), config.timeout, context.get_executor(),
-          [state, mirror, collector, primary_dispatch](std::shared_ptr<UpstreamResult> result) {
-            mirror->Finished(*result);
-            if (collector) {
-              int outcome = ShadowOutcomeIndex(*result);
-              auto shadow = CaptureResponse(*result, kShadowOutcomes[outcome],
-                                            state->config.capture.response_headers,
-                                            state->config.capture.max_body_bytes);
-              shadow.send_offset_us = ToMicros(result->dispatched - primary_dispatch);
-              collector->SetShadow(std::move(shadow));
-            }
-            state->shadows_in_flight.fetch_sub(1, std::memory_order_relaxed);
-          });
-    });
   }
+  if (copies.empty()) return;
+  // The rest of a copy's cost (its head, the pair record's request half, its exchange) is posted
+  // to the mirror's thread (a shadow thread, or this one): it never runs in this event loop ahead
+  // of the primary's work, which writes the primary's request before it returns. The copies go
+  // out microseconds later (the pair record's send_offset_us).
+  PairHead head;
+  if (state_->sink) head = {request_id_, NowUnixMicros(), route.config.name};
+  size_t mirror_shard = state_->MirrorShard(shard_);
+  auto& context = state_->MirrorContext(mirror_shard);
+  net::post(context, [state = state_, copies = std::move(copies), upstream, head = std::move(head),
+                      primary_dispatch, mirror_shard, &context] {
+    SendMirrorCopies(state, copies, upstream, head, primary_dispatch, mirror_shard, context);
+  });
 }
 
 void ProxySession::SendUpstreamResponse() {

@@ -45,13 +45,14 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
  public:
   UpstreamExchange(std::shared_ptr<UpstreamPool> pool, size_t shard,
                    std::shared_ptr<const Request> request, std::chrono::microseconds timeout,
-                   net::any_io_executor executor, UpstreamPool::Callback done)
+                   net::any_io_executor executor, UpstreamPool::Callback done, std::string head)
       : pool_(std::move(pool)),
         shard_(shard),
         request_(std::move(request)),
         executor_(std::move(executor)),
         done_(std::move(done)),
-        result_(std::make_shared<UpstreamResult>()) {
+        result_(std::make_shared<UpstreamResult>()),
+        head_text_(std::move(head)) {
     auto total = std::min(timeout, pool_->config().total_timeout);
     result_->dispatched = Clock::now();
     deadline_ = result_->dispatched + total;
@@ -127,9 +128,8 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
     SetOpDeadline(Remaining());
     auto handler = beast::bind_front_handler(&UpstreamExchange::OnWrite, shared_from_this());
     if (request_->chunked()) return http::async_write(*stream_, *request_, std::move(handler));
-    // Head and body in one gather write.
-    head_text_.clear();
-    AppendHead(request_->base(), &head_text_);
+    // Head and body in one gather write (the head written once, even when retried).
+    if (head_text_.empty()) AppendHead(request_->base(), &head_text_);
     std::array<net::const_buffer, 2> buffers{net::buffer(head_text_),
                                              net::buffer(request_->body())};
     net::async_write(*stream_, buffers, std::move(handler));
@@ -219,7 +219,7 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, 
   int interim_responses_ = 0;
   Clock::time_point op_deadline_ = Clock::time_point::max();
   std::unique_ptr<Socket> stream_;
-  std::string head_text_;
+  std::string head_text_;  // the head as written: given, or AppendHead(request_) on first write
   beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;
 };
@@ -251,9 +251,9 @@ UpstreamPool::UpstreamPool(std::vector<net::io_context*> contexts,
 
 void UpstreamPool::Send(size_t shard, std::shared_ptr<const Request> request,
                         std::chrono::microseconds timeout, net::any_io_executor executor,
-                        Callback done) {
+                        Callback done, std::string head) {
   std::make_shared<UpstreamExchange>(shared_from_this(), shard, std::move(request), timeout,
-                                     std::move(executor), std::move(done))
+                                     std::move(executor), std::move(done), std::move(head))
       ->Start();
 }
 

@@ -86,10 +86,12 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   using Callback = std::function<void(std::shared_ptr<UpstreamResult>)>;
   // Sends `request` (complete, with its framing headers set) and reads the response. `timeout`
   // bounds the whole exchange (and is capped by the upstream's total_timeout). `done` is posted to
-  // `executor` exactly once.
-  // REQUIRES: `shard` < the number of contexts; `executor` belongs to that shard.
+  // `executor` exactly once. `head`, when not empty, is the head written instead of `request`'s
+  // own (a mirror copy's, AppendShadowHead): the request then only lends its body.
+  // REQUIRES: `shard` < the number of contexts; `executor` belongs to that shard; a non-empty
+  // `head` only for a request that is not chunked.
   void Send(size_t shard, std::shared_ptr<const Request> request, std::chrono::microseconds timeout,
-            net::any_io_executor executor, Callback done);
+            net::any_io_executor executor, Callback done, std::string head = {});
 
   // True while every endpoint is ejected after connect failures and the pool fails fast.
   bool Down() const;

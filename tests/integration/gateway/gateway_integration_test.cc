@@ -286,6 +286,28 @@ TEST(GatewayTest, ProxySemanticsAndShadowRedaction) {
   EXPECT_EQ(s.headers["x-request-id"], p.headers["x-request-id"]);
 }
 
+// mirror_body false: the shadow gets the head (redacted, marked) and no body; the primary the body.
+TEST(GatewayTest, MirrorWithoutBodySendsTheHeadOnly) {
+  TempDir dir;
+  TestUpstream primary({Mode::kEcho});
+  TestUpstream shadow({Mode::kEcho});
+  GatewayProcess gateway(MakeConfig(primary.port(), shadow.port(), {{"mirror_body", false}}), dir);
+  ASSERT_TRUE(gateway.ready());
+  auto raw = RawExchange(gateway.port(),
+                         "POST /y HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n"
+                         "Authorization: Bearer prod\r\nContent-Length: 5\r\n\r\nhello");
+  ASSERT_EQ(StatusOf(raw), 200) << raw;
+  ASSERT_TRUE(WaitUntil([&] { return shadow.received_count() == 1; }, 3s));
+  EXPECT_EQ(primary.received().at(0).body, "hello");
+  auto s = shadow.received().at(0);
+  EXPECT_EQ(s.method, "POST");
+  EXPECT_EQ(s.target, "/y");
+  EXPECT_EQ(s.body, "");
+  EXPECT_EQ(s.headers["content-length"], "0");
+  EXPECT_EQ(s.headers.count("authorization"), 0u);
+  EXPECT_EQ(s.headers["x-shadow-request"], "1");
+}
+
 TEST(GatewayTest, ChunkedUpstreamResponseAndKeepAliveAndPipelining) {
   TempDir dir;
   TestUpstream primary({Mode::kChunked, "0123456789abcdef"});

@@ -123,6 +123,37 @@ TEST(HeaderRulesTest, ShadowCopyIsRedactedAndMarked) {
   EXPECT_EQ(Get(f, "content-type"), "image/png");
 }
 
+// The copy's head written from the primary's request is the head of a redacted, marked copy.
+TEST(HeaderRulesTest, ShadowHeadIsTheHeadOfAPreparedCopy) {
+  http::request<http::string_body> request(http::verb::post, "/predictions/m", 11);
+  request.set(http::field::host, "models.internal");
+  request.insert("AUTHORIZATION", "Bearer prod");
+  request.insert("Cookie", "a=1");
+  request.insert("X-Trace", "t1");
+  request.insert("cookie", "b=2");
+  request.insert("x-shadow-request", "0");  // a client's own marker is replaced
+  request.insert("X-Api-Key", "k");
+  request.body() = "{\"x\": 1}";
+  request.prepare_payload();
+  const std::vector<std::string> redact = {"authorization", "cookie", "x-api-key"};
+  for (std::string marker : {"X-Shadow-Request", ""}) {
+    auto copy = request;
+    PrepareShadowHeaders(copy, redact, marker);
+    std::string expected;
+    AppendHead(copy.base(), &expected);
+    std::string head;
+    AppendShadowHead(request.base(), redact, marker, &head);
+    EXPECT_EQ(head, expected) << marker;
+    EXPECT_EQ(head.find("prod"), std::string::npos);
+    EXPECT_EQ(head.find("a=1"), std::string::npos);
+  }
+  std::string head;
+  AppendShadowHead(request.base(), redact, "X-Shadow-Request", &head);
+  EXPECT_EQ(head,
+            "POST /predictions/m HTTP/1.1\r\nHost: models.internal\r\nX-Trace: t1\r\n"
+            "Content-Length: 8\r\nX-Shadow-Request: 1\r\n\r\n");
+}
+
 TEST(HeaderRulesTest, FramingChecks) {
   auto check = [](std::vector<std::pair<http::field, std::string>> headers) {
     http::fields f;

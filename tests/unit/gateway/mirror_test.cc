@@ -106,9 +106,11 @@ class RecordingSink : public PairSink {
 
 TEST(MirrorTest, CollectorSubmitsWhenBothHalvesArrive) {
   auto sink = std::make_shared<RecordingSink>();
+  PairCollector a(sink);
   PairRecord record;
   record.id = "x";
-  PairCollector a(sink, record);
+  record.request.target = "/a";
+  a.SetRequest(record);
   CapturedResponse shadow;
   shadow.outcome = "ok";
   a.SetShadow(shadow);
@@ -117,8 +119,32 @@ TEST(MirrorTest, CollectorSubmitsWhenBothHalvesArrive) {
   primary.status = 201;
   a.SetPrimary(primary);
   ASSERT_EQ(sink->records.size(), 1u);
+  EXPECT_EQ(sink->records[0].id, "x");
+  EXPECT_EQ(sink->records[0].request.target, "/a");
   EXPECT_EQ(sink->records[0].primary.status, 201);
   EXPECT_EQ(sink->records[0].shadow.outcome, "ok");
+}
+
+// A primary refused at once completes before the copy is made (DispatchMirrors posts the copy):
+// the request half set after it keeps the primary.
+TEST(MirrorTest, CollectorKeepsAPrimaryThatCameBeforeTheRequest) {
+  auto sink = std::make_shared<RecordingSink>();
+  PairCollector a(sink);
+  CapturedResponse primary;
+  primary.status = 503;
+  primary.outcome = "error";
+  a.SetPrimary(primary);
+  PairRecord record;
+  record.id = "y";
+  record.mirror = "m";
+  a.SetRequest(record);
+  EXPECT_TRUE(sink->records.empty());
+  a.SetShadow(CapturedResponse{});
+  ASSERT_EQ(sink->records.size(), 1u);
+  EXPECT_EQ(sink->records[0].id, "y");
+  EXPECT_EQ(sink->records[0].mirror, "m");
+  EXPECT_EQ(sink->records[0].primary.status, 503);
+  EXPECT_EQ(sink->records[0].primary.outcome, "error");
 }
 
 }  // namespace
