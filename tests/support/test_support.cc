@@ -136,13 +136,48 @@ int64_t ProcStatusKiB(pid_t pid, std::string_view field) {
   return -1;
 }
 
-int FreePort() {
+namespace {
+
+// The kernel's ephemeral port range (the local ports it picks for outgoing connections).
+std::pair<int, int> EphemeralRange() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 32768, high = 60999;
+  if (!(in >> low >> high)) return {32768, 60999};
+  return {low, high};
+}
+
+bool CanBind(int port) {
   Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr = Loopback(0);
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
-  socklen_t len = sizeof addr;
-  getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-  return ntohs(addr.sin_port);
+  sockaddr_in addr = Loopback(port);
+  return bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+}  // namespace
+
+int FreePort() {
+  // Below the ephemeral range: a port bound to 0 and released can be handed to the very next
+  // outgoing connection (one of the test's own, or nginx's to an upstream) before the server
+  // under test binds it; a port below the range is never picked that way. Each process walks
+  // the range from its own random point, so concurrent test processes rarely try the same port,
+  // and the bind check skips the ones in use.
+  static constexpr int kFirst = 10000;
+  static const int last = EphemeralRange().first - 1;
+  if (last - kFirst < 1000) {  // an unusual range: fall back to one the kernel picks
+    Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr = Loopback(0);
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
+    socklen_t len = sizeof addr;
+    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+    return ntohs(addr.sin_port);
+  }
+  const int span = last - kFirst + 1;
+  static std::atomic<unsigned> next{std::random_device{}() % static_cast<unsigned>(span)};
+  for (int tries = 0; tries < span; ++tries) {
+    int port = kFirst + static_cast<int>(next.fetch_add(1, std::memory_order_relaxed) %
+                                         static_cast<unsigned>(span));
+    if (CanBind(port)) return port;
+  }
+  return -1;
 }
 
 bool WaitForPort(int port, std::chrono::milliseconds timeout) {

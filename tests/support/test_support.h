@@ -22,7 +22,8 @@ namespace sg::testing {
 std::filesystem::path BinDir();
 std::filesystem::path SourceDir();
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range (so no
+// outgoing connection takes it before the caller's server binds it); -1 when none is free.
 int FreePort();
 
 // True once something accepts TCP connections on 127.0.0.1:port.
