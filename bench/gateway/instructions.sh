@@ -65,7 +65,8 @@ read -r ngx ngx_n < <(count nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/pro
 read -r ngx_m ngx_m_n < <(count nginx -p "$WORK" -c "$WORK/proxy-mirror.conf" -e "$WORK/proxy.err")
 read -r none none_n < <(count "$SHADOWGATE" --config "$WORK/none.json" --log-level warn)
 read -r mirror mirror_n < <(count "$SHADOWGATE" --config "$WORK/mirror.json" --log-level warn)
-echo "user-space instructions per request (callgrind; ${SECONDS_RUN}s of wrk -t1 -c4 per row)"
+echo "user-space instructions per request (callgrind; ${SECONDS_RUN}s of wrk -t1 -c4 per row; nginx" \
+  "headers ${NGINX_HEADERS:-same})"
 echo
 echo "| case | nginx instr/request | shadowgate instr/request | shadowgate/nginx |"
 echo "| --- | ---: | ---: | ---: |"

@@ -6,7 +6,8 @@
 #                   small JSON bodies; returns once both listen
 # nginx_proxy_conf PORT SHADOW_PORT WORKERS MASTER
 #                   nginx 1.22 as the (mirroring) proxy on PORT, keep-alive pools; SHADOW_PORT ""
-#                   for no mirror; MASTER "on" or "off" (off: one process, for callgrind)
+#                   for no mirror; MASTER "on" or "off" (off: one process, for callgrind);
+#                   NGINX_HEADERS same (default: the headers shadowgate sets) or bare
 
 bench_init() {
   WORK=$(mktemp -d "/tmp/sg-bench-$1.XXXXXX")
@@ -71,22 +72,38 @@ NGX
 
 nginx_proxy_conf() {
   local port=$1 shadow_port=$2 workers=$3 master=$4 mirror="" shadow_upstream="" shadow_location=""
+  # The request headers shadowgate sets on every forwarded request (docs/gateway.md): with
+  # NGINX_HEADERS=same (the default) nginx does the same work: X-Forwarded-For/-Proto/-Host, a
+  # kept or generated X-Request-Id, returned to the client too; its mirror copies are marked and
+  # have the credentials removed, as shadowgate's are. NGINX_HEADERS=bare: only what keep-alive
+  # to the upstream needs.
+  local headers='proxy_set_header Connection "";' id_map="" shadow_headers=""
+  if [[ ${NGINX_HEADERS:-same} == same ]]; then
+    id_map='map $http_x_request_id $sg_request_id { "" $request_id; default $http_x_request_id; }'
+    headers="$headers"' proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Request-Id $sg_request_id;'
+    shadow_headers='proxy_set_header X-Shadow-Request 1; proxy_set_header Authorization "";
+      proxy_set_header Cookie ""; proxy_set_header Proxy-Authorization "";'
+  fi
   if [[ -n "$shadow_port" ]]; then
     mirror="mirror /mirror; mirror_request_body on;"
     shadow_upstream="upstream shadow { server 127.0.0.1:$shadow_port; keepalive 64; }"
     shadow_location="location = /mirror { internal; proxy_pass http://shadow\$request_uri;
-      proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_connect_timeout 1s;
+      proxy_http_version 1.1; $headers $shadow_headers proxy_connect_timeout 1s;
       proxy_read_timeout 5s; }"
   fi
+  local response_id=""
+  [[ -n "$id_map" ]] && response_id='add_header X-Request-Id $sg_request_id always;'
   cat <<NGX
 daemon off; master_process $master; worker_processes $workers; pid $WORK/proxy.pid;
 error_log $WORK/proxy.err error; events { worker_connections 8192; }
-http { access_log off; $temp_paths keepalive_requests 1000000;
+http { access_log off; $temp_paths keepalive_requests 1000000; $id_map
   upstream primary { server 127.0.0.1:$UP; keepalive 64; }
   $shadow_upstream
   server { listen 127.0.0.1:$port;
-    location / { $mirror proxy_pass http://primary; proxy_http_version 1.1;
-      proxy_set_header Connection ""; }
+    location / { $mirror proxy_pass http://primary; proxy_http_version 1.1; $headers
+      $response_id }
     $shadow_location } }
 NGX
 }

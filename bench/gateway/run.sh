@@ -14,6 +14,10 @@
 # measures shadowgate's p99 in the no-mirror, 200 ms-shadow and shadow-down cases with
 # LOW_CONNECTIONS (default 4) connections from one wrk thread, interleaved in the same rounds.
 #
+# nginx sets the same request and response headers as shadowgate (X-Forwarded-*, X-Request-Id;
+# on its mirror copies X-Shadow-Request and no credentials), so both proxies do the same work;
+# NGINX_HEADERS=bare leaves them out (lib.sh, nginx_proxy_conf).
+#
 # Needs build/bin/shadowgate (or SHADOWGATE=path) and build/bin/sg-bench-slow-upstream (or
 # SLOW_UPSTREAM=path), nginx, wrk, python3. Prints one markdown table
 # with req/s, p50 and p99 for both proxies and the shadowgate/nginx ratios, all from this run.
@@ -134,8 +138,8 @@ median() {
       if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s; proxies with $THREADS workers/threads (shadowgate" \
-  "shadow_threads $SHADOW_THREADS, shadow_nice $SHADOW_NICE); $(nproc) CPUs;" \
-  "medians of $REPEAT round(s)"
+  "shadow_threads $SHADOW_THREADS, shadow_nice $SHADOW_NICE; nginx headers" \
+  "${NGINX_HEADERS:-same}); $(nproc) CPUs; medians of $REPEAT round(s)"
 echo
 echo "| case | shadowgate req/s | p50 ms | p99 ms | nginx req/s | p50 ms | p99 ms | req/s ratio | p99 ratio |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
