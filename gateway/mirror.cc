@@ -1,5 +1,7 @@
 #include "gateway/mirror.h"
 
+#include <algorithm>
+
 #include "common/strings.h"
 
 namespace sg::gateway {
@@ -8,7 +10,42 @@ namespace {
 int64_t ToMicros(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 }  // namespace
+
+bool MirrorPacer::Admit(int64_t now_ns) {
+  int64_t interval = interval_ns();
+  if (interval <= 0) return true;
+  // A copy conforms while the theoretical arrival time is at most `burst - 1` intervals ahead.
+  int64_t tolerance = interval * (burst_ - 1);
+  int64_t next = next_ns_.load(std::memory_order_relaxed);
+  for (;;) {
+    int64_t start = std::max(next, now_ns);
+    if (start - now_ns > tolerance) return false;
+    if (next_ns_.compare_exchange_weak(next, start + interval, std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+}
+
+void MirrorPacer::Observe(int64_t held_ns) {
+  // An exponential average (1/8 per copy). Concurrent updates may lose a sample: an average.
+  int64_t mean = mean_held_ns_.load(std::memory_order_relaxed);
+  held_ns = std::max<int64_t>(held_ns, 1);
+  mean_held_ns_.store(mean == 0 ? held_ns : mean + (held_ns - mean) / 8, std::memory_order_relaxed);
+}
+
+int64_t MirrorPacer::interval_ns() const {
+  // Paced for `slots - burst` copies in flight, so that a burst fits under the bound (which,
+  // when reached, stops the copies until slots free up, and then a burst follows the gap).
+  int paced = slots_ > burst_ ? slots_ - burst_ : slots_;
+  return mean_held_ns_.load(std::memory_order_relaxed) / paced;
+}
 
 int ShadowOutcomeIndex(const UpstreamResult& result) {
   switch (result.outcome) {
@@ -47,7 +84,8 @@ MirrorRuntime::MirrorRuntime(const MirrorConfig& config, const std::string& rout
       pool_(std::move(pool)),
       sampler_(config.sampling == Sampling::kHash),
       percent_(config.percent),
-      ppm_(PercentToPpm(config.percent)) {
+      ppm_(PercentToPpm(config.percent)),
+      pacer_(config.max_in_flight, std::max(1, config.max_in_flight / 8)) {
   for (int i = 0; i < 3; ++i) {
     not_mirrored_[i] =
         &metrics.not_mirrored.WithLabels({route, config.name, kNotMirroredReasons[i]});
@@ -67,7 +105,8 @@ NotMirrored MirrorRuntime::Admit(std::string_view hash_key, size_t body_size) {
     not_mirrored_[1]->Increment();
     return NotMirrored::kBodyTooLarge;
   }
-  if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= config_.max_in_flight) {
+  if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= config_.max_in_flight ||
+      !pacer_.Admit(SteadyNanos())) {
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     not_mirrored_[2]->Increment();
     return NotMirrored::kOverload;
@@ -85,6 +124,9 @@ NotMirrored MirrorRuntime::CountStreamed(std::string_view hash_key) {
 }
 
 void MirrorRuntime::Finished(const UpstreamResult& result) {
+  pacer_.Observe(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(result.completed - result.dispatched)
+          .count());
   in_flight_.fetch_sub(1, std::memory_order_acq_rel);
   outcomes_[ShadowOutcomeIndex(result)]->Increment();
   if (result.outcome == UpstreamOutcome::kOk) {

@@ -29,13 +29,39 @@ int ShadowOutcomeIndex(const UpstreamResult& result);
 const char* PrimaryOutcome(const UpstreamResult& result);
 const char* PrimaryOutcome(UpstreamOutcome outcome, unsigned status);
 
+// Spreads a mirror's copies evenly in time. The in-flight bound alone lets a slow shadow's
+// copies go in waves: `slots` copies start together, all return together one shadow latency
+// later, and the next `slots` start together, so every wave costs the proxy's threads a burst
+// of work. The pacer admits at most `slots` copies per mean slot time (an average of how long
+// copies held their slots), with bursts of up to `burst`: by Little's law that is the rate
+// `slots` copies in flight can sustain, so over time it admits as many copies as the bound
+// alone, just not in waves. Before any copy has finished it admits everything. Lock-free
+// (GCRA: one atomic theoretical arrival time); thread-safe.
+class MirrorPacer {
+ public:
+  MirrorPacer(int slots, int burst) : slots_(slots), burst_(burst) {}
+  // True when a copy may start at `now_ns` (any monotonic clock, in nanoseconds).
+  bool Admit(int64_t now_ns);
+  // A copy released its slot after holding it `held_ns`.
+  void Observe(int64_t held_ns);
+  // The time between admissions when pacing; 0 before the first Observe.
+  int64_t interval_ns() const;
+
+ private:
+  const int slots_;
+  const int burst_;
+  std::atomic<int64_t> mean_held_ns_{0};
+  std::atomic<int64_t> next_ns_{0};  // GCRA's theoretical arrival time
+};
+
 class MirrorRuntime {
  public:
   MirrorRuntime(const MirrorConfig& config, const std::string& route,
                 std::shared_ptr<UpstreamPool> pool, GatewayMetrics& metrics);
 
   // Decides whether this request gets a copy. On kNone an in-flight slot is taken: the caller
-  // MUST call Finished() when the shadow exchange ends. Counts every not-mirrored reason.
+  // MUST call Finished() when the shadow exchange ends. Counts every not-mirrored reason;
+  // overload covers both the in-flight bound and the pacer (MirrorPacer).
   NotMirrored Admit(std::string_view hash_key, size_t body_size);
   // For a request whose body is streamed (never mirrored): counts sampled_out when sampling
   // leaves it out, else body_too_large. Takes no slot.
@@ -63,6 +89,7 @@ class MirrorRuntime {
   std::atomic<double> percent_;
   std::atomic<uint64_t> ppm_;
   std::atomic<int> in_flight_{0};
+  MirrorPacer pacer_;
   Counter* not_mirrored_[3];
   Counter* outcomes_[4];
   Histogram* latency_;

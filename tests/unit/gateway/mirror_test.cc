@@ -1,5 +1,9 @@
 #include "gateway/mirror.h"
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 namespace sg::gateway {
@@ -53,6 +57,89 @@ TEST(MirrorTest, AdmitCountsEveryReason) {
   f.mirror->Finished(Result(UpstreamOutcome::kOk));
   EXPECT_EQ(f.mirror->in_flight(), 1);
   EXPECT_EQ(f.mirror->Admit("", 1), NotMirrored::kNone);
+}
+
+constexpr int64_t kMs = 1000 * 1000;
+
+TEST(MirrorPacerTest, AdmitsEverythingBeforeACopyFinished) {
+  MirrorPacer pacer(256, 32);
+  EXPECT_EQ(pacer.interval_ns(), 0);
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(pacer.Admit(5 * kMs));
+}
+
+TEST(MirrorPacerTest, AdmitsABurstThenOnePerInterval) {
+  MirrorPacer pacer(256, 32);
+  pacer.Observe(200 * kMs);
+  // Paced for 256 - 32 copies in flight: one per 200 ms / 224.
+  int64_t interval = 200 * kMs / 224;
+  EXPECT_EQ(pacer.interval_ns(), interval);
+  const int64_t t = 1000 * kMs;
+  int admitted = 0;
+  for (int i = 0; i < 100; ++i) admitted += pacer.Admit(t);
+  EXPECT_EQ(admitted, 32);
+  EXPECT_FALSE(pacer.Admit(t + interval - 1));
+  EXPECT_TRUE(pacer.Admit(t + interval));
+  EXPECT_FALSE(pacer.Admit(t + interval));
+  // Idle time refills the burst, never more.
+  admitted = 0;
+  for (int i = 0; i < 100; ++i) admitted += pacer.Admit(t + 100 * interval);
+  EXPECT_EQ(admitted, 32);
+}
+
+TEST(MirrorPacerTest, SpreadsASteadyStreamAtTheSustainableRate) {
+  MirrorPacer pacer(256, 32);
+  pacer.Observe(200 * kMs);
+  // 40,000 requests a second for 2 s, all wanting a copy: about 224 per 200 ms get one (plus the
+  // first burst), and no 10 ms stretch gets more than its share plus the burst.
+  int admitted = 0, most_in_10ms = 0, in_10ms = 0;
+  for (int64_t t = 0; t < 2000 * kMs; t += 25 * 1000) {
+    if (t % (10 * kMs) == 0) in_10ms = 0;
+    if (pacer.Admit(t)) {
+      ++admitted;
+      most_in_10ms = std::max(most_in_10ms, ++in_10ms);
+    }
+  }
+  EXPECT_NEAR(admitted, 2 * 1120 + 32, 2);
+  EXPECT_LE(most_in_10ms, 32 + 12);
+}
+
+TEST(MirrorPacerTest, FollowsTheAverageSlotTime) {
+  MirrorPacer pacer(9, 1);
+  pacer.Observe(800 * kMs);
+  EXPECT_EQ(pacer.interval_ns(), 100 * kMs);
+  for (int i = 0; i < 100; ++i) pacer.Observe(80 * kMs);
+  EXPECT_NEAR(static_cast<double>(pacer.interval_ns()), 10.0 * kMs, 0.1 * kMs);
+}
+
+TEST(MirrorPacerTest, ConcurrentAdmissionsShareOneBurst) {
+  MirrorPacer pacer(64, 8);
+  pacer.Observe(1000 * kMs);
+  std::atomic<int> admitted{0};
+  auto admit = [&] {
+    for (int i = 0; i < 10000; ++i) admitted += pacer.Admit(7 * kMs);
+  };
+  std::thread a(admit), b(admit);
+  a.join();
+  b.join();
+  EXPECT_EQ(admitted.load(), 8);
+}
+
+// Once a copy has finished, the runtime paces: a slow shadow's copies no longer start in waves.
+TEST(MirrorTest, AdmitPacesAfterTheFirstCopyFinished) {
+  MirrorConfig config;
+  config.name = "m";
+  config.max_in_flight = 16;  // a burst of 2, paced for 14 in flight
+  Fixture f(config);
+  auto slow = Result(UpstreamOutcome::kOk);
+  slow.dispatched = std::chrono::steady_clock::now();
+  slow.completed = slow.dispatched + std::chrono::seconds(10);  // one copy per 10 s / 14
+  EXPECT_EQ(f.mirror->Admit("", 1), NotMirrored::kNone);
+  f.mirror->Finished(slow);
+  int admitted = 0;
+  for (int i = 0; i < 10; ++i) admitted += f.mirror->Admit("", 1) == NotMirrored::kNone;
+  EXPECT_EQ(admitted, 2);
+  EXPECT_EQ(f.mirror->not_mirrored(2), 8u);  // overload
+  EXPECT_EQ(f.mirror->in_flight(), 2);
 }
 
 TEST(MirrorTest, BodySizeIgnoredWhenBodyNotMirrored) {
