@@ -32,11 +32,13 @@ const char* PrimaryOutcome(UpstreamOutcome outcome, unsigned status);
 // Spreads a mirror's copies evenly in time. The in-flight bound alone lets a slow shadow's
 // copies go in waves: `slots` copies start together, all return together one shadow latency
 // later, and the next `slots` start together, so every wave costs the proxy's threads a burst
-// of work. The pacer admits at most `slots` copies per mean slot time (an average of how long
-// copies held their slots), with bursts of up to `burst`: by Little's law that is the rate
-// `slots` copies in flight can sustain, so over time it admits as many copies as the bound
-// alone, just not in waves. Before any copy has finished it admits everything. Lock-free
-// (GCRA: one atomic theoretical arrival time); thread-safe.
+// of work. The pacer admits at most `slots - burst` copies per mean slot time (an average of
+// how long copies held their slots), with bursts of up to `burst`: by Little's law the rate that
+// keeps `slots - burst` copies in flight, so a burst still fits under the bound (reaching the
+// bound would stop the copies until slots free up, and a burst would follow the gap). Over time
+// it admits nearly as many copies as the bound alone (7/8 with MirrorRuntime's burst), just not
+// in waves. Before any copy has finished it admits everything. Lock-free (GCRA: one atomic
+// theoretical arrival time); thread-safe.
 class MirrorPacer {
  public:
   MirrorPacer(int slots, int burst) : slots_(slots), burst_(burst) {}
