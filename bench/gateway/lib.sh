@@ -23,26 +23,9 @@ bench_cleanup() {
   rm -rf "$WORK"
 }
 
-# A port that was free a moment ago, below the kernel's ephemeral range: a port bound to 0 and
-# released can become the local port of one of the run's many outgoing connections before its
-# server binds it; a port below the range never does.
-free_port() {
-  python3 - <<'PY'
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    port = random.randrange(10000, low)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        print(port)
-        break
-    except OSError:
-        pass
-    finally:
-        s.close()
-PY
-}
+# A port that was free a moment ago, below the kernel's ephemeral range (scripts/free_ports.py).
+SG_FREE_PORTS=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts" && pwd)/free_ports.py
+free_port() { python3 "$SG_FREE_PORTS"; }
 
 wait_port() {
   for _ in $(seq 100); do

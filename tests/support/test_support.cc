@@ -138,12 +138,12 @@ int64_t ProcStatusKiB(pid_t pid, std::string_view field) {
 
 namespace {
 
-// The kernel's ephemeral port range (the local ports it picks for outgoing connections).
-std::pair<int, int> EphemeralRange() {
+// The first port of the kernel's ephemeral range (the local ports it picks for outgoing
+// connections).
+int FirstEphemeralPort() {
   std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
-  int low = 32768, high = 60999;
-  if (!(in >> low >> high)) return {32768, 60999};
-  return {low, high};
+  int low = 0;
+  return in >> low ? low : 32768;
 }
 
 bool CanBind(int port) {
@@ -161,7 +161,7 @@ int FreePort() {
   // the range from its own random point, so concurrent test processes rarely try the same port,
   // and the bind check skips the ones in use.
   static constexpr int kFirst = 10000;
-  static const int last = EphemeralRange().first - 1;
+  static const int last = FirstEphemeralPort() - 1;
   if (last - kFirst < 1000) {  // an unusual range: fall back to one the kernel picks
     Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in addr = Loopback(0);
