@@ -378,7 +378,8 @@ void SendMirrorCopies(const std::shared_ptr<GatewayState>& state, const MirrorCo
       record.ts_us = head.ts_us;
       record.route = head.route;
       record.mirror = config.name;
-      record.request = *captured;
+      // Moved into the last copy's record, copied into the others'.
+      record.request = &copy == &copies.back() ? std::move(*captured) : *captured;
       copy.collector->SetRequest(std::move(record));
     }
     // The copy shares the primary's request and only writes a head of its own (redacted,
