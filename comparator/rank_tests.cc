@@ -3,16 +3,19 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
-#include <functional>
 #include <numeric>
 #include <vector>
 
 namespace sg::comparator {
 namespace {
 
+// wilcox.test's default tol.root, and uniroot's default maxiter.
+constexpr double kRootTolerance = 1e-4;
+constexpr int kRootMaxIterations = 1000;
+
 // Counts of the Mann-Whitney statistic for sizes m, n: the coefficients of the Gaussian binomial
-// [m + n choose m]_q, built as prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i). Every intermediate
-// product is itself a Gaussian binomial, so every value stays a non-negative count.
+// [m + n choose m]_q, built as prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i). The entry for k depends
+// only on entries <= k, so the small counts that make up far tails stay exact integers.
 std::vector<double> WilcoxCounts(int m, int n) {
   const size_t degree = static_cast<size_t>(m) * static_cast<size_t>(n);
   std::vector<double> f(degree + 1, 0.0);
@@ -38,55 +41,146 @@ std::vector<double> SignRankCounts(int n) {
   return f;
 }
 
-double Sum(const std::vector<double>& v) {
-  return std::accumulate(v.begin(), v.end(), 0.0);
+// An exact null distribution as R's nmath holds it: counts, and how a count becomes a
+// probability (psignrank multiplies by exp(-n log 2), pwilcox divides by choose(m + n, n)).
+struct Discrete {
+  std::vector<double> counts;
+  double factor = 1;
+  bool divide = false;
+  double Prob(size_t k) const { return divide ? counts[k] / factor : counts[k] * factor; }
+  double Top() const { return static_cast<double>(counts.size() - 1); }
+};
+
+Discrete SignRankDistribution(int n) {
+  return {SignRankCounts(n), std::exp(-n * M_LN2), false};
 }
 
-// Lower-tail probability of a discrete distribution given by counts, summing the smaller tail as R
-// does (pwilcox, psignrank).
-double DiscreteCdf(const std::vector<double>& counts, double q) {
-  const double top = static_cast<double>(counts.size() - 1);
-  q = std::floor(q + 1e-7);
-  if (q < 0) return 0;
-  if (q >= top) return 1;
-  const double total = Sum(counts);
+Discrete WilcoxDistribution(int m, int n) {
+  std::vector<double> counts = WilcoxCounts(m, n);
+  const double total = std::accumulate(counts.begin(), counts.end(), 0.0);
+  return {std::move(counts), total, true};
+}
+
+// R's psignrank/pwilcox after rounding q: sums the shorter tail and complements by flipping the
+// tail, so both tails are accurate far out (an upper tail is never 1 - (1 - p)).
+double DiscreteTail(const Discrete& d, double q, bool lower_tail) {
+  const double top = d.Top();
+  if (q < 0) return lower_tail ? 0 : 1;
+  if (q >= top) return lower_tail ? 1 : 0;
   double p = 0;
   if (q <= top / 2) {
-    for (int i = 0; i <= static_cast<int>(q); ++i) p += counts[i] / total;
-    return p;
+    for (size_t i = 0; static_cast<double>(i) <= q; ++i) p += d.Prob(i);
+  } else {
+    q = top - q;
+    for (size_t i = 0; static_cast<double>(i) < q; ++i) p += d.Prob(i);
+    lower_tail = !lower_tail;
   }
-  const int upper = static_cast<int>(top - q);
-  for (int i = 0; i < upper; ++i) p += counts[i] / total;
-  return 1 - p;
+  return lower_tail ? p : 0.5 - p + 0.5;
 }
 
-// R's qwilcox/qsignrank search.
-double DiscreteQuantile(const std::vector<double>& counts, double x) {
-  const double total = Sum(counts);
-  const int top = static_cast<int>(counts.size() - 1);
+// psignrank rounds its argument to the nearest integer, pwilcox takes the floor.
+double SignRankTail(const Discrete& d, double q, bool lower_tail) {
+  return DiscreteTail(d, std::nearbyint(q + 1e-7), lower_tail);
+}
+double WilcoxTail(const Discrete& d, double q, bool lower_tail) {
+  return DiscreteTail(d, std::floor(q + 1e-7), lower_tail);
+}
+
+// R's qwilcox/qsignrank search (lower tail).
+double DiscreteQuantile(const Discrete& d, double x) {
+  if (x <= 0) return 0;
+  if (x >= 1) return d.Top();
+  const size_t top = d.counts.size() - 1;
   double p = 0;
-  int q = 0;
+  size_t q = 0;
   if (x <= 0.5) {
     x = x - 10 * DBL_EPSILON;
     for (;;) {
-      p += counts[q] / total;
+      p += d.Prob(q);
       if (p >= x || q == top) break;
       ++q;
     }
-    return q;
+    return static_cast<double>(q);
   }
   x = 1 - x + 10 * DBL_EPSILON;
   for (;;) {
-    p += counts[q] / total;
-    if (p > x || q == top) return top - q;
+    p += d.Prob(q);
+    if (p > x || q == top) return static_cast<double>(top - q);
     ++q;
   }
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
+// c[0] * r^7 + ... + c[7], evaluated as R's nested products are.
+double Horner(const double (&c)[8], double r) {
+  double v = c[0];
+  for (int i = 1; i < 8; ++i) v = v * r + c[i];
+  return v;
+}
+
+// R's qnorm (AS 241, PPND16) for the lower (lower_tail) or upper tail probability p.
+double Qnorm(double p, bool lower_tail) {
+  static constexpr double kCentralNum[8] = {
+      2509.0809287301226727, 33430.575583588128105, 67265.770927008700853, 45921.953931549871457,
+      13731.693765509461125, 1971.5909503065514427, 133.14166789178437745, 3.387132872796366608};
+  static constexpr double kCentralDen[8] = {
+      5226.495278852854561,  28729.085735721942674, 39307.89580009271061,  21213.794301586595867,
+      5394.1960214247511077, 687.1870074920579083,  42.313330701600911252, 1.};
+  static constexpr double kNearNum[8] = {7.7454501427834140764e-4, .0227238449892691845833,
+                                         .24178072517745061177,    1.27045825245236838258,
+                                         3.64784832476320460504,   5.7694972214606914055,
+                                         4.6303378461565452959,    1.42343711074968357734};
+  static constexpr double kNearDen[8] = {1.05075007164441684324e-9, 5.475938084995344946e-4,
+                                         .0151986665636164571966,   .14810397642748007459,
+                                         .68976733498510000455,     1.6763848301838038494,
+                                         2.05319162663775882187,    1.};
+  static constexpr double kFarNum[8] = {2.01033439929228813265e-7, 2.71155556874348757815e-5,
+                                        .0012426609473880784386,   .026532189526576123093,
+                                        .29656057182850489123,     1.7848265399172913358,
+                                        5.4637849111641143699,     6.6579046435011037772};
+  static constexpr double kFarDen[8] = {2.04426310338993978564e-15, 1.4215117583164458887e-7,
+                                        1.8463183175100546818e-5,   7.868691311456132591e-4,
+                                        .0148753612908506148525,    .13692988092273580531,
+                                        .59983220655588793769,      1.};
+  if (std::isnan(p) || p < 0 || p > 1) return NAN;
+  if (p == 0) return lower_tail ? -INFINITY : INFINITY;
+  if (p == 1) return lower_tail ? INFINITY : -INFINITY;
+  const double p_lower = lower_tail ? p : 0.5 - p + 0.5;
+  const double q = p_lower - 0.5;
+  if (std::fabs(q) <= 0.425) {
+    const double r = .180625 - q * q;
+    return q * Horner(kCentralNum, r) / Horner(kCentralDen, r);
+  }
+  // r = min(p, 1 - p), taken from whichever tail holds it without cancellation.
+  double r = q > 0 ? (lower_tail ? 0.5 - p + 0.5 : p) : p_lower;
+  r = std::sqrt(-std::log(r));
+  double val;
+  if (r <= 5.) {
+    r += -1.6;
+    val = Horner(kNearNum, r) / Horner(kNearDen, r);
+  } else {
+    r += -5.;
+    val = Horner(kFarNum, r) / Horner(kFarDen, r);
+  }
+  return q < 0 ? -val : val;
+}
+
+// R's signif(x, digits) (fprec) for the small digit counts used here.
+double Signif(double x, int digits) {
+  if (x == 0 || !std::isfinite(x)) return x;
+  const double sign = x < 0 ? -1 : 1;
+  x = std::fabs(x);
+  const int e10 = digits - 1 - static_cast<int>(std::floor(std::log10(x)));
+  if (e10 > 0) {
+    const double pow10 = std::pow(10.0, e10);
+    return sign * (std::nearbyint(x * pow10) / pow10);
+  }
+  const double pow10 = std::pow(10.0, -e10);
+  return sign * (std::nearbyint(x / pow10) * pow10);
+}
+
+// R's median of a sorted vector: the middle value, or the mean of the two middle values.
+double SortedMedian(const std::vector<double>& v) {
   const size_t n = v.size();
-  if (n == 0) return 0;
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
@@ -94,31 +188,88 @@ double Sign(double v) {
   return v > 0 ? 1 : (v < 0 ? -1 : 0);
 }
 
-// Root of a non-increasing function f on [lo, hi] with f(lo) > 0 > f(hi), by bisection.
-double Bisect(const std::function<double(double)>& f, double lo, double hi) {
-  const double tol = 1e-12 * std::max(1.0, std::fabs(hi - lo));
-  for (int i = 0; i < 200 && hi - lo > tol; ++i) {
-    const double mid = lo + (hi - lo) / 2;
-    if (f(mid) > 0) {
-      lo = mid;
-    } else {
-      hi = mid;
+// R's uniroot(f, lower = a, upper = b, f.lower = fa, f.upper = fb, tol, maxiter = 1000), i.e.
+// R_zeroin2: Brent's method (1973) with R's steps and stopping rule, repeated operation by
+// operation so that a step function such as a rank statistic lands on R's very root. Non-finite
+// values of f become -DBL_MAX / DBL_MAX as in uniroot's wrapper. REQUIRES: fa, fb of opposite sign
+// (or zero).
+template <class F>
+double Uniroot(const F& f, double a, double b, double fa, double fb, double tol) {
+  auto eval = [&](double x) {
+    const double v = f(x);
+    if (std::isfinite(v)) return v;
+    return v == -INFINITY ? -DBL_MAX : DBL_MAX;
+  };
+  double c = a, fc = fa;
+  if (fa == 0) return a;
+  if (fb == 0) return b;
+  for (int left = kRootMaxIterations + 1; left-- > 0;) {
+    const double prev_step = b - a;
+    if (std::fabs(fc) < std::fabs(fb)) {
+      // Make b the best approximation so far.
+      a = b;
+      b = c;
+      c = a;
+      fa = fb;
+      fb = fc;
+      fc = fa;
+    }
+    const double tol_act = 2 * DBL_EPSILON * std::fabs(b) + tol / 2;
+    double new_step = (c - b) / 2;
+    if (std::fabs(new_step) <= tol_act || fb == 0) return b;
+    // Interpolate when the previous step was large enough and went the right way.
+    if (std::fabs(prev_step) >= tol_act && std::fabs(fa) > std::fabs(fb)) {
+      double p, q;
+      const double cb = c - b;
+      if (a == c) {
+        // Two distinct points: secant.
+        const double t1 = fb / fa;
+        p = cb * t1;
+        q = 1.0 - t1;
+      } else {
+        // Inverse quadratic interpolation.
+        q = fa / fc;
+        const double t1 = fb / fc;
+        const double t2 = fb / fa;
+        p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0));
+        q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0);
+      }
+      if (p > 0) {
+        q = -q;
+      } else {
+        p = -p;
+      }
+      if (p < (0.75 * cb * q - std::fabs(tol_act * q) / 2) && p < std::fabs(prev_step * q / 2)) {
+        new_step = p / q;
+      }
+    }
+    if (std::fabs(new_step) < tol_act) new_step = new_step > 0 ? tol_act : -tol_act;
+    a = b;
+    fa = fb;
+    b += new_step;
+    fb = eval(b);
+    if ((fb > 0 && fc > 0) || (fb < 0 && fc < 0)) {
+      // Keep the root bracketed between b and c.
+      c = a;
+      fc = fa;
     }
   }
-  return lo + (hi - lo) / 2;
+  return b;  // R warns "_NOT_ converged" and returns the last approximation.
 }
 
-std::vector<double> Finite(std::span<const double> v) {
+std::vector<double> SortedFinite(std::span<const double> v) {
   std::vector<double> out;
   out.reserve(v.size());
   for (double x : v) {
     if (std::isfinite(x)) out.push_back(x);
   }
+  std::sort(out.begin(), out.end());
   return out;
 }
 
-// Sum of the (average) ranks of the values of `a` among a ∪ b, and sum(t^3 - t) over tie groups.
-// REQUIRES: a and b sorted ascending.
+// Sum of the (average) ranks of the values a - shift among (a - shift) ∪ b, and sum(t^3 - t) over
+// tie groups, as R's rank(c(x - d, y)) and table() give them. REQUIRES: a and b sorted ascending
+// (a - shift stays sorted: rounding is monotone).
 struct RankSums {
   double rank_sum_a = 0;
   double tie_term = 0;
@@ -146,81 +297,96 @@ RankSums MergeRanks(const std::vector<double>& a, const std::vector<double>& b, 
   return out;
 }
 
-// Signed-rank statistic of the non-zero values of x - d: V, the count, and sum(t^3 - t).
+// R's W(d) for the rank-sum interval: the standardized statistic of x - d against y.
+double RankSumZ(const std::vector<double>& x, const std::vector<double>& y, double d,
+                bool correct) {
+  const double nx = static_cast<double>(x.size()), ny = static_cast<double>(y.size());
+  const RankSums s = MergeRanks(x, y, d);
+  const double dz = s.rank_sum_a - nx * (nx + 1) / 2 - nx * ny / 2;
+  const double correction = correct ? Sign(dz) * 0.5 : 0;
+  const double sigma =
+      std::sqrt((nx * ny / 12) * ((nx + ny + 1) - s.tie_term / ((nx + ny) * (nx + ny - 1))));
+  return (dz - correction) / sigma;
+}
+
+// Signed-rank statistic of the non-zero values of x - d: V, their count, and sum(t^3 - t) over
+// groups of tied |x - d|. REQUIRES: x sorted ascending. The negative values, walked from the
+// right, and the positive ones, walked from the left, are each sorted by |x - d|: one merge ranks
+// them in O(n).
 struct SignedRanks {
   double v = 0;
   double n = 0;
   double tie_term = 0;
 };
 SignedRanks ComputeSignedRanks(const std::vector<double>& x, double d) {
-  std::vector<double> xd;
-  xd.reserve(x.size());
-  for (double v : x) {
-    if (v - d != 0) xd.push_back(v - d);
-  }
-  std::sort(xd.begin(), xd.end(), [](double a, double b) { return std::fabs(a) < std::fabs(b); });
+  auto below = [&](double v) { return v - d < 0; };
+  auto at_most = [&](double v) { return v - d <= 0; };
+  size_t neg = static_cast<size_t>(std::partition_point(x.begin(), x.end(), below) - x.begin());
+  size_t pos = static_cast<size_t>(std::partition_point(x.begin(), x.end(), at_most) - x.begin());
   SignedRanks out;
-  out.n = static_cast<double>(xd.size());
-  size_t i = 0;
+  out.n = static_cast<double>(neg + (x.size() - pos));
   double next_rank = 1;
-  while (i < xd.size()) {
-    size_t j = i;
-    double positives = 0;
-    while (j < xd.size() && std::fabs(xd[j]) == std::fabs(xd[i])) {
-      if (xd[j] > 0) positives += 1;
-      ++j;
-    }
-    const double t = static_cast<double>(j - i);
-    out.v += (next_rank + (t - 1) / 2) * positives;
+  while (neg > 0 || pos < x.size()) {
+    const double a = neg > 0 ? -(x[neg - 1] - d) : INFINITY;
+    const double b = pos < x.size() ? x[pos] - d : INFINITY;
+    const double value = std::min(a, b);
+    size_t count = 0, positives = 0;
+    while (neg > 0 && -(x[neg - 1] - d) == value) --neg, ++count;
+    while (pos < x.size() && x[pos] - d == value) ++pos, ++count, ++positives;
+    const double t = static_cast<double>(count);
+    out.v += (next_rank + (t - 1) / 2) * static_cast<double>(positives);
     out.tie_term += t * t * t - t;
     next_rank += t;
-    i = j;
   }
   return out;
+}
+
+// R's W(d) for the signed-rank interval: the standardized statistic of the non-zero x - d.
+double SignedRankZ(const std::vector<double>& x, double d, bool correct) {
+  const SignedRanks s = ComputeSignedRanks(x, d);
+  const double zd = s.v - s.n * (s.n + 1) / 4;
+  const double sigma = std::sqrt(s.n * (s.n + 1) * (2 * s.n + 1) / 24 - s.tie_term / 48);
+  const double correction = correct ? Sign(zd) * 0.5 : 0;
+  return (zd - correction) / sigma;
 }
 
 }  // namespace
 
 double NormalCdf(double x) {
-  return 0.5 * std::erfc(-x / std::sqrt(2.0));
+  return 0.5 * std::erfc(-x * M_SQRT1_2);
+}
+
+double NormalUpperTail(double x) {
+  return 0.5 * std::erfc(x * M_SQRT1_2);
+}
+
+double NormalTwoSidedP(double z) {
+  // 2 * min(Phi(z), 1 - Phi(z)) without forming 1 - Phi(z).
+  return std::min(1.0, std::erfc(std::fabs(z) * M_SQRT1_2));
 }
 
 double NormalQuantile(double p) {
-  if (p <= 0) return -INFINITY;
-  if (p >= 1) return INFINITY;
-  double lo = -40, hi = 40;
-  for (int i = 0; i < 200; ++i) {
-    const double mid = (lo + hi) / 2;
-    if (mid == lo || mid == hi) break;
-    if (NormalCdf(mid) < p) {
-      lo = mid;
-    } else {
-      hi = mid;
-    }
-  }
-  return (lo + hi) / 2;
+  return Qnorm(p, true);
 }
 
 double WilcoxCdf(double q, int m, int n) {
-  return DiscreteCdf(WilcoxCounts(m, n), q);
+  return WilcoxTail(WilcoxDistribution(m, n), q, true);
 }
 double WilcoxQuantile(double p, int m, int n) {
-  return DiscreteQuantile(WilcoxCounts(m, n), p);
+  return DiscreteQuantile(WilcoxDistribution(m, n), p);
 }
 double SignRankCdf(double q, int n) {
-  return DiscreteCdf(SignRankCounts(n), q);
+  return SignRankTail(SignRankDistribution(n), q, true);
 }
 double SignRankQuantile(double p, int n) {
-  return DiscreteQuantile(SignRankCounts(n), p);
+  return DiscreteQuantile(SignRankDistribution(n), p);
 }
 
 RankTestResult MannWhitney(std::span<const double> x_in, std::span<const double> y_in,
                            double confidence) {
   RankTestResult r;
   r.confidence = confidence;
-  std::vector<double> x = Finite(x_in), y = Finite(y_in);
-  std::sort(x.begin(), x.end());
-  std::sort(y.begin(), y.end());
+  const std::vector<double> x = SortedFinite(x_in), y = SortedFinite(y_in);
   const double nx = static_cast<double>(x.size()), ny = static_cast<double>(y.size());
   r.n_x = static_cast<int64_t>(x.size());
   r.n_y = static_cast<int64_t>(y.size());
@@ -235,10 +401,9 @@ RankTestResult MannWhitney(std::span<const double> x_in, std::span<const double>
   const double alpha = 1 - confidence;
   if (nx < 50 && ny < 50 && !ties) {
     r.exact = true;
-    const int m = static_cast<int>(nx), n = static_cast<int>(ny);
-    const std::vector<double> counts = WilcoxCounts(m, n);
-    const double p = r.statistic > nx * ny / 2 ? 1 - DiscreteCdf(counts, r.statistic - 1)
-                                               : DiscreteCdf(counts, r.statistic);
+    const Discrete dist = WilcoxDistribution(static_cast<int>(nx), static_cast<int>(ny));
+    const double p = r.statistic > nx * ny / 2 ? WilcoxTail(dist, r.statistic - 1, false)
+                                               : WilcoxTail(dist, r.statistic, true);
     r.p_value = std::min(2 * p, 1.0);
     std::vector<double> diffs;
     diffs.reserve(x.size() * y.size());
@@ -246,40 +411,46 @@ RankTestResult MannWhitney(std::span<const double> x_in, std::span<const double>
       for (double b : y) diffs.push_back(a - b);
     }
     std::sort(diffs.begin(), diffs.end());
-    double qu = DiscreteQuantile(counts, alpha / 2);
+    double qu = DiscreteQuantile(dist, alpha / 2);
     if (qu == 0) qu = 1;
     const double ql = nx * ny - qu;
     r.ci_low = diffs[static_cast<size_t>(qu) - 1];
     r.ci_high = diffs[static_cast<size_t>(ql)];
-    const double achieved = 2 * DiscreteCdf(counts, std::trunc(qu) - 1);
-    if (achieved - alpha > alpha / 2) r.confidence = 1 - achieved;
-    r.estimate = Median(std::move(diffs));
+    const double achieved = 2 * WilcoxTail(dist, std::trunc(qu) - 1, true);
+    if (achieved - alpha > alpha / 2) {
+      r.confidence = 1 - achieved;
+      r.note = "requested confidence not achievable";
+    }
+    r.estimate = SortedMedian(diffs);
     return r;
   }
-  const double total = nx + ny;
-  auto standardized = [&](double d, bool correct) {
-    const RankSums s = MergeRanks(x, y, d);
-    const double dz = s.rank_sum_a - nx * (nx + 1) / 2 - nx * ny / 2;
-    const double correction = correct ? Sign(dz) * 0.5 : 0;
-    const double sigma =
-        std::sqrt((nx * ny / 12) * ((total + 1) - s.tie_term / (total * (total - 1))));
-    return (dz - correction) / sigma;
-  };
-  r.p_value = 2 * std::min(NormalCdf(standardized(0, true)), 1 - NormalCdf(standardized(0, true)));
+  if (nx < 50 && ny < 50) r.note = "ties: normal approximation instead of the exact test";
+  const double z0 = r.statistic - nx * ny / 2;
+  const double sigma =
+      std::sqrt((nx * ny / 12) * ((nx + ny + 1) - ranks.tie_term / ((nx + ny) * (nx + ny - 1))));
+  const double z = (z0 - Sign(z0) * 0.5) / sigma;
+  // R gives NA when every observation is tied (sigma = 0): there is no evidence of a shift.
+  r.p_value = std::isfinite(z) ? NormalTwoSidedP(z) : 1;
   const double mumin = x.front() - y.back(), mumax = x.back() - y.front();
-  const double w_min = standardized(mumin, true), w_max = standardized(mumax, true);
-  auto root = [&](double zq) {
-    if (w_min - zq <= 0) return mumin;
-    if (w_max - zq >= 0) return mumax;
-    return Bisect([&](double d) { return standardized(d, true) - zq; }, mumin, mumax);
-  };
-  r.ci_low = root(NormalQuantile(1 - alpha / 2));
-  r.ci_high = root(NormalQuantile(alpha / 2));
   if (mumin == mumax) {
-    r.estimate = mumin;
-  } else {
-    r.estimate = Bisect([&](double d) { return standardized(d, false); }, mumin, mumax);
+    // Every x - y difference is the same; R's wilcox.test stops with an error here.
+    r.estimate = r.ci_low = r.ci_high = mumin;
+    r.note = "every difference x - y is the same";
+    return r;
   }
+  const double w_min = RankSumZ(x, y, mumin, true), w_max = RankSumZ(x, y, mumax, true);
+  auto root = [&](double zq) {
+    const double f_lower = w_min - zq;
+    if (f_lower <= 0) return mumin;
+    const double f_upper = w_max - zq;
+    if (f_upper >= 0) return mumax;
+    return Uniroot([&](double d) { return RankSumZ(x, y, d, true) - zq; }, mumin, mumax, f_lower,
+                   f_upper, kRootTolerance);
+  };
+  r.ci_low = root(Qnorm(alpha / 2, false));
+  r.ci_high = root(Qnorm(alpha / 2, true));
+  auto w = [&](double d) { return RankSumZ(x, y, d, false); };
+  r.estimate = Uniroot(w, mumin, mumax, w(mumin), w(mumax), kRootTolerance);
   return r;
 }
 
@@ -299,6 +470,7 @@ RankTestResult SignedRank(std::span<const double> x_in, std::span<const double> 
     }
     x.push_back(d);
   }
+  std::sort(x.begin(), x.end());
   r.n_x = static_cast<int64_t>(pairs);
   r.n_y = static_cast<int64_t>(x.size());
   const double n = static_cast<double>(x.size());
@@ -315,65 +487,66 @@ RankTestResult SignedRank(std::span<const double> x_in, std::span<const double> 
   double alpha = 1 - confidence;
   if (n < 50 && !ties && !zeroes) {
     r.exact = true;
-    const int ni = static_cast<int>(n);
-    const std::vector<double> counts = SignRankCounts(ni);
-    const double p = r.statistic > n * (n + 1) / 4 ? 1 - DiscreteCdf(counts, r.statistic - 1)
-                                                   : DiscreteCdf(counts, r.statistic);
+    const Discrete dist = SignRankDistribution(static_cast<int>(n));
+    const double p = r.statistic > n * (n + 1) / 4 ? SignRankTail(dist, r.statistic - 1, false)
+                                                   : SignRankTail(dist, r.statistic, true);
     r.p_value = std::min(2 * p, 1.0);
     std::vector<double> walsh;
+    walsh.reserve(x.size() * (x.size() + 1) / 2);
     for (size_t i = 0; i < x.size(); ++i) {
       for (size_t j = i; j < x.size(); ++j) walsh.push_back((x[i] + x[j]) / 2);
     }
     std::sort(walsh.begin(), walsh.end());
-    double qu = DiscreteQuantile(counts, alpha / 2);
+    double qu = DiscreteQuantile(dist, alpha / 2);
     if (qu == 0) qu = 1;
     const double ql = n * (n + 1) / 2 - qu;
     r.ci_low = walsh[static_cast<size_t>(qu) - 1];
     r.ci_high = walsh[static_cast<size_t>(ql)];
-    const double achieved = 2 * DiscreteCdf(counts, std::trunc(qu) - 1);
-    if (achieved - alpha > alpha / 2) r.confidence = 1 - achieved;
-    r.estimate = Median(std::move(walsh));
+    const double achieved = 2 * SignRankTail(dist, std::trunc(qu) - 1, true);
+    if (achieved - alpha > alpha / 2) {
+      r.confidence = 1 - Signif(achieved, 2);
+      r.note = "requested confidence not achievable";
+    }
+    r.estimate = SortedMedian(walsh);
     return r;
   }
-  auto standardized = [&](double d, bool correct) {
-    const SignedRanks sd = ComputeSignedRanks(x, d);
-    const double zd = sd.v - sd.n * (sd.n + 1) / 4;
-    const double sigma = std::sqrt(sd.n * (sd.n + 1) * (2 * sd.n + 1) / 24 - sd.tie_term / 48);
-    const double correction = correct ? Sign(zd) * 0.5 : 0;
-    return (zd - correction) / sigma;
-  };
-  const double z0 = standardized(0, true);
-  r.p_value = 2 * std::min(NormalCdf(z0), 1 - NormalCdf(z0));
-  const double mumin = *std::min_element(x.begin(), x.end());
-  const double mumax = *std::max_element(x.begin(), x.end());
-  const double w_min = standardized(mumin, true), w_max = standardized(mumax, true);
-  if (!std::isfinite(w_min) || !std::isfinite(w_max)) {
+  if (n < 50) r.note = "ties or zeroes: normal approximation instead of the exact test";
+  const double z0 = r.statistic - n * (n + 1) / 4;
+  const double sigma = std::sqrt(n * (n + 1) * (2 * n + 1) / 24 - s.tie_term / 48);
+  r.p_value = NormalTwoSidedP((z0 - Sign(z0) * 0.5) / sigma);
+  const double mumin = x.front(), mumax = x.back();
+  const double w_min = SignedRankZ(x, mumin, true);
+  const double w_max = std::isfinite(w_min) ? SignedRankZ(x, mumax, true) : NAN;
+  if (!std::isfinite(w_max)) {
     r.estimate = (mumin + mumax) / 2;
     r.ci_low = r.ci_high = NAN;
     r.confidence = 0;
     r.note = "all observations tied: no confidence interval";
     return r;
   }
-  while (w_min - NormalQuantile(1 - alpha / 2) < 0 || w_max - NormalQuantile(alpha / 2) > 0) {
+  // Widen the interval's nominal alpha until both ends bracket a root, as R does.
+  for (;;) {
+    const double min_diff = w_min - Qnorm(alpha / 2, false);
+    const double max_diff = w_max - Qnorm(alpha / 2, true);
+    if (!(min_diff < 0 || max_diff > 0) || alpha / 2 >= 1) break;
     alpha *= 2;
-    if (alpha >= 1) break;
   }
-  if (alpha < 1) {
-    auto root = [&](double zq) {
-      return Bisect([&](double d) { return standardized(d, true) - zq; }, mumin, mumax);
-    };
-    r.ci_low = root(NormalQuantile(1 - alpha / 2));
-    r.ci_high = root(NormalQuantile(alpha / 2));
-  } else {
-    r.ci_low = r.ci_high = Median(x);
-  }
-  if (1 - confidence < alpha * 0.75) {
+  if (alpha >= 1 || 1 - confidence < alpha * 0.75) {
     r.confidence = 1 - std::min(1.0, alpha);
     r.note = "requested confidence not achievable";
   }
-  r.estimate = mumin == mumax
-                   ? mumin
-                   : Bisect([&](double d) { return standardized(d, false); }, mumin, mumax);
+  if (alpha < 1) {
+    auto root = [&](double zq) {
+      return Uniroot([&](double d) { return SignedRankZ(x, d, true) - zq; }, mumin, mumax,
+                     w_min - zq, w_max - zq, kRootTolerance);
+    };
+    r.ci_low = root(Qnorm(alpha / 2, false));
+    r.ci_high = root(Qnorm(alpha / 2, true));
+  } else {
+    r.ci_low = r.ci_high = SortedMedian(x);
+  }
+  auto w = [&](double d) { return SignedRankZ(x, d, false); };
+  r.estimate = Uniroot(w, mumin, mumax, w(mumin), w(mumax), kRootTolerance);
   return r;
 }
 
@@ -384,6 +557,16 @@ double WilsonLowerBound(uint64_t successes, uint64_t trials, double confidence) 
   const double z = NormalQuantile(confidence);
   const double z22n = z * z / (2 * n);
   return (p + z22n - z * std::sqrt(p * (1 - p) / n + z22n / (2 * n))) / (1 + 2 * z22n);
+}
+
+double WilsonUpperBound(uint64_t successes, uint64_t trials, double confidence) {
+  if (trials == 0) return 1;
+  if (successes >= trials) return 1;
+  const double n = static_cast<double>(trials);
+  const double p = static_cast<double>(successes) / n;
+  const double z = NormalQuantile(confidence);
+  const double z22n = z * z / (2 * n);
+  return (p + z22n + z * std::sqrt(p * (1 - p) / n + z22n / (2 * n))) / (1 + 2 * z22n);
 }
 
 PairedInterval PairedDifferenceInterval(uint64_t x_only, uint64_t y_only, uint64_t n,
@@ -398,16 +581,6 @@ PairedInterval PairedDifferenceInterval(uint64_t x_only, uint64_t y_only, uint64
   out.low = out.estimate - z * se;
   out.high = out.estimate + z * se;
   return out;
-}
-
-double WilsonUpperBound(uint64_t successes, uint64_t trials, double confidence) {
-  if (trials == 0) return 1;
-  if (successes >= trials) return 1;
-  const double n = static_cast<double>(trials);
-  const double p = static_cast<double>(successes) / n;
-  const double z = NormalQuantile(confidence);
-  const double z22n = z * z / (2 * n);
-  return (p + z22n + z * std::sqrt(p * (1 - p) / n + z22n / (2 * n))) / (1 + 2 * z22n);
 }
 
 }  // namespace sg::comparator

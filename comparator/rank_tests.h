@@ -1,11 +1,26 @@
-// Rank statistics for latency comparison, matching R's wilcox.test(..., conf.int = TRUE,
-// correct = TRUE, alternative = "two.sided") and prop.test's Wilson interval.
+// Rank statistics for latency comparison, matching R 4.2's
+//   wilcox.test(x, y, paired = TRUE/FALSE, conf.int = TRUE, correct = TRUE, exact = NULL,
+//               conf.level = c, alternative = "two.sided")
+// and prop.test's Wilson interval.
 //
-// Exact distributions are used where R uses them (fewer than 50 observations per sample and no
-// ties or zeroes); otherwise the normal approximation with tie and continuity corrections, and the
-// Hodges-Lehmann confidence interval found as the root of the standardized statistic, as R does.
-// R finds its roots with uniroot(tol = 1e-4); these functions bisect to ~1e-12 of the range, so
-// results agree with R's to about 1e-4 in the asymptotic case and exactly in the exact case.
+// Units: pass latencies as integer-valued doubles in MICROSECONDS (any exactly representable
+// values work; integers keep x - y and every Walsh average exact). Ties and zero differences are
+// detected by exact equality on those values, as R's rank() does: no epsilon merges distinct
+// values or splits equal ones. Every output except the statistic is in the input's units.
+//
+// Method choice is R's: the signed-rank test is exact when there are fewer than 50 non-zero
+// differences and no ties and no zeroes among them; the rank-sum test is exact when both samples
+// have fewer than 50 observations and there are no ties. Otherwise the normal approximation with
+// R's tie-corrected variance and continuity correction (0.5 * sign(z)) is used, and p-values are
+// computed from the upper tail with erfc, so they stay accurate down to ~1e-300.
+//
+// Hodges-Lehmann estimates and intervals: exact case from the sorted Walsh averages (signed rank)
+// or pairwise differences (rank sum) at R's qsignrank/qwilcox ranks, with R's adjustment of the
+// level when the requested one is not achievable. Asymptotic case: the roots of the standardized
+// statistic found by R's uniroot (Brent's zeroin, tol = 1e-4 absolute, maxiter = 1000) on R's
+// interval [min, max] with R's function values, so the results are R's to the last bits rather
+// than only to within uniroot's tolerance. Each statistic evaluation is O(n) on presorted data;
+// the exact case (n < 50) alone builds the O(n^2) Walsh averages or differences.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +29,13 @@
 
 namespace sg::comparator {
 
-// Standard normal distribution function and its inverse.
+// Standard normal distribution function and R's qnorm (Wichura's AS 241, as in R 4.2).
 double NormalCdf(double x);
 double NormalQuantile(double p);
+// Two-sided p-value of a standard normal statistic z, accurate in the far tails (erfc); 1 for NaN.
+double NormalTwoSidedP(double z);
+// Upper tail 1 - Phi(x), accurate for large x.
+double NormalUpperTail(double x);
 
 // Exact null distributions (R's pwilcox/qwilcox and psignrank/qsignrank, lower tail).
 double WilcoxCdf(double q, int m, int n);
@@ -32,7 +51,7 @@ struct RankTestResult {
   double estimate = 0;   // Hodges-Lehmann: location shift (x - y) or (pseudo)median of x - y
   double ci_low = 0;
   double ci_high = 0;
-  double confidence = 0;  // the level of [ci_low, ci_high]
+  double confidence = 0;  // the level of [ci_low, ci_high] (R's attr(conf.int, "conf.level"))
   int64_t n_x = 0;
   int64_t n_y = 0;  // Mann-Whitney: size of y; signed-rank: number of non-zero differences
   std::string note;
@@ -43,7 +62,8 @@ struct RankTestResult {
 RankTestResult MannWhitney(std::span<const double> x, std::span<const double> y, double confidence);
 
 // Wilcoxon signed-rank test on the paired differences x[i] - y[i].
-// REQUIRES: x.size() == y.size(), 0 < confidence < 1.
+// REQUIRES: x.size() == y.size(), 0 < confidence < 1. Pairs with a non-finite difference are
+// ignored.
 RankTestResult SignedRank(std::span<const double> x, std::span<const double> y, double confidence);
 
 // One-sided Wilson score lower bound for a proportion at `confidence` (z = NormalQuantile(c)),

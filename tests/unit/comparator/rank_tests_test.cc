@@ -1,10 +1,12 @@
 // Known answers from R (tests/unit/comparator/make_vectors.R -> rank_test_vectors.txt).
 #include "comparator/rank_tests.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -40,27 +42,47 @@ std::vector<std::vector<std::string>> Vectors(const std::string& kind) {
   return out;
 }
 
-// R's uniroot(tol = 1e-4) in the asymptotic case; exact cases agree to rounding.
-double Tolerance(bool exact, double expected) {
-  return exact ? 1e-9 * std::max(1.0, std::fabs(expected)) : 3e-4;
+// Estimates and interval ends are R's uniroot (zeroin) iterates or order statistics, which the
+// code reproduces operation by operation: they agree to rounding, far inside uniroot's 1e-4
+// tolerance (which an independent root finder would only meet to about 1e-6 relative).
+double RootTolerance(double expected) {
+  return 1e-9 * std::max(1.0, std::fabs(expected));
+}
+
+// p-values to 1e-9 relative wherever R's value is above 1e-300; below that only "as tiny".
+void ExpectPValue(double actual, double expected) {
+  if (expected > 1e-300) {
+    EXPECT_NEAR(actual, expected, 1e-9 * expected);
+  } else {
+    EXPECT_LE(actual, 1e-300);
+    EXPECT_GE(actual, 0);
+  }
 }
 
 void CheckCase(const std::vector<std::string>& f, const RankTestResult& r) {
   SCOPED_TRACE(f[1]);
-  const bool exact = f[10] == "1";
+  ASSERT_EQ(f.size(), 12u);
   ASSERT_TRUE(r.valid) << r.note;
-  EXPECT_EQ(r.exact, exact);
-  EXPECT_NEAR(r.statistic, std::stod(f[5]), 1e-9);
-  const double p = std::stod(f[6]);
-  EXPECT_NEAR(r.p_value, p, 1e-9 + 1e-7 * p);
-  EXPECT_NEAR(r.estimate, std::stod(f[7]), Tolerance(exact, std::stod(f[7])));
-  EXPECT_NEAR(r.ci_low, std::stod(f[8]), Tolerance(exact, std::stod(f[8])));
-  EXPECT_NEAR(r.ci_high, std::stod(f[9]), Tolerance(exact, std::stod(f[9])));
+  EXPECT_EQ(r.exact, f[10] == "1");
+  EXPECT_EQ(r.statistic, std::stod(f[5]));
+  ExpectPValue(r.p_value, std::stod(f[6]));
+  EXPECT_NEAR(r.estimate, std::stod(f[7]), RootTolerance(std::stod(f[7])));
+  EXPECT_NEAR(r.ci_low, std::stod(f[8]), RootTolerance(std::stod(f[8])));
+  EXPECT_NEAR(r.ci_high, std::stod(f[9]), RootTolerance(std::stod(f[9])));
+  EXPECT_NEAR(r.confidence, std::stod(f[11]), 1e-12);
+}
+
+const std::vector<std::string>* Find(const std::vector<std::vector<std::string>>& cases,
+                                     const std::string& name) {
+  for (const auto& f : cases) {
+    if (f[1] == name) return &f;
+  }
+  return nullptr;
 }
 
 TEST(RankTests, MannWhitneyMatchesR) {
   const auto cases = Vectors("mw");
-  ASSERT_GE(cases.size(), 7u);
+  ASSERT_GE(cases.size(), 19u);
   for (const auto& f : cases) {
     CheckCase(f, MannWhitney(Numbers(f[3]), Numbers(f[4]), std::stod(f[2])));
   }
@@ -68,20 +90,96 @@ TEST(RankTests, MannWhitneyMatchesR) {
 
 TEST(RankTests, SignedRankMatchesR) {
   const auto cases = Vectors("sr");
-  ASSERT_GE(cases.size(), 5u);
+  ASSERT_GE(cases.size(), 24u);
   for (const auto& f : cases) {
     CheckCase(f, SignedRank(Numbers(f[3]), Numbers(f[4]), std::stod(f[2])));
   }
 }
 
+// The fixture holds the cases the audit of issue 14 asked for, with R's method choice.
+TEST(RankTests, FixtureCoversRsMethodChoices) {
+  const auto sr = Vectors("sr"), mw = Vectors("mw");
+  for (const auto& [name, exact] :
+       std::vector<std::pair<std::string, bool>>{{"us_exact_49", true},
+                                                 {"us_ties_30", false},
+                                                 {"us_zeroes_20", false},
+                                                 {"us_approx_50", false},
+                                                 {"us_approx_49_and_a_zero", false},
+                                                 {"us_10000_reservoir", false},
+                                                 {"us_p_1e-50", false},
+                                                 {"us_p_1e-200", false}}) {
+    const auto* f = Find(sr, name);
+    ASSERT_NE(f, nullptr) << name;
+    EXPECT_EQ((*f)[10] == "1", exact) << name;
+  }
+  EXPECT_LT(std::stod((*Find(sr, "us_p_1e-200"))[6]), 1e-200);
+  EXPECT_GT(std::stod((*Find(sr, "us_p_1e-200"))[6]), 1e-300);
+  for (const auto& [name, exact] : std::vector<std::pair<std::string, bool>>{
+           {"us_exact_49_49", true}, {"us_approx_50_49", false}, {"us_approx_49_50", false}}) {
+    const auto* f = Find(mw, name);
+    ASSERT_NE(f, nullptr) << name;
+    EXPECT_EQ((*f)[10] == "1", exact) << name;
+  }
+}
+
+// Differences tie and vanish only when they are equal in whole microseconds: 1 us over 5000 and
+// over 6000 are one tie group (differencing milliseconds, 5.001 - 5 != 6.001 - 6, split it), and
+// distinct differences one microsecond apart stay distinct.
+TEST(RankTests, TiesAreExactEquality) {
+  std::vector<double> y, x;
+  for (int i = 0; i < 30; ++i) {
+    y.push_back(5000 + 1000 * i);
+    x.push_back(y.back() + 1 + i);  // differences 1, 2, ..., 30 us
+  }
+  RankTestResult r = SignedRank(x, y, 0.98);
+  EXPECT_TRUE(r.exact);
+  EXPECT_EQ(r.statistic, 465);
+  // R: wilcox.test(x, y, paired = TRUE)$p.value == 2 * psignrank(464, 30, lower.tail = FALSE)
+  EXPECT_NEAR(r.p_value, 1.862645149230957e-09, 1e-18);
+  x[1] = y[1] + 1;  // differences 1, 1, 3, ...: a tie, so the normal approximation
+  r = SignedRank(x, y, 0.98);
+  EXPECT_FALSE(r.exact);
+  EXPECT_EQ(r.statistic, 465);
+  x[0] = y[0] - 1;  // differences -1, 1, 3, ...: |-1| and |1| share the average rank 1.5
+  r = SignedRank(x, y, 0.98);
+  EXPECT_EQ(r.statistic, 465 - 1.5);
+  x[1] = y[1];  // -1, 0, 3, ...: the zero is dropped, and the test is no longer exact
+  r = SignedRank(x, y, 0.98);
+  EXPECT_FALSE(r.exact);
+  EXPECT_EQ(r.n_y, 29);
+  EXPECT_EQ(r.statistic, 29.0 * 30 / 2 - 1);
+}
+
+TEST(RankTests, NormalTailsMatchPnorm) {
+  const auto cases = Vectors("pnorm_upper");
+  ASSERT_GE(cases.size(), 10u);
+  for (const auto& f : cases) {
+    const double x = std::stod(f[1]), upper = std::stod(f[2]);
+    SCOPED_TRACE(f[1]);
+    EXPECT_NEAR(NormalUpperTail(x), upper, 1e-12 * upper);
+    EXPECT_NEAR(NormalCdf(-x), upper, 1e-12 * upper);
+    EXPECT_NEAR(NormalTwoSidedP(x), std::min(1.0, 2 * upper), 1e-12 * upper);
+    EXPECT_NEAR(NormalTwoSidedP(-x), std::min(1.0, 2 * upper), 1e-12 * upper);
+  }
+  // 1 - Phi(z) would be 0 from z = 8.3 on.
+  EXPECT_GT(NormalTwoSidedP(30), 0);
+  EXPECT_EQ(NormalTwoSidedP(0), 1);
+}
+
 TEST(RankTests, WilsonMatchesPropTest) {
+  // R: prop.test(x, n, correct = FALSE, alternative = "greater", conf.level = c)$conf.int[1]
+  // and alternative = "less" ... $conf.int[2], printed with sprintf("%.17g").
+  EXPECT_NEAR(WilsonLowerBound(980, 1000, 0.95), 0.97131816614898414, 1e-14);
+  EXPECT_NEAR(WilsonUpperBound(50, 1000, 0.95), 0.062600203419609382, 1e-14);
+  EXPECT_NEAR(WilsonLowerBound(9990, 10000, 0.99), 0.99794701792161822, 1e-14);
+  EXPECT_NEAR(WilsonUpperBound(3, 200, 0.9), 0.030609957858329706, 1e-14);
   const auto cases = Vectors("wilson");
   ASSERT_GE(cases.size(), 5u);
   for (const auto& f : cases) {
     SCOPED_TRACE(f[1] + "/" + f[2]);
     const auto s = std::stoull(f[1]), n = std::stoull(f[2]);
-    EXPECT_NEAR(WilsonLowerBound(s, n, std::stod(f[3])), std::stod(f[4]), 1e-12);
-    EXPECT_NEAR(WilsonUpperBound(s, n, std::stod(f[3])), std::stod(f[5]), 1e-12);
+    EXPECT_NEAR(WilsonLowerBound(s, n, std::stod(f[3])), std::stod(f[4]), 1e-14);
+    EXPECT_NEAR(WilsonUpperBound(s, n, std::stod(f[3])), std::stod(f[5]), 1e-14);
   }
 }
 
@@ -114,6 +212,26 @@ TEST(RankTests, DegenerateInputsAreNotErrors) {
   EXPECT_TRUE(r.valid);
   EXPECT_EQ(r.estimate, 0);
   EXPECT_EQ(r.p_value, 1);
+  // Every x - y difference equal (R's wilcox.test stops with an error): the shift is that value.
+  const std::vector<double> threes = {3000, 3000}, five = {5000};
+  const RankTestResult m = MannWhitney(threes, five, 0.95);
+  EXPECT_TRUE(m.valid);
+  EXPECT_FALSE(m.exact);
+  EXPECT_EQ(m.estimate, -2000);
+  EXPECT_EQ(m.ci_low, -2000);
+  EXPECT_EQ(m.ci_high, -2000);
+  // Everything tied (R's p-value is NA): no evidence of a shift.
+  const RankTestResult t = MannWhitney(threes, threes, 0.95);
+  EXPECT_TRUE(t.valid);
+  EXPECT_EQ(t.p_value, 1);
+  EXPECT_EQ(t.estimate, 0);
+  // One distinct non-zero difference repeated: R's midrange, and no interval.
+  const std::vector<double> x = {5003, 6003, 7003}, y = {5000, 6000, 7000};
+  const RankTestResult s = SignedRank(x, y, 0.95);
+  EXPECT_TRUE(s.valid);
+  EXPECT_EQ(s.estimate, 3);
+  EXPECT_TRUE(std::isnan(s.ci_low));
+  EXPECT_EQ(s.confidence, 0);
 }
 
 TEST(RankTests, DetectsAShiftItWasGiven) {
