@@ -528,6 +528,7 @@ void ProxySession::OnWrite(beast::error_code ec, std::size_t) {
   capture_.clear();
   collected_ = std::string();
   prefix_pending_ = false;
+  first_piece_ = 0;
   streamed_ = false;
   upstream_retried_ = false;
   body_consumed_ = false;
@@ -636,10 +637,31 @@ void ProxySession::StartStreamed() {
   }
 
   if (!piece_) piece_ = std::make_unique<char[]>(kRelayChunk);
+  if (!prefix_pending_ && !TakeReadBody()) return;
   upstream_pool_ = route_->primary;
   dispatched_ = Clock::now();
   exchange_deadline_ = dispatched_ + upstream_pool_->config().total_timeout;
   AcquireUpstream(/*allow_idle=*/true);
+}
+
+bool ProxySession::TakeReadBody() {
+  // The body bytes that arrived with the header (all of a small body) are parsed into piece_ now,
+  // without I/O, so that they go upstream in one write with the head (DoUpstreamWriteHeader).
+  first_piece_ = 0;
+  if (stream_parser_->is_done() || buffer_.size() == 0) return true;
+  auto& body = stream_parser_->get().body();
+  body.data = piece_.get();
+  body.size = kRelayChunk;
+  stream_parser_->eager(true);
+  beast::error_code ec;
+  buffer_.consume(stream_parser_->put(buffer_.data(), ec));
+  if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    OnReadError(ec);
+    return false;
+  }
+  first_piece_ = kRelayChunk - body.size;
+  return true;
 }
 
 void ProxySession::AcquireUpstream(bool allow_idle) {
@@ -719,6 +741,7 @@ void ProxySession::OnUpstreamConnect(beast::error_code ec) {
     CapturePrimary(UpstreamOutcome::kConnectFailed, error);
     return SendError(http::status::bad_gateway, error, !RequestBodyRead());
   }
+  SetUpstreamSocketOptions(*upstream_);
   DoUpstreamWriteHeader();
 }
 
@@ -738,16 +761,24 @@ void ProxySession::DoUpstreamWriteHeader() {
   if (buffered_request_) {
     return write_whole(buffered_request_->base(), net::buffer(buffered_request_->body()));
   }
-  bool complete = stream_parser_->is_done() && !prefix_pending_;
-  if (complete && !upstream_request_.chunked()) {
-    return write_whole(upstream_request_.base(), net::const_buffer());
+  // A streamed body: the head goes with what of the body is in memory already, the collected
+  // start of a body that grew past the mirrors' limit or the bytes read with the header (on a
+  // retry, piece_ still holds them: no client byte was read since).
+  bool done = stream_parser_->is_done();
+  if (done && !prefix_pending_ && !upstream_request_.chunked()) {
+    return write_whole(upstream_request_.base(), net::buffer(piece_.get(), first_piece_));
   }
   request_serializer_.emplace(upstream_request_);
-  if (complete) {
-    upstream_request_.body() = {nullptr, 0, false};
-    return http::async_write(*upstream_, *request_serializer_, std::move(handler));
+  if (prefix_pending_) {
+    prefix_pending_ = false;
+    upstream_request_.body() = {collected_.data(), collected_.size(), !done};
+  } else {
+    upstream_request_.body() = {first_piece_ ? piece_.get() : nullptr, first_piece_, !done};
   }
-  http::async_write_header(*upstream_, *request_serializer_, std::move(handler));
+  if (upstream_request_.body().size == 0 && !done) {
+    return http::async_write_header(*upstream_, *request_serializer_, std::move(handler));
+  }
+  http::async_write(*upstream_, *request_serializer_, std::move(handler));
 }
 
 void ProxySession::OnRequestPieceWritten(beast::error_code ec, std::size_t) {
@@ -755,15 +786,6 @@ void ProxySession::OnRequestPieceWritten(beast::error_code ec, std::size_t) {
   if (ClosedMidStream()) return;
   if (ec == http::error::need_buffer) ec = {};
   if (ec) return UpstreamFailed(ec, /*may_retry=*/!body_consumed_);
-  if (prefix_pending_) {
-    // The collected start of a body that grew past the mirrors' limit.
-    prefix_pending_ = false;
-    upstream_request_.body() = {collected_.data(), collected_.size(), !stream_parser_->is_done()};
-    ArmUpstream(Clock::duration::max());
-    return http::async_write(
-        *upstream_, *request_serializer_,
-        beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this()));
-  }
   collected_ = std::string();  // written: its memory goes
   if (RequestBodyRead()) return DoResponseHeaderRead();
   DoClientPieceRead(&ProxySession::OnRequestPieceRead);

@@ -71,6 +71,9 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void HandleRequest(Request request);
   // The streamed path: one exchange on a leased primary connection, driven by this session.
   void StartStreamed();
+  // Parses the body bytes already read into piece_ (first_piece_). False when they were refused
+  // (the client was answered).
+  bool TakeReadBody();
   void AcquireUpstream(bool allow_idle);
   // The pool freed a connection slot for this waiting session (posted by the pool).
   void OnUpstreamSlot();
@@ -126,6 +129,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::string collected_;        // a chunked body collected for mirroring (or its streamed start)
   int64_t collect_limit_ = 0;    // past it, the collected body is streamed instead
   bool prefix_pending_ = false;  // collected_ still to be sent to the primary
+  std::size_t first_piece_ = 0;  // body bytes in piece_ that go with the head (TakeReadBody)
   std::string capture_;  // the primary's body prefix for pair records (capture limit + 1 bytes)
   http::request<http::buffer_body> upstream_request_;
   std::optional<http::request_serializer<http::buffer_body>> request_serializer_;

@@ -295,6 +295,102 @@ std::string RawExchange(int port, const std::string& bytes, std::chrono::millise
   return out;
 }
 
+HttpConnection::HttpConnection(int port) : port_(port), fd_(Connect(port)) {}
+
+HttpConnection::~HttpConnection() {
+  if (fd_ >= 0) close(fd_);
+}
+
+std::optional<HttpResponse> HttpConnection::Send(const HttpRequestSpec& spec, std::string* error) {
+  std::string request = spec.method + " " + spec.target + " HTTP/1.1\r\n";
+  bool has_host = false, has_length = false;
+  for (const auto& [k, v] : spec.headers) {
+    request += k + ": " + v + "\r\n";
+    has_host = has_host || ToLowerAscii(k) == "host";
+    has_length =
+        has_length || ToLowerAscii(k) == "content-length" || ToLowerAscii(k) == "transfer-encoding";
+  }
+  if (!has_host) request += "Host: 127.0.0.1:" + std::to_string(port_) + "\r\n";
+  if (!has_length && (!spec.body.empty() || spec.method == "POST" || spec.method == "PUT")) {
+    request += "Content-Length: " + std::to_string(spec.body.size()) + "\r\n";
+  }
+  request += "\r\n" + spec.body;
+  if (!Write(request)) {
+    if (error) *error = "send to port " + std::to_string(port_) + " failed";
+    return std::nullopt;
+  }
+  return Read(spec.method, spec.timeout, error);
+}
+
+bool HttpConnection::Write(const std::string& bytes) {
+  if (fd_ >= 0 && SendAll(fd_, bytes)) return true;
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  return false;
+}
+
+std::optional<HttpResponse> HttpConnection::Read(const std::string& method,
+                                                 std::chrono::milliseconds timeout,
+                                                 std::string* error) {
+  auto fail = [&](const std::string& why) -> std::optional<HttpResponse> {
+    if (error) *error = why;
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    return std::nullopt;
+  };
+  if (fd_ < 0) return fail("not connected to port " + std::to_string(port_));
+  // Reads until `pending_` holds `bytes` bytes; false on timeout or close.
+  auto deadline = Clock::now() + timeout;
+  auto fill = [&](size_t bytes) {
+    char chunk[16384];
+    while (pending_.size() < bytes) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      int r = poll(&p, 1, static_cast<int>(left.count()));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      ssize_t n = recv(fd_, chunk, sizeof chunk, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      pending_.append(chunk, static_cast<size_t>(n));
+    }
+    return true;
+  };
+  size_t head_end;
+  while ((head_end = pending_.find("\r\n\r\n")) == std::string::npos) {
+    if (!fill(pending_.size() + 1)) return fail("no complete response head: " + pending_);
+  }
+  HttpResponse response;
+  std::istringstream head(pending_.substr(0, head_end));
+  std::string line;
+  std::getline(head, line);
+  if (line.rfind("HTTP/1.", 0) != 0 || line.size() < 12) return fail("bad status line: " + line);
+  response.status = std::stoi(line.substr(9, 3));
+  response.reason = std::string(Trim(line.size() > 13 ? line.substr(13) : ""));
+  if (!response.reason.empty() && response.reason.back() == '\r') response.reason.pop_back();
+  while (std::getline(head, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = ToLowerAscii(line.substr(0, colon));
+    std::string value(Trim(line.substr(colon + 1)));
+    auto& slot = response.headers[name];
+    slot = slot.empty() ? value : slot + ", " + value;
+  }
+  pending_.erase(0, head_end + 4);
+  bool bodiless = method == "HEAD" || response.status / 100 == 1 || response.status == 204 ||
+                  response.status == 304;
+  if (!bodiless) {
+    if (response.Header("content-length").empty()) return fail("no Content-Length");
+    size_t length = std::stoul(response.Header("content-length"));
+    if (!fill(length)) return fail("truncated body");
+    response.body = pending_.substr(0, length);
+    pending_.erase(0, length);
+  }
+  return response;
+}
+
 ChildProcess::ChildProcess(const std::string& name, const std::vector<std::string>& args,
                            SpawnOptions options) {
   static std::atomic<int> counter{0};

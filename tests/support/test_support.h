@@ -77,6 +77,33 @@ std::optional<HttpResponse> HttpGet(int port, const std::string& target);
 std::string RawExchange(int port, const std::string& bytes,
                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// One client connection kept open across requests (HTTP/1.1 keep-alive), for tests where the
+// reuse of a connection matters (Http opens a fresh one per request). Responses must be framed
+// by Content-Length (or have no body: HEAD, 1xx, 204, 304).
+class HttpConnection {
+ public:
+  // Connects to 127.0.0.1:port; connected() tells whether it worked.
+  explicit HttpConnection(int port);
+  ~HttpConnection();
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  // Sends `spec` (Host and Content-Length added as Http does, no "Connection: close") and reads
+  // its response. nullopt (with `error`) on failure, timeout or a response without
+  // Content-Length; the connection is closed then.
+  std::optional<HttpResponse> Send(const HttpRequestSpec& spec, std::string* error = nullptr);
+  // The two halves of Send, for requests sent in pieces: raw bytes (false when the send failed),
+  // and the next response (to a request with `method`, read within `timeout`).
+  bool Write(const std::string& bytes);
+  std::optional<HttpResponse> Read(const std::string& method, std::chrono::milliseconds timeout,
+                                   std::string* error = nullptr);
+
+ private:
+  int port_;
+  int fd_ = -1;
+  std::string pending_;  // bytes read past the last response
+};
+
 // A real binary run as a child, its stdout+stderr captured to a log file for failure messages.
 class ChildProcess {
  public:
