@@ -185,6 +185,11 @@ void ProxySession::StartCollecting() {
   stream_parser_.emplace(std::move(*parser_));
   parser_.reset();
   stream_parser_->body_limit(StreamedLimit());  // it may turn out streamed
+  // The head moves out of the parser at once, as on the streamed path: the trailer fields the
+  // parser adds to its head when the body ends are dropped with it, never merged into the
+  // request's header section (RFC 9110 section 6.5.1).
+  upstream_request_ = {};
+  upstream_request_.base() = std::move(stream_parser_->get().base());
   collect_limit_ = 0;
   for (const auto& mirror : route_->mirrors) {
     if (mirror->percent() <= 0) continue;
@@ -222,7 +227,7 @@ void ProxySession::OnCollectPiece(beast::error_code ec, std::size_t) {
   }
   if (!stream_parser_->is_done()) return DoClientPieceRead(&ProxySession::OnCollectPiece);
   Request request;
-  request.base() = stream_parser_->get().base();
+  request.base() = std::move(upstream_request_.base());
   request.body() = std::move(collected_);
   collected_.clear();
   stream_parser_.reset();
@@ -327,6 +332,8 @@ void ProxySession::HandleRequest(Request request) {
   parser_.reset();
   RemoveHopByHop(*upstream);
   upstream->erase(http::field::expect);
+  // Only the gateway marks a request as a mirror copy (the copies get their own mark).
+  if (!state_->config.shadow_header.empty()) upstream->erase(state_->config.shadow_header);
   request_id_ = EnsureRequestId(*upstream);
   SetForwardedHeaders(*upstream, client_ip_, "http");
   upstream->version(11);
@@ -603,22 +610,24 @@ void ProxySession::StartStreamed() {
   phase_ = Phase::kProxying;
   request_complete_ = Clock::now();
   route_->requests->Increment();
-  // The parser changes body type before any body byte was read (unless it was collected first);
-  // the body arrives piece by piece.
+  // The parser changes body type before any body byte was read (unless it was collected first,
+  // StartCollecting); the body arrives piece by piece.
   if (!stream_parser_) {
     stream_parser_.emplace(std::move(*parser_));
     parser_.reset();
+    // The parser's head moves into the upstream request (no copy); the parser reads the body
+    // with its own framing state (and adds the trailer fields to its own, empty, head).
+    upstream_request_ = {};
+    upstream_request_.base() = std::move(stream_parser_->get().base());
   }
   body_consumed_ = prefix_pending_;
 
   // The upstream head: hop-by-hop headers removed, X-Forwarded-*, X-Request-Id; the client's
   // framing kept (Content-Length stays, a chunked body is sent chunked).
-  // The parser's head moves into the upstream request (no copy); the parser reads the body with
-  // its own framing state.
-  upstream_request_ = {};
-  upstream_request_.base() = std::move(stream_parser_->get().base());
   RemoveHopByHop(upstream_request_);
   upstream_request_.erase(http::field::expect);
+  // Only the gateway marks a request as a mirror copy.
+  if (!state_->config.shadow_header.empty()) upstream_request_.erase(state_->config.shadow_header);
   request_id_ = EnsureRequestId(upstream_request_);
   SetForwardedHeaders(upstream_request_, client_ip_, "http");
   upstream_request_.version(11);

@@ -1,5 +1,7 @@
 // The proxy's transparency and framing, with the real shadowgate binary between a client and real
-// upstreams: small request bodies are not held back by Nagle's algorithm.
+// upstreams, on a mirrored and an unmirrored route: small request bodies are not held back by
+// Nagle's algorithm, chunked trailers never become headers, and a client cannot mark its request
+// as a shadow copy.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -18,6 +20,23 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 using Mode = TestUpstream::Mode;
+
+// Routes "m" (path /m/, mirrored to "shadow" with `mirror`'s settings) and "u" (every other
+// path, no mirror), both to the upstream "primary".
+json TwoRouteConfig(int primary_port, int shadow_port, json mirror = json::object()) {
+  auto config = MakeConfig(primary_port, shadow_port, std::move(mirror));
+  auto mirrored = config["routes"][0];
+  mirrored["name"] = "m";
+  mirrored["path_prefix"] = "/m/";
+  config["routes"] = {mirrored, {{"name", "u"}, {"upstream", "primary"}}};
+  return config;
+}
+
+// The status code of a raw response whose status line is HTTP/1.1 (0 for anything else).
+int StatusOf(const std::string& raw) {
+  if (raw.size() < 12 || !raw.starts_with("HTTP/1.1 ")) return 0;
+  return std::stoi(raw.substr(9, 3));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Nagle: a request body written apart from its head, on a socket without TCP_NODELAY, waits
@@ -111,6 +130,113 @@ TEST(GatewayConformanceTest, SmallBodiesAreNotHeldBackByNagle) {
   // The streamed routes' requests were not mirrored; the mirrored route's were.
   EXPECT_TRUE(WaitUntil([&] { return shadow.received_count() == 2 * kRequests; }, 5s))
       << shadow.received_count();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trailers (RFC 9110 section 6.5.1: never merged into the header section).
+
+TEST(GatewayConformanceTest, ChunkedTrailersAreDroppedOnEveryPath) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  TestUpstream shadow({Mode::kFixed});
+  GatewayProcess gateway(TwoRouteConfig(primary.port(), shadow.port(), {{"max_body_bytes", 1000}}),
+                         dir);
+  ASSERT_TRUE(gateway.ready());
+  const std::string trailers =
+      "Host: evil.test\r\nAuthorization: Bearer from-trailer\r\nX-Shadow-Request: 1\r\n"
+      "X-Trailer: t\r\n\r\n";
+  auto send = [&](const std::string& target, const std::string& body) {
+    char size[32];
+    std::snprintf(size, sizeof(size), "%zx\r\n", body.size());
+    return RawExchange(gateway.port(), "POST " + target +
+                                           " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                           "Transfer-Encoding: chunked\r\n\r\n" +
+                                           size + body + "\r\n0\r\n" + trailers);
+  };
+  auto expect_clean = [](const TestUpstream::Received& got, const std::string& path) {
+    EXPECT_EQ(got.headers.at("host"), "t") << path;
+    EXPECT_EQ(got.headers.count("authorization"), 0u) << path;
+    EXPECT_EQ(got.headers.count("x-trailer"), 0u) << path;
+  };
+  // Mirrored: the body is collected, re-framed with Content-Length, and copied to the shadow.
+  ASSERT_EQ(StatusOf(send("/m/small", "hello")), 200);
+  ASSERT_EQ(primary.received_count(), 1u);
+  expect_clean(primary.received().back(), "mirrored");
+  EXPECT_EQ(primary.received().back().body, "hello");
+  EXPECT_EQ(primary.received().back().headers.count("x-shadow-request"), 0u);
+  ASSERT_TRUE(WaitUntil([&] { return shadow.received_count() == 1; }, 3s));
+  expect_clean(shadow.received().back(), "shadow copy");
+  EXPECT_EQ(shadow.received().back().headers.at("x-shadow-request"), "1");
+  // Mirrored route, but the body grows past max_body_bytes in the piece that ends it: streamed,
+  // what was collected first.
+  const std::string large(1500, 'L');
+  ASSERT_EQ(StatusOf(send("/m/large", large)), 200);
+  ASSERT_EQ(primary.received_count(), 2u);
+  expect_clean(primary.received().back(), "mirrored, over the limit");
+  EXPECT_EQ(primary.received().back().body, large);
+  // Unmirrored: streamed with its chunked framing.
+  ASSERT_EQ(StatusOf(send("/u/streamed", "hello")), 200);
+  ASSERT_EQ(primary.received_count(), 3u);
+  expect_clean(primary.received().back(), "unmirrored");
+  EXPECT_EQ(primary.received().back().body, "hello");
+  EXPECT_EQ(shadow.received_count(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// shadow_header: only the gateway marks a request as a shadow copy.
+
+TEST(GatewayConformanceTest, ClientCannotMarkPrimaryTrafficAsShadow) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  TestUpstream shadow({Mode::kFixed});
+  GatewayProcess gateway(TwoRouteConfig(primary.port(), shadow.port(), {{"max_body_bytes", 1000}}),
+                         dir);
+  ASSERT_TRUE(gateway.ready());
+  struct Case {
+    std::string name;
+    std::string target;
+    std::string body;
+    bool mirrored;
+  };
+  const std::vector<Case> cases = {
+      {"unmirrored", "/u/x", "abc", false},
+      {"mirrored", "/m/x", "abc", true},
+      {"mirrored, over max_body_bytes", "/m/x", std::string(2000, 'b'), false}};
+  for (const auto& c : cases) {
+    for (std::string marker : {"X-Shadow-Request: 1", "x-shadow-request: yes"}) {
+      size_t primaries = primary.received_count();
+      size_t shadows = shadow.received_count();
+      auto raw = RawExchange(gateway.port(),
+                             "POST " + c.target + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" +
+                                 marker + "\r\nContent-Length: " + std::to_string(c.body.size()) +
+                                 "\r\n\r\n" + c.body);
+      ASSERT_EQ(StatusOf(raw), 200) << raw;
+      ASSERT_EQ(primary.received_count(), primaries + 1);
+      EXPECT_EQ(primary.received().back().headers.count("x-shadow-request"), 0u)
+          << c.name << ", " << marker;
+      if (c.mirrored) {
+        ASSERT_TRUE(WaitUntil([&] { return shadow.received_count() == shadows + 1; }, 3s));
+        // Exactly one marker, the gateway's (repeated headers would read "1, yes").
+        EXPECT_EQ(shadow.received().back().headers.at("x-shadow-request"), "1") << marker;
+      }
+    }
+  }
+  EXPECT_EQ(shadow.received_count(), 2u);
+
+  // With another shadow_header, that one is stripped from client requests and set on copies;
+  // X-Shadow-Request is then an ordinary header.
+  auto config = TwoRouteConfig(primary.port(), shadow.port());
+  config["shadow_header"] = "X-Canary";
+  GatewayProcess canary(config, dir);
+  ASSERT_TRUE(canary.ready());
+  auto raw = RawExchange(canary.port(),
+                         "POST /m/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Canary: 1\r\n"
+                         "X-Shadow-Request: 1\r\nContent-Length: 3\r\n\r\nabc");
+  ASSERT_EQ(StatusOf(raw), 200) << raw;
+  EXPECT_EQ(primary.received().back().headers.count("x-canary"), 0u);
+  EXPECT_EQ(primary.received().back().headers.at("x-shadow-request"), "1");
+  ASSERT_TRUE(WaitUntil([&] { return shadow.received_count() == 3; }, 3s));
+  EXPECT_EQ(shadow.received().back().headers.at("x-canary"), "1");
 }
 
 }  // namespace
