@@ -148,9 +148,33 @@ void PrepareShadowHeaders(http::fields& fields, const std::vector<std::string>& 
   if (!shadow_header.empty()) fields.set(shadow_header, "1");
 }
 
-std::string CheckRequestFraming(const http::fields& fields) {
+std::size_t ScanRequestHeader(std::string_view bytes, std::size_t* scanned, bool* obs_fold) {
+  // Each line end decides from the one or two bytes after it: an empty line ends the header, a
+  // line starting with whitespace is a fold. Without them yet, the scan resumes at this LF.
+  for (std::size_t at = *scanned;;) {
+    std::size_t lf = bytes.find('\n', at);
+    if (lf == std::string_view::npos) {
+      *scanned = bytes.size();
+      return 0;
+    }
+    *scanned = lf;
+    if (lf + 1 >= bytes.size()) return 0;
+    char next = bytes[lf + 1];
+    if (next == '\n') return lf + 2;
+    if (next == '\r') {
+      if (lf + 2 >= bytes.size()) return 0;
+      if (bytes[lf + 2] == '\n') return lf + 3;
+    }
+    if (next == ' ' || next == '\t') *obs_fold = true;
+    at = lf + 1;
+  }
+}
+
+std::string CheckRequestFraming(const http::request_header<>& head) {
+  const http::fields& fields = head;
   bool has_length = fields.count(http::field::content_length) > 0;
   bool has_encoding = fields.count(http::field::transfer_encoding) > 0;
+  if (has_encoding && head.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
   if (has_length && has_encoding) return "both Content-Length and Transfer-Encoding";
   if (has_length) {
     std::string first;
@@ -169,6 +193,13 @@ std::string CheckRequestFraming(const http::fields& fields) {
       return "unsupported Transfer-Encoding (only a single \"chunked\")";
     }
   }
+  return {};
+}
+
+std::string CheckRequestHost(const http::request_header<>& head) {
+  auto hosts = head.count(http::field::host);
+  if (hosts == 0 && head.version() >= 11) return "no Host in an HTTP/1.1 request";
+  if (hosts > 1) return "more than one Host";
   return {};
 }
 

@@ -2,6 +2,7 @@
 // tested without sockets.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,12 +34,26 @@ std::string EnsureRequestId(http::fields& fields);
 void PrepareShadowHeaders(http::fields& fields, const std::vector<std::string>& redact,
                           const std::string& shadow_header);
 
+// Where the request header at the start of `bytes` ends (the offset just past the empty line that
+// ends it), or 0 while it is incomplete. `*scanned` (0 at first) carries the scan over calls as
+// more bytes arrive, so that each byte is looked at about once. A bare LF ends a line here too, so
+// that the parser, which refuses it, answers at once rather than the header timeout. Sets
+// `*obs_fold` when a line of the header starts with SP or HTAB: obsolete line folding (RFC 9112
+// section 5.2) or whitespace before the first field (section 2.2), which Beast's parser would
+// unfold silently.
+std::size_t ScanRequestHeader(std::string_view bytes, std::size_t* scanned, bool* obs_fold);
+
 // Request framing (RFC 9112 section 6): returns an empty string when the request's framing is
 // unambiguous, else why it is refused (400). Refused: Content-Length together with
 // Transfer-Encoding; differing or malformed Content-Length values; a Transfer-Encoding whose last
-// coding is not chunked, or that is repeated. (Beast's parser refuses some of these too; this
-// check does not rely on it.)
-std::string CheckRequestFraming(const http::fields& fields);
+// coding is not chunked, or that is repeated; any Transfer-Encoding in an HTTP/1.0 request
+// (section 6.1: faulty framing). (Beast's parser refuses some of these too; this check does not
+// rely on it.)
+std::string CheckRequestFraming(const http::request_header<>& head);
+
+// Host (RFC 9112 section 3.2): returns an empty string when the request's Host is acceptable,
+// else why it is refused (400): none in an HTTP/1.1 request, or more than one.
+std::string CheckRequestHost(const http::request_header<>& head);
 
 // Appends the serialized head (start line, fields, blank line) to `out`, byte for byte what
 // Beast's serializer writes for it: the proxy writes heads with one gather write instead of

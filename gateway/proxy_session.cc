@@ -130,17 +130,61 @@ void ProxySession::DoReadHeader() {
   parser_->body_limit(
       std::max(StreamedLimit(), static_cast<uint64_t>(state_->config.max_request_body_bytes)));
   ArmTimer(state_->config.client_header_timeout);
-  http::async_read_header(
-      socket_, buffer_, *parser_,
-      beast::bind_front_handler(&ProxySession::OnReadHeader, shared_from_this()));
+  header_scanned_ = 0;
+  obs_fold_ = false;
+  ParseHeader();
 }
 
-void ProxySession::OnReadHeader(beast::error_code ec, std::size_t) {
+void ProxySession::ParseHeader() {
+  // The header goes to the parser once it is whole (Beast's parser waits for that too), after a
+  // look at its bytes for obs-fold, which the parser would unfold silently (RFC 9112 section
+  // 5.2: refused, as nginx does). Usually it came whole with the first read.
+  const auto data = buffer_.data();
+  std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+  std::size_t end = ScanRequestHeader(bytes, &header_scanned_, &obs_fold_);
+  if (end == 0) {
+    if (bytes.size() >= static_cast<std::size_t>(state_->config.max_header_bytes)) {
+      DisarmTimer();
+      return OnReadError(http::error::header_limit);
+    }
+    // Read more of it within the header timeout (armed once, in DoReadHeader).
+    socket_.async_read_some(
+        buffer_.prepare(kReadChunk),
+        beast::bind_front_handler(&ProxySession::OnHeaderBytes, shared_from_this()));
+    return;
+  }
   DisarmTimer();
+  if (obs_fold_) {
+    state_->metrics.client_errors.WithLabels({"bad_request"}).Increment();
+    return SendError(http::status::bad_request, "obsolete line folding in the request header",
+                     /*close=*/true);
+  }
+  beast::error_code ec;
+  buffer_.consume(parser_->put(net::buffer(bytes.data(), end), ec));
+  if (ec == http::error::need_more || (!ec && !parser_->is_header_done())) {
+    ec = http::error::bad_line_ending;  // ended by a bare LF
+  }
+  OnReadHeader(ec);
+}
+
+void ProxySession::OnHeaderBytes(beast::error_code ec, std::size_t bytes) {
+  if (ec) {
+    DisarmTimer();
+    return OnReadError(ec);
+  }
+  buffer_.commit(bytes);
+  ParseHeader();
+}
+
+void ProxySession::OnReadHeader(beast::error_code ec) {
   if (ec) return OnReadError(ec);
   const auto& request = parser_->get();
   if (auto problem = CheckRequestFraming(request.base()); !problem.empty()) {
     state_->metrics.client_errors.WithLabels({"bad_framing"}).Increment();
+    return SendError(http::status::bad_request, problem, /*close=*/true);
+  }
+  if (auto problem = CheckRequestHost(request.base()); !problem.empty()) {
+    state_->metrics.client_errors.WithLabels({"bad_host"}).Increment();
     return SendError(http::status::bad_request, problem, /*close=*/true);
   }
   RouteRequest();
@@ -469,7 +513,7 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
 
 void ProxySession::SendUpstreamResponse() {
   RemoveHopByHop(response_);
-  response_.version(request_version_);
+  response_.version(11);  // whatever the request's version (RFC 9110 section 6.2)
   response_.set("X-Request-Id", request_id_);
   int status = response_.result_int();
   if (status / 100 == 1 || status == 204 || status == 304) {
@@ -484,8 +528,7 @@ void ProxySession::SendUpstreamResponse() {
   }
   // For HEAD the upstream's Content-Length is kept and no body is sent.
   close_after_write_ = !keep_alive_ || draining_ || state_->draining.load();
-  // Connection is gone (hop-by-hop): an HTTP/1.1 keep-alive response needs none.
-  if (request_version_ < 11 || close_after_write_) response_.keep_alive(!close_after_write_);
+  SetConnection(response_);
   DoWrite();
 }
 
@@ -493,7 +536,7 @@ void ProxySession::SendError(http::status status, const std::string& message, bo
   parser_.reset();
   stream_parser_.reset();
   collectors_.clear();
-  response_ = Response(status, request_version_ == 10 ? 10 : 11);
+  response_ = Response(status, 11);
   response_.set(http::field::content_type, "application/json");
   if (!request_id_.empty()) response_.set("X-Request-Id", request_id_);
   nlohmann::json body = {{"code", static_cast<int>(status)},
@@ -503,8 +546,18 @@ void ProxySession::SendError(http::status status, const std::string& message, bo
   if (head_ && !close) response_.body().clear();
   response_.prepare_payload();
   close_after_write_ = close || !keep_alive_ || draining_ || state_->draining.load();
-  response_.keep_alive(!close_after_write_);
+  SetConnection(response_);
   DoWrite();
+}
+
+void ProxySession::SetConnection(http::fields& fields) const {
+  // The status line says HTTP/1.1 to every client; an HTTP/1.1 connection stays open unless the
+  // response says close, an HTTP/1.0 one only when it says keep-alive.
+  if (close_after_write_) {
+    fields.set(http::field::connection, "close");
+  } else if (request_version_ < 11) {
+    fields.set(http::field::connection, "keep-alive");
+  }
 }
 
 void ProxySession::DoWrite() {
@@ -921,7 +974,7 @@ void ProxySession::StartRelayResponse() {
   relay_response_ = {};
   relay_response_.base() = response_parser_->get().base();
   RemoveHopByHop(relay_response_);
-  relay_response_.version(request_version_);
+  relay_response_.version(11);
   relay_response_.set("X-Request-Id", request_id_);
   close_after_write_ = !keep_alive_ || draining_ || state_->draining.load();
   if (chunked || !has_length) {
@@ -931,7 +984,7 @@ void ProxySession::StartRelayResponse() {
       close_after_write_ = true;
     }
   }
-  relay_response_.keep_alive(!close_after_write_);
+  SetConnection(relay_response_);
   response_serializer_.emplace(relay_response_);
   response_status_ = relay_response_.result_int();
   response_bytes_ = 0;

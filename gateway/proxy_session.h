@@ -51,7 +51,10 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void DoWaitRequest();
   void OnWaitRequest(beast::error_code ec, std::size_t bytes);
   void DoReadHeader();
-  void OnReadHeader(beast::error_code ec, std::size_t bytes);
+  // Parses the header once buffer_ holds it whole, else reads more (OnHeaderBytes).
+  void ParseHeader();
+  void OnHeaderBytes(beast::error_code ec, std::size_t bytes);
+  void OnReadHeader(beast::error_code ec);
   void OnContinueWritten(beast::error_code ec, std::size_t bytes);
   // Reads the body the way the header decided: streamed, collected (chunked, mirrorable) or read
   // whole (a Content-Length a mirror may take, or no route).
@@ -106,6 +109,9 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void DispatchMirrors(RouteRuntime& route, const std::shared_ptr<const Request>& upstream,
                        std::chrono::steady_clock::time_point primary_dispatch);
   void SendError(http::status status, const std::string& message, bool close);
+  // Sets Connection on a response to the client from close_after_write_ and the request's version
+  // (the response's hop-by-hop fields were removed).
+  void SetConnection(http::fields& fields) const;
   void DoWrite();
   void OnWrite(beast::error_code ec, std::size_t bytes);
   void LingeringClose();
@@ -121,6 +127,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::string client_ip_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::size_t header_scanned_ = 0;  // ScanRequestHeader's progress over buffer_
+  bool obs_fold_ = false;           // the header read so far has a folded line
   // The streamed path (a request not mirrored). Operations are strictly sequential (read a piece,
   // write it), so one buffer and one deadline serve both connections.
   bool streamed_ = false;

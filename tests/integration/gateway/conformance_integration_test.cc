@@ -1,6 +1,7 @@
 // The proxy's transparency and framing, with the real shadowgate binary between a client and real
 // upstreams, on a mirrored and an unmirrored route: small request bodies are not held back by
-// Nagle's algorithm, chunked trailers never become headers, and a client cannot mark its request
+// Nagle's algorithm, chunked trailers never become headers, Host and framing are checked as nginx
+// 1.22 checks them (the same raw request is sent to both), and a client cannot mark its request
 // as a shadow copy.
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/strings.h"
 #include "tests/integration/gateway/gateway_process.h"
 #include "tests/integration/gateway/test_upstream.h"
 #include "tests/support/test_support.h"
@@ -180,6 +182,112 @@ TEST(GatewayConformanceTest, ChunkedTrailersAreDroppedOnEveryPath) {
   expect_clean(primary.received().back(), "unmirrored");
   EXPECT_EQ(primary.received().back().body, "hello");
   EXPECT_EQ(shadow.received_count(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host and framing, against nginx 1.22 as the reference.
+
+struct Answer {
+  int status_class = 0;    // 2 for 2xx, ...; 0: no HTTP/1.1 response
+  bool forwarded = false;  // the primary upstream received the request
+  bool operator==(const Answer& other) const = default;
+};
+void PrintTo(const Answer& answer, std::ostream* out) {
+  *out << "{" << answer.status_class << "xx, " << (answer.forwarded ? "forwarded" : "not forwarded")
+       << "}";
+}
+
+// Sends `request` to the proxy on `port` in front of `upstream`; `raw` gets the response.
+Answer Ask(int port, const TestUpstream& upstream, const std::string& request, std::string* raw) {
+  size_t before = upstream.received_count();
+  *raw = RawExchange(port, request, 3s);
+  // A forwarded request was recorded before the upstream answered it.
+  return {StatusOf(*raw) / 100, upstream.received_count() > before};
+}
+
+TEST(GatewayConformanceTest, HostAndFramingAsNginx) {
+  TempDir dir;
+  TestUpstream nginx_primary({Mode::kFixed});
+  TestUpstream nginx_shadow({Mode::kFixed});
+  TestUpstream primary({Mode::kFixed});
+  TestUpstream shadow({Mode::kFixed});
+  // nginx as a plain reverse proxy, with `mirror` on /m/ (as the gateway bench runs it).
+  int nginx_port = FreePort();
+  auto to = [](const TestUpstream& upstream) {
+    return "http://127.0.0.1:" + std::to_string(upstream.port());
+  };
+  auto conf = WriteNginxConfig(
+      dir, {{nginx_port, "location /m/ { mirror /_shadow; proxy_pass " + to(nginx_primary) +
+                             "; }\n    location = /_shadow { internal; proxy_pass " +
+                             to(nginx_shadow) + "$request_uri; }\n    location / { proxy_pass " +
+                             to(nginx_primary) + "; }"}});
+  ChildProcess nginx("/usr/sbin/nginx",
+                     {"-p", dir.path().string(), "-c", conf.string(), "-e", "stderr"});
+  std::string why;
+  ASSERT_TRUE(nginx.WaitReady(nginx_port, "", 10s, &why)) << why;
+  GatewayProcess gateway(TwoRouteConfig(primary.port(), shadow.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+
+  struct Case {
+    std::string name;
+    std::string request;  // "PATH" stands for the target
+    Answer expected;
+  };
+  const std::vector<Case> cases = {
+      {"HTTP/1.1 with Host",
+       "GET PATH HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+       {2, true}},
+      {"HTTP/1.1 without Host", "GET PATH HTTP/1.1\r\nConnection: close\r\n\r\n", {4, false}},
+      {"two Host fields",
+       "GET PATH HTTP/1.1\r\nHost: t\r\nHost: u\r\nConnection: close\r\n\r\n",
+       {4, false}},
+      {"two equal Host fields",
+       "GET PATH HTTP/1.1\r\nHost: t\r\nHost: t\r\nConnection: close\r\n\r\n",
+       {4, false}},
+      {"obs-fold (SP)",
+       "GET PATH HTTP/1.1\r\nHost: t\r\nX-Folded: one\r\n two\r\nConnection: close\r\n\r\n",
+       {4, false}},
+      {"obs-fold (HTAB)",
+       "GET PATH HTTP/1.1\r\nHost: t\r\nX-Folded: one\r\n\ttwo\r\nConnection: close\r\n\r\n",
+       {4, false}},
+      {"obs-fold of Host",
+       "GET PATH HTTP/1.1\r\nHost: t\r\n u\r\nConnection: close\r\n\r\n",
+       {4, false}},
+      {"HTTP/1.0 without Host", "GET PATH HTTP/1.0\r\n\r\n", {2, true}},
+      {"HTTP/1.0 with Host", "GET PATH HTTP/1.0\r\nHost: t\r\n\r\n", {2, true}},
+      {"HTTP/1.0 POST with Content-Length",
+       "POST PATH HTTP/1.0\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
+       {2, true}},
+      {"HTTP/1.0 with Transfer-Encoding: chunked",
+       "POST PATH HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+       {4, false}},
+  };
+  for (std::string path : {"/m/x", "/u/x"}) {
+    for (const auto& c : cases) {
+      std::string request = c.request;
+      request.replace(request.find("PATH"), 4, path);
+      std::string nginx_raw, raw;
+      auto reference = Ask(nginx_port, nginx_primary, request, &nginx_raw);
+      auto answer = Ask(gateway.port(), primary, request, &raw);
+      EXPECT_EQ(reference, c.expected) << c.name << " on " << path << " (nginx): " << nginx_raw;
+      EXPECT_EQ(answer, reference) << c.name << " on " << path << ": " << raw;
+    }
+    // HTTP/1.0 keep-alive: both answers HTTP/1.1, the first one saying keep-alive.
+    std::string pipelined = "GET " + path +
+                            " HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n" + "GET " +
+                            path + " HTTP/1.0\r\nHost: t\r\n\r\n";
+    for (int port : {nginx_port, gateway.port()}) {
+      auto raw = RawExchange(port, pipelined, 3s);
+      auto second = raw.find("HTTP/1.1 200", 1);
+      ASSERT_TRUE(raw.starts_with("HTTP/1.1 200")) << raw;
+      ASSERT_NE(second, std::string::npos) << raw;
+      auto first_head = raw.substr(0, raw.find("\r\n\r\n"));
+      EXPECT_NE(ToLowerAscii(first_head).find("connection: keep-alive"), std::string::npos)
+          << (port == nginx_port ? "nginx: " : "shadowgate: ") << first_head;
+    }
+  }
+  // The gateway's refusals are counted.
+  EXPECT_GT(gateway.Metric("sg_gateway_client_errors_total{reason=\"bad_host\"}"), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -155,10 +155,11 @@ TEST(HeaderRulesTest, ShadowHeadIsTheHeadOfAPreparedCopy) {
 }
 
 TEST(HeaderRulesTest, FramingChecks) {
-  auto check = [](std::vector<std::pair<http::field, std::string>> headers) {
-    http::fields f;
-    for (auto& [name, value] : headers) f.insert(name, value);
-    return CheckRequestFraming(f);
+  auto check = [](std::vector<std::pair<http::field, std::string>> headers, unsigned version = 11) {
+    http::request_header<> head;
+    head.version(version);
+    for (auto& [name, value] : headers) head.insert(name, value);
+    return CheckRequestFraming(head);
   };
   using F = http::field;
   EXPECT_EQ(check({}), "");
@@ -177,6 +178,61 @@ TEST(HeaderRulesTest, FramingChecks) {
   EXPECT_NE(check({{F::transfer_encoding, "gzip"}}), "");
   EXPECT_NE(check({{F::transfer_encoding, "chunked, gzip"}}), "");
   EXPECT_NE(check({{F::transfer_encoding, "chunked"}, {F::transfer_encoding, "chunked"}}), "");
+  // HTTP/1.0 has no Transfer-Encoding: faulty framing (RFC 9112 section 6.1).
+  EXPECT_EQ(check({{F::content_length, "10"}}, 10), "");
+  EXPECT_EQ(check({{F::transfer_encoding, "chunked"}}, 10),
+            "Transfer-Encoding in an HTTP/1.0 request");
+}
+
+TEST(HeaderRulesTest, HostChecks) {
+  auto check = [](unsigned version, std::vector<std::string> hosts) {
+    http::request_header<> head;
+    head.version(version);
+    for (auto& host : hosts) head.insert(http::field::host, host);
+    return CheckRequestHost(head);
+  };
+  EXPECT_EQ(check(11, {"api.test"}), "");
+  EXPECT_EQ(check(11, {""}), "");  // an empty Host is valid (RFC 9112 section 3.2)
+  EXPECT_EQ(check(10, {}), "");
+  EXPECT_EQ(check(10, {"api.test"}), "");
+  EXPECT_EQ(check(11, {}), "no Host in an HTTP/1.1 request");
+  EXPECT_EQ(check(11, {"a", "b"}), "more than one Host");
+  EXPECT_EQ(check(11, {"a", "a"}), "more than one Host");
+  EXPECT_EQ(check(10, {"a", "b"}), "more than one Host");
+}
+
+// ScanRequestHeader over `bytes` given in pieces of `piece` bytes, as reads would deliver them:
+// {where the header ends (0: incomplete), whether it folds a line}.
+std::pair<std::size_t, bool> Scan(std::string_view bytes, std::size_t piece) {
+  std::size_t scanned = 0;
+  bool fold = false;
+  for (std::size_t have = std::min(piece, bytes.size());;
+       have = std::min(have + piece, bytes.size())) {
+    std::size_t end = ScanRequestHeader(bytes.substr(0, have), &scanned, &fold);
+    if (end != 0 || have == bytes.size()) return {end, fold};
+  }
+}
+
+TEST(HeaderRulesTest, ScanRequestHeaderFindsTheEndAndFolds) {
+  const std::string plain = "GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n\r\n";
+  for (std::size_t piece : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{1000}}) {
+    SCOPED_TRACE(piece);
+    EXPECT_EQ(Scan(plain, piece), std::make_pair(plain.size(), false));
+    // Bytes after the header (a body, the next request) are not looked at.
+    EXPECT_EQ(Scan(plain + "body\n with\n\tfolds\r\n\r\n", piece),
+              std::make_pair(plain.size(), false));
+    EXPECT_EQ(Scan(plain.substr(0, plain.size() - 1), piece),
+              std::make_pair(std::size_t{0}, false));
+    EXPECT_EQ(Scan("GET / HTTP/1.1\r\nX-A: 1\r\n 2\r\n\r\n", piece).second, true);
+    EXPECT_EQ(Scan("GET / HTTP/1.1\r\nX-A: 1\r\n\t2\r\n\r\n", piece).second, true);
+    // Whitespace before the first field.
+    EXPECT_EQ(Scan("GET / HTTP/1.1\r\n Host: t\r\n\r\n", piece).second, true);
+    // Spaces inside a line are no fold.
+    EXPECT_EQ(Scan("GET / HTTP/1.1\r\nX-A: 1  2 \r\n\r\n", piece).second, false);
+    // Bare LFs end lines too (the parser refuses them).
+    EXPECT_EQ(Scan("GET / HTTP/1.1\nHost: t\n\n", piece).first, 24u);
+    EXPECT_EQ(Scan("GET / HTTP/1.1\r\nHost: t\n\r\n", piece).first, 26u);
+  }
 }
 
 // What Beast's serializer writes for the message's head (everything before the body).
