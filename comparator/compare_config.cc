@@ -69,6 +69,22 @@ const char* CompareKindName(CompareKind kind) {
       return "regression";
     case CompareKind::kEmbedding:
       return "embedding";
+    case CompareKind::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
+const char* BodyShapeName(BodyShape shape) {
+  switch (shape) {
+    case BodyShape::kAny:
+      return "any";
+    case BodyShape::kScorer:
+      return "scorer";
+    case BodyShape::kDistribution:
+      return "distribution";
+    case BodyShape::kOther:
+      return "other";
   }
   return "?";
 }
@@ -128,9 +144,25 @@ CompareRule ParseRule(const ConfigNode& node) {
     rule.kind = CompareKind::kRegression;
   } else if (kind == "embedding") {
     rule.kind = CompareKind::kEmbedding;
+  } else if (kind == "auto") {
+    rule.kind = CompareKind::kAuto;
   } else if (r.Has("kind")) {
     r.Required("kind").Report(
-        "must be one of exact, json, classification, regression, embedding, got \"" + kind + "\"");
+        "must be one of auto, exact, json, classification, regression, embedding, got \"" + kind +
+        "\"");
+  }
+  const std::string shape = r.Get<std::string>("shape", "any");
+  bool shape_known = false;
+  for (BodyShape s :
+       {BodyShape::kAny, BodyShape::kScorer, BodyShape::kDistribution, BodyShape::kOther}) {
+    if (shape == BodyShapeName(s)) {
+      rule.shape = s;
+      shape_known = true;
+    }
+  }
+  if (!shape_known) {
+    r.Required("shape").Report("must be one of any, scorer, distribution, other, got \"" + shape +
+                               "\"");
   }
   for (auto& h : r.Get<std::vector<std::string>>("compare_headers", {})) {
     rule.compare_headers.push_back(ToLowerAscii(h));
@@ -200,6 +232,8 @@ CompareConfig ParseCompareConfig(const ConfigNode& root) {
   if (config.rules.empty() && rules.json().is_array()) rules.Report("needs at least one rule");
   config.true_label_header =
       ToLowerAscii(r.Get<std::string>("true_label_header", config.true_label_header));
+  config.true_score_header =
+      ToLowerAscii(r.Get<std::string>("true_score_header", config.true_score_header));
   config.reservoir_size = static_cast<size_t>(r.GetInRange<int64_t>(
       "reservoir_size", static_cast<int64_t>(config.reservoir_size), 10, 1000000));
   config.seed = static_cast<uint64_t>(r.GetInRange<int64_t>("seed", 1, 0, INT64_MAX));
@@ -221,6 +255,11 @@ CompareConfig ParseCompareConfig(const ConfigNode& root) {
   config.max_examples = static_cast<size_t>(r.GetInRange<int64_t>("max_examples", 10, 0, 1000));
   config.max_slices = static_cast<size_t>(r.GetInRange<int64_t>("max_slices", 64, 1, 10000));
   config.max_fields = static_cast<size_t>(r.GetInRange<int64_t>("max_fields", 200, 1, 100000));
+  config.min_slice_pairs = static_cast<uint64_t>(r.GetInRange<int64_t>(
+      "min_slice_pairs", static_cast<int64_t>(config.min_slice_pairs), 1, INT64_MAX));
+  config.max_time_slices = static_cast<size_t>(r.GetInRange<int64_t>(
+      "max_time_slices", static_cast<int64_t>(config.max_time_slices), 1, 1000));
+  config.tail_multiple = r.GetInRange<double>("tail_multiple", config.tail_multiple, 1.0, 1000.0);
   if (auto n = r.Optional("noise_floor")) {
     ObjectReader nr(*n);
     config.noise_floor.mirror = nr.Require<std::string>("mirror");
@@ -247,6 +286,11 @@ CompareConfig ParseCompareConfig(const ConfigNode& root) {
 
 CompareConfig LoadCompareConfig(const std::string& path) {
   return LoadConfigFile<CompareConfig>(path, ParseCompareConfig);
+}
+
+CompareConfig DefaultCompareConfig() {
+  return ParseConfig<CompareConfig>(DefaultCompareConfigText(), "(built-in rules)",
+                                    ParseCompareConfig);
 }
 
 }  // namespace sg::comparator

@@ -27,8 +27,19 @@ struct JsonPathPattern {
 // it is not such a path.
 bool ParseJsonPath(const std::string& text, JsonPathPattern* out, std::string* error);
 
-enum class CompareKind { kExact, kJson, kClassification, kRegression, kEmbedding };
+// kAuto judges each pair by the primary's answer: a class distribution as a classification, a
+// score ({"score": x} or a bare number) as a regression, any other JSON as json.
+enum class CompareKind { kExact, kJson, kClassification, kRegression, kEmbedding, kAuto };
 const char* CompareKindName(CompareKind kind);
+
+// A rule with a shape other than kAny applies only to pairs whose primary 2xx body has it.
+enum class BodyShape {
+  kAny,
+  kScorer,        // a number, or {"score" | "value" | "prediction": number}
+  kDistribution,  // a class distribution: {"label": p, ...}, [{...}] or [p0, p1, ...]
+  kOther,         // any other JSON, or not JSON
+};
+const char* BodyShapeName(BodyShape shape);
 
 // What NaN and infinities compare equal to. JSON has no NaN, but Python and many model servers
 // write NaN/Infinity/-Infinity tokens; those bodies are read with the tokens as numbers.
@@ -48,6 +59,7 @@ struct CompareRule {
   std::string route = "*";   // route name this rule applies to; "*" = any
   std::string mirror = "*";  // mirror (model) name; "*" = any
   CompareKind kind = CompareKind::kJson;
+  BodyShape shape = BodyShape::kAny;
   std::vector<std::string> compare_headers;  // response headers that must be equal (lower-case)
   // Optional sub-value of the response body to judge (e.g. $.predictions); whole body when empty.
   std::string field_text;
@@ -92,6 +104,8 @@ struct CompareConfig {
   std::vector<CompareRule> rules;  // first matching rule judges a pair; no match: exact bytes
   // Request header carrying the true label (captured by the gateway); empty: no accuracy.
   std::string true_label_header = "x-true-label";
+  // Request header carrying a scorer's true score; empty: no error against the truth.
+  std::string true_score_header = "x-true-score";
   size_t reservoir_size = 10000;  // latency pairs kept for the rank tests (bounded memory)
   uint64_t seed = 1;              // reservoir sampling seed (runs are reproducible)
   double confidence = 0.98;       // Hodges-Lehmann intervals (Kayenta's default)
@@ -99,13 +113,19 @@ struct CompareConfig {
                                                                 // when a run has > 240 buckets
   std::vector<uint64_t> size_buckets = {1024, 16384, 262144};   // request size slice edges, bytes
   size_t max_examples = 10;                                     // worst examples kept
-  size_t max_slices = 64;   // distinct values per slice dimension; the rest go to "(other)"
-  size_t max_fields = 200;  // distinct differing field paths counted; the rest to "(other)"
+  size_t max_slices = 64;         // distinct values per slice dimension; the rest go to "(other)"
+  size_t max_fields = 200;        // distinct differing field paths counted; the rest to "(other)"
+  uint64_t min_slice_pairs = 30;  // a slice is judged by the per-slice gates from this many pairs
+  size_t max_time_slices = 20;    // the run is judged in at most this many time slices
+  double tail_multiple = 1.5;     // tail excess: latencies above this x the primary's p99
   RedactOptions redact;
   NoiseFloor noise_floor;
 };
 
 CompareConfig ParseCompareConfig(const ConfigNode& root);
+// The rules `sg-compare` uses without --rules (configs/compare-default.json, built in).
+CompareConfig DefaultCompareConfig();
+const char* DefaultCompareConfigText();
 CompareConfig LoadCompareConfig(const std::string& path);  // throws ConfigError
 
 }  // namespace sg::comparator

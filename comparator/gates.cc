@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/strings.h"
-#include "comparator/rank_tests.h"
+#include "comparator/gate_metrics.h"
 
 namespace sg::comparator {
 
@@ -22,6 +22,8 @@ const char* GateStatusName(GateStatus status) {
       return "FAIL";
     case GateStatus::kInsufficientData:
       return "INSUFFICIENT_DATA";
+    case GateStatus::kNotApplicable:
+      return "NOT_APPLICABLE";
   }
   return "?";
 }
@@ -35,38 +37,25 @@ int VerdictExitCode(GateStatus verdict) {
     case GateStatus::kMarginal:
       return 3;
     case GateStatus::kInsufficientData:
+    case GateStatus::kNotApplicable:
       return 4;
   }
   return 2;
 }
 
-const std::vector<std::string>& GateMetricNames() {
-  static const std::vector<std::string> names = {"pairs",
-                                                 "top1_agreement",
-                                                 "agreement_rate",
-                                                 "mismatch_rate",
-                                                 "shadow_error_rate",
-                                                 "shadow_timeout_rate",
-                                                 "malformed_rate",
-                                                 "accuracy_delta",
-                                                 "shadow_accuracy",
-                                                 "mean_js_distance",
-                                                 "mean_topk_overlap",
-                                                 "p99_ratio",
-                                                 "shadow_p99_ms",
-                                                 "shadow_p999_ms",
-                                                 "latency_shift_ms",
-                                                 "noise_flags"};
-  return names;
+const char* JudgeName(Judge judge) {
+  switch (judge) {
+    case Judge::kEstimate:
+      return "estimate";
+    case Judge::kNearEnd:
+      return "near_end";
+    case Judge::kFarEnd:
+      return "far_end";
+  }
+  return "?";
 }
 
 namespace {
-
-bool IsProportion(const std::string& m) {
-  return m == "top1_agreement" || m == "agreement_rate" || m == "mismatch_rate" ||
-         m == "shadow_error_rate" || m == "shadow_timeout_rate" || m == "shadow_accuracy" ||
-         m == "malformed_rate";
-}
 
 Gate ParseGate(const ConfigNode& node) {
   ObjectReader r(node);
@@ -98,49 +87,55 @@ Gate ParseGate(const ConfigNode& node) {
   }
   if (r.Has("confidence")) {
     g.confidence = r.GetInRange<double>("confidence", 0.95, 0.5, 0.9999);
-    if (!IsProportion(g.metric) && g.metric != "accuracy_delta") {
+    if (!IsProportionMetric(g.metric) && g.metric != "accuracy_delta" &&
+        g.metric.rfind("worst_", 0) != 0) {
       r.Required("confidence")
-          .Report("only proportion metrics and accuracy_delta take a confidence");
+          .Report("only proportion metrics, accuracy_delta and worst_* metrics take a confidence");
     }
   }
+  // Without "judge": a proportion given a confidence is judged by its far end (the bound it
+  // can be shown to meet), latency_shift_ms by its near end, everything else by its estimate.
+  Judge judge = Judge::kEstimate;
+  if (g.confidence && (IsProportionMetric(g.metric) || g.metric == "accuracy_delta")) {
+    judge = Judge::kFarEnd;
+  }
+  if (g.metric == "latency_shift_ms") judge = Judge::kNearEnd;
+  const std::string judge_text = r.Get<std::string>("judge", JudgeName(judge));
+  bool known = false;
+  for (Judge j : {Judge::kEstimate, Judge::kNearEnd, Judge::kFarEnd}) {
+    if (judge_text == JudgeName(j)) {
+      judge = j;
+      known = true;
+    }
+  }
+  if (!known) {
+    r.Required("judge").Report("must be \"estimate\", \"near_end\" or \"far_end\", got \"" +
+                               judge_text + "\"");
+  } else if (judge != Judge::kEstimate && !HasInterval(g.metric)) {
+    r.Required("judge").Report("metric \"" + g.metric + "\" has no interval: use \"estimate\"");
+  }
+  g.judge = judge;
   g.test = r.Get<std::string>("test", g.test);
   if (g.test != "wilcoxon" && g.test != "mann_whitney") {
     r.Required("test").Report("must be \"wilcoxon\" or \"mann_whitney\", got \"" + g.test + "\"");
   } else if (r.Has("test") && g.metric != "latency_shift_ms") {
     r.Required("test").Report("only latency_shift_ms takes a test");
   }
+  g.required = r.Get<bool>("required", false);
+  const std::string fail_as = r.Get<std::string>("fail_as", "fail");
+  if (fail_as == "marginal") {
+    g.fail_as_marginal = true;
+  } else if (fail_as != "fail") {
+    r.Required("fail_as").Report("must be \"fail\" or \"marginal\", got \"" + fail_as + "\"");
+  }
+  if (r.Has("min_pairs")) {
+    g.min_pairs = static_cast<uint64_t>(r.GetInRange<int64_t>("min_pairs", 100, 1, INT64_MAX));
+    if (g.metric.rfind("worst_", 0) != 0) {
+      r.Required("min_pairs").Report("only worst_* metrics take min_pairs");
+    }
+  }
   r.Finish();
   return g;
-}
-
-const json* Find(const json& j, std::initializer_list<const char*> path) {
-  const json* cur = &j;
-  for (const char* key : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(key);
-    if (it == cur->end() || it->is_null()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-
-std::optional<double> Number(const json& j, std::initializer_list<const char*> path) {
-  const json* v = Find(j, path);
-  if (!v || !v->is_number()) return std::nullopt;
-  return v->get<double>();
-}
-
-uint64_t Count(const json& j, std::initializer_list<const char*> path) {
-  const json* v = Find(j, path);
-  return v && v->is_number() ? v->get<uint64_t>() : 0;
-}
-
-// Compares value with the gate's bounds.
-GateStatus Judge(const Gate& g, double value) {
-  auto ok = [&](double bound) { return g.is_min ? value >= bound : value <= bound; };
-  if (ok(g.bound)) return GateStatus::kPass;
-  if (g.marginal && ok(*g.marginal)) return GateStatus::kMarginal;
-  return GateStatus::kFail;
 }
 
 std::string Fmt(double v) {
@@ -149,157 +144,91 @@ std::string Fmt(double v) {
   return buf;
 }
 
-std::string BoundText(const Gate& g) {
-  std::string s = std::string(g.is_min ? ">= " : "<= ") + Fmt(g.bound);
-  if (g.marginal)
-    s += " (marginal " + std::string(g.is_min ? ">= " : "<= ") + Fmt(*g.marginal) + ")";
+std::string BoundText(const Gate& g, double bound, std::optional<double> marginal) {
+  std::string s = std::string(g.is_min ? ">= " : "<= ") + Fmt(bound);
+  if (marginal) s += " (marginal " + std::string(g.is_min ? ">= " : "<= ") + Fmt(*marginal) + ")";
   return s;
 }
 
 GateResult EvaluateOne(const Gate& g, const json& c) {
   GateResult r;
   r.gate = &g;
-  auto insufficient = [&](std::string why) {
-    r.status = GateStatus::kInsufficientData;
-    r.reason = std::move(why);
-    return r;
-  };
-  const std::string& m = g.metric;
-  const uint64_t eligible = Count(c, {"rates", "eligible_pairs"});
-  if (m == "pairs") {
-    r.value = static_cast<double>(Count(c, {"pairs"}));
-    r.status = Judge(g, *r.value);
-    if (r.status != GateStatus::kPass) r.status = GateStatus::kInsufficientData;
-    r.reason = Fmt(*r.value) + " pairs, need " + BoundText(g);
+  const Evidence e = ReadMetric(g, c);
+  if (e.state != Evidence::State::kOk) {
+    const bool absent = e.state == Evidence::State::kAbsent;
+    r.status = absent && !g.required ? GateStatus::kNotApplicable : GateStatus::kInsufficientData;
+    r.reason = (absent ? "not evaluated: " : "") + e.detail;
     return r;
   }
-  if (IsProportion(m)) {
-    uint64_t successes = 0, trials = 0;
-    if (m == "top1_agreement") {
-      trials = Count(c, {"classification", "pairs"});
-      successes = trials - Count(c, {"classification", "top1_flips"});
-      if (!trials) return insufficient("no classification pairs were judged");
-    } else if (m == "shadow_accuracy") {
-      trials = Count(c, {"accuracy", "labeled"});
-      successes = static_cast<uint64_t>(
-          std::llround(Number(c, {"accuracy", "shadow"}).value_or(0) * trials));
-      if (!trials) return insufficient("no pair carried a true label");
-    } else if (m == "malformed_rate") {
-      trials = Count(c, {"pairs"}) + Count(c, {"malformed", "count"});
-      successes = Count(c, {"malformed", "count"});
-      if (!trials) return insufficient("no records");
-    } else {
-      trials = eligible;
-      const auto& o = c["outcomes"];
-      if (m == "agreement_rate") {
-        successes = o.value("match", uint64_t{0}) + o.value("within_tolerance", uint64_t{0});
-      } else if (m == "mismatch_rate") {
-        successes = o.value("mismatch", uint64_t{0}) + o.value("unparseable", uint64_t{0});
-      } else if (m == "shadow_error_rate") {
-        successes = o.value("shadow_error", uint64_t{0});
+  r.estimate = e.estimate;
+  r.low = e.low;
+  r.high = e.high;
+  // The noise floor widens the bounds (never tightens them); the marginal bound moves with it.
+  const double bound = NoiseWidened(g, e, g.bound);
+  std::optional<double> marginal = g.marginal;
+  if (marginal) marginal = *marginal + (bound - g.bound);
+  r.bound = bound;
+  r.marginal = marginal;
+
+  auto beyond = [&](double v, double b) { return g.is_min ? v < b : v > b; };
+  const double near = g.is_min ? e.high.value_or(e.estimate) : e.low.value_or(e.estimate);
+  const double far = g.is_min ? e.low.value_or(e.estimate) : e.high.value_or(e.estimate);
+  if ((g.judge != Judge::kEstimate) && !e.low && !e.high) {
+    r.status = g.required ? GateStatus::kInsufficientData : GateStatus::kNotApplicable;
+    r.reason = "not evaluated: no interval for " + g.metric;
+    return r;
+  }
+  switch (g.judge) {
+    case Judge::kEstimate:
+    case Judge::kFarEnd: {
+      const double v = g.judge == Judge::kEstimate ? e.estimate : far;
+      r.value = v;
+      if (!beyond(v, bound)) {
+        r.status = GateStatus::kPass;
+      } else if (marginal && !beyond(v, *marginal)) {
+        r.status = GateStatus::kMarginal;
       } else {
-        successes = o.value("shadow_timeout", uint64_t{0});
+        r.status = GateStatus::kFail;
       }
-      if (!trials) return insufficient("no pair had a primary response");
+      break;
     }
-    const double point = static_cast<double>(successes) / static_cast<double>(trials);
-    if (g.confidence) {
-      r.value = g.is_min ? WilsonLowerBound(successes, trials, *g.confidence)
-                         : WilsonUpperBound(successes, trials, *g.confidence);
-      r.reason = std::string("Wilson ") + (g.is_min ? "lower" : "upper") + " bound " +
-                 Fmt(*r.value) + " at " + Fmt(*g.confidence * 100) + "% (" +
-                 std::to_string(successes) + "/" + std::to_string(trials) + " = " + Fmt(point) +
-                 "), need " + BoundText(g);
-    } else {
-      r.value = point;
-      r.reason = Fmt(point) + " (" + std::to_string(successes) + "/" + std::to_string(trials) +
-                 "), need " + BoundText(g);
-    }
-    r.status = Judge(g, *r.value);
-    return r;
-  }
-  if (m == "accuracy_delta" || m == "mean_js_distance" || m == "mean_topk_overlap") {
-    std::optional<double> v;
-    if (m == "accuracy_delta") {
-      v = Number(c, {"accuracy", "delta"});
-      if (!v) return insufficient("no pair carried a true label");
-      const uint64_t n = Count(c, {"accuracy", "labeled"});
-      r.reason = "shadow " + Fmt(Number(c, {"accuracy", "shadow"}).value_or(0)) + " - primary " +
-                 Fmt(Number(c, {"accuracy", "primary"}).value_or(0)) + " = " + Fmt(*v) + " over " +
-                 std::to_string(n) + " labeled pairs";
-      if (g.confidence) {
-        const PairedInterval ci = PairedDifferenceInterval(
-            Count(c, {"accuracy", "only_shadow_correct"}),
-            Count(c, {"accuracy", "only_primary_correct"}), n, *g.confidence);
-        v = g.is_min ? ci.low : ci.high;
-        r.reason += std::string(", one-sided ") + Fmt(*g.confidence * 100) + "% " +
-                    (g.is_min ? "lower" : "upper") + " bound " + Fmt(*v);
+    case Judge::kNearEnd: {
+      r.value = near;
+      const double fail_bound = marginal.value_or(bound);
+      if (beyond(near, fail_bound)) {
+        r.status = GateStatus::kFail;
+      } else if (beyond(near, bound)) {
+        r.status = GateStatus::kMarginal;
+      } else {
+        r.status = GateStatus::kPass;
       }
-    } else {
-      v = Number(c, {"classification", m.c_str()});
-      if (!v) return insufficient("no classification pairs were judged");
-      r.reason = m + " " + Fmt(*v);
+      break;
     }
-    r.value = v;
-    r.reason += ", need " + BoundText(g);
-    r.status = Judge(g, *v);
-    return r;
   }
-  if (m == "noise_flags") {
-    const json* nf = Find(c, {"noise_floor"});
-    if (!nf) return insufficient("no noise floor configured (compare config noise_floor)");
-    if (!nf->value("valid", false)) return insufficient("no noise-floor pairs were judged");
-    r.value = Number(*nf, {"flagged"});
-    r.reason = Fmt(*r.value) + " metric(s)/field(s) beyond the noise floor of mirror \"" +
-               nf->value("mirror", std::string()) + "\" (" +
-               std::to_string(nf->value("pairs", uint64_t{0})) + " pairs), need " + BoundText(g);
-    r.status = Judge(g, *r.value);
-    return r;
+  if (g.metric == "pairs" && r.status != GateStatus::kPass) {
+    r.status = GateStatus::kInsufficientData;
   }
-  if (m == "p99_ratio" || m == "shadow_p99_ms" || m == "shadow_p999_ms") {
-    if (!Count(c, {"latency", "shadow", "count"}) || !Count(c, {"latency", "primary", "count"})) {
-      return insufficient("no latency recorded on both sides");
-    }
-    if (m == "p99_ratio") {
-      r.value = Number(c, {"latency", "p99_ratio"});
-      if (!r.value) return insufficient("primary p99 is 0");
-      r.reason = "shadow p99 " + Fmt(Number(c, {"latency", "shadow", "p99_ms"}).value_or(0)) +
-                 " ms / primary p99 " +
-                 Fmt(Number(c, {"latency", "primary", "p99_ms"}).value_or(0)) +
-                 " ms = " + Fmt(*r.value);
-    } else {
-      r.value = Number(c, {"latency", "shadow", m == "shadow_p99_ms" ? "p99_ms" : "p999_ms"});
-      r.reason = m + " " + Fmt(r.value.value_or(0)) + " ms";
-    }
-    r.reason += ", need " + BoundText(g);
-    r.status = Judge(g, *r.value);
-    return r;
+  std::string text = g.metric == "pairs" ? e.detail : Fmt(e.estimate);
+  if (g.metric != "pairs" && !e.detail.empty()) text += " (" + e.detail + ")";
+  if (e.low || e.high) {
+    text += ", interval [" + Fmt(e.low.value_or(-INFINITY)) + ", " +
+            Fmt(e.high.value_or(INFINITY)) + "]" + (e.level.empty() ? "" : " " + e.level);
   }
-  // latency_shift_ms: the Hodges-Lehmann shift (shadow - primary) and its interval. Fail when the
-  // whole interval is beyond the bound (a confident regression), marginal when only the estimate
-  // is, pass otherwise.
-  const char* test = g.test == "wilcoxon" ? "wilcoxon_signed_rank" : "mann_whitney";
-  const json* t = Find(c, {"latency", test});
-  if (!t || !t->value("valid", false)) return insufficient("no paired latencies to test");
-  const double est = Number(*t, {"estimate_ms"}).value_or(0);
-  const double lo = Number(*t, {"ci_low_ms"}).value_or(est);
-  const double hi = Number(*t, {"ci_high_ms"}).value_or(est);
-  const double p = Number(*t, {"p_value"}).value_or(1);
-  r.value = est;
-  // Beyond a bound: the whole interval (confident) or only the estimate.
-  auto beyond_all = [&](double b) { return g.is_min ? hi < b : lo > b; };
-  auto beyond_estimate = [&](double b) { return g.is_min ? est < b : est > b; };
-  const double fail_bound = g.marginal.value_or(g.bound);
-  if (beyond_all(fail_bound)) {
-    r.status = GateStatus::kFail;
-  } else if (beyond_all(g.bound) || beyond_estimate(g.bound)) {
+  text += std::string(", judged on the ") +
+          (g.judge == Judge::kEstimate ? "estimate"
+                                       : (g.judge == Judge::kNearEnd ? "near end" : "far end"));
+  text += ", need " + BoundText(g, bound, marginal);
+  if (bound != g.bound) {
+    text += " (widened by the noise floor " + Fmt(*e.noise) + " from " + Fmt(g.bound) + ")";
+  }
+  if (g.judge == Judge::kNearEnd && r.status == GateStatus::kPass && beyond(e.estimate, bound)) {
+    text += "; the estimate is beyond the bound but not significantly";
+  }
+  r.reason = std::move(text);
+  if (r.status == GateStatus::kFail && g.fail_as_marginal) {
     r.status = GateStatus::kMarginal;
-  } else {
-    r.status = GateStatus::kPass;
+    r.reason += "; this gate caps the verdict at MARGINAL";
   }
-  r.reason = std::string(g.test) + " shift " + Fmt(est) + " ms, " +
-             Fmt(t->value("confidence", 0.0) * 100) + "% CI [" + Fmt(lo) + ", " + Fmt(hi) +
-             "] ms, p = " + Fmt(p) + ", need " + BoundText(g);
   return r;
 }
 
@@ -325,18 +254,42 @@ GateConfig LoadGateConfig(const std::string& path) {
   return LoadConfigFile<GateConfig>(path, ParseGateConfig);
 }
 
+GateConfig DefaultGateConfig() {
+  return ParseConfig<GateConfig>(DefaultGateConfigText(), "(built-in gates)", ParseGateConfig);
+}
+
 Verdict EvaluateGates(const GateConfig& config, const json& comparison) {
   Verdict v;
-  bool fail = false, insufficient = false, marginal = false, too_few_pairs = false;
+  bool too_few_pairs = false;
   for (const auto& g : config.gates) {
     v.gates.push_back(EvaluateOne(g, comparison));
-    const GateStatus s = v.gates.back().status;
-    fail |= s == GateStatus::kFail;
-    insufficient |= s == GateStatus::kInsufficientData;
-    marginal |= s == GateStatus::kMarginal;
-    too_few_pairs |= g.metric == "pairs" && s == GateStatus::kInsufficientData;
+    too_few_pairs |= g.metric == "pairs" && v.gates.back().status != GateStatus::kPass;
+  }
+  bool fail = false, insufficient = false, marginal = false;
+  std::string not_evaluated;
+  for (auto& r : v.gates) {
+    if (too_few_pairs && (r.status == GateStatus::kFail || r.status == GateStatus::kMarginal)) {
+      // Too few pairs to judge: no gate may claim a regression (or its absence).
+      r.status = GateStatus::kInsufficientData;
+      r.reason += "; too few pairs to judge";
+    }
+    fail |= r.status == GateStatus::kFail;
+    insufficient |= r.status == GateStatus::kInsufficientData;
+    marginal |= r.status == GateStatus::kMarginal;
+    if (r.status == GateStatus::kNotApplicable) {
+      not_evaluated += (not_evaluated.empty() ? "" : "; ") + r.gate->name + " (" +
+                       r.reason.substr(r.reason.rfind("not evaluated: ", 0) == 0 ? 15 : 0) + ")";
+    }
+    if (r.gate->fail_as_marginal && r.status == GateStatus::kMarginal) {
+      v.notes.push_back(r.gate->name + ": " + r.reason + ".");
+    }
   }
   if (too_few_pairs) {
+    for (const auto& r : v.gates) {
+      if (r.gate->metric == "pairs") {
+        v.notes.insert(v.notes.begin(), "Too few pairs to judge: " + r.reason + ".");
+      }
+    }
     v.verdict = GateStatus::kInsufficientData;
   } else if (fail) {
     v.verdict = GateStatus::kFail;
@@ -347,24 +300,36 @@ Verdict EvaluateGates(const GateConfig& config, const json& comparison) {
   } else {
     v.verdict = GateStatus::kPass;
   }
+  if (!not_evaluated.empty()) v.notes.push_back("Not evaluated: " + not_evaluated + ".");
   return v;
 }
 
 json VerdictJson(const Verdict& verdict) {
+  auto num = [](const std::optional<double>& v) {
+    return v && std::isfinite(*v) ? json(*v) : json();
+  };
   json gates = json::array();
   for (const auto& r : verdict.gates) {
     json g = {{"name", r.gate->name},
               {"metric", r.gate->metric},
               {"status", GateStatusName(r.status)},
-              {"value", r.value && std::isfinite(*r.value) ? json(*r.value) : json()},
+              {"value", num(r.value)},
+              {"estimate", num(r.estimate)},
+              {"low", num(r.low)},
+              {"high", num(r.high)},
+              {"judge", JudgeName(r.gate->judge)},
               {r.gate->is_min ? "min" : "max", r.gate->bound},
               {"reason", r.reason}};
     if (r.gate->marginal) g["marginal"] = *r.gate->marginal;
+    if (r.bound && *r.bound != r.gate->bound) g["effective_bound"] = *r.bound;
     if (r.gate->confidence) g["confidence"] = *r.gate->confidence;
+    if (r.gate->required) g["required"] = true;
+    if (r.gate->fail_as_marginal) g["fail_as"] = "marginal";
     gates.push_back(std::move(g));
   }
   return {{"verdict", GateStatusName(verdict.verdict)},
           {"exit_code", VerdictExitCode(verdict.verdict)},
+          {"notes", verdict.notes},
           {"gates", gates}};
 }
 

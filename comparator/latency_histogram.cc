@@ -90,6 +90,16 @@ double LatencyHistogram::ValueAtRank(uint64_t rank) const {
   return static_cast<double>(max_);
 }
 
+uint64_t LatencyHistogram::CountAbove(double value) const {
+  if (count_ == 0 || value >= static_cast<double>(max_)) return 0;
+  if (value < 0) return count_;
+  uint64_t above = 0;
+  for (size_t i = BucketIndex(static_cast<int64_t>(value)) + 1; i < kBuckets; ++i) {
+    above += counts_[i];
+  }
+  return above;
+}
+
 std::vector<LatencyHistogram::Bucket> LatencyHistogram::NonEmptyBuckets() const {
   std::vector<Bucket> out;
   for (size_t i = 0; i < kBuckets; ++i) {

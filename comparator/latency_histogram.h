@@ -39,6 +39,9 @@ class LatencyHistogram {
   double Quantile(double q) const;
   // The value of the rank-th smallest recording (1-based, clamped to [1, count]), as above.
   double ValueAtRank(uint64_t rank) const;
+  // Recordings in buckets that lie wholly above `value` (the bucket holding `value` is not
+  // counted, so the count is exact to the bucket's width, 0.4% of the value).
+  uint64_t CountAbove(double value) const;
 
   // Non-empty buckets as (lower bound, upper bound exclusive, count), ascending.
   struct Bucket {

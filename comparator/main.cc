@@ -1,8 +1,9 @@
 // sg-compare: judge pair logs, issue a cutover verdict and write reports.
 //
-//   sg-compare report --pairs FILE... --rules FILE --gates FILE --out DIR [--run NAME]
+//   sg-compare report --pairs FILE... [--rules FILE] [--gates FILE] --out DIR [--run NAME]
 //       exit 0 PASS, 1 FAIL, 3 MARGINAL, 4 INSUFFICIENT_DATA, 2 bad input
-//   sg-compare check --rules FILE [--gates FILE]     validate configs (exit 0, or 2)
+//       without --rules / --gates: the built-in configs/compare-default.json and configs/gates.json
+//   sg-compare check [--rules FILE] [--gates FILE]     validate configs (exit 0, or 2)
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -50,8 +51,11 @@ int main(int argc, char** argv) {
   report->add_option("--pairs", pair_files, "pair log files (JSONL, \"-\" = stdin)")
       ->required()
       ->expected(1, -1);
-  report->add_option("--rules", rules_path, "comparison rules (configs/compare*.json)")->required();
-  report->add_option("--gates", gates_path, "gates (configs/gates*.json)")->required();
+  report->add_option("--rules", rules_path,
+                     "comparison rules (configs/compare*.json; default: the built-in "
+                     "configs/compare-default.json, which reads each answer by its shape)");
+  report->add_option("--gates", gates_path,
+                     "gates (configs/gates*.json; default: the built-in configs/gates.json)");
   report->add_option("--out", out_dir, "report directory, e.g. reports/<run>")->required();
   report->add_option("--run", run, "run name (default: the --out directory's name)");
   std::vector<std::string> mirrors;
@@ -63,6 +67,8 @@ int main(int argc, char** argv) {
   std::string check_rules, check_gates;
   check->add_option("--rules", check_rules, "comparison rules");
   check->add_option("--gates", check_gates, "gates");
+  bool check_defaults = false;
+  check->add_flag("--defaults", check_defaults, "also check the built-in rules and gates");
 
   try {
     app.parse(argc, argv);
@@ -81,8 +87,14 @@ int main(int argc, char** argv) {
     GateConfig gates;
     if (!check_rules.empty()) ok &= Load(check_rules, LoadCompareConfig, &rules);
     if (!check_gates.empty()) ok &= Load(check_gates, LoadGateConfig, &gates);
-    if (check_rules.empty() && check_gates.empty()) {
-      std::cerr << "check: give --rules and/or --gates\n";
+    if (check_defaults) {
+      ok &= Load(
+          std::string(), [](const std::string&) { return DefaultCompareConfig(); }, &rules);
+      ok &= Load(
+          std::string(), [](const std::string&) { return DefaultGateConfig(); }, &gates);
+    }
+    if (check_rules.empty() && check_gates.empty() && !check_defaults) {
+      std::cerr << "check: give --rules, --gates and/or --defaults\n";
       return kBadInput;
     }
     if (!ok) return kBadInput;
@@ -92,8 +104,15 @@ int main(int argc, char** argv) {
 
   auto rules = std::make_shared<CompareConfig>();
   GateConfig gates;
-  bool ok = Load(rules_path, LoadCompareConfig, rules.get());
-  ok &= Load(gates_path, LoadGateConfig, &gates);
+  bool ok =
+      rules_path.empty()
+          ? Load(
+                rules_path, [](const std::string&) { return DefaultCompareConfig(); }, rules.get())
+          : Load(rules_path, LoadCompareConfig, rules.get());
+  ok &= gates_path.empty()
+            ? Load(
+                  gates_path, [](const std::string&) { return DefaultGateConfig(); }, &gates)
+            : Load(gates_path, LoadGateConfig, &gates);
   if (!ok) return kBadInput;
 
   ReadOptions read_options;
@@ -117,8 +136,8 @@ int main(int argc, char** argv) {
   if (inputs.run.empty()) inputs.run = std::filesystem::path(out_dir).parent_path().filename();
   inputs.pair_files = pair_files;
   inputs.mirrors = mirrors;
-  inputs.rules_file = rules_path;
-  inputs.gates_file = gates_path;
+  inputs.rules_file = rules_path.empty() ? "(built-in configs/compare-default.json)" : rules_path;
+  inputs.gates_file = gates_path.empty() ? "(built-in configs/gates.json)" : gates_path;
   const nlohmann::json result = BuildReport(comparison, gates, inputs);
 
   // The candidates judged: the "model" slices are per mirror (the noise floor's pairs are not
@@ -149,6 +168,8 @@ int main(int argc, char** argv) {
   const auto& verdict = result["verdict"];
   std::cout << "verdict: " << verdict["verdict"].get<std::string>() << " (" << comparison.pairs()
             << " pairs, " << comparison.malformed() << " malformed)\n";
+  for (const auto& note : verdict["notes"])
+    std::cout << "  note: " << note.get<std::string>() << "\n";
   for (const auto& g : verdict["gates"]) {
     std::cout << "  " << g["status"].get<std::string>() << "  " << g["name"].get<std::string>()
               << ": " << g["reason"].get<std::string>() << "\n";

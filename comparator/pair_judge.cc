@@ -427,6 +427,10 @@ RegressionMetrics CompareValues(const std::vector<double>& primary,
   double sum_abs = 0, sum_sq = 0;
   for (size_t i = 0; i < m.n; ++i) {
     const double e = std::fabs(primary[i] - shadow[i]);
+    m.sum_signed += shadow[i] - primary[i];
+    m.sum_signed_sq += e * e;
+    m.primary_sum += primary[i];
+    m.primary_sum_sq += primary[i] * primary[i];
     sum_abs += e;
     sum_sq += e * e;
     m.max_error = std::max(m.max_error, e);
@@ -464,11 +468,51 @@ JsonDiff DiffJson(const json& primary, const json& shadow, const CompareRule& ru
   return out;
 }
 
+namespace {
+
+// A scorer's answer: a bare number, or an object with one numeric member named "score", "value"
+// or "prediction" (an image scorer's {"score": 0.73}). Its number, or nullptr.
+const json* ScorerValue(const json& v) {
+  if (NumberOf(v)) return &v;
+  if (!v.is_object() || v.size() != 1) return nullptr;
+  const auto it = v.begin();
+  if (it.key() != "score" && it.key() != "value" && it.key() != "prediction") return nullptr;
+  return NumberOf(*it) ? &*it : nullptr;
+}
+
+// What the primary's 2xx body looks like, for rules selected by shape and for kind "auto".
+BodyShape ShapeOf(const PairRecord& pair, const std::vector<std::string>& labels) {
+  Distribution d;
+  if (ParseFlatDistribution(pair.primary.body, labels, &d)) {
+    // {"score": 0.7} reads as a one-label distribution too: the key decides.
+    const bool scorer =
+        d.size() == 1 && pair.primary.body.front() == '{' &&
+        (d[0].first == "score" || d[0].first == "value" || d[0].first == "prediction");
+    return scorer ? BodyShape::kScorer : BodyShape::kDistribution;
+  }
+  auto doc = ParseBodyJson(pair.primary.body);
+  if (!doc) return BodyShape::kOther;
+  if (ScorerValue(*doc)) return BodyShape::kScorer;
+  if (ParseDistribution(*doc, labels)) return BodyShape::kDistribution;
+  return BodyShape::kOther;
+}
+
+bool Is2xx(int status) {
+  return status >= 200 && status < 300;
+}
+
+}  // namespace
+
 const CompareRule* FindRule(const CompareConfig& config, const PairRecord& pair) {
+  std::optional<BodyShape> shape;  // computed once, only when a rule asks for one
   for (const auto& rule : config.rules) {
-    if (RouteMatches(rule.route, pair.route) && RouteMatches(rule.mirror, pair.mirror)) {
-      return &rule;
+    if (!RouteMatches(rule.route, pair.route) || !RouteMatches(rule.mirror, pair.mirror)) continue;
+    if (rule.shape != BodyShape::kAny) {
+      if (!Is2xx(pair.primary.status)) continue;
+      if (!shape) shape = ShapeOf(pair, rule.labels);
+      if (*shape != rule.shape) continue;
     }
+    return &rule;
   }
   return nullptr;
 }
@@ -491,10 +535,14 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
     return j;
   }
   if (pair.primary.status != pair.shadow.status) {
-    j.outcome = Outcome::kMismatch;
+    // A server error where the primary did not fail is the candidate failing, not disagreeing.
+    const bool shadow_failed = pair.shadow.status >= 500 && pair.primary.status < 500;
+    j.outcome = shadow_failed ? Outcome::kShadowError : Outcome::kMismatch;
     j.fields.push_back("status");
-    j.reason = "status " + std::to_string(pair.primary.status) + " vs " +
-               std::to_string(pair.shadow.status);
+    j.reason = shadow_failed ? "shadow answered " + std::to_string(pair.shadow.status) +
+                                   ", primary " + std::to_string(pair.primary.status)
+                             : "status " + std::to_string(pair.primary.status) + " vs " +
+                                   std::to_string(pair.shadow.status);
     j.severity = 1;
     return j;
   }
@@ -511,6 +559,20 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
     j.outcome = header_diff ? Outcome::kMismatch : body_outcome;
     if (header_diff && j.reason.empty()) j.reason = "headers differ: " + j.fields.front();
     if (header_diff) j.severity = std::max(j.severity, 0.5);
+    return j;
+  };
+  auto unparseable = [&](std::string reason) {
+    j.outcome = Outcome::kUnparseable;
+    j.reason = std::move(reason);
+    j.severity = 0.5;
+    return j;
+  };
+  // The primary's answer cannot be read under the rule: nothing to judge the candidate against.
+  // Identical bytes still agree; anything else is left out like a primary failure.
+  auto primary_unreadable = [&](const std::string& why) {
+    if (pair.primary.body == pair.shadow.body) return finish(Outcome::kMatch);
+    j.outcome = Outcome::kPrimaryError;
+    j.reason = "primary " + why + ": the pair cannot be judged";
     return j;
   };
   auto classify = [&](const Distribution& pd, const Distribution& sd) -> PairJudgement {
@@ -535,11 +597,22 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
     return j;
   };
   // Error statuses are compared by status (and configured headers) only.
-  if (pair.primary.status < 200 || pair.primary.status >= 300) return finish(Outcome::kMatch);
+  if (!Is2xx(pair.primary.status)) return finish(Outcome::kMatch);
+  CompareKind kind = j.rule ? j.rule->kind : CompareKind::kExact;
+  if (kind == CompareKind::kAuto || kind == CompareKind::kClassification) {
+    // "auto" judges by the primary's shape; a classification rule still judges a scorer's
+    // {"score": x} as a number (read as a one-label distribution it would always agree).
+    const BodyShape shape = ShapeOf(pair, j.rule->labels);
+    if (shape == BodyShape::kScorer) {
+      kind = CompareKind::kRegression;
+    } else if (kind == CompareKind::kAuto) {
+      kind = shape == BodyShape::kDistribution ? CompareKind::kClassification : CompareKind::kJson;
+    }
+  }
   const bool identical = pair.primary.body == pair.shadow.body &&
                          pair.primary.body_truncated == pair.shadow.body_truncated;
-  const CompareKind kind = j.rule ? j.rule->kind : CompareKind::kExact;
-  if (kind == CompareKind::kExact || (identical && kind != CompareKind::kClassification)) {
+  if (kind == CompareKind::kExact ||
+      (identical && (kind == CompareKind::kJson || kind == CompareKind::kEmbedding))) {
     if (identical) return finish(Outcome::kMatch);
     j.fields.push_back("body");
     j.reason = "bodies differ";
@@ -547,13 +620,8 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
     j.outcome = Outcome::kMismatch;
     return j;
   }
-  if (pair.primary.body_truncated || pair.shadow.body_truncated) {
-    j.outcome = Outcome::kUnparseable;
-    j.reason = std::string(pair.primary.body_truncated ? "primary" : "shadow") +
-               " body truncated at capture";
-    j.severity = 0.5;
-    return j;
-  }
+  if (pair.shadow.body_truncated) return unparseable("shadow body truncated at capture");
+  if (pair.primary.body_truncated) return primary_unreadable("body truncated at capture");
   const CompareRule& rule = *j.rule;
   if (kind == CompareKind::kClassification && rule.field.segments.empty()) {
     Distribution pd, sd;
@@ -563,24 +631,16 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
     }
   }
   auto p_doc = ParseBodyJson(pair.primary.body);
+  if (!p_doc) return primary_unreadable("body is not JSON");
   auto s_doc = ParseBodyJson(pair.shadow.body);
-  if (!p_doc || !s_doc) {
-    j.outcome = Outcome::kUnparseable;
-    j.reason = std::string(!p_doc ? "primary" : "shadow") + " body is not JSON";
-    j.severity = 0.5;
-    return j;
-  }
-  const json* p = p_doc ? &*p_doc : nullptr;
-  const json* s = s_doc ? &*s_doc : nullptr;
+  if (!s_doc) return unparseable("shadow body is not JSON");
+  const json* p = &*p_doc;
+  const json* s = &*s_doc;
   if (!rule.field.segments.empty()) {
     p = Select(*p, rule.field);
+    if (!p) return primary_unreadable("body has no " + rule.field_text);
     s = Select(*s, rule.field);
-    if (!p || !s) {
-      j.outcome = Outcome::kUnparseable;
-      j.reason = std::string(!p ? "primary" : "shadow") + " body has no " + rule.field_text;
-      j.severity = 0.5;
-      return j;
-    }
+    if (!s) return unparseable("shadow body has no " + rule.field_text);
   }
   switch (kind) {
     case CompareKind::kJson: {
@@ -597,13 +657,9 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
     }
     case CompareKind::kClassification: {
       auto pd = ParseDistribution(*p, rule.labels);
+      if (!pd) return primary_unreadable("body is not a class distribution");
       auto sd = ParseDistribution(*s, rule.labels);
-      if (!pd || !sd) {
-        j.outcome = Outcome::kUnparseable;
-        j.reason = std::string(!pd ? "primary" : "shadow") + " body is not a class distribution";
-        j.severity = 0.5;
-        return j;
-      }
+      if (!sd) return unparseable("shadow body is not a class distribution");
       std::vector<double> pv, sv;
       for (const auto& e : *pd) pv.push_back(e.second);
       for (const auto& e : *sd) sv.push_back(e.second);
@@ -620,13 +676,17 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
     }
     case CompareKind::kRegression:
     case CompareKind::kEmbedding: {
-      std::vector<double> pv, sv;
-      if (!Flatten(*p, pv) || !Flatten(*s, sv)) {
-        j.outcome = Outcome::kUnparseable;
-        j.reason = "body is not a number or numeric array";
-        j.severity = 0.5;
-        return j;
+      if (kind == CompareKind::kRegression && ScorerValue(*p)) {
+        // A scorer: the shadow must answer a score too.
+        const json* ps = ScorerValue(*p);
+        const json* ss = ScorerValue(*s);
+        if (!ss) return unparseable("shadow body is not a score");
+        p = ps;
+        s = ss;
       }
+      std::vector<double> pv, sv;
+      if (!Flatten(*p, pv)) return primary_unreadable("body is not a number or numeric array");
+      if (!Flatten(*s, sv)) return unparseable("shadow body is not a number or numeric array");
       if (pv.size() != sv.size()) {
         j.outcome = Outcome::kMismatch;
         j.fields.push_back("length");
@@ -666,6 +726,7 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
       return j;
     }
     case CompareKind::kExact:
+    case CompareKind::kAuto:
       break;
   }
   return finish(Outcome::kMatch);

@@ -58,6 +58,10 @@ struct RegressionMetrics {
   double max_error = 0;
   double max_rel_error = 0;  // max |p - s| / |p| over elements with p != 0
   bool within = true;        // every |p - s| <= abs + rel * |p|
+  double sum_signed = 0;     // sum of s - p (the bias, times n)
+  double sum_signed_sq = 0;  // sum of (s - p)^2
+  double primary_sum = 0;    // sum and sum of squares of the primary's values (their spread)
+  double primary_sum_sq = 0;
 };
 RegressionMetrics CompareValues(const std::vector<double>& primary,
                                 const std::vector<double>& shadow, double abs, double rel);
@@ -95,7 +99,8 @@ struct PairJudgement {
   std::optional<EmbeddingMetrics> embedding;
 };
 
-// Picks the first rule whose route and mirror match (or nullptr).
+// Picks the first rule whose route and mirror match and, for a rule with a `shape`, whose shape
+// the primary's 2xx body has (or nullptr).
 const CompareRule* FindRule(const CompareConfig& config, const PairRecord& pair);
 
 PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair);

@@ -70,7 +70,14 @@ struct Table {
 std::string MdCell(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '|') {
+    // Markdown renders raw HTML: what pairs carry (ids, reasons, labels) must stay text.
+    if (c == '<') {
+      out += "&lt;";
+    } else if (c == '>') {
+      out += "&gt;";
+    } else if (c == '&') {
+      out += "&amp;";
+    } else if (c == '|') {
       out += "\\|";
     } else if (c == '\n') {
       out += ' ';
@@ -106,7 +113,8 @@ std::string Html(const Table& t, const std::string& cls = "") {
     s += "<tr>";
     for (const auto& c : r) {
       std::string klass;
-      if (c == "PASS" || c == "FAIL" || c == "MARGINAL" || c == "INSUFFICIENT_DATA") {
+      if (c == "PASS" || c == "FAIL" || c == "MARGINAL" || c == "INSUFFICIENT_DATA" ||
+          c == "NOT_APPLICABLE") {
         klass = " class=\"st-" + c + "\"";
       }
       s += "<td" + klass + ">" + HtmlEscape(c) + "</td>";
@@ -210,8 +218,9 @@ Table ClassificationTable(const json& c) {
   if (U(k, "pairs") == 0) return t;
   t.rows = {{"classified pairs", Fmt(D(k, "pairs"), 10)},
             {"top-1 agreement", NumOrDash(k, "top1_agreement", true)},
-            {"top-1 agreement, Wilson lower bound (" + Pct(D(k, "wilson_confidence")) + ")",
-             NumOrDash(k, "top1_agreement_wilson_low", true)},
+            {"top-1 agreement, Wilson interval (" + Pct(D(k, "interval_level")) + ")",
+             NumOrDash(k, "top1_agreement_low", true) + " - " +
+                 NumOrDash(k, "top1_agreement_high", true)},
             {"top-1 flips", Fmt(D(k, "top1_flips"), 10)},
             {"mean top-k overlap", NumOrDash(k, "mean_topk_overlap")},
             {"mean / max abs probability diff",
@@ -245,6 +254,11 @@ Table AccuracyTable(const json& c) {
   return t;
 }
 
+std::string IntervalText(const json& i) {
+  if (!i.is_object()) return "-";
+  return NumOrDash(i, "estimate") + " [" + NumOrDash(i, "low") + ", " + NumOrDash(i, "high") + "]";
+}
+
 Table NumericTable(const json& c) {
   Table t{{"Kind", "Pairs", "Metrics"}, {}};
   const json& r = c["regression"];
@@ -252,7 +266,18 @@ Table NumericTable(const json& c) {
     t.rows.push_back({"regression", Fmt(D(r, "pairs"), 10),
                       "MAE " + NumOrDash(r, "mae") + ", RMSE " + NumOrDash(r, "rmse") +
                           ", max error " + NumOrDash(r, "max_error") + ", max relative error " +
-                          NumOrDash(r, "max_rel_error")});
+                          NumOrDash(r, "max_rel_error") + ", bias (shadow - primary) " +
+                          IntervalText(r.value("bias", json())) + ", beyond tolerance " +
+                          NumOrDash(r, "beyond_tolerance_rate", true) + ", primary sd " +
+                          NumOrDash(r, "primary_sd")});
+    const json& truth = r.value("truth", json::object());
+    if (U(truth, "pairs")) {
+      t.rows.push_back({"regression vs true score (" + S(truth, "header") + ")",
+                        Fmt(D(truth, "pairs"), 10),
+                        "MAE primary " + NumOrDash(truth, "primary_mae") + ", shadow " +
+                            NumOrDash(truth, "shadow_mae") + ", shadow / primary " +
+                            IntervalText(truth.value("mae_ratio", json()))});
+    }
   }
   const json& e = c["embedding"];
   if (U(e, "pairs")) {
@@ -287,6 +312,57 @@ Table CountersTable(const json& c) {
     t.rows.push_back({"mirrored: " + it.key(), Fmt(it->get<double>(), 12)});
   }
   t.rows.push_back({"pair records dropped by the sink", Fmt(D(k, "sink_dropped"), 12)});
+  return t;
+}
+
+Table CoverageTable(const json& c) {
+  Table t{{"Route", "Mirror", "Requests", "Sampled out", "Judged", "Left out", "Coverage"}, {}};
+  if (!c.contains("coverage")) return t;
+  for (const auto& p : c["coverage"]["parts"]) {
+    std::string left;
+    for (auto it = p["left_out"].begin(); it != p["left_out"].end(); ++it) {
+      if (it->get<uint64_t>())
+        left += (left.empty() ? "" : ", ") + it.key() + " " + Fmt(it->get<double>(), 12);
+    }
+    if (U(p, "sink_dropped")) {
+      left +=
+          (left.empty() ? "" : ", ") + std::string("sink dropped ") + Fmt(D(p, "sink_dropped"), 12);
+    }
+    t.rows.push_back({S(p, "route"), S(p, "mirror"), Fmt(D(p, "requests"), 12),
+                      Fmt(D(p, "sampled_out"), 12), Fmt(D(p, "captured"), 12),
+                      left.empty() ? "-" : left, Pct(D(p, "fraction"))});
+  }
+  return t;
+}
+
+Table LatencyEvidenceTable(const json& c) {
+  Table t{{"Statistic (shadow vs primary)", "Estimate [interval]", "Interval level"}, {}};
+  const json& lat = c["latency"];
+  auto row = [&](const std::string& name, const json& i) {
+    if (!i.is_object() || !i.value("valid", false)) return;
+    t.rows.push_back({name, IntervalText(i), Pct(D(i, "level"))});
+  };
+  row("median shift / primary median (paired Hodges-Lehmann)", lat.value("relative_shift", json()));
+  for (const auto& [name, key] : {std::pair{"p50 ratio", "p50"}, std::pair{"p99 ratio", "p99"},
+                                  std::pair{"p99.9 ratio", "p999"}}) {
+    row(name, lat["quantile_ratios"].value(key, json()));
+  }
+  const json& tail = lat.value("tail_excess", json());
+  if (tail.is_object() && tail.value("valid", false)) {
+    row("tail excess: share above " + Fmt(D(tail, "multiple")) + " x primary p99 (" +
+            Fmt(D(tail, "threshold_ms")) + " ms), shadow - primary",
+        tail);
+  }
+  return t;
+}
+
+// The worst slice behind each per-slice gate: where a regression hides.
+Table WorstSliceTable(const json& report) {
+  Table t{{"Gate", "Status", "Worst slice"}, {}};
+  for (const auto& g : report["verdict"]["gates"]) {
+    if (S(g, "metric").rfind("worst_", 0) != 0) continue;
+    t.rows.push_back({S(g, "name"), S(g, "status"), S(g, "reason")});
+  }
   return t;
 }
 
@@ -368,10 +444,14 @@ Table ExampleTable(const json& c) {
 
 std::string Headline(const json& report) {
   const json& c = report["comparison"];
-  return "**Verdict: " + S(report["verdict"], "verdict") + "** (exit code " +
-         std::to_string(report["verdict"].value("exit_code", 2)) + ") over " +
-         Fmt(D(c, "pairs"), 12) + " pairs (" + Fmt(D(c["malformed"], "count"), 12) +
-         " malformed lines), " + Fmt(D(c["time"], "duration_s")) + " s of traffic.";
+  std::string s = "**Verdict: " + S(report["verdict"], "verdict") + "** (exit code " +
+                  std::to_string(report["verdict"].value("exit_code", 2)) + ") over " +
+                  Fmt(D(c, "pairs"), 12) + " pairs (" + Fmt(D(c["malformed"], "count"), 12) +
+                  " malformed lines), " + Fmt(D(c["time"], "duration_s")) + " s of traffic.";
+  for (const auto& note : report["verdict"].value("notes", json::array())) {
+    s += "\n\n> **Note:** " + MdCell(note.get<std::string>());
+  }
+  return s;
 }
 
 // --- chart data --------------------------------------------------------------------------------
@@ -513,6 +593,7 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 .verdict{display:inline-block;padding:6px 14px;border-radius:4px;font-weight:bold;color:#fff}
 .v-PASS,.st-PASS{background:#2ca02c;color:#fff}.v-FAIL,.st-FAIL{background:#d62728;color:#fff}
 .v-MARGINAL,.st-MARGINAL{background:#e6a700;color:#fff}.v-INSUFFICIENT_DATA,.st-INSUFFICIENT_DATA{background:#7f7f7f;color:#fff}
+.st-NOT_APPLICABLE{background:#eee;color:#555}.note{background:#fff6d6;border-left:4px solid #e6a700;padding:6px 10px}
 .charts{display:flex;flex-wrap:wrap;gap:12px}svg.chart{border:1px solid #eee;background:#fff}
 .ct{font-size:13px;font-weight:bold}.al{font-size:11px;fill:#444}.tk{font-size:10px;fill:#555}.lg{font-size:11px}
 .nd{font-size:14px;fill:#999}.ax{stroke:#333}.gr{stroke:#eee}.cv{font-size:10px}
@@ -544,6 +625,8 @@ std::string RenderMarkdown(const json& report) {
   std::string s = "# shadowgate comparison: " + S(report, "run") + "\n\n" + Headline(report) +
                   "\n\nGenerated " + S(report, "generated_at") + " by `sg-compare`.\n";
   s += "\n## Gates\n\n" + Markdown(GateTable(report));
+  s += "\n## Where a regression could hide (worst slices)\n\n" + Markdown(WorstSliceTable(report));
+  s += "\n## Coverage\n\n" + Markdown(CoverageTable(c));
   s += "\n## Requests\n\n" + Markdown(StatsTable(c));
   s += "\n## Outcomes\n\n" + Markdown(OutcomeTable(c));
   s += "\n## Classification\n\n" + Markdown(ClassificationTable(c));
@@ -552,6 +635,7 @@ std::string RenderMarkdown(const json& report) {
        Markdown(AccuracyTable(c));
   s += "\n## Regression and embedding\n\n" + Markdown(NumericTable(c));
   s += "\n## Latency (ms)\n\n" + Markdown(PercentileTable(c));
+  s += "\nWhat the latency gates judge:\n\n" + Markdown(LatencyEvidenceTable(c));
   s += "\nRank tests on a reservoir of " + Fmt(D(c["latency"]["reservoir"], "size"), 12) + " of " +
        Fmt(D(c["latency"]["reservoir"], "seen"), 12) +
        " paired latencies (shift = shadow - primary):\n\n" + Markdown(TestTable(c));
@@ -562,7 +646,8 @@ std::string RenderMarkdown(const json& report) {
   s += "\n## Reasons\n\n" + Markdown(ReasonTable(c, 20));
   for (const auto& [title, key] :
        {std::pair{"Route", "route"}, std::pair{"Model (mirror)", "model"},
-        std::pair{"Primary label", "primary_label"}, std::pair{"Request size", "request_size"}}) {
+        std::pair{"Primary label", "primary_label"}, std::pair{"True label", "true_label"},
+        std::pair{"Request size", "request_size"}, std::pair{"Time", "time"}}) {
     s += "\n## Slices by " + std::string(title) + "\n\n" +
          Markdown(SliceTable(c["slices"][key], 30));
   }
@@ -586,7 +671,13 @@ std::string RenderHtml(const json& report) {
        Fmt(D(c, "pairs"), 12) + " pairs &middot; " + Fmt(D(c["malformed"], "count"), 12) +
        " malformed lines &middot; " + Fmt(D(c["time"], "duration_s")) +
        " s of traffic &middot; generated " + HtmlEscape(S(report, "generated_at")) + "</p>\n";
+  for (const auto& note : report["verdict"].value("notes", json::array())) {
+    s += "<p class=\"note\"><b>Note:</b> " + HtmlEscape(note.get<std::string>()) + "</p>\n";
+  }
   s += "<h2>Gates</h2>" + Html(GateTable(report), "gates");
+  s += "<h2>Where a regression could hide (worst slices)</h2>" +
+       Html(WorstSliceTable(report), "gates");
+  s += "<h2>Coverage</h2>" + Html(CoverageTable(c));
   s += "<h2>Requests</h2>" + Html(StatsTable(c));
   s += "<h2>Charts</h2>" + Charts(c);
   s += "<h2>Outcomes</h2>" + Html(OutcomeTable(c));
@@ -595,6 +686,7 @@ std::string RenderHtml(const json& report) {
   s += "<h2>Accuracy</h2>" + Html(AccuracyTable(c));
   s += "<h2>Regression and embedding</h2>" + Html(NumericTable(c));
   s += "<h2>Latency (ms)</h2>" + Html(PercentileTable(c));
+  s += "<h3>What the latency gates judge</h3>" + Html(LatencyEvidenceTable(c));
   s += "<h3>Rank tests (shift = shadow - primary)</h3>" + Html(TestTable(c));
   s += "<h2>Noise floor</h2><p>" + HtmlEscape(NoiseHeadline(c)) + "</p>" + Html(NoiseTable(c));
   s += "<h2>Status codes</h2>" + Html(StatusTable(c));
@@ -603,7 +695,8 @@ std::string RenderHtml(const json& report) {
   s += "<h2>Reasons</h2>" + Html(ReasonTable(c, 30));
   for (const auto& [title, key] :
        {std::pair{"route", "route"}, std::pair{"model (mirror)", "model"},
-        std::pair{"primary label", "primary_label"}, std::pair{"request size", "request_size"}}) {
+        std::pair{"primary label", "primary_label"}, std::pair{"true label", "true_label"},
+        std::pair{"request size", "request_size"}, std::pair{"time", "time"}}) {
     s += "<h2>Slices by " + std::string(title) + "</h2>" + Html(SliceTable(c["slices"][key], 64));
   }
   s += "<h2>Malformed records</h2>" + Html(MalformedTable(c));

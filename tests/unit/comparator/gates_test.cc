@@ -89,17 +89,27 @@ TEST(Gates, WilsonBoundIsUsedWithConfidence) {
 }
 
 TEST(Gates, LatencyShiftUsesTheInterval) {
+  // latency_shift_ms is judged on its interval's near end: only a confident regression counts.
   const json c = Comparison(100, 100, 0, 0);  // shift 3, CI [2, 4]
   EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 4})", c), GateStatus::kPass);
-  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 3})", c), GateStatus::kPass);
-  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 2.5})", c), GateStatus::kMarginal);
-  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 2})", c), GateStatus::kMarginal);
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 2.5})", c), GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 2})", c), GateStatus::kPass);
   EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 1.99})", c), GateStatus::kFail);
   EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 1.5, "marginal": 2})", c),
             GateStatus::kMarginal);
+  // Judged on the far end instead, the whole interval must be within the bound.
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 3.5, "judge": "far_end"})", c),
+            GateStatus::kFail);
+  EXPECT_EQ(
+      One(R"({"metric": "latency_shift_ms", "max": 3, "marginal": 4, "judge": "far_end"})", c),
+      GateStatus::kMarginal);
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 2.5, "judge": "estimate"})", c),
+            GateStatus::kFail);
   json invalid = c;
   invalid["latency"]["wilcoxon_signed_rank"]["valid"] = false;
   EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 4})", invalid),
+            GateStatus::kNotApplicable);
+  EXPECT_EQ(One(R"({"metric": "latency_shift_ms", "max": 4, "required": true})", invalid),
             GateStatus::kInsufficientData);
 }
 
@@ -115,8 +125,16 @@ TEST(Gates, VerdictPrecedence) {
   // Too few pairs wins over a failing gate.
   EXPECT_EQ(EvaluateGates(Gates(gates), Comparison(99, 99, 50, 0, 50)).verdict,
             GateStatus::kInsufficientData);
-  // No classification data: that gate lacks data; a failing gate still fails.
-  EXPECT_EQ(EvaluateGates(Gates(gates), Comparison(1000, 0, 0, 0)).verdict,
+  // No classification data: that gate is not applicable and does not block the verdict (it
+  // says so in a note), unless the gates file requires it; a failing gate still fails.
+  const Verdict no_classes = EvaluateGates(Gates(gates), Comparison(1000, 0, 0, 0));
+  EXPECT_EQ(no_classes.verdict, GateStatus::kPass);
+  EXPECT_EQ(no_classes.gates[1].status, GateStatus::kNotApplicable);
+  ASSERT_EQ(no_classes.notes.size(), 1u);
+  EXPECT_NE(no_classes.notes[0].find("no classification pairs"), std::string::npos);
+  const std::string required = R"({"gates": [{"metric": "pairs", "min": 100},
+      {"metric": "top1_agreement", "min": 0.99, "required": true}]})";
+  EXPECT_EQ(EvaluateGates(Gates(required), Comparison(1000, 0, 0, 0)).verdict,
             GateStatus::kInsufficientData);
   EXPECT_EQ(EvaluateGates(Gates(gates), Comparison(1000, 0, 0, 0, 100)).verdict, GateStatus::kFail);
   EXPECT_EQ(VerdictExitCode(GateStatus::kPass), 0);
@@ -151,7 +169,7 @@ TEST(Gates, AccuracyDeltaWithConfidence) {
 
 TEST(Gates, NoiseFlags) {
   json c = Comparison(1000, 1000, 0, 0);
-  EXPECT_EQ(One(R"({"metric": "noise_flags", "max": 0})", c), GateStatus::kInsufficientData);
+  EXPECT_EQ(One(R"({"metric": "noise_flags", "max": 0})", c), GateStatus::kNotApplicable);
   c["noise_floor"] = {{"valid", true}, {"flagged", 0}, {"mirror", "secondary"}, {"pairs", 10}};
   EXPECT_EQ(One(R"({"metric": "noise_flags", "max": 0})", c), GateStatus::kPass);
   c["noise_floor"]["flagged"] = 1;

@@ -183,10 +183,18 @@ TEST(JudgePair, OutcomesFromTransport) {
   p.shadow.outcome = "connect_failed";
   EXPECT_EQ(JudgePair(config, p).outcome, Outcome::kShadowError);
   p = pair;
-  p.shadow.status = 500;
+  p.shadow.status = 404;
   auto j = JudgePair(config, p);
   EXPECT_EQ(j.outcome, Outcome::kMismatch);
   EXPECT_EQ(j.fields, std::vector<std::string>{"status"});
+  // A 5xx where the primary did not fail is the candidate failing: an error, not a mismatch.
+  p.shadow.status = 503;
+  j = JudgePair(config, p);
+  EXPECT_EQ(j.outcome, Outcome::kShadowError);
+  EXPECT_EQ(j.reason, "shadow answered 503, primary 200");
+  p.primary.status = 500;
+  p.shadow.status = 503;
+  EXPECT_EQ(JudgePair(config, p).outcome, Outcome::kMismatch);
   p = pair;
   p.shadow.body_truncated = true;
   EXPECT_EQ(JudgePair(config, p).outcome, Outcome::kUnparseable);
@@ -245,11 +253,15 @@ TEST(JudgePair, FlatReaderAndJsonParserAgree) {
   auto dup = JudgePair(
       config, MakePair("4", R"({"a": 0.1, "a": 0.9, "b": 0.1})", R"({"a": 0.9, "b": 0.1})"));
   EXPECT_EQ(dup.outcome, Outcome::kMatch);
-  // Trailing garbage is not a distribution.
-  EXPECT_EQ(JudgePair(config, MakePair("5", R"({"a": 1} x)", R"({"a": 1})")).outcome,
+  // Trailing garbage is not a distribution: from the shadow, an unreadable answer; from the
+  // primary, nothing to judge against (left out like a primary failure, unless identical).
+  EXPECT_EQ(JudgePair(config, MakePair("5", R"({"a": 1})", R"({"a": 1} x)")).outcome,
             Outcome::kUnparseable);
-  EXPECT_EQ(JudgePair(config, MakePair("6", R"({"a": 1)", R"({"a": 1})")).outcome,
+  EXPECT_EQ(JudgePair(config, MakePair("6", R"({"a": 1})", R"({"a": 1)")).outcome,
             Outcome::kUnparseable);
+  EXPECT_EQ(JudgePair(config, MakePair("5p", R"({"a": 1} x)", R"({"a": 1})")).outcome,
+            Outcome::kPrimaryError);
+  EXPECT_EQ(JudgePair(config, MakePair("6p", R"({"a": 1)", R"({"a": 1)")).outcome, Outcome::kMatch);
   // Probability arrays with labels.
   config.rules[0].labels = {"x", "y"};
   auto arr = JudgePair(config, MakePair("7", "[0.2, 0.8]", "[0.22, 0.78]"));
