@@ -134,6 +134,42 @@ TEST(GatewayConformanceTest, SmallBodiesAreNotHeldBackByNagle) {
       << shadow.received_count();
 }
 
+TEST(GatewayConformanceTest, StaleUpstreamConnectionIsRetriedWithTheBodyInMemory) {
+  // The upstream closes every connection after its response, so each request after the first
+  // finds a pooled connection that is closed: it is retried once on a fresh one, which needs
+  // the body sent so far: buffered (a mirrored route) or read with the head (a small streamed
+  // body).
+  TempDir dir;
+  TestUpstream primary({Mode::kCloseAfter, "ok\n"});
+  TestUpstream shadow({Mode::kFixed});
+  auto config = TwoRouteConfig(primary.port(), shadow.port());
+  config["io_threads"] = 1;  // one shard: every request finds the connection pooled before it
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  int sent = 0;
+  for (std::string target : {"/u/streamed", "/m/buffered"}) {
+    for (std::string method : {"GET", "POST"}) {
+      // The upstream has closed every connection the gateway pooled.
+      ASSERT_TRUE(
+          WaitUntil([&] { return primary.closed_connections() == primary.connections(); }, 2s));
+      HttpRequestSpec spec;
+      spec.method = method;
+      spec.target = target;
+      if (method == "POST") spec.body = std::string(2000, 'p');
+      auto response = Http(gateway.port(), spec);
+      ASSERT_TRUE(response);
+      EXPECT_EQ(response->status, 200) << method << " " << target << ": " << response->body;
+      ++sent;
+      EXPECT_EQ(primary.received().back().body, spec.body);
+    }
+  }
+  EXPECT_EQ(primary.received_count(), static_cast<size_t>(sent));
+  // Every request but the first went to a stale connection first.
+  EXPECT_EQ(
+      gateway.Metric("sg_gateway_pool_reused_exchanges{upstream=\"primary\",pool=\"primary\"}"),
+      sent - 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Trailers (RFC 9110 section 6.5.1: never merged into the header section).
 

@@ -235,12 +235,17 @@ void TestUpstream::Serve(int fd) {
       case Mode::kClose:
         ok = false;
         break;
+      case Mode::kCloseAfter:
+        SendAll(fd, Response(200, "OK", options_.body));
+        ok = false;
+        break;
     }
     if (!ok) break;
   }
   std::lock_guard lock(mutex_);
   client_fds_.erase(std::remove(client_fds_.begin(), client_fds_.end(), fd), client_fds_.end());
   ::close(fd);
+  closed_connections_++;
 }
 
 }  // namespace sg::testing

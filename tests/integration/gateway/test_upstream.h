@@ -28,6 +28,8 @@ class TestUpstream {
     kClose,         // closes the connection without answering
     kEarlyHints,    // 103 Early Hints (interim), then like kFixed
     kEndlessHints,  // interim 103 responses, one after another, never a final one
+    kCloseAfter,    // like kFixed (keep-alive), then closes the connection: a pooled connection
+                    // the upstream has closed (stale) for the next request
   };
   struct Options {
     Mode mode = Mode::kFixed;
@@ -50,6 +52,7 @@ class TestUpstream {
   std::vector<Received> received() const;
   size_t received_count() const;
   int connections() const { return connections_.load(); }
+  int closed_connections() const { return closed_connections_.load(); }
 
  private:
   void AcceptLoop();
@@ -61,6 +64,7 @@ class TestUpstream {
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};
+  std::atomic<int> closed_connections_{0};
   std::thread acceptor_;
   // Guarded by mutex_.
   mutable std::mutex mutex_;
