@@ -471,9 +471,12 @@ JsonDiff DiffJson(const json& primary, const json& shadow, const CompareRule& ru
 namespace {
 
 // A scorer's answer: a bare number, or an object with one numeric member named "score", "value"
-// or "prediction" (an image scorer's {"score": 0.73}). Its number, or nullptr.
+// or "prediction" (an image scorer's {"score": 0.73}), alone or in a one-element array. Its
+// number, or nullptr.
 const json* ScorerValue(const json& v) {
   if (NumberOf(v)) return &v;
+  if (v.is_array() && v.size() == 1 && v[0].is_object())
+    return ScorerValue(v[0]);  // a batch of one
   if (!v.is_object() || v.size() != 1) return nullptr;
   const auto it = v.begin();
   if (it.key() != "score" && it.key() != "value" && it.key() != "prediction") return nullptr;
