@@ -176,7 +176,8 @@ Evidence WorstSlice(const Gate& g, const json& c, std::initializer_list<const ch
     }
   }
   if (worst_badness == -INFINITY) return Absent(std::string("no ") + what + " could be judged");
-  worst.detail = "worst of " + std::to_string(slices.size()) + " " + what + "s: " + worst_name +
+  const std::string plural = std::string(what) + (std::string(what).back() == 's' ? "es" : "s");
+  worst.detail = "worst of " + std::to_string(slices.size()) + " " + plural + ": " + worst_name +
                  ", " + worst.detail + "; Bonferroni over " + std::to_string(slices.size());
   return worst;
 }
@@ -500,6 +501,21 @@ const std::map<std::string, Reader>& Readers() {
                                                      s.value("eligible", uint64_t{0}), level);
                              AddSliceNoise(e, c, ref, "mismatch_rate", false);
                              e.detail = "mismatched " + e.detail;
+                             return e;
+                           });
+       }},
+      {"worst_slice_top1_agreement",
+       [](const Gate& g, const json& c) {
+         if (!Count(c, {"classification", "pairs"})) {
+           return Absent("no classification pairs were judged");
+         }
+         return WorstSlice(g, c, kAllDimensions, "classified", "slice",
+                           [&](const SliceRef& ref, double level) {
+                             const json& s = *ref.slice;
+                             Evidence e = Proportion(s.value("top1_agree", uint64_t{0}),
+                                                     s.value("classified", uint64_t{0}), level);
+                             AddSliceNoise(e, c, ref, "top1_agreement", true);
+                             e.detail = "top-1 agreement " + e.detail;
                              return e;
                            });
        }},
