@@ -483,14 +483,17 @@ const json* ScorerValue(const json& v) {
   return NumberOf(*it) ? &*it : nullptr;
 }
 
-// What the primary's 2xx body looks like, for rules selected by shape and for kind "auto".
-BodyShape ShapeOf(const PairRecord& pair, const std::vector<std::string>& labels) {
+// What the primary's 2xx body looks like, for rules selected by shape and for kind "auto". A
+// flat distribution read on the way is handed to `flat` (when given), so it is read once.
+BodyShape ShapeOf(const PairRecord& pair, const std::vector<std::string>& labels,
+                  Distribution* flat = nullptr) {
   Distribution d;
   if (ParseFlatDistribution(pair.primary.body, labels, &d)) {
     // {"score": 0.7} reads as a one-label distribution too: the key decides.
     const bool scorer =
         d.size() == 1 && pair.primary.body.front() == '{' &&
         (d[0].first == "score" || d[0].first == "value" || d[0].first == "prediction");
+    if (!scorer && flat) *flat = std::move(d);
     return scorer ? BodyShape::kScorer : BodyShape::kDistribution;
   }
   auto doc = ParseBodyJson(pair.primary.body);
@@ -602,10 +605,11 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
   // Error statuses are compared by status (and configured headers) only.
   if (!Is2xx(pair.primary.status)) return finish(Outcome::kMatch);
   CompareKind kind = j.rule ? j.rule->kind : CompareKind::kExact;
+  Distribution primary_flat;  // the primary's distribution when ShapeOf read it flat
   if (kind == CompareKind::kAuto || kind == CompareKind::kClassification) {
     // "auto" judges by the primary's shape; a classification rule still judges a scorer's
     // {"score": x} as a number (read as a one-label distribution it would always agree).
-    const BodyShape shape = ShapeOf(pair, j.rule->labels);
+    const BodyShape shape = ShapeOf(pair, j.rule->labels, &primary_flat);
     if (shape == BodyShape::kScorer) {
       kind = CompareKind::kRegression;
     } else if (kind == CompareKind::kAuto) {
@@ -626,12 +630,11 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
   if (pair.shadow.body_truncated) return unparseable("shadow body truncated at capture");
   if (pair.primary.body_truncated) return primary_unreadable("body truncated at capture");
   const CompareRule& rule = *j.rule;
-  if (kind == CompareKind::kClassification && rule.field.segments.empty()) {
-    Distribution pd, sd;
-    if (ParseFlatDistribution(pair.primary.body, rule.labels, &pd) &&
-        ParseFlatDistribution(pair.shadow.body, rule.labels, &sd)) {
-      return classify(pd, sd);
-    }
+  if (kind == CompareKind::kClassification && rule.field.segments.empty() &&
+      !primary_flat.empty()) {
+    Distribution sd;
+    if (ParseFlatDistribution(pair.shadow.body, rule.labels, &sd))
+      return classify(primary_flat, sd);
   }
   auto p_doc = ParseBodyJson(pair.primary.body);
   if (!p_doc) return primary_unreadable("body is not JSON");
