@@ -101,6 +101,17 @@ bool DecodeJpeg(std::string_view bytes, int channels, int64_t max_pixels, Image*
   return true;
 }
 
+// Where torchvision's CenterCrop starts a crop of `crop` in a side of `size`: a crop larger than
+// the side pads (crop - size) // 2 zeros before it (a negative offset), and otherwise starts at
+// int(round((size - crop) / 2.0)) with Python's round, half to even (a 341-wide image cropped
+// to 224 starts at 58, not 59).
+int CenterCropOffset(int size, int crop) {
+  const int excess = size - crop;
+  if (excess < 0) return -(-excess / 2);
+  const int half = excess / 2;
+  return half + (excess % 2 == 1 && half % 2 == 1);
+}
+
 }  // namespace
 
 bool DecodeImage(std::string_view bytes, int channels, int64_t max_pixels, Image* out,
@@ -211,10 +222,10 @@ void PreprocessImage(const Image& image, const ImagePreprocess& p, const SampleP
   }
   int crop_w = p.crop > 0 ? p.crop : src->width;
   int crop_h = p.crop > 0 ? p.crop : src->height;
-  // torchvision CenterCrop: top = round((h - crop) / 2); a crop larger than the image pads
-  // with zeros (negative top/left), so every sample has the configured shape.
-  int top = static_cast<int>(std::lround((src->height - crop_h) / 2.0));
-  int left = static_cast<int>(std::lround((src->width - crop_w) / 2.0));
+  // torchvision CenterCrop; a crop larger than the image pads with zeros (negative top/left),
+  // so every sample has the configured shape.
+  const int top = CenterCropOffset(src->height, crop_h);
+  const int left = CenterCropOffset(src->width, crop_w);
   const int channels = src->channels;
   std::byte* out = place({channels, crop_h, crop_w});
   // (v / 255 - mean) / std for each of the 256 byte values: the same float expression as per
