@@ -1,9 +1,12 @@
 #include "comparator/pair_log_reader.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <limits>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -15,6 +18,17 @@ namespace {
 
 constexpr size_t kReadBufferBytes = 1 << 20;
 
+// What a gateway cannot have written: judged, it would count as a match or skew the latency.
+const char* Implausible(const PairRecord& pair) {
+  for (const CapturedResponse* side : {&pair.primary, &pair.shadow}) {
+    if (side->latency_us < 0) return "negative latency";
+    if (side->status != 0 && (side->status < 100 || side->status > 599)) {
+      return "status outside 100-599";
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 ReadStats ReadPairLog(std::istream& in, Comparison& comparison, const ReadOptions& options) {
@@ -22,12 +36,36 @@ ReadStats ReadPairLog(std::istream& in, Comparison& comparison, const ReadOption
     return options.mirrors.empty() || options.mirrors.count(mirror) > 0;
   };
   ReadStats stats;
-  std::string line;
-  while (std::getline(in, line)) {
-    const bool complete = !in.eof();  // getline stopped at a newline, not at end of input
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+  // One buffer for every line: istream::getline stops at max_line_bytes, the rest of a longer
+  // line is skipped without being stored.
+  std::vector<char> buffer(std::max<size_t>(options.max_line_bytes, 1) + 1);
+  const std::string too_long =
+      "line longer than " + std::to_string(options.max_line_bytes) + " bytes";
+  for (;;) {
+    in.getline(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const std::streamsize got = in.gcount();
+    if (got == 0 && in.fail()) break;  // end of input
+    size_t length = 0;
+    bool complete = false;  // a newline ended the line
+    bool overlong = false;
+    if (in.fail() && !in.eof()) {
+      overlong = true;
+      in.clear();
+      in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+      complete = !in.eof();
+    } else {
+      complete = !in.eof();
+      length = static_cast<size_t>(got) - (complete ? 1 : 0);
+    }
+    std::string_view line(buffer.data(), length);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!overlong && line.find_first_not_of(" \t") == std::string_view::npos) continue;
     ++stats.lines;
+    if (overlong) {
+      ++stats.malformed;
+      comparison.AddMalformed(too_long);
+      continue;
+    }
     std::string error;
     auto entry = DecodePairLogLine(line, &error);
     if (!entry) {
@@ -38,6 +76,11 @@ ReadStats ReadPairLog(std::istream& in, Comparison& comparison, const ReadOption
     if (auto* pair = std::get_if<PairRecord>(&*entry)) {
       if (!selected(pair->mirror)) {
         ++stats.skipped;
+        continue;
+      }
+      if (const char* why = Implausible(*pair)) {
+        ++stats.malformed;
+        comparison.AddMalformed(why);
         continue;
       }
       ++stats.pairs;

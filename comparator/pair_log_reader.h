@@ -15,6 +15,9 @@ struct ReadOptions {
   // Only records (pairs and counters) of these mirrors are judged; empty: every mirror. A gateway
   // that mirrors one route to several candidates writes them all into one log.
   std::set<std::string> mirrors;
+  // Longer lines are malformed ("line longer than ..."), read past without being held: memory
+  // stays bounded whatever the input (a stray binary file, /dev/zero).
+  size_t max_line_bytes = 16 << 20;
 };
 
 struct ReadStats {
@@ -26,7 +29,8 @@ struct ReadStats {
 };
 
 // Reads every line of `in`. Malformed lines (bad JSON, missing fields, unsupported version, a
-// truncated last line) are counted by reason and never stop the read.
+// truncated last line, a line over max_line_bytes, a negative latency, a status outside 100-599)
+// are counted by reason and never stop the read.
 ReadStats ReadPairLog(std::istream& in, Comparison& comparison, const ReadOptions& options = {});
 
 // Opens `path` ("-" = standard input) and reads it as above. False with `error` when the file

@@ -258,6 +258,33 @@ TEST(PairLogReader, MalformedLinesAreCountedNotFatal) {
   EXPECT_TRUE(truncated) << j["malformed"].dump();
 }
 
+TEST(PairLogReader, OverlongLinesAndImpossibleValuesAreMalformed) {
+  Comparison c(ClassificationConfig());
+  auto pair = MakePair("1", R"({"a": 1})", R"({"a": 1})");
+  const std::string good = EncodePairLogLine(pair);
+  auto negative = pair;
+  negative.shadow.latency_us = -5;
+  auto impossible = pair;
+  impossible.shadow.status = 99;
+  std::stringstream in;
+  in << std::string(5000, 'x') << "\n"  // longer than the cap: skipped, not held
+     << good << "\n"
+     << EncodePairLogLine(negative) << "\n"
+     << EncodePairLogLine(impossible) << "\n"
+     << good << "\r\n"
+     << std::string(3000, '{');  // an overlong last line without a newline
+  ReadOptions options;
+  options.max_line_bytes = good.size() + 1;  // the good line (and its \r) still fits
+  ReadStats stats = ReadPairLog(in, c, options);
+  EXPECT_EQ(stats.lines, 6u);
+  EXPECT_EQ(stats.pairs, 2u);
+  EXPECT_EQ(stats.malformed, 4u);
+  const json reasons = c.ToJson()["malformed"]["reasons"];
+  EXPECT_EQ(reasons["line longer than " + std::to_string(options.max_line_bytes) + " bytes"], 2);
+  EXPECT_EQ(reasons["negative latency"], 1);
+  EXPECT_EQ(reasons["status outside 100-599"], 1);
+}
+
 }  // namespace
 }  // namespace sg::comparator
 
