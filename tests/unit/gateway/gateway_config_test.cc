@@ -154,11 +154,99 @@ TEST(GatewayConfigTest, ParseEndpoint) {
   EXPECT_FALSE(ParseEndpoint("::1:80", &e));
 }
 
-TEST(GatewayConfigTest, EffectiveConfigRoundTripsThroughTheParser) {
-  auto config = Parse(kMinimal);
-  auto json = GatewayConfigToJson(config);
-  auto again = Parse(json.dump());
-  EXPECT_EQ(GatewayConfigToJson(again), json);
+TEST(GatewayConfigTest, EffectiveConfigShowsEveryFieldAndRoundTripsThroughTheParser) {
+  // Every key the parser reads, each with a value other than its default, written as
+  // GatewayConfigToJson writes it (durations in their largest exact unit, names lower-case).
+  // /admin/config must show exactly this: a field it leaves out, or prints from its default
+  // instead of the configured value, makes the two differ. A new config field fails here until
+  // it is added both to the effective config and to this list.
+  testing::TempDir dir;
+  const auto rules = dir.Write("rules.json", R"({"rules": [{"name": "api", "kind": "json"}]})");
+  const auto gates = dir.Write("gates.json", R"({"gates": [{"metric": "pairs", "min": 10}]})");
+  const nlohmann::json full = {{"listen", "127.0.0.2:8081"},
+                               {"admin_listen", "127.0.0.3:9902"},
+                               {"io_threads", 3},
+                               {"shadow_threads", 2},
+                               {"shadow_nice", 7},
+                               {"max_connections", 123},
+                               {"max_header_bytes", 4096},
+                               {"max_request_body_bytes", 1000},
+                               {"max_streamed_body_bytes", 2000},
+                               {"client_header_timeout", "11s"},
+                               {"client_body_timeout", "12ms"},
+                               {"keep_alive_timeout", "13s"},
+                               {"write_timeout", "14s"},
+                               {"shutdown_grace", "1500ms"},
+                               {"shadow_header", "X-Mirror"},
+                               {"redact_headers", {"x-secret"}},
+                               {"access_log", "json"},
+                               {"upstreams",
+                                {{"a",
+                                  {{"endpoints", {"127.0.0.1:81", "[::1]:82"}},
+                                   {"max_connections", 9},
+                                   {"max_pending", 8},
+                                   {"pending_timeout", "250ms"},
+                                   {"idle_timeout", "31s"},
+                                   {"connect_timeout", "750us"},
+                                   {"header_timeout", "32s"},
+                                   {"total_timeout", "61s"},
+                                   {"max_response_bytes", 777},
+                                   {"eject_after_failures", 3},
+                                   {"eject_duration", "4s"}}},
+                                 {"b",
+                                  {{"endpoints", {"127.0.0.1:83"}},
+                                   {"max_connections", 512},
+                                   {"max_pending", 1024},
+                                   {"pending_timeout", "1s"},
+                                   {"idle_timeout", "30s"},
+                                   {"connect_timeout", "1s"},
+                                   {"header_timeout", "30s"},
+                                   {"total_timeout", "60s"},
+                                   {"max_response_bytes", 64 << 20},
+                                   {"eject_after_failures", 5},
+                                   {"eject_duration", "10s"}}}}},
+                               {"routes",
+                                {{{"name", "api"},
+                                  {"hosts", {"api.example"}},
+                                  {"path_prefix", "/v1/"},
+                                  {"methods", {"POST"}},
+                                  {"upstream", "a"},
+                                  {"mirrors",
+                                   {{{"name", "cpu"},
+                                     {"upstream", "b"},
+                                     {"percent", 12.5},
+                                     {"sampling", "hash"},
+                                     {"hash_header", "x-user"},
+                                     {"mirror_body", false},
+                                     {"max_body_bytes", 4321},
+                                     {"timeout", "2s"},
+                                     {"max_in_flight", 17}}}}}}},
+                               {"capture",
+                                {{"request_headers", {"x-user"}},
+                                 {"response_headers", {"x-model"}},
+                                 {"max_body_bytes", 555},
+                                 {"pair_log",
+                                  {{"path", (dir.path() / "pairs.jsonl").string()},
+                                   {"max_file_bytes", 8192},
+                                   {"max_files", 2},
+                                   {"queue_capacity", 99},
+                                   {"counters_interval", "3s"}}}}},
+                               {"comparison",
+                                {{"rules", rules.string()},
+                                 {"gates", gates.string()},
+                                 {"queue_capacity", 98},
+                                 {"run", "canary"},
+                                 {"report_dir", (dir.path() / "reports").string()},
+                                 {"final_report", false}}}};
+  const auto file = (dir.path() / "gw.json").string();
+  auto config = ParseConfig<GatewayConfig>(full.dump(), file, ParseGatewayConfig);
+  EXPECT_EQ(GatewayConfigToJson(config), full);
+  // What /admin/config shows is itself a config that parses to the same effective config.
+  auto again =
+      ParseConfig<GatewayConfig>(GatewayConfigToJson(config).dump(), file, ParseGatewayConfig);
+  EXPECT_EQ(GatewayConfigToJson(again), full);
+  EXPECT_EQ(again.upstreams.at(0).eject_duration, std::chrono::seconds(4));
+  EXPECT_EQ(again.routes.at(0).mirrors.at(0).max_in_flight, 17);
 }
 
 TEST(GatewayConfigTest, ComparisonSectionLoadsRulesAndGatesBesideTheConfig) {
