@@ -70,6 +70,52 @@ TEST(ReportWriter, MarkdownHasVerdictGatesAndLocustTable) {
   EXPECT_NE(md.find("| primary | Aggregated | 50 | 0 |"), std::string::npos) << md;
 }
 
+TEST(ReportWriter, MarkdownKeepsWhatPairsCarryAsText) {
+  // Markdown renders raw HTML: a label, id or reason from a pair must not become markup.
+  json r = SampleReport();
+  r["comparison"]["examples"][0]["id"] = "<script>alert(2)</script>";
+  r["verdict"]["notes"] = {"Not evaluated: gate <b>x</b> (why | so)."};
+  const std::string md = RenderMarkdown(r);
+  EXPECT_EQ(md.find("<script>"), std::string::npos);
+  EXPECT_EQ(md.find("<b>"), std::string::npos);
+  EXPECT_NE(md.find("&lt;script&gt;alert(2)&lt;/script&gt;"), std::string::npos);
+  EXPECT_NE(md.find("> **Note:** Not evaluated: gate &lt;b&gt;x&lt;/b&gt; (why \\| so)."),
+            std::string::npos)
+      << md;
+}
+
+TEST(ReportWriter, NotesCoverageAndWorstSlicesLeadTheReports) {
+  auto config = std::make_shared<CompareConfig>(DefaultCompareConfig());
+  Comparison c(config);
+  for (int i = 0; i < 300; ++i) {
+    auto p =
+        MakePair(std::to_string(i), R"({"Coat": 0.8, "Bag": 0.2})", R"({"Coat": 0.8, "Bag": 0.2})");
+    p.route = std::string(i % 2 ? "a" : "b");
+    c.Add(p);
+  }
+  MirrorCounters m;
+  m.ts_us = 1;
+  m.instance = "gw";
+  m.route = "a";
+  m.mirror = "student";
+  m.requests = 1000;
+  m.not_mirrored = {{"overload", 500}};
+  m.mirrored = {{"ok", 500}};
+  c.AddCounters(m);
+  const json r = BuildReport(c, DefaultGateConfig(), {"unit", {"a.jsonl"}, "r", "g", {}});
+  EXPECT_EQ(r["verdict"]["verdict"], "MARGINAL");
+  const std::string md = RenderMarkdown(r);
+  const size_t note = md.find("> **Note:** coverage");
+  ASSERT_NE(note, std::string::npos) << md;
+  EXPECT_LT(note, md.find("## Gates"));
+  EXPECT_NE(md.find("left out: overload 500"), std::string::npos);
+  EXPECT_NE(md.find("## Where a regression could hide (worst slices)"), std::string::npos);
+  EXPECT_NE(md.find("| a | student | 1000 | 0 | 500 | overload 500 | 50% |"), std::string::npos)
+      << md;
+  const std::string html = RenderHtml(r);
+  EXPECT_LT(html.find("class=\"note\""), html.find("<h2>Gates</h2>"));
+}
+
 TEST(ReportWriter, HtmlIsSelfContainedAndEscaped) {
   const std::string html = RenderHtml(SampleReport());
   EXPECT_GE(Count(html, "<svg"), 7u);  // percentiles, CDF, histogram, agreement, p99, fields,
