@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace sg {
@@ -39,6 +40,67 @@ std::string ChildPath(const std::string& parent, std::string_view key) {
   if (plain) return parent + "." + std::string(key);
   return parent + "[" + nlohmann::json(std::string(key)).dump() + "]";
 }
+
+// Reports every key that appears twice in one object: nlohmann keeps the last value without a
+// word, and a config that says "percent" twice is a mistake its author should see. Fed the
+// parser's events (a parse callback), it tracks the path of the container being read, written
+// as ConfigNode writes paths.
+class DuplicateKeyFinder {
+ public:
+  explicit DuplicateKeyFinder(std::shared_ptr<ConfigContext> context)
+      : context_(std::move(context)) {}
+
+  bool operator()(int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    switch (event) {
+      case Event::object_start:
+      case Event::array_start:
+        frames_.push_back({event == Event::array_start, 0, NextPath(), {}, {}});
+        break;
+      case Event::key: {
+        auto& object = frames_.back();
+        object.key = parsed.get<std::string>();
+        if (!object.keys.insert(object.key).second) {
+          context_->problems.push_back(context_->file + ": " + ChildPath(object.path, object.key) +
+                                       ": duplicate key");
+        }
+        break;
+      }
+      case Event::object_end:
+      case Event::array_end:
+        frames_.pop_back();
+        ValueDone();
+        break;
+      case Event::value:
+        ValueDone();
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool array = false;
+    size_t index = 0;  // an array's next element
+    std::string path;  // the container's own path
+    std::string key;   // an object's last key
+    std::set<std::string> keys;
+  };
+
+  // The path of the value that starts now.
+  std::string NextPath() const {
+    if (frames_.empty()) return "$";
+    const auto& parent = frames_.back();
+    if (parent.array) return parent.path + "[" + std::to_string(parent.index) + "]";
+    return ChildPath(parent.path, parent.key);
+  }
+  void ValueDone() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+  }
+
+  std::shared_ptr<ConfigContext> context_;
+  std::vector<Frame> frames_;
+};
 
 }  // namespace
 
@@ -211,7 +273,9 @@ namespace config_internal {
 std::shared_ptr<const nlohmann::json> ParseDocument(std::string_view text,
                                                     const std::shared_ptr<ConfigContext>& context) {
   try {
-    return std::make_shared<const nlohmann::json>(nlohmann::json::parse(text));
+    // Duplicate keys are reported with the other problems (ThrowIfProblems, after parsing).
+    return std::make_shared<const nlohmann::json>(
+        nlohmann::json::parse(text, DuplicateKeyFinder(context)));
   } catch (const nlohmann::json::parse_error& e) {
     // Turn nlohmann's byte offset into a line and column a person can jump to.
     size_t offset = std::min<size_t>(e.byte, text.size());

@@ -22,6 +22,18 @@ std::string FormatMicros(Micros value) {
   return std::to_string(us) + "us";
 }
 
+// True when `name` can be written as a header name: an RFC 9110 token (letters, digits and
+// !#$%&'*+-.^_`|~). A config value that is written into requests must not carry CR or LF.
+bool IsHeaderName(std::string_view name) {
+  static constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  if (name.empty()) return false;
+  for (char c : name) {
+    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum && kSymbols.find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
 // Reads a "host:port" string key into host and port.
 void ReadListen(ObjectReader& reader, const char* key, std::string* host, uint16_t* port) {
   auto node = reader.Optional(key);
@@ -339,6 +351,13 @@ GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
   config.write_timeout = PositiveDuration(reader, "write_timeout", config.write_timeout);
   config.shutdown_grace = PositiveDuration(reader, "shutdown_grace", config.shutdown_grace);
   config.shadow_header = reader.Get<std::string>("shadow_header", config.shadow_header);
+  if (!config.shadow_header.empty() && !IsHeaderName(config.shadow_header)) {
+    // It is written into every mirror copy's head.
+    root.Child("shadow_header")
+        .Report("must be a header name (letters, digits and !#$%&'*+-.^_`|~) or \"\", got " +
+                nlohmann::json(config.shadow_header).dump());
+    config.shadow_header.clear();
+  }
   if (reader.Has("redact_headers")) {
     config.redact_headers.clear();
     for (auto& name : reader.Get<std::vector<std::string>>("redact_headers", {})) {

@@ -127,6 +127,23 @@ TEST(ConfigTest, NonIntegerNumberIsRejectedForIntegerField) {
   EXPECT_EQ(problems[0], "configs/gateway.json: $.threads: must be an integer, got 2.5");
 }
 
+TEST(ConfigTest, DuplicateKeysAreErrorsWithTheirPath) {
+  // nlohmann would keep the last value; each repeat is reported, with the other problems.
+  auto problems = Problems(R"({"threads": 1, "threads": 2, "routes": [{"name": "a"},
+                              {"name": "b", "mirrors": [{"upstream": "u", "percent": 5,
+                              "percent": 50}], "name": "c"}], "a b": 1, "a b": 2})");
+  ASSERT_EQ(problems.size(), 5u);
+  EXPECT_EQ(problems[0], "configs/gateway.json: $.threads: duplicate key");
+  EXPECT_EQ(problems[1], "configs/gateway.json: $.routes[1].mirrors[0].percent: duplicate key");
+  EXPECT_EQ(problems[2], "configs/gateway.json: $.routes[1].name: duplicate key");
+  EXPECT_EQ(problems[3], "configs/gateway.json: $[\"a b\"]: duplicate key");
+  EXPECT_EQ(problems[4], "configs/gateway.json: $[\"a b\"]: unknown key");
+  // The same key in different objects is no repeat.
+  EXPECT_TRUE(Problems(R"({"routes": [{"name": "a", "mirrors": [{"upstream": "u"},
+                         {"upstream": "v"}]}, {"name": "b"}]})")
+                  .empty());
+}
+
 TEST(ConfigTest, OddKeysArePrintedQuoted) {
   auto problems = Problems(R"({"a b": 1})");
   ASSERT_EQ(problems.size(), 1u);

@@ -1,6 +1,7 @@
 #include "gateway/gateway_config.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "comparator/compare_config.h"
 #include "comparator/gates.h"
@@ -59,6 +60,25 @@ TEST(GatewayConfigTest, ShadowThreadsAndTheirNiceValue) {
     {"endpoints": ["127.0.0.1:81"]}}, "routes": [{"upstream": "a"}]})"),
             (std::vector<std::string>{"gw.json: $.shadow_threads: must be in [0, 256], got -1",
                                       "gw.json: $.shadow_nice: must be in [0, 19], got 20"}));
+}
+
+TEST(GatewayConfigTest, ShadowHeaderMustBeAHeaderName) {
+  auto with = [](const std::string& header) {
+    return Problems(R"({"shadow_header": )" + nlohmann::json(header).dump() +
+                    R"(, "upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}},
+                      "routes": [{"upstream": "a"}]})");
+  };
+  EXPECT_EQ(with("X-Canary"), std::vector<std::string>{});
+  EXPECT_EQ(with("x_shadow.v2~"), std::vector<std::string>{});
+  EXPECT_EQ(with(""), std::vector<std::string>{});  // no marker
+  // A CR/LF would inject a header into every mirror copy.
+  EXPECT_EQ(with("X-Shadow\r\nX-Injected: 1"),
+            std::vector<std::string>{
+                "gw.json: $.shadow_header: must be a header name (letters, digits and "
+                "!#$%&'*+-.^_`|~) or \"\", got \"X-Shadow\\r\\nX-Injected: 1\""});
+  EXPECT_EQ(with("X Shadow").size(), 1u);
+  EXPECT_EQ(with("X-Shadow:").size(), 1u);
+  EXPECT_EQ(with("X-Schattén").size(), 1u);
 }
 
 TEST(GatewayConfigTest, StreamedBodyLimitZeroMeansUnlimited) {
