@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Gateway benchmark: wrk -> {shadowgate | nginx with `mirror`} -> an nginx upstream returning a
-# small body, in four cases: no mirror; 100% mirror to a fast shadow (nginx); 100% mirror to a
-# shadow answering after 200 ms; 100% mirror to a shadow that is down (connection refused).
+# small body, in six cases: GETs with no mirror; 100% mirror to a fast shadow (nginx); 100% mirror
+# to a shadow answering after 200 ms; 100% mirror to a shadow that is down (connection refused);
+# and POSTs of a 2 KB body (a wrk Lua script) with no mirror and with 100% mirror to the fast
+# shadow (a small body is what a model's request usually is, and what a GET never exercises).
 #
 #   bench/gateway/run.sh [DURATION_S] [CONNECTIONS] [REPEAT]   (defaults: 8 s, 64 connections, 1)
 #
@@ -64,16 +66,24 @@ shadowgate_conf() {  # $1: shadow port or ""
 JSON
 }
 
-# Runs wrk against $1 and prints "req/s p50_ms p99_ms".
 LOW_CONNECTIONS=${LOW_CONNECTIONS:-4}
+# The POST cases' request: a 2 KB body.
+cat > "$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 2048)
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
 
-# measure PORT [WRK_THREADS CONNECTIONS]: prints "req/s p50_ms p99_ms".
+# measure PORT [WRK_THREADS CONNECTIONS SCRIPT]: prints "req/s p50_ms p99_ms"; SCRIPT: a wrk Lua
+# script ("": GETs).
 measure() {
-  local threads=${2:-2} connections=${3:-$CONNECTIONS}
+  local threads=${2:-2} connections=${3:-$CONNECTIONS} script=()
+  [[ -n "${4:-}" ]] && script=(-s "$4")
   # 1 s of warm-up first (pools filled, the shadow's first wave under way): the table is about
   # the steady state, not the first second after a proxy starts.
-  wrk -t"$threads" -c"$connections" -d1s "http://127.0.0.1:$1/predictions/x" > /dev/null 2>&1
-  wrk -t"$threads" -c"$connections" -d"${DURATION}s" --latency \
+  wrk -t"$threads" -c"$connections" -d1s "${script[@]}" "http://127.0.0.1:$1/predictions/x" \
+    > /dev/null 2>&1
+  wrk -t"$threads" -c"$connections" -d"${DURATION}s" --latency "${script[@]}" \
     "http://127.0.0.1:$1/predictions/x" > "$WORK/wrk.txt" 2>&1
   awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
@@ -86,17 +96,18 @@ measure() {
 
 # Each run listens on ports picked just before it starts: ports picked once for all rounds were
 # seen taken in between, as the local port of one of the many connections a run makes.
+# run_nginx SHADOW_PORT [SCRIPT]
 run_nginx() {
   # Same worker count as shadowgate's I/O threads.
   NGX_PROXY=$(free_port)
   nginx_proxy_conf "$NGX_PROXY" "$1" "$THREADS" on > "$WORK/proxy.conf"
   nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy.err" & local pid=$!
   wait_port "$NGX_PROXY"
-  measure "$NGX_PROXY"
+  measure "$NGX_PROXY" 2 "$CONNECTIONS" "${2:-}"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-# run_shadowgate SHADOW_PORT [WRK_THREADS CONNECTIONS]
+# run_shadowgate SHADOW_PORT [WRK_THREADS CONNECTIONS SCRIPT]
 run_shadowgate() {
   SG=$(free_port)
   SG_ADMIN=$(free_port)
@@ -105,7 +116,7 @@ run_shadowgate() {
   "$SHADOWGATE" --config "$WORK/sg.json" --log-level warn & local pid=$!
   wait_port "$SG"
   local figures
-  figures=$(measure "$SG" "${2:-2}" "${3:-$CONNECTIONS}")
+  figures=$(measure "$SG" "${2:-2}" "${3:-$CONNECTIONS}" "${4:-}")
   # Then the mirrors' fate over the whole run (warm-up included): copies answered "ok", and
   # requests not mirrored for "overload" (max_in_flight).
   echo "$figures $(curl -s "http://127.0.0.1:$SG_ADMIN/metrics" | awk '
@@ -116,16 +127,18 @@ run_shadowgate() {
 }
 
 declare -a NAMES=("no mirror" "100% mirror, fast shadow" "100% mirror, 200 ms shadow" \
-                  "100% mirror, shadow down")
-declare -a SHADOWS=("" "$FAST" "$SLOW" "$DEAD")
+                  "100% mirror, shadow down" "POST 2 KB, no mirror" \
+                  "POST 2 KB, 100% mirror, fast shadow")
+declare -a SHADOWS=("" "$FAST" "$SLOW" "$DEAD" "" "$FAST")
+declare -a SCRIPTS=("" "" "" "" "$WORK/post.lua" "$WORK/post.lua")
 # REPEAT rounds: each round runs every case for both proxies (cases in order, shadowgate then
 # nginx), so slow drifts of a shared machine hit every case alike; the table reports each
 # column's median over the rounds.
 declare -A RESULTS
 for round in $(seq "$REPEAT"); do
-  for i in 0 1 2 3; do
-    RESULTS[sg,$i,$round]=$(run_shadowgate "${SHADOWS[$i]}")
-    RESULTS[ngx,$i,$round]=$(run_nginx "${SHADOWS[$i]}")
+  for i in 0 1 2 3 4 5; do
+    RESULTS[sg,$i,$round]=$(run_shadowgate "${SHADOWS[$i]}" 2 "$CONNECTIONS" "${SCRIPTS[$i]}")
+    RESULTS[ngx,$i,$round]=$(run_nginx "${SHADOWS[$i]}" "${SCRIPTS[$i]}")
   done
   for i in 0 2 3; do
     RESULTS[low,$i,$round]=$(run_shadowgate "${SHADOWS[$i]}" 1 "$LOW_CONNECTIONS")
@@ -143,7 +156,7 @@ echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s; proxies with $THREADS workers/threa
 echo
 echo "| case | shadowgate req/s | p50 ms | p99 ms | nginx req/s | p50 ms | p99 ms | req/s ratio | p99 ratio |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-for i in 0 1 2 3; do
+for i in 0 1 2 3 4 5; do
   awk -v name="${NAMES[$i]}" -v sr="$(median sg $i 1)" -v s5="$(median sg $i 2)" \
       -v s9="$(median sg $i 3)" -v nr="$(median ngx $i 1)" -v n5="$(median ngx $i 2)" \
       -v n9="$(median ngx $i 3)" 'BEGIN {
@@ -154,9 +167,12 @@ echo
 awk -v base="$(median sg 0 3)" -v slow="$(median sg 2 3)" -v dead="$(median sg 3 3)" 'BEGIN {
   printf "shadowgate p99 vs its no-mirror p99: 200 ms shadow %.2fx, shadow down %.2fx\n",
     slow / base, dead / base }'
-awk -v ok="$(median sg 1 4)" -v overload="$(median sg 1 5)" 'BEGIN {
+awk -v ok="$(median sg 1 4)" -v overload="$(median sg 1 5)" -v post_ok="$(median sg 5 4)" \
+    -v post_overload="$(median sg 5 5)" 'BEGIN {
   printf "shadowgate, fast shadow: %d copies answered ok, %d requests not mirrored (overload)\n",
-    ok, overload }'
+    ok, overload
+  printf "shadowgate, POST 2 KB to the fast shadow: %d copies answered ok, %d not mirrored\n",
+    post_ok, post_overload }'
 echo
 echo "shadowgate with wrk -t1 -c$LOW_CONNECTIONS -d${DURATION}s (medians of $REPEAT round(s)):"
 echo
@@ -172,7 +188,7 @@ if ((REPEAT > 1)); then
   echo "each round (shadowgate req/s p50 p99 ok-copies not-mirrored-overload | nginx req/s p50 p99;" \
     "then shadowgate at $LOW_CONNECTIONS connections):"
   for round in $(seq "$REPEAT"); do
-    for i in 0 1 2 3; do
+    for i in 0 1 2 3 4 5; do
       echo "  round $round, ${NAMES[$i]}: ${RESULTS[sg,$i,$round]} | ${RESULTS[ngx,$i,$round]}"
     done
     for i in 0 2 3; do
