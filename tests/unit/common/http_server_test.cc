@@ -1,5 +1,15 @@
 #include "common/http_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <latch>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -67,14 +77,42 @@ TEST(HttpServerTest, AnswersAndKeepsConnectionsAlive) {
   EXPECT_LT(first, second);
 }
 
+// Threads started by a handler. JoinAll() must run before the server's io_context is stopped:
+// a thread still answering then would post to a destroyed executor.
+class AnswerThreads {
+ public:
+  void Add(std::thread thread) {
+    std::lock_guard lock(mutex_);
+    threads_.push_back(std::move(thread));
+  }
+  void JoinAll() {
+    std::lock_guard lock(mutex_);
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::thread> threads_;
+};
+
 TEST(HttpServerTest, HandlerMayAnswerLaterFromAnotherThread) {
-  ServerFixture fx([](Request&& request, Responder respond) {
-    std::thread([request = std::move(request), respond]() mutable {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  AnswerThreads threads;  // outlives the server's handler, which adds to it
+  ServerFixture fx([&threads](Request&& request, Responder respond) {
+    // The answer is written only after the handler has returned.
+    auto handler_returned = std::make_shared<std::latch>(1);
+    threads.Add(std::thread([request = std::move(request), respond, handler_returned]() mutable {
+      handler_returned->wait();
       respond(MakeJsonResponse(request, Status::accepted, {{"late", true}}));
       respond(MakeTextResponse(request, Status::ok, "ignored second answer"));
-    }).detach();
+    }));
+    handler_returned->count_down();
   });
+  // Declared after `fx`, so destroyed (and joining) before it, whatever assertion returns.
+  struct JoinOnExit {
+    AnswerThreads& threads;
+    ~JoinOnExit() { threads.JoinAll(); }
+  } join{threads};
   auto response = testing::HttpGet(fx.port(), "/");
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 202);
@@ -153,13 +191,71 @@ TEST(HttpServerTest, ExpectContinueGets100ThenTheAnswer) {
   EXPECT_NE(raw.find("PUT /up ok"), std::string::npos);
 }
 
+// A client's keep-alive connection, left open after its request was answered.
+class IdleClient {
+ public:
+  explicit IdleClient(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~IdleClient() { close(fd_); }
+  // Sends a keep-alive GET and reads its whole response (Content-Length framed).
+  bool Exchange() {
+    const std::string request = "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (!connected_ || send(fd_, request.data(), request.size(), MSG_NOSIGNAL) < 0) return false;
+    std::string got;
+    char chunk[4096];
+    while (got.find("GET /idle ") == std::string::npos) {
+      if (!Readable(std::chrono::seconds(10))) return false;
+      ssize_t n = recv(fd_, chunk, sizeof chunk, 0);
+      if (n <= 0) return false;
+      got.append(chunk, static_cast<size_t>(n));
+    }
+    std::transform(got.begin(), got.end(), got.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    return got.rfind("http/1.1 200 ok\r\n", 0) == 0 &&
+           got.find("connection: close") == std::string::npos;
+  }
+  // True when the server closes the connection (end of stream) within `timeout`.
+  bool ClosedByServerWithin(std::chrono::milliseconds timeout) {
+    char byte;
+    return Readable(timeout) && recv(fd_, &byte, 1, 0) == 0;
+  }
+
+ private:
+  bool Readable(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    return poll(&p, 1, static_cast<int>(timeout.count())) == 1;
+  }
+  int fd_;
+  bool connected_ = false;
+};
+
 TEST(HttpServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
-  ServerFixture fx(Echo());
-  int port = fx.port();
-  ASSERT_TRUE(testing::HttpGet(port, "/"));
+  // The idle timeout is far longer than the test waits, so only Stop() can close the idle
+  // keep-alive connection (a Stop that leaves idle connections open fails here).
+  ServerOptions options;
+  options.idle_timeout = std::chrono::minutes(10);
+  ServerFixture fx(Echo(), options);
+  const int port = fx.port();
+  IdleClient idle(port);
+  ASSERT_TRUE(idle.Exchange());
+  EXPECT_EQ(fx.server().active_connections(), 1u);
   fx.server().Stop();
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(testing::WaitForPort(port, std::chrono::milliseconds(100)));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  EXPECT_TRUE(idle.ClosedByServerWithin(std::chrono::seconds(10)));
+  // The acceptor closes on its executor, soon after Stop(): wait for the port to refuse.
+  while (testing::WaitForPort(port, std::chrono::milliseconds(10)) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(testing::WaitForPort(port, std::chrono::milliseconds(10)));
+  while (fx.server().active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(fx.server().active_connections(), 0u);
 }
 
