@@ -117,7 +117,7 @@ struct CompareConfig {
   size_t max_fields = 200;        // distinct differing field paths counted; the rest to "(other)"
   uint64_t min_slice_pairs = 30;  // a slice is judged by the per-slice gates from this many pairs
   size_t max_time_slices = 20;    // the run is judged in at most this many time slices
-  double tail_multiple = 1.5;     // tail excess: latencies above this x the primary's p99
+  double tail_multiple = 1.25;    // tail excess: latencies above this x the primary's p99
   RedactOptions redact;
   NoiseFloor noise_floor;
 };

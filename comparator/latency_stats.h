@@ -20,8 +20,8 @@
 namespace sg::comparator {
 
 struct LatencyOptions {
-  double level = 0.98;         // two-sided level of every interval (compare config `confidence`)
-  double tail_multiple = 1.5;  // tail excess threshold: this x the primary's p99
+  double level = 0.98;          // two-sided level of every interval (compare config `confidence`)
+  double tail_multiple = 1.25;  // tail excess threshold: this x the primary's p99
 };
 
 class LatencyStats {
