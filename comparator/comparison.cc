@@ -150,8 +150,7 @@ json Comparison::ToJson() const {
   const auto windows = timeline_.JudgingWindows(min_pairs, config_->max_time_slices);
   size_t latency_tests = 0;
   auto count_latency = [&](const SliceStats& s) {
-    latency_tests +=
-        s.primary_latency.count() >= min_pairs && s.shadow_latency.count() >= min_pairs;
+    latency_tests += s.ratio_milli.count() >= min_pairs;
   };
   for (const SliceMap* m : {&by_route_, &by_model_, &by_label_, &by_size_}) {
     if (m->slices().size() < 2) continue;

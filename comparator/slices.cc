@@ -58,6 +58,11 @@ void SliceStats::Add(const PairRecord& pair, const PairJudgement& j,
   }
   if (pair.shadow.outcome == "ok" && pair.shadow.status != 0) {
     shadow_latency.Record(pair.shadow.latency_us);
+    if (pair.primary.outcome == "ok" && pair.primary.status != 0) {
+      ratio_milli.Record(
+          std::llround(1000.0 * static_cast<double>(pair.shadow.latency_us) /
+                       static_cast<double>(std::max<int64_t>(1, pair.primary.latency_us))));
+    }
   }
 }
 
@@ -73,6 +78,7 @@ void SliceStats::Merge(const SliceStats& o) {
   only_shadow_correct += o.only_shadow_correct;
   primary_latency.Merge(o.primary_latency);
   shadow_latency.Merge(o.shadow_latency);
+  ratio_milli.Merge(o.ratio_milli);
 }
 
 json SliceJson(const std::string& name, const SliceStats& s, double level, uint64_t min_pairs) {
@@ -101,12 +107,13 @@ json SliceJson(const std::string& name, const SliceStats& s, double level, uint6
     out["primary_accuracy"] = Rate(s.primary_correct, s.labeled);
     out["shadow_accuracy"] = Rate(s.shadow_correct, s.labeled);
   }
-  if (s.primary_latency.count() >= min_pairs && s.shadow_latency.count() >= min_pairs) {
-    const Interval r = QuantileRatioInterval(s.shadow_latency, s.primary_latency, 0.5, level);
-    if (r.valid) {
-      out["p50_ratio"] = {
-          {"estimate", r.estimate}, {"low", Num(r.low)}, {"high", Num(r.high)}, {"level", level}};
-    }
+  if (s.ratio_milli.count() >= min_pairs) {
+    const Interval r = QuantileInterval(s.ratio_milli, 0.5, level);
+    out["p50_ratio"] = {{"estimate", r.estimate / 1000},
+                        {"low", Num(r.low / 1000)},
+                        {"high", Num(r.high / 1000)},
+                        {"level", level},
+                        {"paired", s.ratio_milli.count()}};
   }
   return out;
 }

@@ -30,6 +30,10 @@ struct SliceStats {
   uint64_t only_shadow_correct = 0;
   SparseHistogram primary_latency;
   SparseHistogram shadow_latency;
+  // shadow / primary latency x 1000 per pair where both answered: the pair shares the request's
+  // own cost, so the median paired ratio shows a slice's slowdown with far less noise than two
+  // unpaired medians.
+  SparseHistogram ratio_milli;
 
   uint64_t count(Outcome o) const { return outcomes[static_cast<size_t>(o)]; }
   // Pairs the candidate can be judged on: every pair but the primary's failures.
@@ -48,7 +52,7 @@ struct SliceStats {
 };
 
 // The JSON of one slice (docs/comparator.md, "slices"). `level` is the two-sided level of the
-// median-latency ratio's interval, reported when both sides have `min_pairs` latencies.
+// interval of the median paired latency ratio, reported from `min_pairs` paired latencies.
 nlohmann::json SliceJson(const std::string& name, const SliceStats& slice, double level,
                          uint64_t min_pairs);
 
