@@ -470,6 +470,9 @@ JsonDiff DiffJson(const json& primary, const json& shadow, const CompareRule& ru
 
 namespace {
 
+// The least tolerance a scorer's number gets when an auto or classification rule judges it.
+constexpr double kScorerTolerance = 1e-3;
+
 // A scorer's answer: a bare number, or an object with one numeric member named "score", "value"
 // or "prediction" (an image scorer's {"score": 0.73}), alone or in a one-element array. Its
 // number, or nullptr.
@@ -605,12 +608,14 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
   // Error statuses are compared by status (and configured headers) only.
   if (!Is2xx(pair.primary.status)) return finish(Outcome::kMatch);
   CompareKind kind = j.rule ? j.rule->kind : CompareKind::kExact;
-  Distribution primary_flat;  // the primary's distribution when ShapeOf read it flat
+  Distribution primary_flat;     // the primary's distribution when ShapeOf read it flat
+  bool scorer_by_shape = false;  // an auto or classification rule judges a scorer's number
   if (kind == CompareKind::kAuto || kind == CompareKind::kClassification) {
     // "auto" judges by the primary's shape; a classification rule still judges a scorer's
     // {"score": x} as a number (read as a one-label distribution it would always agree).
     const BodyShape shape = ShapeOf(pair, j.rule->labels, &primary_flat);
     if (shape == BodyShape::kScorer) {
+      scorer_by_shape = true;
       kind = CompareKind::kRegression;
     } else if (kind == CompareKind::kAuto) {
       kind = shape == BodyShape::kDistribution ? CompareKind::kClassification : CompareKind::kJson;
@@ -708,15 +713,19 @@ PairJudgement JudgePair(const CompareConfig& config, const PairRecord& pair) {
         return j;
       }
       if (kind == CompareKind::kRegression) {
-        j.regression = CompareValues(pv, sv, rule.abs, rule.rel);
+        // A rule written for another kind has no tolerance meant for scores: floating-point
+        // noise (kScorerTolerance, absolute or relative) is not a difference.
+        const double abs = scorer_by_shape ? std::max(rule.abs, kScorerTolerance) : rule.abs;
+        const double rel = scorer_by_shape ? std::max(rule.rel, kScorerTolerance) : rule.rel;
+        j.regression = CompareValues(pv, sv, abs, rel);
         const auto& m = *j.regression;
         j.severity = std::min(1.0, m.max_rel_error);
         if (m.max_error == 0) return finish(Outcome::kMatch);
         if (m.within) return finish(Outcome::kWithinTolerance);
         j.outcome = Outcome::kMismatch;
         j.fields.push_back("values");
-        j.reason = "max error " + FormatDouble(m.max_error) + " beyond abs " +
-                   FormatDouble(rule.abs) + " + rel " + FormatDouble(rule.rel);
+        j.reason = "max error " + FormatDouble(m.max_error) + " beyond abs " + FormatDouble(abs) +
+                   " + rel " + FormatDouble(rel);
         return j;
       }
       j.embedding = CompareEmbeddings(pv, sv);

@@ -271,6 +271,11 @@ TEST(AutoRule, ReadsEachAnswerByItsShape) {
   rule.kind = CompareKind::kClassification;
   cls.rules.push_back(rule);
   EXPECT_TRUE(JudgePair(cls, MakePair("6", R"({"score": 0.1})", R"({"score": 0.9})")).regression);
+  // ... within 1e-3 (the rule's abs and rel of 0 are meant for probabilities, not scores).
+  EXPECT_EQ(JudgePair(cls, MakePair("7", R"({"score": 0.5})", R"({"score": 0.5004})")).outcome,
+            Outcome::kWithinTolerance);
+  EXPECT_EQ(JudgePair(cls, MakePair("8", R"({"score": 0.5})", R"({"score": 0.502})")).outcome,
+            Outcome::kMismatch);
 }
 
 TEST(AutoRule, RuleShapeSelectsTheRule) {
