@@ -418,6 +418,13 @@ GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
   } else {
     config.capture.response_headers = {"content-type"};
   }
+  // Credentials never reach the pair log, whatever capture.request_headers names.
+  for (const auto& name : config.capture.request_headers) {
+    if (std::find(config.redact_headers.begin(), config.redact_headers.end(), name) !=
+        config.redact_headers.end()) {
+      config.capture.redacted.push_back(name);
+    }
+  }
   if (auto comparison = reader.Optional("comparison")) {
     try {
       ParseComparison(*comparison, &config.comparison);

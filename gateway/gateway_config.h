@@ -78,7 +78,10 @@ struct PairLogConfig {
 };
 
 struct CaptureConfig {
-  std::vector<std::string> request_headers;   // lower-case names captured into pair records
+  std::vector<std::string> request_headers;  // lower-case names captured into pair records
+  // Captured names that are also in GatewayConfig::redact_headers: their value is written as
+  // "[redacted]" (the record still says the header was there). Set by the parser.
+  std::vector<std::string> redacted;
   std::vector<std::string> response_headers;  // default: content-type
   int64_t max_body_bytes = 64 << 10;          // request/response bodies captured up to this
   PairLogConfig pair_log;

@@ -1,16 +1,33 @@
 #include "gateway/jsonl_pair_sink.h"
 
-#include <filesystem>
-
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include <spdlog/spdlog.h>
 
 namespace sg::gateway {
 
+namespace {
+
+// The pair log holds request and response bodies: readable by its owner only (0600), whatever
+// the umask. `mode` is "ab" or "wb".
+std::FILE* OpenPrivate(const std::string& path, const char* mode) {
+  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (mode[0] == 'a' ? O_APPEND : O_TRUNC);
+  const int fd = ::open(path.c_str(), flags, 0600);
+  if (fd < 0) return nullptr;
+  std::FILE* file = ::fdopen(fd, mode);
+  if (!file) ::close(fd);
+  return file;
+}
+
+}  // namespace
+
 std::unique_ptr<JsonlPairSink> JsonlPairSink::Open(const PairLogConfig& config,
                                                    std::string* error) {
-  std::FILE* file = std::fopen(config.path.c_str(), "ab");
+  std::FILE* file = OpenPrivate(config.path, "ab");
   if (!file) {
     *error = "cannot open pair log " + config.path + ": " + std::strerror(errno);
     return nullptr;
@@ -115,7 +132,7 @@ void JsonlPairSink::Rotate() {
     std::filesystem::rename(path + "." + std::to_string(i), path + "." + std::to_string(i + 1), ec);
   }
   std::filesystem::rename(path, path + ".1", ec);
-  file_ = std::fopen(path.c_str(), "wb");
+  file_ = OpenPrivate(path, "wb");
   file_size_ = 0;
   if (!file_) spdlog::error("pair log: cannot reopen {} after rotation", path);
 }

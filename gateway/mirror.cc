@@ -187,7 +187,10 @@ CapturedRequest CaptureRequest(const Request& request, const CaptureConfig& capt
   captured.sha256 = Sha256Hex(body);
   for (const auto& name : capture.request_headers) {
     auto it = request.find(name);
-    if (it != request.end()) captured.headers[name] = std::string(it->value());
+    if (it == request.end()) continue;
+    const bool secret =
+        std::find(capture.redacted.begin(), capture.redacted.end(), name) != capture.redacted.end();
+    captured.headers[name] = secret ? std::string("[redacted]") : std::string(it->value());
   }
   auto limit = static_cast<size_t>(capture.max_body_bytes);
   captured.body = body.substr(0, std::min(limit, body.size()));

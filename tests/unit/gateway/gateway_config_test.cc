@@ -5,6 +5,7 @@
 
 #include "comparator/compare_config.h"
 #include "comparator/gates.h"
+#include "gateway/mirror.h"
 #include "tests/support/test_support.h"
 
 namespace sg::gateway {
@@ -328,6 +329,30 @@ TEST(GatewayConfigTest, ComparisonProblemsNameTheirFileAndPath) {
   std::string all;
   for (const auto& p : problems) all += p + "\n";
   EXPECT_EQ(problems.size(), 7u) << all;
+}
+
+}  // namespace
+}  // namespace sg::gateway
+
+namespace sg::gateway {
+namespace {
+
+TEST(GatewayConfigTest, CapturedCredentialsAreRedacted) {
+  // capture.request_headers may name a credential; redact_headers still keeps it out of the log.
+  auto config = ParseConfig<GatewayConfig>(
+      R"({"upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}}, "routes": [{"upstream": "a"}],
+          "capture": {"request_headers": ["Authorization", "x-true-label", "cookie"]}})",
+      "gw.json", ParseGatewayConfig);
+  EXPECT_EQ(config.capture.redacted, (std::vector<std::string>{"authorization", "cookie"}));
+  namespace http = boost::beast::http;
+  http::request<http::string_body> request{http::verb::post, "/p", 11};
+  request.set(http::field::authorization, "Bearer s3cret");
+  request.set(http::field::cookie, "session=abc");
+  request.set("X-True-Label", "Bag");
+  const CapturedRequest captured = CaptureRequest(request, config.capture);
+  EXPECT_EQ(captured.headers.at("authorization"), "[redacted]");
+  EXPECT_EQ(captured.headers.at("cookie"), "[redacted]");
+  EXPECT_EQ(captured.headers.at("x-true-label"), "Bag");
 }
 
 }  // namespace

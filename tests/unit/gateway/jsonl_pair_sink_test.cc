@@ -1,5 +1,7 @@
 #include "gateway/jsonl_pair_sink.h"
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -110,6 +112,29 @@ TEST(JsonlPairSinkTest, RotatesBySizeKeepingMaxFiles) {
   auto entry = DecodePairLogLine(live.back(), &why);
   ASSERT_TRUE(entry) << why;
   EXPECT_EQ(std::get<PairRecord>(*entry).id, "id-199");
+}
+
+TEST(JsonlPairSinkTest, FilesAreReadableByTheirOwnerOnly) {
+  // The log holds request and response bodies: 0600 whatever the umask, rotated files too.
+  testing::TempDir dir;
+  const mode_t old_umask = ::umask(0);
+  PairLogConfig config;
+  config.path = (dir.path() / "pairs.jsonl").string();
+  config.max_file_bytes = 1024;
+  config.max_files = 1;
+  std::string error;
+  auto sink = JsonlPairSink::Open(config, &error);
+  ::umask(old_umask);
+  ASSERT_TRUE(sink) << error;
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(sink->Submit(Record(i)));
+  sink->Close();
+  namespace fs = std::filesystem;
+  for (const auto& file : {config.path, config.path + ".1"}) {
+    ASSERT_TRUE(fs::exists(file)) << file;
+    EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write)
+        << file;
+  }
 }
 
 }  // namespace
