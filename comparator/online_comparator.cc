@@ -17,12 +17,16 @@ OnlineComparator::OnlineComparator(std::shared_ptr<const CompareConfig> config,
       worker_([this] { Run(); }) {}
 
 OnlineComparator::~OnlineComparator() {
+  Close();
+}
+
+void OnlineComparator::Close() {
   {
     std::lock_guard lock(queue_mutex_);
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  worker_.join();
+  std::call_once(joined_, [this] { worker_.join(); });
 }
 
 bool OnlineComparator::Offer(PairRecord record) {

@@ -36,7 +36,7 @@ class OnlineComparator {
   // `gates` may be null: the rendered JSON then has no verdict. Starts the worker thread.
   OnlineComparator(std::shared_ptr<const CompareConfig> config,
                    std::shared_ptr<const GateConfig> gates, OnlineOptions options = {});
-  // Judges what is queued, then stops the worker.
+  // Close(): judges what is queued, then stops the worker.
   ~OnlineComparator();
   OnlineComparator(const OnlineComparator&) = delete;
   OnlineComparator& operator=(const OnlineComparator&) = delete;
@@ -48,6 +48,11 @@ class OnlineComparator {
 
   // Blocks until every record offered before the call has been judged.
   void Flush();
+
+  // Stops accepting (later offers are dropped and counted), judges every record already
+  // queued, then stops the worker; the state stays readable (RenderJson, WriteReport).
+  // Idempotent.
+  void Close();
 
   struct QueueStats {
     uint64_t accepted = 0;
@@ -88,7 +93,8 @@ class OnlineComparator {
   mutable std::mutex state_mutex_;
   Comparison comparison_;
 
-  std::thread worker_;  // last: started after everything it uses
+  std::once_flag joined_;  // Close() joins the worker once, whichever thread calls it
+  std::thread worker_;     // last: started after everything it uses
 };
 
 }  // namespace sg::comparator
