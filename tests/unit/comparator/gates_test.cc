@@ -69,23 +69,39 @@ TEST(Gates, BoundsAreInclusiveAtTheEdge) {
 }
 
 TEST(Gates, WilsonBoundIsUsedWithConfidence) {
-  const json c = Comparison(1000, 1000, 20, 50);
-  const double lower = WilsonLowerBound(980, 1000, 0.95);
-  ASSERT_LT(lower, 0.98);
+  // With "confidence", a rate is judged on its one-sided Wilson score bound. Expected values
+  // from R 4.2 (not from the code under test):
+  //   prop.test(980, 1000, correct=FALSE, alternative="greater", conf.level=0.95)$conf.int[1]
+  //   prop.test(980, 1000, correct=FALSE, alternative="greater", conf.level=0.99)$conf.int[1]
+  //   prop.test(50, 1000, correct=FALSE, alternative="less", conf.level=0.95)$conf.int[2]
+  constexpr double kAgreementLower95 = 0.97131816614898414;
+  constexpr double kAgreementLower99 = 0.96682487103562398;
+  constexpr double kMismatchUpper95 = 0.062600203419609382;
+  const json c = Comparison(1000, 1000, 20, 50);  // agreement 0.98, mismatch 0.05
   auto v = EvaluateGates(
       Gates(R"({"gates": [{"metric": "top1_agreement", "min": 0.97, "confidence": 0.95}]})"), c);
-  EXPECT_DOUBLE_EQ(*v.gates[0].value, lower);
-  EXPECT_EQ(v.gates[0].status, lower >= 0.97 ? GateStatus::kPass : GateStatus::kFail);
-  const std::string at_bound = R"({"metric": "top1_agreement", "confidence": 0.95, "min": )" +
-                               std::to_string(lower - 1e-12) + "}";
-  EXPECT_EQ(One(at_bound, c), GateStatus::kPass);
-  const std::string above = R"({"metric": "top1_agreement", "confidence": 0.95, "min": )" +
-                            std::to_string(lower + 1e-6) + "}";
-  EXPECT_EQ(One(above, c), GateStatus::kFail);
-  // Upper bound for a rate.
+  ASSERT_TRUE(v.gates[0].value);
+  EXPECT_NEAR(*v.gates[0].value, kAgreementLower95, 1e-12);
+  EXPECT_EQ(v.gates[0].status, GateStatus::kPass);
+  // The bound, not the estimate (0.98), meets the minimum.
+  EXPECT_EQ(One(R"({"metric": "top1_agreement", "confidence": 0.95, "min": 0.9713})", c),
+            GateStatus::kPass);
+  EXPECT_EQ(One(R"({"metric": "top1_agreement", "confidence": 0.95, "min": 0.9714})", c),
+            GateStatus::kFail);
+  // A higher confidence widens the interval: the same minimum fails.
+  v = EvaluateGates(
+      Gates(R"({"gates": [{"metric": "top1_agreement", "min": 0.97, "confidence": 0.99}]})"), c);
+  ASSERT_TRUE(v.gates[0].value);
+  EXPECT_NEAR(*v.gates[0].value, kAgreementLower99, 1e-12);
+  EXPECT_EQ(v.gates[0].status, GateStatus::kFail);
+  // Upper bound for a rate judged with "max".
   v = EvaluateGates(
       Gates(R"({"gates": [{"metric": "mismatch_rate", "max": 0.06, "confidence": 0.95}]})"), c);
-  EXPECT_DOUBLE_EQ(*v.gates[0].value, WilsonUpperBound(50, 1000, 0.95));
+  ASSERT_TRUE(v.gates[0].value);
+  EXPECT_NEAR(*v.gates[0].value, kMismatchUpper95, 1e-12);
+  EXPECT_EQ(v.gates[0].status, GateStatus::kFail);
+  EXPECT_EQ(One(R"({"metric": "mismatch_rate", "confidence": 0.95, "max": 0.0627})", c),
+            GateStatus::kPass);
 }
 
 TEST(Gates, LatencyShiftUsesTheInterval) {
