@@ -81,6 +81,10 @@ std::optional<PairLogEntry> DecodePairLogLine(std::string_view line, std::string
 
 // Helpers shared with the encoders.
 std::string Base64Encode(std::string_view bytes);
+// RFC 4648 section 4 (standard alphabet, padded to a multiple of 4 characters); nullopt for
+// any other text: whitespace or line breaks, '=' anywhere but as the last one or two
+// characters, a missing or extra '=' (RFC 4648 section 3.3: non-alphabet characters are
+// rejected). Pad bits that are not zero ("QR==") are ignored, as Python's and Go's decoders do.
 std::optional<std::string> Base64Decode(std::string_view text);
 bool IsValidUtf8(std::string_view bytes);
 std::string Sha256Hex(std::string_view bytes);

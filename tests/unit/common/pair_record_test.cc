@@ -149,18 +149,28 @@ TEST(PairRecordTest, Base64DecodeRoundTripsEveryLengthAndByte) {
   EXPECT_EQ(Base64Decode("QUI="), "AB");
 }
 
-// Text that is not canonical base64 keeps OpenSSL's lenient reading (what pair logs decoded to
-// before the table-driven decoder).
-TEST(PairRecordTest, Base64DecodeOfNonCanonicalTextIsUnchanged) {
-  EXPECT_EQ(Base64Decode("iVBORw==    "), std::string("\x89PNG\0\0", 6));
-  EXPECT_EQ(Base64Decode("  Zm9vYmFy  "), "foobar");
-  EXPECT_EQ(Base64Decode("Zm=v"), "\x66\x60\x2f");
-  EXPECT_EQ(Base64Decode("===="), std::string(1, '\0'));
-  EXPECT_EQ(Base64Decode("A==="), std::string(1, '\0'));
-  EXPECT_EQ(Base64Decode("Zm9v===="), std::string("foo\0", 4));
-  EXPECT_FALSE(Base64Decode("Zg-="));
+// The contract is RFC 4648 base64 as every encoder writes it (pair-log.md): anything else is
+// rejected, so the line is reported malformed instead of decoded to guessed bytes.
+TEST(PairRecordTest, Base64DecodeRejectsNonCanonicalText) {
+  EXPECT_FALSE(Base64Decode("iVBORw==    "));  // whitespace
+  EXPECT_FALSE(Base64Decode("  Zm9vYmFy  "));
+  EXPECT_FALSE(Base64Decode("Zm9v\nYmFy"));  // a MIME line break
+  EXPECT_FALSE(Base64Decode("Zm=v"));        // '=' inside
+  EXPECT_FALSE(Base64Decode("===="));        // only padding
+  EXPECT_FALSE(Base64Decode("A==="));        // three '='
+  EXPECT_FALSE(Base64Decode("Zm9v===="));    // a whole group of padding
+  EXPECT_FALSE(Base64Decode("Zg-="));        // base64url's alphabet
   EXPECT_FALSE(Base64Decode("Zm9v YmFy  "));
-  EXPECT_FALSE(Base64Decode("Zm9vY"));
+  EXPECT_FALSE(Base64Decode("Zm9vY"));  // not a multiple of 4
+  EXPECT_FALSE(Base64Decode("Zg"));     // padding left out
+  // The canonical forms of the same bytes decode.
+  EXPECT_EQ(Base64Decode("iVBORw=="), "\x89PNG");
+  EXPECT_EQ(Base64Decode("Zm9vYmFy"), "foobar");
+  EXPECT_EQ(Base64Decode("Zg=="), "f");
+  EXPECT_EQ(Base64Decode(""), "");
+}
+
+TEST(PairRecordTest, Utf8Validation) {
   EXPECT_TRUE(IsValidUtf8("héllo ✓ 😀"));
   EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));      // overlong
   EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // surrogate
