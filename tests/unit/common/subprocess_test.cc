@@ -90,11 +90,20 @@ TEST(SubprocessTest, KeptDescriptorsReachTheChildOthersDoNot) {
 
 TEST(SubprocessTest, StopEscalatesToSigkill) {
   std::string error;
-  // Ignores SIGTERM, so Stop must escalate after the grace period.
-  auto p = Subprocess::Spawn({"/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"}, {},
-                             &error);
+  // Ignores SIGTERM (and says so once the trap is set), so Stop must escalate after the grace
+  // period.
+  testing::TempDir dir;
+  SpawnOptions options;
+  options.stdout_path = (dir.path() / "out").string();
+  auto p = Subprocess::Spawn(
+      {"/bin/sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 0.05; done"}, options,
+      &error);
   ASSERT_TRUE(p) << error;
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (testing::ReadFile(dir.path() / "out").find("trapped") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the shell never set its trap";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   int status = p->Stop(std::chrono::milliseconds(200));
   EXPECT_TRUE(WIFSIGNALED(status));
   EXPECT_EQ(WTERMSIG(status), SIGKILL);

@@ -145,9 +145,11 @@ TEST_F(RunnerTest, Bf16AutocastCloseToFp32OrAClearError) {
   bool supported =
       text.find(" avx512_bf16") != std::string::npos || text.find(" amx_bf16") != std::string::npos;
   if (!supported) {
+    // Without bf16 hardware the promise is the clear error; the comparison cannot run.
     EXPECT_FALSE(runner);
     EXPECT_NE(error.find("precision bf16 requested but this CPU has no"), std::string::npos);
-    return;
+    GTEST_SKIP() << "no avx512_bf16 or amx_bf16 on this CPU: the clear error is checked, the "
+                    "bf16-against-fp32 comparison needs bf16 hardware";
   }
   ASSERT_TRUE(runner) << error;
   auto reference = LoadTorchScriptModel(fp32, &error);
