@@ -56,7 +56,11 @@ void RemoveHopByHop(http::fields& fields) {
         auto comma = value.find(',');
         auto token = Trim(value.substr(0, comma));
         value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-        if (!token.empty() && fixed_index(http::string_to_field(token)) == kHopByHop.size()) {
+        // Content-Length is never taken out: it frames the message end to end, and a streamed
+        // body sent without it would be read upstream as the next request (smuggling).
+        auto id = http::string_to_field(token);
+        if (!token.empty() && id != http::field::content_length &&
+            fixed_index(id) == kHopByHop.size()) {
           named.emplace_back(token);
         }
       }

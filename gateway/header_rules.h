@@ -14,8 +14,9 @@ namespace sg::gateway {
 
 namespace http = boost::beast::http;
 
-// Removes hop-by-hop headers: Connection and every header it names, Keep-Alive, TE, Trailer,
-// Transfer-Encoding, Upgrade and every Proxy-* header.
+// Removes hop-by-hop headers: Connection and every header it names (except Content-Length, which
+// frames the message: a request or response relayed with its body but without it would be read
+// as two), Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade and every Proxy-* header.
 void RemoveHopByHop(http::fields& fields);
 
 // Sets X-Forwarded-For (appending `client_ip` to an existing list), X-Forwarded-Proto and

@@ -56,6 +56,20 @@ TEST(HeaderRulesTest, RemovesOnlyTheHopByHopHeadersThere) {
   EXPECT_EQ(left, (std::vector<std::string>{"X-First", "Proxy", "X-Last"}));
 }
 
+TEST(HeaderRulesTest, ContentLengthNamedByConnectionStays) {
+  // Found by fuzz/request_head_fuzzer: "Connection: content-length" took the Content-Length out
+  // of a streamed request's head, whose body then followed it unframed: the primary read the
+  // body as a second request on a pooled connection (smuggling). The same for a response.
+  http::fields f;
+  f.insert(http::field::connection, "Content-Length, X-Hop");
+  f.insert(http::field::content_length, "38");
+  f.insert("X-Hop", "1");
+  RemoveHopByHop(f);
+  EXPECT_EQ(Get(f, "content-length"), "38");
+  EXPECT_EQ(Get(f, "x-hop"), "<none>");
+  EXPECT_EQ(Get(f, "connection"), "<none>");
+}
+
 TEST(HeaderRulesTest, ForwardedHeadersAppendClientAddress) {
   http::fields f;
   f.insert(http::field::host, "api.example:8080");
