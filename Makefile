@@ -2,6 +2,9 @@
 # `make test` also runs every test through ctest. See README.md.
 #   make test SANITIZE=address,undefined   builds into build-sanitize/ and runs the tests there
 #   make test CTEST_ARGS='-R Config'       extra ctest arguments
+#   make coverage                          builds into build-coverage/ with --coverage, runs every
+#                                          test, prints line and branch coverage per module and
+#                                          fails below scripts/coverage-floors.json
 
 JOBS ?= $(shell nproc)
 SANITIZE ?=
@@ -15,7 +18,7 @@ BUILD_DIR := build-sanitize
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_SANITIZE=$(SANITIZE)
 endif
 
-.PHONY: all setup configure build test demo models bench format clean
+.PHONY: all setup configure build test coverage demo models bench format clean
 
 all: build
 
@@ -36,6 +39,16 @@ build: configure
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# Line and branch coverage per module (gcovr), with the floors of scripts/coverage-floors.json.
+# Debug (-O0), so lines and branches are the source's; counters are reset before the tests run.
+coverage: setup
+	cmake -S . -B build-coverage -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS=--coverage -DCMAKE_EXE_LINKER_FLAGS=--coverage
+	cmake --build build-coverage -j $(JOBS)
+	find build-coverage -name '*.gcda' -delete
+	-cd build-coverage && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	scripts/coverage-check build-coverage
+
 # The main job: a whole migration on 127.0.0.1, judged (see README). PRIMARY=/CANDIDATE= URLs
 # use your own backends instead of the bundled servers.
 demo: build
@@ -49,4 +62,4 @@ format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i
 
 clean:
-	rm -rf build build-sanitize
+	rm -rf build build-sanitize build-coverage build-mutation
