@@ -133,7 +133,9 @@ TEST_F(DemoTest, ReducedDemoJudgesBothCandidatesAndWritesReports) {
   EXPECT_NE(stats.find(",Aggregated," + std::to_string(kRequests) + ",0,"), std::string::npos)
       << stats;
 
-  int expected_exit = 0;
+  // Both candidates are built to pass (README: the teacher on pinned CPUs and the distilled
+  // student both PASS), so the demo exits 0; a verdict that is not PASS is a regression.
+  EXPECT_EQ(exit_code, 0) << output;
   for (const std::string candidate : {"teacher-cpu", "student"}) {
     SCOPED_TRACE(candidate);
     const json report = LoadReport(out_ / candidate);
@@ -156,17 +158,15 @@ TEST_F(DemoTest, ReducedDemoJudgesBothCandidatesAndWritesReports) {
         EXPECT_EQ(gate["status"], "PASS") << gate.dump();
       }
     }
-    const int code = verdict["exit_code"];
-    if (expected_exit == 0) expected_exit = code;  // the first candidate that does not pass
-    EXPECT_NE(output.find(candidate + ": " + verdict["verdict"].get<std::string>()),
-              std::string::npos)
+    EXPECT_EQ(verdict["verdict"], "PASS") << verdict.dump(2);
+    EXPECT_EQ(verdict["exit_code"], 0);
+    EXPECT_NE(output.find(candidate + ": PASS"), std::string::npos)
         << "the summary does not show the verdict\n"
         << output;
   }
   // The same model on pinned CPUs answers like the reference.
   const json teacher = LoadReport(out_ / "teacher-cpu");
   EXPECT_GE(teacher["comparison"]["classification"]["top1_agreement"].get<double>(), 0.995);
-  EXPECT_EQ(exit_code, expected_exit) << output;
   EXPECT_NE(ReadFile(out_ / "summary.txt").find("student:"), std::string::npos);
 
   const auto left = WaitForNoProcesses(dir_.path().string(), 5s);
@@ -183,9 +183,14 @@ TEST_F(DemoTest, InterruptStopsEveryProcessItStarted) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << Output();
     std::this_thread::sleep_for(200ms);
   }
-  std::this_thread::sleep_for(2s);
-  const auto running = ProcessesMentioning(dir_.path().string());
-  // 3 servers with at least one worker each, the gateway and sg-load.
+  // 3 servers with at least one worker each, the gateway and sg-load: waited for (sg-load may
+  // still be starting when "replaying" is printed), not assumed after a fixed pause.
+  auto running = ProcessesMentioning(dir_.path().string());
+  while (running.size() < 8 && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(demo->Running()) << Output();
+    std::this_thread::sleep_for(100ms);
+    running = ProcessesMentioning(dir_.path().string());
+  }
   EXPECT_GE(running.size(), 8u) << Describe(running);
 
   demo->Signal(SIGINT);

@@ -604,12 +604,20 @@ TEST(ServeTest, WorkerRunsExactlyItsShareOfThreads) {
 // The "slow" model's state from the server itself (tests wait on it instead of sleeping: a
 // loaded machine only makes them slower, never wrong): batches sent to a worker, and pending
 // requests.
-double SlowBatches(Server& server) {
+// Batches sent to `model`'s workers so far (counted when a batch reaches a worker), and its
+// requests waiting in the queue: what the tests wait on instead of sleeping.
+double Batches(Server& server, const std::string& model) {
   auto m = HttpGet(server.metrics(), "/metrics");
-  return m ? MetricValue(m->body, "sg_batch_size_count{model_name=\"slow\"}") : -1;
+  return m ? MetricValue(m->body, "sg_batch_size_count{model_name=\"" + model + "\"}") : -1;
+}
+int Pending(Server& server, const std::string& model) {
+  return server.Describe(model)["queue"]["pending"].get<int>();
+}
+double SlowBatches(Server& server) {
+  return Batches(server, "slow");
 }
 int SlowPending(Server& server) {
-  return server.Describe("slow")["queue"]["pending"].get<int>();
+  return Pending(server, "slow");
 }
 
 using Reply = std::future<std::optional<HttpResponse>>;
@@ -745,7 +753,7 @@ TEST(ServeTest, TimeoutQueueFullAndGracefulStop) {
   json strict = SlowModel();
   strict["workers"] = 1;
   strict["job_queue_size"] = 1;
-  strict["response_timeout"] = "1s";
+  strict["response_timeout"] = "3s";
   Server server(json{{"slow", slow}, {"strict", strict}});
   ASSERT_TRUE(server.ready());
 
@@ -754,23 +762,28 @@ TEST(ServeTest, TimeoutQueueFullAndGracefulStop) {
   auto busy = std::async(std::launch::async, [&] {
     return server.Post("/predictions/strict", SlowBody(1000000), "application/json");
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(WaitUntil([&] { return Batches(server, "strict") == 1; }))
+      << "the long request never reached the worker";
   // One more fits the queue (capacity 1); the next is refused at once with 503.
   auto queued = std::async(std::launch::async, [&] {
     return server.Post("/predictions/strict", SlowBody(1), "application/json");
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(WaitUntil([&] { return Pending(server, "strict") == 1; }))
+      << "the second request never queued";
   auto refused_start = std::chrono::steady_clock::now();
   auto refused = server.Post("/predictions/strict", SlowBody(1), "application/json");
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 503) << refused->body;
   EXPECT_NE(refused->body.find("has no worker to serve inference request"), std::string::npos);
-  EXPECT_LT(std::chrono::steady_clock::now() - refused_start, std::chrono::milliseconds(500));
+  // At once: a request that waited for room in the queue would wait for the busy one's 3 s
+  // timeout.
+  EXPECT_LT(std::chrono::steady_clock::now() - refused_start, std::chrono::milliseconds(2500));
 
   auto timed_out = busy.get();
   ASSERT_TRUE(timed_out);
   EXPECT_EQ(timed_out->status, 504) << timed_out->body;
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
   // The queued request is answered by the replacement worker or times out itself: never hangs.
   auto second = queued.get();
   ASSERT_TRUE(second);
@@ -785,7 +798,8 @@ TEST(ServeTest, TimeoutQueueFullAndGracefulStop) {
     return server.Post("/predictions/slow", SlowBody(60), "application/json",
                        std::chrono::seconds(30));
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(WaitUntil([&] { return SlowBatches(server) == 1; }))
+      << "the request never reached the worker";
   server.child().process().Signal(SIGTERM);
   auto answer = inflight.get();
   ASSERT_TRUE(answer);
@@ -816,9 +830,11 @@ TEST(ServeTest, OverloadIsRefusedAndMemoryStaysFlat) {
     return Http(server.inference(), spec);
   };
   auto busy = std::async(std::launch::async, post, 30000);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(WaitUntil([&] { return Batches(server, "strict") == 1; }))
+      << "the long request never reached the worker";
   auto queued = std::async(std::launch::async, post, 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(WaitUntil([&] { return Pending(server, "strict") == 1; }))
+      << "the second request never queued";
 
   // `n` requests from 8 threads, each with a 64 KiB body; returns how many got 503.
   const std::string body = SlowBody(1) + std::string(64 << 10, ' ');
