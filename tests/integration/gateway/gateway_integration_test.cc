@@ -110,7 +110,7 @@ TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
     shadow.emplace(options);
     shadow_port = shadow->port();
   }
-  auto config = MakeConfig(primary.port(), shadow_port, {{"timeout", "1s"}});
+  auto config = MakeConfig(primary.port(), shadow_port, {{"timeout", "2s"}});
   config["shadow_threads"] = shadow_threads;
   config["shadow_nice"] = 5;
   GatewayProcess gateway(config, dir);
@@ -122,15 +122,16 @@ TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
     auto raw = RawGet(gateway.port(), "/p/" + std::to_string(i), "id-" + std::to_string(i));
     auto elapsed = std::chrono::steady_clock::now() - start;
     EXPECT_EQ(raw, baseline[static_cast<size_t>(i)]) << fault.name;
-    // The client never waits for the shadow (its timeout is 1 s, its delay 3 s).
-    EXPECT_LT(elapsed, 500ms) << fault.name;
+    // The client never waits for the shadow (its timeout is 2 s, its delay 3 s): a client that
+    // waited would take 2 s at least; the bound leaves a loaded machine 1.5 s for the request.
+    EXPECT_LT(elapsed, 1500ms) << fault.name;
     if (fault.refused) {
       // Each refusal is known before the next request: on a shadow thread it is learned
       // concurrently, and a copy dispatched before the fifth was known would still try.
       EXPECT_TRUE(WaitUntil([&] { return gateway.Outcome(fault.outcome) == i + 1; }, 2s));
     }
   }
-  EXPECT_TRUE(WaitUntil([&] { return gateway.Outcome(fault.outcome) == kRequests; }, 5s))
+  EXPECT_TRUE(WaitUntil([&] { return gateway.Outcome(fault.outcome) == kRequests; }, 20s))
       << fault.name << ": " << gateway.Outcome(fault.outcome);
   for (std::string other : {"ok", "shadow_error", "shadow_timeout", "connect_failed"}) {
     if (other != fault.outcome) {
@@ -242,7 +243,8 @@ TEST(GatewayTest, NginxPrimaryAndShadowWithPairsAndConnectionReuse) {
     EXPECT_EQ(pair->shadow.body, "{\"label\": \"cpu\"}");
     EXPECT_EQ(pair->shadow.headers.at("content-type"), "application/json");
     EXPECT_GE(pair->shadow.send_offset_us, 0);
-    EXPECT_LT(pair->shadow.send_offset_us, 50000);
+    // Sent with the primary's request, not after its answer; generous for a loaded machine.
+    EXPECT_LT(pair->shadow.send_offset_us, 1000000);
   }
   EXPECT_EQ(pairs, kRequests);
 }
@@ -450,12 +452,13 @@ std::vector<int> ConcurrentGets(int port, int n, std::chrono::milliseconds* slow
 
 TEST(GatewayTest, RequestsWaitForAPrimaryConnectionAtTheLimit) {
   // One primary connection, an upstream taking 300 ms: four requests at once (on two shards) are
-  // served one after the other on it, none refused.
+  // served one after the other on it, none refused (pending_timeout is far longer than the
+  // 900 ms the last one waits, so a slow start of the client threads cannot time it out).
   TempDir dir;
   TestUpstream primary({Mode::kSlow, "slow\n", 300ms});
   auto config = MakeConfig(primary.port());
   config["upstreams"]["primary"]["max_connections"] = 1;
-  config["upstreams"]["primary"]["pending_timeout"] = "1500ms";
+  config["upstreams"]["primary"]["pending_timeout"] = "30s";
   {
     GatewayProcess gateway(config, dir);
     ASSERT_TRUE(gateway.ready());
@@ -478,11 +481,12 @@ TEST(GatewayTest, RequestsWaitForAPrimaryConnectionAtTheLimit) {
     EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), 2);
     EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 503), 2);
   }
-  // A wait longer than pending_timeout ends with 503, in about pending_timeout.
-  TestUpstream slower({Mode::kSlow, "slower\n", 1000ms});
+  // A wait longer than pending_timeout ends with 503 after pending_timeout, not when the
+  // connection frees (4 s later).
+  TestUpstream slower({Mode::kSlow, "slower\n", 4000ms});
   config = MakeConfig(slower.port());
   config["upstreams"]["primary"]["max_connections"] = 1;
-  config["upstreams"]["primary"]["header_timeout"] = "1500ms";
+  config["upstreams"]["primary"]["header_timeout"] = "10s";
   config["upstreams"]["primary"]["pending_timeout"] = "200ms";
   GatewayProcess gateway(config, dir);
   ASSERT_TRUE(gateway.ready());
@@ -496,7 +500,7 @@ TEST(GatewayTest, RequestsWaitForAPrimaryConnectionAtTheLimit) {
   EXPECT_EQ(refused->status, 503);
   EXPECT_NE(refused->body.find("pending_timeout"), std::string::npos) << refused->body;
   EXPECT_GE(waited, 150ms);
-  EXPECT_LT(waited, 900ms);
+  EXPECT_LT(waited, 3000ms);
 }
 
 TEST(GatewayTest, OverloadAndRuntimePercentAndAdmin) {
