@@ -13,9 +13,17 @@
 namespace sg::serve {
 namespace {
 
+// Deeper "data" is refused: Flatten recurses once per level, and a request nested 200,000 deep
+// (400 KB) overflowed the stack (found while writing fuzz/multipart_fuzzer, issue 15).
+constexpr size_t kMaxTensorDims = 64;
+
 // Flattens nested arrays of numbers; records the shape implied by the nesting.
 bool Flatten(const nlohmann::json& value, size_t depth, std::vector<int64_t>* shape,
              std::vector<float>* out, std::string* error) {
+  if (depth > kMaxTensorDims) {
+    *error = "\"data\" is nested deeper than " + std::to_string(kMaxTensorDims) + " levels";
+    return false;
+  }
   if (value.is_number()) {
     if (depth != shape->size()) {
       *error = "ragged \"data\": nesting depth differs between elements";
@@ -181,10 +189,22 @@ bool PreprocessRequest(const ModelConfig& model, std::string_view body, SampleTe
 bool PreprocessImageRequest(const ModelConfig& model, std::string_view body,
                             const SamplePlacer& place, std::string* error) {
   Image image;
-  if (!DecodeImage(body, model.preprocess.channels, model.preprocess.max_pixels, &image, error)) {
-    return false;
+  const auto& p = model.preprocess;
+  if (!DecodeImage(body, p.channels, p.max_pixels, &image, error)) return false;
+  if (p.resize > 0) {
+    // The image is resized whole before the crop, and max_pixels bounds that too: a 179-byte PNG
+    // of 1 x 20,000 pixels would otherwise become 256 x 5,120,000 (3.9 GB, 51 s). The longer
+    // side as ResizedSize computes it, in 64 bits.
+    const int64_t shorter = std::min(image.width, image.height);
+    const int64_t longer = std::max(image.width, image.height);
+    const int64_t resized = int64_t{p.resize} * (int64_t{p.resize} * longer / shorter);
+    if (resized > p.max_pixels) {
+      *error = "image too large once resized: " + std::to_string(image.width) + "x" +
+               std::to_string(image.height) + " pixels would become " + std::to_string(resized);
+      return false;
+    }
   }
-  PreprocessImage(image, model.preprocess, place);
+  PreprocessImage(image, p, place);
   return true;
 }
 

@@ -27,7 +27,7 @@ struct ImagePreprocess {
   int channels = 3;                                    // 1: grayscale, 3: RGB
   std::vector<float> mean = {0.485f, 0.456f, 0.406f};  // one per channel
   std::vector<float> std = {0.229f, 0.224f, 0.225f};
-  int64_t max_pixels = 40'000'000;  // larger decoded images are refused (400), not allocated
+  int64_t max_pixels = 40'000'000;  // larger images, decoded or resized, are refused (400)
 };
 
 struct ModelConfig {

@@ -334,6 +334,40 @@ TEST(HandlerTest, ScorerAndTensor) {
             R"({"data":[0.5,-1.0],"shape":[2]})");
 }
 
+TEST(HandlerTest, DeeplyNestedTensorDataIsRefusedNotACrash) {
+  // 200,000 levels (400 KB, under max_request_size) overflowed the stack in the worker.
+  ModelConfig tensor;
+  tensor.handler = HandlerKind::kTensor;
+  SampleTensor in;
+  std::string error;
+  const auto nested = [](int depth) {
+    return "{\"data\": " + std::string(depth, '[') + "1" + std::string(depth, ']') + "}";
+  };
+  EXPECT_FALSE(PreprocessRequest(tensor, nested(200000), &in, &error));
+  EXPECT_EQ(error, "\"data\" is nested deeper than 64 levels");
+  ASSERT_TRUE(PreprocessRequest(tensor, nested(64), &in, &error)) << error;
+  EXPECT_EQ(in.shape, std::vector<int64_t>(64, 1));
+  EXPECT_FALSE(PreprocessRequest(tensor, nested(65), &in, &error));
+}
+
+TEST(HandlerTest, AnImageThatWouldResizeBeyondMaxPixelsIsRefused) {
+  // A 179-byte PNG of 1 x 20,000 pixels was resized whole to 256 x 5,120,000 before the crop
+  // (3.9 GB, 51 s). The bound is max_pixels, as for the decoded image.
+  ModelConfig model;  // resize 256, crop 224, max_pixels 40,000,000
+  SampleTensor in;
+  std::string error;
+  const auto tall = EncodePng(GradientPixels(1, 20000, 3), 1, 20000, 3);
+  EXPECT_FALSE(PreprocessRequest(model, tall, &in, &error));
+  EXPECT_EQ(error, "image too large once resized: 1x20000 pixels would become 1310720000");
+  // At the bound: 4 x 1 resizes to 1024 x 256 = 262,144 pixels, 5 x 1 to 1280 x 256.
+  model.preprocess.max_pixels = 262144;
+  ASSERT_TRUE(PreprocessRequest(model, EncodePng(GradientPixels(4, 1, 3), 4, 1, 3), &in, &error))
+      << error;
+  EXPECT_EQ(in.shape, (std::vector<int64_t>{3, 224, 224}));
+  EXPECT_FALSE(PreprocessRequest(model, EncodePng(GradientPixels(5, 1, 3), 5, 1, 3), &in, &error));
+  EXPECT_EQ(error, "image too large once resized: 5x1 pixels would become 327680");
+}
+
 TEST(MultipartTest, ExtractsDataFieldOrRawBody) {
   std::string_view input;
   std::string error;
