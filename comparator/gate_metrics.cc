@@ -144,7 +144,10 @@ std::vector<SliceRef> Judgeable(const json& c, std::initializer_list<const char*
     for (const auto& s : *list) {
       if (s.value(count_key, uint64_t{0}) >= min_pairs) here.push_back({dim, &s});
     }
-    if (here.size() >= 2 || (here.size() == 1 && std::string(dim) == "primary_label")) {
+    // One slice of route, size or time is the whole run (the overall gates judge it); one class
+    // is still a class.
+    const bool per_class = std::string(dim) == "primary_label" || std::string(dim) == "true_label";
+    if (here.size() >= 2 || (here.size() == 1 && per_class)) {
       out.insert(out.end(), here.begin(), here.end());
     }
   }
