@@ -41,6 +41,18 @@ THREADS=${THREADS:-2}
 # shadowgate's shadow_threads and shadow_nice (docs/gateway.md, Threads).
 SHADOW_THREADS=${SHADOW_THREADS:-0}
 SHADOW_NICE=${SHADOW_NICE:-0}
+# PROXY_CPU=N runs the proxy under test (shadowgate or nginx) alone on CPU N and everything else
+# (wrk, the upstreams, this script) on the other CPUs, so a proxy's latency is its own and not
+# the scheduler's; use it with THREADS=1 on a 2-CPU machine.
+PROXY_CPU=${PROXY_CPU:-}
+PROXY_PIN=()
+CPUS=$(nproc)
+if [[ -n "$PROXY_CPU" ]]; then
+  OTHER_CPUS=$(python3 -c "import os; print(','.join(str(c) for c in sorted(os.sched_getaffinity(0)) if c != $PROXY_CPU))")
+  [[ -n "$OTHER_CPUS" ]] || { echo "PROXY_CPU=$PROXY_CPU leaves no CPU for the rest" >&2; exit 1; }
+  taskset -pc "$OTHER_CPUS" $$ > /dev/null
+  PROXY_PIN=(taskset -c "$PROXY_CPU")
+fi
 # shellcheck source=bench/gateway/lib.sh
 source "$ROOT/bench/gateway/lib.sh"
 bench_init gw
@@ -101,7 +113,7 @@ run_nginx() {
   # Same worker count as shadowgate's I/O threads.
   NGX_PROXY=$(free_port)
   nginx_proxy_conf "$NGX_PROXY" "$1" "$THREADS" on > "$WORK/proxy.conf"
-  nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy.err" & local pid=$!
+  "${PROXY_PIN[@]}" nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy.err" & local pid=$!
   wait_port "$NGX_PROXY"
   measure "$NGX_PROXY" 2 "$CONNECTIONS" "${2:-}"
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -113,7 +125,7 @@ run_shadowgate() {
   SG_ADMIN=$(free_port)
   shadowgate_conf "$1" > "$WORK/sg.json"
   rm -f "$WORK/pairs.jsonl"*
-  "$SHADOWGATE" --config "$WORK/sg.json" --log-level warn & local pid=$!
+  "${PROXY_PIN[@]}" "$SHADOWGATE" --config "$WORK/sg.json" --log-level warn & local pid=$!
   wait_port "$SG"
   local figures
   figures=$(measure "$SG" "${2:-2}" "${3:-$CONNECTIONS}" "${4:-}")
@@ -152,7 +164,8 @@ median() {
 }
 echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s; proxies with $THREADS workers/threads (shadowgate" \
   "shadow_threads $SHADOW_THREADS, shadow_nice $SHADOW_NICE; nginx headers" \
-  "${NGINX_HEADERS:-same}); $(nproc) CPUs; medians of $REPEAT round(s)"
+  "${NGINX_HEADERS:-same}); $CPUS CPUs${PROXY_CPU:+, the proxy alone on CPU $PROXY_CPU and the rest on $OTHER_CPUS};" \
+  "medians of $REPEAT round(s)"
 echo
 echo "| case | shadowgate req/s | p50 ms | p99 ms | nginx req/s | p50 ms | p99 ms | req/s ratio | p99 ratio |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
