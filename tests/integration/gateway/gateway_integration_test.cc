@@ -487,6 +487,7 @@ TEST(GatewayTest, RequestsWaitForAPrimaryConnectionAtTheLimit) {
   config = MakeConfig(slower.port());
   config["upstreams"]["primary"]["max_connections"] = 1;
   config["upstreams"]["primary"]["header_timeout"] = "10s";
+  config["upstreams"]["primary"]["total_timeout"] = "10s";  // MakeConfig's 2 s would be a 504
   config["upstreams"]["primary"]["pending_timeout"] = "200ms";
   GatewayProcess gateway(config, dir);
   ASSERT_TRUE(gateway.ready());
