@@ -34,6 +34,10 @@ uint64_t FanOutPairSink::dropped() const {
   return total;
 }
 
+void FanOutPairSink::Reopen() {
+  for (const auto& sink : sinks_) sink->Reopen();
+}
+
 void FanOutPairSink::Close() {
   for (const auto& sink : sinks_) sink->Close();
 }

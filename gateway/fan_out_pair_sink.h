@@ -27,6 +27,7 @@ class FanOutPairSink : public PairSink {
   uint64_t dropped() const override;
   // Closes the sinks in order.
   void Close() override;
+  void Reopen() override;
 
  private:
   const std::vector<std::shared_ptr<PairSink>> sinks_;

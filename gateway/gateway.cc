@@ -2,11 +2,13 @@
 
 #include <pthread.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <optional>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -21,6 +23,7 @@
 #include "common/http_server.h"
 #include "common/strings.h"
 #include "comparator/online_comparator.h"
+#include "gateway/admin_guard.h"
 #include "gateway/comparison_admin.h"
 #include "gateway/gateway_state.h"
 #include "gateway/proxy_session.h"
@@ -62,7 +65,8 @@ GatewayState::GatewayState(std::vector<net::io_context*> contexts_in,
       config(config_in),
       routes(config_in.routes),
       metrics(registry),
-      sink(std::move(sink_in)) {
+      sink(std::move(sink_in)),
+      body_budget(std::make_shared<BodyBudget>(config_in.max_buffered_body_bytes)) {
   std::vector<std::shared_ptr<DeadlineSweeper>> sweepers;
   for (size_t i = 0; i < contexts.size(); ++i) {
     shards.push_back(std::make_unique<Shard>());
@@ -98,8 +102,14 @@ GatewayState::GatewayState(std::vector<net::io_context*> contexts_in,
     route_runtimes.push_back(std::move(runtime));
   }
   if (config.access_log != AccessLogFormat::kOff) {
-    access_log = std::make_shared<spdlog::logger>(
-        "access", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    spdlog::sink_ptr out = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+    if (!config.access_log_path.empty()) {
+      std::string error;
+      access_log_file = ReopenableFileSink::Open(config.access_log_path, &error);
+      if (!access_log_file) throw std::runtime_error("access_log_path: " + error);
+      out = access_log_file;
+    }
+    access_log = std::make_shared<spdlog::logger>("access", std::move(out));
     access_log->set_pattern("%v");
   }
 }
@@ -172,6 +182,7 @@ class Gateway::Impl {
         counters_timer_(ioc_),
         drain_timer_(ioc_),
         accept_backoff_(acceptor_.get_executor()),
+        reopen_signal_(ioc_, SIGHUP),
         instance_(InstanceName()) {}
 
   static std::vector<std::unique_ptr<net::io_context>> MakeContexts(int count) {
@@ -207,7 +218,9 @@ class Gateway::Impl {
     admin_ = std::make_unique<sg::http::HttpServer>(
         ioc_, admin_options, [this](sg::http::Request&& request, sg::http::Responder respond) {
           std::string_view target(request.target().data(), request.target().size());
-          if (ComparisonAdmin::Matches(target.substr(0, target.find('?')))) {
+          if (auto refusal = RefuseAdmin(request, target.substr(0, target.find('?')))) {
+            respond(std::move(*refusal));
+          } else if (ComparisonAdmin::Matches(target.substr(0, target.find('?')))) {
             HandleComparison(std::move(request), std::move(respond));
           } else {
             respond(HandleAdmin(request));
@@ -217,6 +230,9 @@ class Gateway::Impl {
       *error = "admin listener: " + *error;
       return false;
     }
+    // Before the I/O threads start: no admin request is read before it exists.
+    admin_guard_ = std::make_unique<AdminGuard>(config_.admin, admin_->port());
+    WarnAboutAdminExposure();
     signals_.async_wait([this](beast::error_code ec, int signal) {
       if (ec) return;
       spdlog::info(
@@ -224,6 +240,8 @@ class Gateway::Impl {
           std::chrono::duration_cast<std::chrono::milliseconds>(config_.shutdown_grace).count());
       BeginStop();
     });
+    WaitForReopen();
+    WarnAboutDescriptorLimit();
     DoAccept();
     ScheduleCounters();
     for (size_t i = 0; i < contexts_.size(); ++i) {
@@ -302,6 +320,51 @@ class Gateway::Impl {
     return true;
   }
 
+  // SIGHUP (logrotate's convention): reopen the access log and the pair log by name, so that
+  // after the files were renamed new ones are written; the gateway keeps running.
+  void WaitForReopen() {
+    reopen_signal_.async_wait([this](beast::error_code ec, int) {
+      if (ec || stopping_) return;
+      if (state_->access_log_file) {
+        std::string error;
+        if (state_->access_log_file->Reopen(&error)) {
+          spdlog::info("SIGHUP: reopened the access log {}", state_->access_log_file->path());
+        } else {
+          spdlog::error("SIGHUP: access log: {}", error);
+        }
+      }
+      if (sink_) sink_->Reopen();
+      WaitForReopen();
+    });
+  }
+
+  // Every client connection takes a descriptor, and so does every upstream connection: warn at
+  // start when the limit cannot hold them (raising the soft limit up to the hard one first).
+  void WarnAboutDescriptorLimit() {
+    rlim_t needed = static_cast<rlim_t>(config_.max_connections) + kReservedDescriptors;
+    for (const auto& upstream : config_.upstreams) {
+      rlim_t uses = 0;  // pools: one per primary upstream and one per mirror
+      for (const auto& route : config_.routes) {
+        for (const auto& mirror : route.mirrors) uses += mirror.upstream == upstream.name;
+      }
+      for (const auto& [name, _] : state_->primary_pools) uses += name == upstream.name;
+      needed += uses * static_cast<rlim_t>(upstream.max_connections);
+    }
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= needed) return;
+    if (limit.rlim_cur < limit.rlim_max) {
+      rlimit raised = limit;
+      raised.rlim_cur = std::min(needed, limit.rlim_max);
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+    }
+    if (limit.rlim_cur >= needed) return;
+    spdlog::warn(
+        "RLIMIT_NOFILE is {} (hard limit {}), below the {} descriptors max_connections ({}) and "
+        "the upstream pools' max_connections may need: at the limit new connections wait in the "
+        "listen queue; raise it (ulimit -n, LimitNOFILE=) or lower max_connections",
+        limit.rlim_cur, limit.rlim_max, needed, config_.max_connections);
+  }
+
   void DoAccept() {
     // Connections are spread over the shards round-robin; a connection stays on its shard's
     // thread for its whole life (its io_context is its strand).
@@ -314,8 +377,16 @@ class Gateway::Impl {
     if (stopping_) return;
     if (ec) {
       if (ec == net::error::operation_aborted) return;
-      // Out of descriptors and the like: wait a little rather than spin.
-      spdlog::warn("accept: {}", ec.message());
+      // Out of descriptors and the like: wait a little rather than spin, and say so at most once
+      // a second (with how many failed since), not at every retry.
+      ++accept_failures_;
+      auto now = Clock::now();
+      if (now - last_accept_warning_ >= std::chrono::seconds(1)) {
+        spdlog::warn("accept: {} ({} failures since the last such warning; retrying every 50 ms)",
+                     ec.message(), accept_failures_);
+        accept_failures_ = 0;
+        last_accept_warning_ = now;
+      }
       accept_backoff_.expires_after(std::chrono::milliseconds(50));
       accept_backoff_.async_wait([this](beast::error_code wait_ec) {
         if (!wait_ec && !stopping_) DoAccept();
@@ -368,7 +439,7 @@ class Gateway::Impl {
         counters.route = route.config.name;
         counters.mirror = mirror->config().name;
         counters.requests = static_cast<uint64_t>(route.requests->Value());
-        for (int i = 0; i < 3; ++i) {
+        for (int i = 0; i < kNotMirroredReasonCount; ++i) {
           counters.not_mirrored[kNotMirroredReasons[i]] = mirror->not_mirrored(i);
         }
         for (int i = 0; i < 4; ++i) counters.mirrored[kShadowOutcomes[i]] = mirror->outcome(i);
@@ -386,6 +457,7 @@ class Gateway::Impl {
     state_->registry.AddCollectHook([state, sink, online] {
       auto& m = state->metrics;
       m.client_connections.WithLabels({}).Set(state->active_sessions.load());
+      m.buffered_body_bytes.WithLabels({}).Set(static_cast<double>(state->body_budget->held()));
       if (sink) m.pair_sink_dropped.WithLabels({}).Set(static_cast<double>(sink->dropped()));
       if (online) {
         auto queue = online->queue_stats();
@@ -415,6 +487,48 @@ class Gateway::Impl {
         }
       }
     });
+  }
+
+  // A refusal when the request may not use the admin API (AdminGuard), else nullopt.
+  std::optional<sg::http::Response> RefuseAdmin(const sg::http::Request& request,
+                                                std::string_view path) {
+    auto [first, last] = request.equal_range(boost::beast::http::field::host);
+    std::optional<std::string_view> host;
+    if (first != last && std::next(first) == last) {
+      host = std::string_view(first->value().data(), first->value().size());
+    }
+    std::optional<std::string_view> authorization;
+    if (auto it = request.find(boost::beast::http::field::authorization); it != request.end()) {
+      authorization = std::string_view(it->value().data(), it->value().size());
+    }
+    auto refusal = admin_guard_->Check(path, host, authorization);
+    if (!refusal) return std::nullopt;
+    state_->metrics.admin_refused.WithLabels({refusal->status == 401 ? "token" : "host"})
+        .Increment();
+    auto response = sg::http::MakeErrorResponse(
+        request, static_cast<sg::http::Status>(refusal->status), refusal->message);
+    if (!refusal->www_authenticate.empty()) {
+      response.set(boost::beast::http::field::www_authenticate, refusal->www_authenticate);
+    }
+    return response;
+  }
+
+  // The admin API can change what production traffic does: say so when others can reach it.
+  void WarnAboutAdminExposure() const {
+    const auto& admin = config_.admin;
+    if (!IsLoopbackAddress(config_.admin_host)) {
+      // The config parser refused this without a token.
+      spdlog::warn(
+          "admin listener on {} is reachable beyond loopback: only its bearer token ({}) "
+          "protects it; bind 127.0.0.1 unless remote access is needed",
+          Endpoint{config_.admin_host, admin_->port()}.ToString(), admin.token_file);
+    }
+    struct stat info {};
+    if (!admin.token_file.empty() && stat(admin.token_file.c_str(), &info) == 0 &&
+        (info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+      spdlog::warn("admin token file {} is readable by other users (mode {:o}): chmod 600 it",
+                   admin.token_file, info.st_mode & 0777);
+    }
   }
 
   // The comparison endpoints run the rank tests or write a report: they run on the admin worker
@@ -520,6 +634,7 @@ class Gateway::Impl {
       acceptor_.close(ignored);
     });
     signals_.cancel(ignored);
+    reopen_signal_.cancel(ignored);
     counters_timer_.cancel();
     for (auto& session : state_->LiveSessions()) session->Drain();
     drain_deadline_ = Clock::now() + config_.shutdown_grace;
@@ -569,9 +684,15 @@ class Gateway::Impl {
   net::steady_timer counters_timer_;
   net::steady_timer drain_timer_;
   net::steady_timer accept_backoff_;
+  // Accept failures since the last warning, and its time (shard 0's thread only).
+  uint64_t accept_failures_ = 0;
+  Clock::time_point last_accept_warning_;
+  static constexpr rlim_t kReservedDescriptors = 64;  // logs, listeners, epoll, eventfds, ...
+  net::signal_set reopen_signal_;
   std::string instance_;
   std::shared_ptr<GatewayState> state_;
   std::unique_ptr<sg::http::HttpServer> admin_;
+  std::unique_ptr<AdminGuard> admin_guard_;  // set once admin_ is bound (its port)
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};

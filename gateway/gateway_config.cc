@@ -8,6 +8,8 @@
 #include <fstream>
 #include <set>
 
+#include <arpa/inet.h>
+
 #include "common/strings.h"
 #include "comparator/compare_config.h"
 #include "comparator/gates.h"
@@ -235,6 +237,49 @@ std::string BesideConfig(const ConfigNode& node, const std::string& path) {
   return (std::filesystem::path(node.file()).parent_path() / path).lexically_normal().string();
 }
 
+void ParseAdmin(const ConfigNode& node, AdminConfig* config) {
+  ObjectReader reader(node);
+  if (reader.Has("allowed_hosts")) {
+    config->allowed_hosts.clear();
+    auto hosts = reader.Get<std::vector<std::string>>("allowed_hosts", {});
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      std::string host = ToLowerAscii(hosts[i]);
+      // A name or an address, without port ("[::1]", not "[::1]:9901"): the port is the admin
+      // listener's own.
+      bool bracketed = host.starts_with('[') && host.ends_with(']') && host.size() > 2;
+      if (host.empty() || (!bracketed && host.find(':') != std::string::npos) ||
+          host.find_first_of(" \t/@") != std::string::npos) {
+        node.Child("allowed_hosts")
+            .Element(i)
+            .Report("must be a host name or address without port (IPv6 in brackets), or \"*\"");
+        continue;
+      }
+      config->allowed_hosts.push_back(host);
+    }
+    if (hosts.empty()) node.Child("allowed_hosts").Report("must list at least one host");
+  }
+  config->token_file = BesideConfig(node, reader.Get<std::string>("token_file", ""));
+  reader.Finish();
+  if (IsEmptyString(node, "token_file")) node.Child("token_file").Report("must not be empty");
+  if (config->token_file.empty()) return;
+  std::ifstream in(config->token_file);
+  if (!in) {
+    node.Child("token_file")
+        .Report("cannot open \"" + config->token_file + "\": " + std::strerror(errno));
+    return;
+  }
+  // The token is the file's first line, surrounding white space (a final newline) left out.
+  std::string line;
+  std::getline(in, line);
+  config->token = std::string(Trim(line));
+  if (config->token.size() < 16) {
+    node.Child("token_file")
+        .Report("\"" + config->token_file +
+                "\" must hold a token of at least 16 characters on its first line");
+    config->token.clear();
+  }
+}
+
 void ParseComparison(const ConfigNode& node, ComparisonConfig* config) {
   ObjectReader reader(node);
   config->rules_path = BesideConfig(node, reader.Require<std::string>("rules"));
@@ -291,6 +336,13 @@ std::string Endpoint::ToString() const {
   return host + ":" + std::to_string(port);
 }
 
+bool IsLoopbackAddress(const std::string& host) {
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 bool ParseEndpoint(const std::string& text, Endpoint* out) {
   std::string host;
   std::string port_text;
@@ -326,11 +378,53 @@ const UpstreamConfig* GatewayConfig::FindUpstream(const std::string& name) const
   return nullptr;
 }
 
+namespace {
+
+// What would only fail at start (exit 1, no JSON path) is reported by `check` instead: the admin
+// listener on the proxy's own address.
+void CheckStartable(const ConfigNode& root, const GatewayConfig& config) {
+  auto any = [](const std::string& host) { return host == "0.0.0.0" || host == "::"; };
+  if (config.admin_port == config.listen_port && config.admin_port != 0 &&
+      (config.admin_host == config.listen_host || any(config.admin_host) ||
+       any(config.listen_host))) {
+    root.Child("admin_listen")
+        .Report("must not be the address of listen (" +
+                Endpoint{config.listen_host, config.listen_port}.ToString() +
+                "): both could not be bound");
+  }
+}
+
+}  // namespace
+
 GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
   GatewayConfig config;
   ObjectReader reader(root);
   ReadListen(reader, "listen", &config.listen_host, &config.listen_port);
   ReadListen(reader, "admin_listen", &config.admin_host, &config.admin_port);
+  if (auto admin = reader.Optional("admin")) {
+    try {
+      ParseAdmin(*admin, &config.admin);
+    } catch (const ConfigError& e) {
+      admin->Absorb(e);
+    }
+  }
+  {
+    // The admin API changes what production traffic does (mirror percents): beyond loopback it
+    // must be behind a token. An address, not a name: the listener binds it as it is.
+    in6_addr ignored{};
+    const auto& host = config.admin_host;
+    bool address = inet_pton(AF_INET, host.c_str(), &ignored) == 1 ||
+                   inet_pton(AF_INET6, host.c_str(), &ignored) == 1;
+    if (!address) {
+      root.Child("admin_listen")
+          .Report("must be an IP address and port, got host \"" + host + "\"");
+    } else if (!IsLoopbackAddress(host) && config.admin.token_file.empty()) {
+      root.Child("admin_listen")
+          .Report("\"" + Endpoint{host, config.admin_port}.ToString() +
+                  "\" is beyond loopback: set admin.token_file (a bearer token), or bind "
+                  "127.0.0.1 or [::1]");
+    }
+  }
   config.io_threads = reader.GetInRange<int>("io_threads", config.io_threads, 0, 256);
   config.shadow_threads = reader.GetInRange<int>("shadow_threads", config.shadow_threads, 0, 256);
   config.shadow_nice = reader.GetInRange<int>("shadow_nice", config.shadow_nice, 0, 19);
@@ -342,6 +436,8 @@ GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
       "max_request_body_bytes", config.max_request_body_bytes, 0, int64_t{1} << 40);
   config.max_streamed_body_bytes = reader.GetInRange<int64_t>(
       "max_streamed_body_bytes", config.max_streamed_body_bytes, 0, int64_t{1} << 50);
+  config.max_buffered_body_bytes = reader.GetInRange<int64_t>(
+      "max_buffered_body_bytes", config.max_buffered_body_bytes, 0, int64_t{1} << 40);
   config.client_header_timeout =
       PositiveDuration(reader, "client_header_timeout", config.client_header_timeout);
   config.client_body_timeout =
@@ -363,6 +459,10 @@ GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
     for (auto& name : reader.Get<std::vector<std::string>>("redact_headers", {})) {
       config.redact_headers.push_back(ToLowerAscii(name));
     }
+  }
+  config.access_log_path = reader.Get<std::string>("access_log_path", "");
+  if (IsEmptyString(root, "access_log_path")) {
+    root.Child("access_log_path").Report("must not be empty (leave it out for stdout)");
   }
   std::string access_log = reader.Get<std::string>("access_log", "off");
   if (access_log == "off") {
@@ -439,6 +539,7 @@ GatewayConfig ParseGatewayConfig(const ConfigNode& root) {
                               : 0)) {
     CheckReferences(root, config);
   }
+  CheckStartable(root, config);
   return config;
 }
 
@@ -451,6 +552,8 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
   json out;
   out["listen"] = Endpoint{config.listen_host, config.listen_port}.ToString();
   out["admin_listen"] = Endpoint{config.admin_host, config.admin_port}.ToString();
+  out["admin"] = {{"allowed_hosts", config.admin.allowed_hosts}};
+  if (!config.admin.token_file.empty()) out["admin"]["token_file"] = config.admin.token_file;
   out["io_threads"] = config.io_threads;
   out["shadow_threads"] = config.shadow_threads;
   out["shadow_nice"] = config.shadow_nice;
@@ -458,6 +561,7 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
   out["max_header_bytes"] = config.max_header_bytes;
   out["max_request_body_bytes"] = config.max_request_body_bytes;
   out["max_streamed_body_bytes"] = config.max_streamed_body_bytes;
+  out["max_buffered_body_bytes"] = config.max_buffered_body_bytes;
   out["client_header_timeout"] = FormatMicros(config.client_header_timeout);
   out["client_body_timeout"] = FormatMicros(config.client_body_timeout);
   out["keep_alive_timeout"] = FormatMicros(config.keep_alive_timeout);
@@ -468,6 +572,7 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
   out["access_log"] = config.access_log == AccessLogFormat::kOff    ? "off"
                       : config.access_log == AccessLogFormat::kText ? "text"
                                                                     : "json";
+  if (!config.access_log_path.empty()) out["access_log_path"] = config.access_log_path;
   json upstreams = json::object();
   for (const auto& u : config.upstreams) {
     json endpoints = json::array();

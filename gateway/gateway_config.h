@@ -104,11 +104,24 @@ struct ComparisonConfig {
   bool enabled() const { return rules != nullptr; }
 };
 
+// Who may use the admin listener (gateway/admin_guard.h, docs/gateway.md "Security model").
+struct AdminConfig {
+  // Host names the admin listener answers for (lower-case, without port; "*": any). A request
+  // naming another host is refused (421): loopback names only, so a web page whose name was
+  // re-bound to 127.0.0.1 (DNS rebinding) cannot reach it.
+  std::vector<std::string> allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
+  // A file holding the bearer token (relative: to the config file's directory); empty: no token.
+  // Required when admin_listen is beyond loopback.
+  std::string token_file;
+  std::string token;  // read from token_file at config time; never shown (GatewayConfigToJson)
+};
+
 struct GatewayConfig {
   std::string listen_host = "0.0.0.0";
   uint16_t listen_port = 8080;
   std::string admin_host = "127.0.0.1";  // admin is never exposed by default
   uint16_t admin_port = 9901;
+  AdminConfig admin;
   int io_threads = 0;  // 0: the CPUs available to the process
   // Threads that run the mirrors' exchanges, so that shadow work never queues in a primary's
   // event loop; 0: none, the I/O threads run them (see docs/gateway.md for the trade-off).
@@ -117,6 +130,11 @@ struct GatewayConfig {
   int max_connections = 10000;                // client connections; over it, new ones are closed
   int64_t max_header_bytes = 16 << 10;        // request line + headers; over it: 431
   int64_t max_request_body_bytes = 16 << 20;  // buffered (mirrored) request bodies; over it: 413
+  // Request body bytes held in memory at once, over all connections (bodies buffered for
+  // mirroring, chunked bodies being collected). A body that would pass it is streamed to the
+  // primary instead and not mirrored (counted memory_budget). 256 MiB: 256 buffered 1 MiB bodies,
+  // a small share of a host's memory, where 10,000 connections x 1 MiB would be 10 GiB.
+  int64_t max_buffered_body_bytes = int64_t{256} << 20;
   // Streamed (not mirrored) request bodies; over it: 413. 0: unlimited. Memory stays bounded.
   int64_t max_streamed_body_bytes = int64_t{1} << 30;
   Micros client_header_timeout = std::chrono::seconds(10);  // request headers; over it: 408
@@ -127,6 +145,8 @@ struct GatewayConfig {
   std::string shadow_header = "X-Shadow-Request";           // set to "1" on every mirror copy
   std::vector<std::string> redact_headers = {"authorization", "cookie", "proxy-authorization"};
   AccessLogFormat access_log = AccessLogFormat::kOff;
+  // Where access lines go: a file (appended to; SIGHUP reopens it, for logrotate); "": stdout.
+  std::string access_log_path;
   std::vector<UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;
   CaptureConfig capture;
@@ -143,8 +163,11 @@ GatewayConfig LoadGatewayConfig(const std::string& path);
 // Parses "host:port" ("[::1]:80" for IPv6). False when malformed.
 bool ParseEndpoint(const std::string& text, Endpoint* out);
 
-// The effective config as JSON, for /admin/config. Holds no secrets by construction (the config
-// has none), but header values are never part of it.
+// True when `host` is an IPv4 loopback address (127.0.0.0/8) or ::1.
+bool IsLoopbackAddress(const std::string& host);
+
+// The effective config as JSON, for /admin/config. Holds no secrets: the admin token is shown by
+// its file's name only, and header values are never part of the config.
 nlohmann::json GatewayConfigToJson(const GatewayConfig& config);
 
 }  // namespace sg::gateway

@@ -36,6 +36,13 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& registry)
           registry.AddGauge("sg_gateway_client_connections", "Open client connections.")),
       pair_sink_dropped(registry.AddGauge("sg_gateway_pair_sink_dropped",
                                           "Pair records dropped by the pair sinks (summed).")),
+      admin_refused(registry.AddCounter("sg_gateway_admin_refused_total",
+                                        "Admin requests refused: Host not allowed, or no or a "
+                                        "wrong token.",
+                                        {"reason"})),
+      buffered_body_bytes(
+          registry.AddGauge("sg_gateway_buffered_body_bytes",
+                            "Request body bytes held in memory now, over all connections.")),
       comparator_accepted(registry.AddGauge("sg_gateway_comparator_records_accepted",
                                             "Records queued for the in-process comparator.")),
       comparator_dropped(registry.AddGauge("sg_gateway_comparator_records_dropped",

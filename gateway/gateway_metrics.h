@@ -21,6 +21,8 @@ struct GatewayMetrics {
   Family<Gauge>& pool_created;         // {upstream, pool}: connections opened
   Family<Gauge>& client_connections;   // open client connections
   Family<Gauge>& pair_sink_dropped;    // records the pair sink dropped (summed over sinks)
+  Family<Counter>& admin_refused;      // {reason=host|token}: admin requests refused
+  Family<Gauge>& buffered_body_bytes;  // request body bytes held now (max_buffered_body_bytes)
   // The in-process comparator's queue (only with a comparison section).
   Family<Gauge>& comparator_accepted;  // records queued for judging
   Family<Gauge>& comparator_dropped;   // records dropped because the queue was full

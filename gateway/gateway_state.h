@@ -14,11 +14,13 @@
 #include <spdlog/logger.h>
 
 #include "common/metrics.h"
+#include "gateway/body_budget.h"
 #include "gateway/deadline_sweeper.h"
 #include "gateway/gateway_config.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/mirror.h"
 #include "gateway/pair_sink.h"
+#include "gateway/reopenable_file_sink.h"
 #include "gateway/routing.h"
 #include "gateway/upstream_pool.h"
 
@@ -53,6 +55,10 @@ struct GatewayState {
   std::unordered_map<std::string, std::shared_ptr<UpstreamPool>> primary_pools;  // by upstream
   std::vector<RouteRuntime> route_runtimes;
   std::shared_ptr<spdlog::logger> access_log;  // null: off
+  // The access log's file with access_log_path (SIGHUP reopens it); null: stdout or off.
+  std::shared_ptr<ReopenableFileSink> access_log_file;
+  // Request body bytes held in memory over all connections (max_buffered_body_bytes).
+  const std::shared_ptr<BodyBudget> body_budget;
 
   std::atomic<bool> draining{false};
   std::atomic<int> active_sessions{0};

@@ -4,7 +4,10 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -72,6 +75,14 @@ bool JsonlPairSink::Enqueue(PairLogEntry entry) {
   return true;
 }
 
+void JsonlPairSink::Reopen() {
+  {
+    std::lock_guard lock(mutex_);
+    reopen_ = true;
+  }
+  wake_.notify_one();
+}
+
 void JsonlPairSink::Close() {
   {
     std::lock_guard lock(mutex_);
@@ -89,13 +100,19 @@ void JsonlPairSink::Close() {
 void JsonlPairSink::WriterLoop() {
   std::deque<PairLogEntry> batch;
   for (;;) {
+    bool reopen = false;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return closing_ || !queue_.empty(); });
-      wake_.wait_for(lock, kBatchDelay, [this] { return closing_ || queue_.size() >= kBatchSize; });
-      if (queue_.empty() && closing_) break;
+      wake_.wait(lock, [this] { return closing_ || reopen_ || !queue_.empty(); });
+      if (!reopen_) {
+        wake_.wait_for(lock, kBatchDelay,
+                       [this] { return closing_ || reopen_ || queue_.size() >= kBatchSize; });
+      }
+      if (queue_.empty() && closing_ && !reopen_) break;
       batch.swap(queue_);
+      reopen = std::exchange(reopen_, false);
     }
+    if (reopen) ReopenFile();
     // Encoding (base64, JSON) happens here, off the I/O threads.
     for (auto& entry : batch) {
       std::string line = std::visit([](const auto& e) { return EncodePairLogLine(e); }, entry);
@@ -119,6 +136,21 @@ void JsonlPairSink::WriteLine(const std::string& line) {
   }
   file_size_ += line.size();
   written_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void JsonlPairSink::ReopenFile() {
+  // Opened before the old one is closed: a failure keeps the old file.
+  std::FILE* file = OpenPrivate(config_.path, "ab");
+  if (!file) {
+    spdlog::error("pair log: cannot reopen {}: {}", config_.path, std::strerror(errno));
+    return;
+  }
+  if (file_) std::fclose(file_);
+  file_ = file;
+  std::error_code ec;
+  auto size = std::filesystem::file_size(config_.path, ec);
+  file_size_ = ec ? 0 : size;
+  spdlog::info("pair log: reopened {}", config_.path);
 }
 
 void JsonlPairSink::Rotate() {

@@ -26,6 +26,8 @@ class JsonlPairSink : public PairSink {
   bool Submit(MirrorCounters counters) override;
   uint64_t dropped() const override { return dropped_.load(std::memory_order_relaxed); }
   void Close() override;
+  // The writer reopens the path before its next batch (at once when idle).
+  void Reopen() override;
 
   // Lines written so far (tests, metrics).
   uint64_t written() const { return written_.load(std::memory_order_relaxed); }
@@ -36,6 +38,8 @@ class JsonlPairSink : public PairSink {
   void WriterLoop();
   void WriteLine(const std::string& line);
   void Rotate();
+  // Closes file_ and opens the path again (appending), for Reopen().
+  void ReopenFile();
 
   // The writer wakes for a batch, not for every record: when the queue gets its first record it
   // waits up to kBatchDelay for kBatchSize of them (a wake-up per record costs the I/O threads a
@@ -52,6 +56,7 @@ class JsonlPairSink : public PairSink {
   std::condition_variable wake_;
   std::deque<PairLogEntry> queue_;
   bool closing_ = false;
+  bool reopen_ = false;  // Reopen() was called: the writer reopens the file
   // Owned by the writer thread.
   std::FILE* file_;
   uint64_t file_size_;

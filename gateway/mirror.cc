@@ -86,7 +86,7 @@ MirrorRuntime::MirrorRuntime(const MirrorConfig& config, const std::string& rout
       percent_(config.percent),
       ppm_(PercentToPpm(config.percent)),
       pacer_(config.max_in_flight, std::max(1, config.max_in_flight / 8)) {
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < kNotMirroredReasonCount; ++i) {
     not_mirrored_[i] =
         &metrics.not_mirrored.WithLabels({route, config.name, kNotMirroredReasons[i]});
   }
@@ -114,10 +114,16 @@ NotMirrored MirrorRuntime::Admit(std::string_view hash_key, size_t body_size) {
   return NotMirrored::kNone;
 }
 
-NotMirrored MirrorRuntime::CountStreamed(std::string_view hash_key) {
+NotMirrored MirrorRuntime::CountStreamed(std::string_view hash_key, bool over_budget,
+                                         uint64_t body_size) {
   if (!sampler_.Sample(ppm_.load(std::memory_order_relaxed), hash_key)) {
     not_mirrored_[0]->Increment();
     return NotMirrored::kSampledOut;
+  }
+  if (over_budget &&
+      (!config_.mirror_body || body_size <= static_cast<uint64_t>(config_.max_body_bytes))) {
+    not_mirrored_[3]->Increment();
+    return NotMirrored::kMemoryBudget;
   }
   not_mirrored_[1]->Increment();
   return NotMirrored::kBodyTooLarge;

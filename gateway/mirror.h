@@ -18,8 +18,11 @@
 
 namespace sg::gateway {
 
-enum class NotMirrored { kNone, kSampledOut, kBodyTooLarge, kOverload };
-inline constexpr const char* kNotMirroredReasons[] = {"sampled_out", "body_too_large", "overload"};
+enum class NotMirrored { kNone, kSampledOut, kBodyTooLarge, kOverload, kMemoryBudget };
+// Indexed by NotMirrored - 1.
+inline constexpr const char* kNotMirroredReasons[] = {"sampled_out", "body_too_large", "overload",
+                                                      "memory_budget"};
+inline constexpr int kNotMirroredReasonCount = 4;
 inline constexpr const char* kShadowOutcomes[] = {"ok", "shadow_error", "shadow_timeout",
                                                   "connect_failed"};
 
@@ -66,8 +69,12 @@ class MirrorRuntime {
   // overload covers both the in-flight bound and the pacer (MirrorPacer).
   NotMirrored Admit(std::string_view hash_key, size_t body_size);
   // For a request whose body is streamed (never mirrored): counts sampled_out when sampling
-  // leaves it out, else body_too_large. Takes no slot.
-  NotMirrored CountStreamed(std::string_view hash_key);
+  // leaves it out; else memory_budget when it was streamed because the memory budget could not
+  // hold it (`over_budget`) and this mirror would have taken it (no body mirrored, or
+  // `body_size`, its size or what of it was read, within max_body_bytes); else body_too_large.
+  // Takes no slot.
+  NotMirrored CountStreamed(std::string_view hash_key, bool over_budget = false,
+                            uint64_t body_size = 0);
   // Records a finished shadow exchange (outcome, latency) and frees its slot.
   void Finished(const UpstreamResult& result);
   // Records a copy not sent because the shadow is down (counted connect_failed); frees its slot.
@@ -92,7 +99,7 @@ class MirrorRuntime {
   std::atomic<uint64_t> ppm_;
   std::atomic<int> in_flight_{0};
   MirrorPacer pacer_;
-  Counter* not_mirrored_[3];
+  Counter* not_mirrored_[kNotMirroredReasonCount];
   Counter* outcomes_[4];
   Histogram* latency_;
 };

@@ -24,6 +24,10 @@ class PairSink {
   // Writes out everything accepted so far and releases resources; blocks. Called once, at
   // shutdown, after the I/O threads stopped submitting. Submit after Close drops.
   virtual void Close() = 0;
+
+  // Reopens the files it writes by name (SIGHUP, after logrotate renamed them): later records
+  // go to new files. Called on an I/O thread: MUST NOT block. Default: nothing to reopen.
+  virtual void Reopen() {}
 };
 
 }  // namespace sg::gateway

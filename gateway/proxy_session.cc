@@ -130,6 +130,10 @@ void ProxySession::DoReadHeader() {
   parser_->body_limit(
       std::max(StreamedLimit(), static_cast<uint64_t>(state_->config.max_request_body_bytes)));
   ArmTimer(state_->config.client_header_timeout);
+  // The request's first bytes are here (read just now, or pipelined behind the last one): the
+  // access log measures a request refused before it is complete from this moment.
+  request_start_ = Clock::now();
+  request_complete_ = {};
   header_scanned_ = 0;
   obs_fold_ = false;
   ParseHeader();
@@ -189,6 +193,13 @@ void ProxySession::OnReadHeader(beast::error_code ec) {
   }
   RouteRequest();
   streamed_ = ShouldStream();
+  if (!streamed_ && route_ && !parser_->chunked()) {
+    // A buffered body's room comes out of the memory budget before a byte of it is held; one
+    // the budget cannot hold is streamed to the primary instead (not mirrored: memory_budget).
+    body_reservation_ = state_->body_budget->Reserve();
+    auto length = static_cast<int64_t>(parser_->content_length().value_or(0));
+    if (!body_reservation_.GrowTo(length)) streamed_ = over_budget_ = true;
+  }
   if (streamed_) {
     parser_->body_limit(StreamedLimit());
   } else {
@@ -219,8 +230,27 @@ void ProxySession::OnContinueWritten(beast::error_code ec, std::size_t) {
 
 void ProxySession::ReadBody() {
   if (streamed_) return StartStreamed();
-  if (route_ && parser_->chunked()) return StartCollecting();
+  if (!route_) return StartDiscarding();
+  if (parser_->chunked()) return StartCollecting();
   DoReadBody();
+}
+
+void ProxySession::StartDiscarding() {
+  // Read piece by piece into the relay buffer and dropped, within max_request_body_bytes (413),
+  // so that an unrouted body never takes memory.
+  stream_parser_.emplace(std::move(*parser_));
+  parser_.reset();
+  stream_parser_->body_limit(static_cast<uint64_t>(state_->config.max_request_body_bytes));
+  if (!piece_) piece_ = std::make_unique<char[]>(kRelayChunk);
+  DoClientPieceRead(&ProxySession::OnDiscardPiece);
+}
+
+void ProxySession::OnDiscardPiece(beast::error_code ec, std::size_t) {
+  DisarmTimer();
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) return OnReadError(ec);
+  if (!stream_parser_->is_done()) return DoClientPieceRead(&ProxySession::OnDiscardPiece);
+  HandleRequest({});  // 404
 }
 
 void ProxySession::StartCollecting() {
@@ -245,7 +275,28 @@ void ProxySession::StartCollecting() {
   collect_limit_ = std::min(collect_limit_, state_->config.max_request_body_bytes);
   collected_.clear();
   if (!piece_) piece_ = std::make_unique<char[]>(kRelayChunk);
+  body_reservation_ = state_->body_budget->Reserve();
+  if (!ReserveCollectRoom()) {
+    streamed_ = over_budget_ = true;
+    return StartStreamed();
+  }
   DoClientPieceRead(&ProxySession::OnCollectPiece);
+}
+
+bool ProxySession::ReserveCollectRoom() {
+  // Grown as a string grows (doubling, up to the collect limit and one piece), and collected_
+  // allocated to exactly the reserved size, so the budget counts the memory really held.
+  const auto piece = static_cast<int64_t>(kRelayChunk);
+  const auto needed = static_cast<int64_t>(collected_.size()) + piece;
+  if (needed <= body_reservation_.bytes()) return true;
+  const auto wanted =
+      std::max(needed, std::min(2 * body_reservation_.bytes(), collect_limit_ + piece));
+  if (!body_reservation_.GrowTo(wanted) && !body_reservation_.GrowTo(needed)) return false;
+  std::string grown;
+  grown.reserve(static_cast<std::size_t>(body_reservation_.bytes()));
+  grown.append(collected_);
+  collected_.swap(grown);
+  return true;
 }
 
 void ProxySession::DoClientPieceRead(PieceHandler on_piece) {
@@ -269,7 +320,13 @@ void ProxySession::OnCollectPiece(beast::error_code ec, std::size_t) {
     prefix_pending_ = true;
     return StartStreamed();
   }
-  if (!stream_parser_->is_done()) return DoClientPieceRead(&ProxySession::OnCollectPiece);
+  if (!stream_parser_->is_done()) {
+    if (ReserveCollectRoom()) return DoClientPieceRead(&ProxySession::OnCollectPiece);
+    // The budget cannot hold more: streamed, what was collected going first.
+    streamed_ = over_budget_ = true;
+    prefix_pending_ = true;
+    return StartStreamed();
+  }
   Request request;
   request.base() = std::move(upstream_request_.base());
   request.body() = std::move(collected_);
@@ -372,7 +429,15 @@ void ProxySession::HandleRequest(Request request) {
   route.requests->Increment();
 
   // The upstream copy: hop-by-hop headers removed, X-Forwarded-*, X-Request-Id, fresh framing.
-  auto upstream = std::make_shared<Request>(std::move(request));
+  // It holds the body's share of the memory budget until the primary and every mirror copy
+  // dropped it.
+  struct BufferedRequest {
+    Request request;
+    BodyBudget::Reservation reservation;
+  };
+  auto buffered = std::make_shared<BufferedRequest>(
+      BufferedRequest{std::move(request), std::move(body_reservation_)});
+  std::shared_ptr<Request> upstream(buffered, &buffered->request);
   parser_.reset();
   RemoveHopByHop(*upstream);
   upstream->erase(http::field::expect);
@@ -535,6 +600,8 @@ void ProxySession::SendUpstreamResponse() {
 void ProxySession::SendError(http::status status, const std::string& message, bool close) {
   parser_.reset();
   stream_parser_.reset();
+  collected_ = std::string();
+  body_reservation_.Reset();
   collectors_.clear();
   response_ = Response(status, 11);
   response_.set(http::field::content_type, "application/json");
@@ -587,6 +654,8 @@ void ProxySession::OnWrite(beast::error_code ec, std::size_t) {
   buffered_request_.reset();
   capture_.clear();
   collected_ = std::string();
+  body_reservation_.Reset();
+  over_budget_ = false;
   prefix_pending_ = false;
   first_piece_ = 0;
   streamed_ = false;
@@ -640,7 +709,10 @@ void ProxySession::Close() {
 }
 
 void ProxySession::LogAccess() {
-  auto latency_us = ToMicros(Clock::now() - request_complete_);
+  // From the complete request (its body read, or its head for a streamed body) to the response;
+  // for one refused before that (parse errors, limits, timeouts), from its first byte.
+  auto from = request_complete_ == Clock::time_point{} ? request_start_ : request_complete_;
+  auto latency_us = ToMicros(Clock::now() - from);
   if (state_->config.access_log == AccessLogFormat::kJson) {
     nlohmann::json line = {
         {"ts_us", NowUnixMicros()}, {"client", client_ip_},       {"method", method_},
@@ -687,7 +759,9 @@ void ProxySession::StartStreamed() {
   upstream_request_.keep_alive(true);
   if (stream_parser_->chunked()) upstream_request_.chunked(true);
 
-  // Mirrors never get a streamed body: counted sampled_out or body_too_large.
+  // Mirrors never get a streamed body: counted sampled_out, memory_budget or body_too_large.
+  uint64_t body_size =
+      prefix_pending_ ? collected_.size() : stream_parser_->content_length().value_or(0);
   for (auto& mirror : route_->mirrors) {
     std::string_view key;
     const auto& header = mirror->config().hash_header;
@@ -695,7 +769,7 @@ void ProxySession::StartStreamed() {
       auto it = upstream_request_.find(header);
       if (it != upstream_request_.end()) key = View(it->value());
     }
-    mirror->CountStreamed(key);
+    mirror->CountStreamed(key, over_budget_, body_size);
   }
 
   if (!piece_) piece_ = std::make_unique<char[]>(kRelayChunk);
@@ -848,7 +922,8 @@ void ProxySession::OnRequestPieceWritten(beast::error_code ec, std::size_t) {
   if (ClosedMidStream()) return;
   if (ec == http::error::need_buffer) ec = {};
   if (ec) return UpstreamFailed(ec, /*may_retry=*/!body_consumed_);
-  collected_ = std::string();  // written: its memory goes
+  collected_ = std::string();  // written: its memory goes, and its share of the budget
+  body_reservation_.Reset();
   if (RequestBodyRead()) return DoResponseHeaderRead();
   DoClientPieceRead(&ProxySession::OnRequestPieceRead);
 }

@@ -60,6 +60,12 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   // whole (a Content-Length a mirror may take, or no route).
   void ReadBody();
   void StartCollecting();
+  // Grows body_reservation_ to hold collected_ and its next piece. False when the memory budget
+  // cannot: the body is streamed from there (counted memory_budget).
+  bool ReserveCollectRoom();
+  // No route: the body is read and dropped (the answer is 404 whatever it holds).
+  void StartDiscarding();
+  void OnDiscardPiece(beast::error_code ec, std::size_t bytes);
   using PieceHandler = void (ProxySession::*)(beast::error_code, std::size_t);
   void DoClientPieceRead(PieceHandler on_piece);
   void OnCollectPiece(beast::error_code ec, std::size_t bytes);
@@ -134,7 +140,11 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   bool streamed_ = false;
   std::optional<http::request_parser<http::buffer_body>> stream_parser_;
   std::shared_ptr<const Request> buffered_request_;  // set when the body was buffered (mirrored)
-  std::string collected_;        // a chunked body collected for mirroring (or its streamed start)
+  std::string collected_;  // a chunked body collected for mirroring (or its streamed start)
+  // The memory budget's share for the body being buffered or collected (its capacity); moves
+  // with a buffered body into the request the mirrors share.
+  BodyBudget::Reservation body_reservation_;
+  bool over_budget_ = false;     // streamed because the budget could not hold the body
   int64_t collect_limit_ = 0;    // past it, the collected body is streamed instead
   bool prefix_pending_ = false;  // collected_ still to be sent to the primary
   std::size_t first_piece_ = 0;  // body bytes in piece_ that go with the head (TakeReadBody)
@@ -178,7 +188,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::string route_name_;
   RouteRuntime* route_ = nullptr;  // owned by state_
   std::string request_id_;
-  std::chrono::steady_clock::time_point request_complete_;
+  std::chrono::steady_clock::time_point request_start_;     // its first bytes arrived
+  std::chrono::steady_clock::time_point request_complete_;  // read (or streamed); {}: not yet
   std::vector<std::shared_ptr<PairCollector>> collectors_;
 
   Response response_;

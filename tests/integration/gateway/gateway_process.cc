@@ -114,6 +114,10 @@ std::filesystem::path WriteNginxConfig(const TempDir& dir,
 }
 
 CheckResult RunCheck(const std::filesystem::path& config) {
+  return RunShadowgate({"check", "--config", config.string()});
+}
+
+CheckResult RunShadowgate(const std::vector<std::string>& args) {
   CheckResult result;
   TempDir out_dir;
   auto out = out_dir.path() / "out.txt";
@@ -121,12 +125,13 @@ CheckResult RunCheck(const std::filesystem::path& config) {
   options.stdout_path = out.string();
   options.stderr_path = out.string();
   std::string error;
-  auto child = Subprocess::Spawn(
-      {(BinDir() / "shadowgate").string(), "check", "--config", config.string()}, options, &error);
+  std::vector<std::string> argv = {(BinDir() / "shadowgate").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto child = Subprocess::Spawn(argv, options, &error);
   EXPECT_TRUE(child) << error;
   if (!child) return result;
   auto status = child->WaitFor(10s);
-  EXPECT_TRUE(status) << "shadowgate check did not exit";
+  EXPECT_TRUE(status) << "shadowgate did not exit";
   if (status && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
   std::ifstream in(out);
   result.output.assign(std::istreambuf_iterator<char>(in), {});

@@ -65,5 +65,7 @@ struct CheckResult {
 };
 // Runs `shadowgate check --config <config>` and waits for it.
 CheckResult RunCheck(const std::filesystem::path& config);
+// Runs shadowgate with `args` and waits (10 s) for it to exit: for runs that must not start.
+CheckResult RunShadowgate(const std::vector<std::string>& args);
 
 }  // namespace sg::testing

@@ -184,81 +184,86 @@ TEST(GatewayConfigTest, EffectiveConfigShowsEveryFieldAndRoundTripsThroughThePar
   testing::TempDir dir;
   const auto rules = dir.Write("rules.json", R"({"rules": [{"name": "api", "kind": "json"}]})");
   const auto gates = dir.Write("gates.json", R"({"gates": [{"metric": "pairs", "min": 10}]})");
-  const nlohmann::json full = {{"listen", "127.0.0.2:8081"},
-                               {"admin_listen", "127.0.0.3:9902"},
-                               {"io_threads", 3},
-                               {"shadow_threads", 2},
-                               {"shadow_nice", 7},
-                               {"max_connections", 123},
-                               {"max_header_bytes", 4096},
-                               {"max_request_body_bytes", 1000},
-                               {"max_streamed_body_bytes", 2000},
-                               {"client_header_timeout", "11s"},
-                               {"client_body_timeout", "12ms"},
-                               {"keep_alive_timeout", "13s"},
-                               {"write_timeout", "14s"},
-                               {"shutdown_grace", "1500ms"},
-                               {"shadow_header", "X-Mirror"},
-                               {"redact_headers", {"x-secret"}},
-                               {"access_log", "json"},
-                               {"upstreams",
-                                {{"a",
-                                  {{"endpoints", {"127.0.0.1:81", "[::1]:82"}},
-                                   {"max_connections", 9},
-                                   {"max_pending", 8},
-                                   {"pending_timeout", "250ms"},
-                                   {"idle_timeout", "31s"},
-                                   {"connect_timeout", "750us"},
-                                   {"header_timeout", "32s"},
-                                   {"total_timeout", "61s"},
-                                   {"max_response_bytes", 777},
-                                   {"eject_after_failures", 3},
-                                   {"eject_duration", "4s"}}},
-                                 {"b",
-                                  {{"endpoints", {"127.0.0.1:83"}},
-                                   {"max_connections", 512},
-                                   {"max_pending", 1024},
-                                   {"pending_timeout", "1s"},
-                                   {"idle_timeout", "30s"},
-                                   {"connect_timeout", "1s"},
-                                   {"header_timeout", "30s"},
-                                   {"total_timeout", "60s"},
-                                   {"max_response_bytes", 64 << 20},
-                                   {"eject_after_failures", 5},
-                                   {"eject_duration", "10s"}}}}},
-                               {"routes",
-                                {{{"name", "api"},
-                                  {"hosts", {"api.example"}},
-                                  {"path_prefix", "/v1/"},
-                                  {"methods", {"POST"}},
-                                  {"upstream", "a"},
-                                  {"mirrors",
-                                   {{{"name", "cpu"},
-                                     {"upstream", "b"},
-                                     {"percent", 12.5},
-                                     {"sampling", "hash"},
-                                     {"hash_header", "x-user"},
-                                     {"mirror_body", false},
-                                     {"max_body_bytes", 4321},
-                                     {"timeout", "2s"},
-                                     {"max_in_flight", 17}}}}}}},
-                               {"capture",
-                                {{"request_headers", {"x-user"}},
-                                 {"response_headers", {"x-model"}},
-                                 {"max_body_bytes", 555},
-                                 {"pair_log",
-                                  {{"path", (dir.path() / "pairs.jsonl").string()},
-                                   {"max_file_bytes", 8192},
-                                   {"max_files", 2},
-                                   {"queue_capacity", 99},
-                                   {"counters_interval", "3s"}}}}},
-                               {"comparison",
-                                {{"rules", rules.string()},
-                                 {"gates", gates.string()},
-                                 {"queue_capacity", 98},
-                                 {"run", "canary"},
-                                 {"report_dir", (dir.path() / "reports").string()},
-                                 {"final_report", false}}}};
+  const auto token = dir.Write("admin.token", "0123456789abcdef0123\n");
+  const nlohmann::json full = {
+      {"listen", "127.0.0.2:8081"},
+      {"admin_listen", "127.0.0.3:9902"},
+      {"admin", {{"allowed_hosts", {"gw.internal", "[::1]"}}, {"token_file", token.string()}}},
+      {"io_threads", 3},
+      {"shadow_threads", 2},
+      {"shadow_nice", 7},
+      {"max_connections", 123},
+      {"max_header_bytes", 4096},
+      {"max_request_body_bytes", 1000},
+      {"max_streamed_body_bytes", 2000},
+      {"max_buffered_body_bytes", 3000},
+      {"client_header_timeout", "11s"},
+      {"client_body_timeout", "12ms"},
+      {"keep_alive_timeout", "13s"},
+      {"write_timeout", "14s"},
+      {"shutdown_grace", "1500ms"},
+      {"shadow_header", "X-Mirror"},
+      {"redact_headers", {"x-secret"}},
+      {"access_log", "json"},
+      {"access_log_path", (dir.path() / "access.log").string()},
+      {"upstreams",
+       {{"a",
+         {{"endpoints", {"127.0.0.1:81", "[::1]:82"}},
+          {"max_connections", 9},
+          {"max_pending", 8},
+          {"pending_timeout", "250ms"},
+          {"idle_timeout", "31s"},
+          {"connect_timeout", "750us"},
+          {"header_timeout", "32s"},
+          {"total_timeout", "61s"},
+          {"max_response_bytes", 777},
+          {"eject_after_failures", 3},
+          {"eject_duration", "4s"}}},
+        {"b",
+         {{"endpoints", {"127.0.0.1:83"}},
+          {"max_connections", 512},
+          {"max_pending", 1024},
+          {"pending_timeout", "1s"},
+          {"idle_timeout", "30s"},
+          {"connect_timeout", "1s"},
+          {"header_timeout", "30s"},
+          {"total_timeout", "60s"},
+          {"max_response_bytes", 64 << 20},
+          {"eject_after_failures", 5},
+          {"eject_duration", "10s"}}}}},
+      {"routes",
+       {{{"name", "api"},
+         {"hosts", {"api.example"}},
+         {"path_prefix", "/v1/"},
+         {"methods", {"POST"}},
+         {"upstream", "a"},
+         {"mirrors",
+          {{{"name", "cpu"},
+            {"upstream", "b"},
+            {"percent", 12.5},
+            {"sampling", "hash"},
+            {"hash_header", "x-user"},
+            {"mirror_body", false},
+            {"max_body_bytes", 4321},
+            {"timeout", "2s"},
+            {"max_in_flight", 17}}}}}}},
+      {"capture",
+       {{"request_headers", {"x-user"}},
+        {"response_headers", {"x-model"}},
+        {"max_body_bytes", 555},
+        {"pair_log",
+         {{"path", (dir.path() / "pairs.jsonl").string()},
+          {"max_file_bytes", 8192},
+          {"max_files", 2},
+          {"queue_capacity", 99},
+          {"counters_interval", "3s"}}}}},
+      {"comparison",
+       {{"rules", rules.string()},
+        {"gates", gates.string()},
+        {"queue_capacity", 98},
+        {"run", "canary"},
+        {"report_dir", (dir.path() / "reports").string()},
+        {"final_report", false}}}};
   const auto file = (dir.path() / "gw.json").string();
   auto config = ParseConfig<GatewayConfig>(full.dump(), file, ParseGatewayConfig);
   EXPECT_EQ(GatewayConfigToJson(config), full);
@@ -268,6 +273,9 @@ TEST(GatewayConfigTest, EffectiveConfigShowsEveryFieldAndRoundTripsThroughThePar
   EXPECT_EQ(GatewayConfigToJson(again), full);
   EXPECT_EQ(again.upstreams.at(0).eject_duration, std::chrono::seconds(4));
   EXPECT_EQ(again.routes.at(0).mirrors.at(0).max_in_flight, 17);
+  // The token itself is never shown, only its file.
+  EXPECT_EQ(config.admin.token, "0123456789abcdef0123");
+  EXPECT_EQ(GatewayConfigToJson(config).dump().find("0123456789abcdef0123"), std::string::npos);
 }
 
 TEST(GatewayConfigTest, ComparisonSectionLoadsRulesAndGatesBesideTheConfig) {
@@ -353,6 +361,120 @@ TEST(GatewayConfigTest, CapturedCredentialsAreRedacted) {
   EXPECT_EQ(captured.headers.at("authorization"), "[redacted]");
   EXPECT_EQ(captured.headers.at("cookie"), "[redacted]");
   EXPECT_EQ(captured.headers.at("x-true-label"), "Bag");
+}
+
+}  // namespace
+}  // namespace sg::gateway
+
+namespace sg::gateway {
+namespace {
+
+constexpr const char* kUpstreamAndRoute =
+    R"("upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}}, "routes": [{"upstream": "a"}])";
+
+std::vector<std::string> ProblemsIn(const std::string& file, const std::string& text) {
+  try {
+    ParseConfig<GatewayConfig>(text, file, ParseGatewayConfig);
+  } catch (const ConfigError& e) {
+    return e.problems();
+  }
+  return {};
+}
+
+TEST(GatewayConfigTest, AdminDefaultsToLoopbackNamesAndNoToken) {
+  auto config = ParseConfig<GatewayConfig>(std::string("{") + kUpstreamAndRoute + "}", "gw.json",
+                                           ParseGatewayConfig);
+  EXPECT_EQ(config.admin_host, "127.0.0.1");
+  EXPECT_EQ(config.admin.allowed_hosts,
+            (std::vector<std::string>{"localhost", "127.0.0.1", "[::1]"}));
+  EXPECT_TRUE(config.admin.token.empty());
+  EXPECT_EQ(config.max_buffered_body_bytes, int64_t{256} << 20);
+}
+
+TEST(GatewayConfigTest, AdminBeyondLoopbackNeedsATokenFile) {
+  // Refused at config time (so `check` and the start both exit 2), naming the JSON path.
+  for (const char* listen : {"0.0.0.0:9901", "[::]:9901", "192.0.2.7:9901"}) {
+    auto problems = ProblemsIn("gw.json", std::string(R"({"admin_listen": ")") + listen + "\", " +
+                                              kUpstreamAndRoute + "}");
+    ASSERT_EQ(problems.size(), 1u) << listen;
+    EXPECT_EQ(problems[0].rfind("gw.json: $.admin_listen: \"", 0), 0u) << problems[0];
+    EXPECT_NE(problems[0].find("is beyond loopback: set admin.token_file"), std::string::npos)
+        << problems[0];
+  }
+  // Loopback needs none; beyond it, a token file is enough.
+  for (const char* listen : {"127.0.0.1:9901", "127.1.2.3:1", "[::1]:9901"}) {
+    EXPECT_TRUE(ProblemsIn("gw.json", std::string(R"({"admin_listen": ")") + listen + "\", " +
+                                          kUpstreamAndRoute + "}")
+                    .empty())
+        << listen;
+  }
+  testing::TempDir dir;
+  dir.Write("admin.token", "  a-long-enough-secret-token \nsecond line ignored\n");
+  auto file = (dir.path() / "gw.json").string();
+  auto config = ParseConfig<GatewayConfig>(
+      std::string(R"({"admin_listen": "0.0.0.0:9901", "admin": {"token_file": "admin.token"}, )") +
+          kUpstreamAndRoute + "}",
+      file, ParseGatewayConfig);
+  EXPECT_EQ(config.admin.token_file, (dir.path() / "admin.token").string());  // beside the config
+  EXPECT_EQ(config.admin.token, "a-long-enough-secret-token");
+  // A name is not bound as it is: an address is needed.
+  auto named = ProblemsIn(
+      "gw.json", std::string(R"({"admin_listen": "localhost:9901", )") + kUpstreamAndRoute + "}");
+  ASSERT_EQ(named.size(), 1u);
+  EXPECT_EQ(named[0].rfind("gw.json: $.admin_listen: must be an IP address", 0), 0u) << named[0];
+}
+
+TEST(GatewayConfigTest, AdminSectionProblemsNameTheirPath) {
+  testing::TempDir dir;
+  dir.Write("short.token", "abc\n");
+  auto file = (dir.path() / "gw.json").string();
+  auto has = [](const std::vector<std::string>& problems, const std::string& text) {
+    for (const auto& p : problems) {
+      if (p.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
+  auto problems = ProblemsIn(file, std::string(R"({"admin": {"token_file": "short.token",
+                                      "allowed_hosts": ["ok.example", "localhost:9901", ""],
+                                      "typo": 1}, )") +
+                                       kUpstreamAndRoute + "}");
+  EXPECT_TRUE(has(problems, "$.admin.token_file: \"" + (dir.path() / "short.token").string() +
+                                "\" must hold a token of at least 16 characters"));
+  EXPECT_TRUE(has(problems, "$.admin.allowed_hosts[1]: must be a host name"));
+  EXPECT_TRUE(has(problems, "$.admin.allowed_hosts[2]: must be a host name"));
+  EXPECT_TRUE(has(problems, "$.admin.typo: unknown key"));
+  EXPECT_EQ(problems.size(), 4u);
+  auto missing = ProblemsIn(file, std::string(R"({"admin": {"token_file": "/nonexistent/t"}, )") +
+                                      kUpstreamAndRoute + "}");
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_NE(missing[0].find("$.admin.token_file: cannot open \"/nonexistent/t\""),
+            std::string::npos)
+      << missing[0];
+}
+
+}  // namespace
+}  // namespace sg::gateway
+
+namespace sg::gateway {
+namespace {
+
+TEST(GatewayConfigTest, AdminMustNotShareTheProxysAddress) {
+  auto problems = [](const std::string& listen, const std::string& admin) {
+    try {
+      ParseConfig<GatewayConfig>(R"({"listen": ")" + listen + R"(", "admin_listen": ")" + admin +
+                                     R"(", "upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}},
+                                     "routes": [{"upstream": "a"}]})",
+                                 "gw.json", ParseGatewayConfig);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(problems("127.0.0.1:8080", "127.0.0.1:8080")
+                .find("gw.json: $.admin_listen: must not be the address of listen"),
+            std::string::npos);
+  EXPECT_NE(problems("0.0.0.0:8080", "127.0.0.1:8080").find("$.admin_listen"), std::string::npos);
+  EXPECT_EQ(problems("127.0.0.1:8080", "127.0.0.1:9901"), "");
 }
 
 }  // namespace

@@ -1,0 +1,76 @@
+#include "gateway/admin_guard.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "common/strings.h"
+
+namespace sg::gateway {
+
+bool ConstantTimeEquals(std::string_view presented, std::string_view expected) {
+  // Every byte of `expected` is looked at whatever `presented` holds, so the time tells an
+  // attacker nothing about how much of a guess was right (only the token's length, fixed).
+  unsigned char diff = presented.size() == expected.size() ? 0 : 1;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    unsigned char p = i < presented.size() ? static_cast<unsigned char>(presented[i]) : 0;
+    diff |= static_cast<unsigned char>(p ^ static_cast<unsigned char>(expected[i]));
+  }
+  return diff == 0;
+}
+
+AdminGuard::AdminGuard(const AdminConfig& config, uint16_t port) : config_(config), port_(port) {}
+
+bool AdminGuard::HostAllowed(std::string_view host) const {
+  // host = name [":" port]; an IPv6 literal is bracketed ("[::1]:9901").
+  std::string value = ToLowerAscii(Trim(host));
+  std::string_view name = value;
+  std::optional<std::string_view> port;
+  if (name.starts_with('[')) {
+    auto close = name.find(']');
+    if (close == std::string_view::npos) return false;
+    if (close + 1 < name.size()) {
+      if (name[close + 1] != ':') return false;
+      port = name.substr(close + 2);
+    }
+    name = name.substr(0, close + 1);
+  } else if (auto colon = name.find(':'); colon != std::string_view::npos) {
+    port = name.substr(colon + 1);
+    name = name.substr(0, colon);
+  }
+  if (name.empty()) return false;
+  if (port) {
+    unsigned number = 0;
+    auto [end, ec] = std::from_chars(port->data(), port->data() + port->size(), number);
+    if (port->empty() || ec != std::errc() || end != port->data() + port->size() ||
+        number != port_) {
+      return false;
+    }
+  }
+  const auto& allowed = config_.allowed_hosts;
+  return std::find(allowed.begin(), allowed.end(), "*") != allowed.end() ||
+         std::find(allowed.begin(), allowed.end(), name) != allowed.end();
+}
+
+std::optional<AdminRefusal> AdminGuard::Check(std::string_view path,
+                                              std::optional<std::string_view> host,
+                                              std::optional<std::string_view> authorization) const {
+  if (!host || !HostAllowed(*host)) {
+    return AdminRefusal{
+        421, "the admin listener does not answer for this Host (admin.allowed_hosts)", ""};
+  }
+  if (config_.token.empty() || path == "/healthz" || path == "/readyz") return std::nullopt;
+  static constexpr std::string_view kScheme = "bearer ";
+  static const std::string kChallenge = "Bearer realm=\"shadowgate-admin\"";
+  if (!authorization) {
+    return AdminRefusal{401, "the admin API needs \"Authorization: Bearer <token>\"", kChallenge};
+  }
+  std::string_view value = Trim(*authorization);
+  bool bearer =
+      value.size() > kScheme.size() && ToLowerAscii(value.substr(0, kScheme.size())) == kScheme;
+  if (!bearer || !ConstantTimeEquals(Trim(value.substr(kScheme.size())), config_.token)) {
+    return AdminRefusal{401, "wrong admin token", kChallenge + ", error=\"invalid_token\""};
+  }
+  return std::nullopt;
+}
+
+}  // namespace sg::gateway
