@@ -121,6 +121,13 @@ TEST(ConfigTest, SyntaxErrorHasLineAndColumn) {
             "object separator - unexpected string literal; expected ':'");
 }
 
+TEST(ConfigTest, NumberBeyondADoubleIsAConfigError) {
+  // nlohmann throws out_of_range for it, not parse_error: it aborted shadowgate check.
+  auto problems = Problems("{\"threads\": 1e999}");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], "configs/gateway.json: invalid JSON: number overflow parsing '1e999'");
+}
+
 TEST(ConfigTest, NonIntegerNumberIsRejectedForIntegerField) {
   auto problems = Problems(R"({"threads": 2.5})");
   ASSERT_EQ(problems.size(), 1u);
