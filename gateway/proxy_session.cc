@@ -193,12 +193,12 @@ void ProxySession::OnReadHeader(beast::error_code ec) {
   }
   RouteRequest();
   streamed_ = ShouldStream();
-  if (!streamed_ && route_ && !parser_->chunked()) {
+  if (auto length = parser_->content_length().value_or(0);
+      !streamed_ && route_ && !parser_->chunked() && length > 0) {
     // A buffered body's room comes out of the memory budget before a byte of it is held; one
     // the budget cannot hold is streamed to the primary instead (not mirrored: memory_budget).
     body_reservation_ = state_->body_budget->Reserve();
-    auto length = static_cast<int64_t>(parser_->content_length().value_or(0));
-    if (!body_reservation_.GrowTo(length)) streamed_ = over_budget_ = true;
+    if (!body_reservation_.GrowTo(static_cast<int64_t>(length))) streamed_ = over_budget_ = true;
   }
   if (streamed_) {
     parser_->body_limit(StreamedLimit());
