@@ -99,6 +99,12 @@ bool ParseTensorRequest(const ModelConfig& model, std::string_view body, SampleT
     }
   } else {
     out->shape = nested_shape;
+    // Positive dimensions only, as for "shape": [[]] made one of 0, and the size check below
+    // divided by it (SIGFPE in the worker; found by fuzz/multipart_fuzzer).
+    if (std::find(out->shape.begin(), out->shape.end(), 0) != out->shape.end()) {
+      *error = "\"data\" has an empty dimension: shape " + ShapeText(out->shape);
+      return false;
+    }
   }
   int64_t numel = 1;
   for (auto d : out->shape) {

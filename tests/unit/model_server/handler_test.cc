@@ -350,6 +350,20 @@ TEST(HandlerTest, DeeplyNestedTensorDataIsRefusedNotACrash) {
   EXPECT_FALSE(PreprocessRequest(tensor, nested(65), &in, &error));
 }
 
+TEST(HandlerTest, TensorDataWithAnEmptyDimensionIsRefused) {
+  // {"data": [[]]} (found by fuzz/multipart_fuzzer) divided by its 0 dimension: SIGFPE.
+  ModelConfig tensor;
+  tensor.handler = HandlerKind::kTensor;
+  SampleTensor in;
+  std::string error;
+  EXPECT_FALSE(PreprocessRequest(tensor, R"({"data": [[]]})", &in, &error));
+  EXPECT_EQ(error, "\"data\" has an empty dimension: shape [1, 0]");
+  EXPECT_FALSE(PreprocessRequest(tensor, R"({"data": []})", &in, &error));
+  EXPECT_EQ(error, "\"data\" has an empty dimension: shape [0]");
+  EXPECT_FALSE(PreprocessRequest(tensor, R"({"data": [], "shape": [0]})", &in, &error));
+  EXPECT_EQ(error, "\"shape\" must be an array of positive integers");
+}
+
 TEST(HandlerTest, AnImageThatWouldResizeBeyondMaxPixelsIsRefused) {
   // A 179-byte PNG of 1 x 20,000 pixels was resized whole to 256 x 5,120,000 before the crop
   // (3.9 GB, 51 s). The bound is max_pixels, as for the decoded image.
