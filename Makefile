@@ -5,10 +5,13 @@
 #   make coverage                          builds into build-coverage/ with --coverage, runs every
 #                                          test, prints line and branch coverage per module and
 #                                          fails below scripts/coverage-floors.json
+#   make fuzz FUZZ_SECONDS=300 FUZZERS=image   libFuzzer targets (clang) in build-fuzz/, see fuzz/
 
 JOBS ?= $(shell nproc)
 SANITIZE ?=
 CTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
+FUZZERS ?=
 
 ifeq ($(strip $(SANITIZE)),)
 BUILD_DIR := build
@@ -18,7 +21,7 @@ BUILD_DIR := build-sanitize
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_SANITIZE=$(SANITIZE)
 endif
 
-.PHONY: all setup configure build test coverage demo models bench format clean
+.PHONY: all setup configure build test coverage demo models bench format clean fuzz
 
 all: build
 
@@ -58,8 +61,17 @@ demo: build
 models: setup
 	/usr/bin/python3 scripts/train_fashion_mnist.py --out models/fashion-mnist
 
+# libFuzzer targets (fuzz/): a clang build with ASan + UBSan in build-fuzz/, then each target
+# runs FUZZ_SECONDS from its seeds; fails on any crash, leak or sanitizer report.
+fuzz: setup
+	@test -f build-fuzz/build.ninja || cmake -S . -B build-fuzz -G Ninja \
+	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  '-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g' -DSG_FUZZ=ON -DBUILD_TESTING=OFF
+	cmake --build build-fuzz -j $(JOBS) --target fuzzers
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZERS)
+
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i
 
 clean:
-	rm -rf build build-sanitize build-coverage build-mutation
+	rm -rf build build-sanitize build-coverage build-mutation build-fuzz
