@@ -4,7 +4,9 @@
 
 #include <array>
 #include <charconv>
+#include <limits>
 #include <memory>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +53,18 @@ class Reader {
     if (it == object.end() || it->is_null()) {
       if (required) Fail("missing field " + path + key);
       return T{};
+    }
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // A float outside T has no T (nlohmann's cast would be undefined: 1e81 for ts_us, found
+      // by fuzz/pair_log_fuzzer with UBSan).
+      if (it->is_number_float()) {
+        const double v = it->get<double>();
+        if (!(v >= static_cast<double>(std::numeric_limits<T>::min()) &&
+              v < static_cast<double>(std::numeric_limits<T>::max()) + 1.0)) {
+          Fail("bad type for field " + path + key);
+          return T{};
+        }
+      }
     }
     try {
       return it->get<T>();

@@ -128,6 +128,32 @@ TEST(PairRecordTest, MalformedLinesAreRejectedWithReason) {
   EXPECT_EQ(error, "bad type for field shadow.latency_us");
 }
 
+TEST(PairRecordTest, NumberOutsideItsFieldsTypeIsMalformed) {
+  // Found by fuzz/pair_log_fuzzer (UBSan): nlohmann casts a float to the integer field's type,
+  // undefined when it does not fit (ts_us 1e81).
+  std::string error;
+  auto json = nlohmann::json::parse(EncodePairLogLine(SamplePair()));
+  json["ts_us"] = 1e81;
+  EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
+  EXPECT_EQ(error, "bad type for field ts_us");
+  json["ts_us"] = 9223372036854775808.0;  // 2^63
+  EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
+  json["ts_us"] = -1e300;
+  EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
+  json["ts_us"] = 12.0;  // a float that fits is read as before
+  ASSERT_TRUE(DecodePairLogLine(json.dump(), &error)) << error;
+  json = nlohmann::json::parse(EncodePairLogLine(SamplePair()));
+  json["primary"]["status"] = 3e9;  // beyond int
+  EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
+  EXPECT_EQ(error, "bad type for field primary.status");
+  MirrorCounters counters;
+  counters.route = "r";
+  json = nlohmann::json::parse(EncodePairLogLine(counters));
+  json["requests"] = -1.0;  // uint64_t
+  EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
+  EXPECT_EQ(error, "bad type for field requests");
+}
+
 TEST(PairRecordTest, KnownDigestsAndEncodings) {
   EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
