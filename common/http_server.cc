@@ -72,6 +72,7 @@ struct HttpServer::Shared {
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> connections{0};
+  std::atomic<uint64_t> buffered_body_bytes{0};  // held by sessions receiving a body
   // Guarded by mutex.
   std::mutex mutex;
   std::list<std::weak_ptr<Session>> sessions;
@@ -87,7 +88,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // header and small body means one read per request instead of one per growth step.
     buffer_.reserve(16 * 1024);
   }
-  ~Session() { --shared_->connections; }
+  ~Session() {
+    ReleaseBody();
+    --shared_->connections;
+  }
 
   void Run() {
     // Start on the session's strand: every handler below runs there.
@@ -118,6 +122,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     idle_ = false;
     ArmReadTimer(shared_->options.read_timeout);
+    // A Content-Length body's room is taken from the budget before a byte of it is read.
+    if (!HoldBody(parser_->content_length().value_or(0))) return RefuseOverBudget();
     const auto& header = parser_->get();
     if (beast::iequals(header[bhttp::field::expect], "100-continue") && !parser_->is_done()) {
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(Status::continue_, 11);
@@ -132,13 +138,56 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void DoReadBody() {
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&Session::OnReadBody, shared_from_this()));
+    if (parser_->is_done()) return OnReadBody({}, 0);
+    bhttp::async_read_some(stream_, buffer_, *parser_,
+                           beast::bind_front_handler(&Session::OnReadBodySome, shared_from_this()));
+  }
+
+  void OnReadBodySome(beast::error_code ec, size_t) {
+    if (ec) return OnReadBody(ec, 0);
+    // A chunked body is counted as it grows (the string's capacity: what it really holds).
+    if (!HoldBody(parser_->get().body().capacity())) return RefuseOverBudget();
+    DoReadBody();
+  }
+
+  // Holds `bytes` of body against the server's budget in all. False when it cannot.
+  bool HoldBody(uint64_t bytes) {
+    const uint64_t cap = shared_->options.max_buffered_body_bytes;
+    if (cap == 0 || bytes <= held_) return true;
+    const uint64_t more = bytes - held_;
+    uint64_t held = shared_->buffered_body_bytes.load(std::memory_order_relaxed);
+    do {
+      if (more > cap || held > cap - more) return false;
+    } while (!shared_->buffered_body_bytes.compare_exchange_weak(held, held + more,
+                                                                 std::memory_order_relaxed));
+    held_ = bytes;
+    return true;
+  }
+
+  void ReleaseBody() {
+    shared_->buffered_body_bytes.fetch_sub(held_, std::memory_order_relaxed);
+    held_ = 0;
+  }
+
+  void RefuseOverBudget() {
+    timer_.cancel();
+    ReleaseBody();
+    parser_.reset();
+    Request stub;
+    stub.version(11);
+    stub.keep_alive(false);
+    Response response =
+        MakeErrorResponse(stub, Status::service_unavailable,
+                          "request bodies being received are at the server's limit; retry later");
+    response.set(bhttp::field::retry_after, "1");
+    response.keep_alive(false);
+    Send(std::move(response));
   }
 
   void OnReadBody(beast::error_code ec, size_t) {
     timer_.cancel();
     if (ec) return OnReadError(ec);
+    ReleaseBody();  // the handler owns the body now
     // The handler owns the time now; its own deadlines answer 504.
     Request request = parser_->release();
     keep_alive_ = request.keep_alive();
@@ -272,6 +321,7 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool idle_ = false;
+  uint64_t held_ = 0;  // body bytes held against options.max_buffered_body_bytes
 };
 
 namespace {
@@ -350,6 +400,10 @@ void HttpServer::Stop() {
 
 size_t HttpServer::active_connections() const {
   return shared_->connections.load();
+}
+
+uint64_t HttpServer::buffered_body_bytes() const {
+  return shared_->buffered_body_bytes.load(std::memory_order_relaxed);
 }
 
 }  // namespace sg::http

@@ -45,6 +45,11 @@ struct ServerOptions {
   std::chrono::milliseconds read_timeout{30000};  // from the first header byte to the full body
   std::chrono::milliseconds write_timeout{30000};
   std::string server_name = "shadowgate";  // Server header
+  // Request body bytes being received at once over all of this server's connections (a
+  // Content-Length body counts whole from its header, a chunked one as it grows); 0: no cap. A
+  // request whose body would pass it gets 503 and its connection closes, so stalled uploads
+  // cannot grow memory past it. A body handed to the handler no longer counts.
+  uint64_t max_buffered_body_bytes = 0;
 };
 
 // A JSON response with Content-Type application/json; keep-alive follows `request`.
@@ -73,6 +78,8 @@ class HttpServer {
   void Stop();
 
   size_t active_connections() const;
+  // Body bytes held now against ServerOptions::max_buffered_body_bytes (0 without a cap).
+  uint64_t buffered_body_bytes() const;
 
   struct Shared;  // state shared with the acceptor loop and sessions; see http_server.cc
 

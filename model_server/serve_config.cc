@@ -210,6 +210,9 @@ ServeConfig ParseServeConfig(const ConfigNode& root) {
   }
   c.max_request_size = r.GetInRange<int64_t>(
       "max_request_size", static_cast<int64_t>(c.max_request_size), 1, int64_t{1} << 32);
+  c.max_buffered_body_bytes = static_cast<uint64_t>(
+      r.GetInRange<int64_t>("max_buffered_body_bytes",
+                            static_cast<int64_t>(c.max_buffered_body_bytes), 1, int64_t{1} << 40));
   if (auto cpu = r.Optional("cpu")) {
     try {
       c.cpu = ParseCpu(*cpu);

@@ -62,6 +62,10 @@ struct ServeConfig {
   uint64_t max_request_size = 6553500;  // TorchServe's default (bytes); larger bodies: 413
   PlanRequest cpu;                      // workers: total over all models (0 = planned)
   std::string cpu_root;                 // root prefix for /sys and /proc (tests); "" = real
+  // Request body bytes being received at once over all connections, per listener; over it: 503.
+  // 64 MiB: 10 uploads of max_request_size at once, hundreds of typical images (60 stalled
+  // 6.5 MB uploads took the front from 154 to 499 MiB without a cap, to 212 MiB with this one).
+  uint64_t max_buffered_body_bytes = uint64_t{64} << 20;
   std::vector<ModelConfig> models;
 };
 

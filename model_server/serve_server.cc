@@ -72,12 +72,14 @@ std::string QueryParam(const std::string& query, const std::string& name) {
   return "";
 }
 
-http::ServerOptions Listener(const std::string& address, uint64_t body_limit) {
+http::ServerOptions Listener(const std::string& address, uint64_t body_limit,
+                             uint64_t max_buffered_body_bytes) {
   auto hp = ParseHostPort(address);
   http::ServerOptions o;
   o.address = hp->first;
   o.port = hp->second;
   o.body_limit = body_limit;
+  o.max_buffered_body_bytes = max_buffered_body_bytes;
   o.server_name = "sg-serve";
   return o;
 }
@@ -594,10 +596,12 @@ bool ServeServer::Start(boost::asio::io_context& io, std::string* error) {
     for (size_t i = 0; i < pools_.size(); ++i) pools_[i]->SetWorkers(planned.workers[i]);
   }
   auto make = [&](const std::string& address, uint64_t limit, auto route) {
-    return std::make_unique<http::HttpServer>(io, Listener(address, limit),
-                                              [this, route](Request&& request, Responder respond) {
-                                                route(this, std::move(request), std::move(respond));
-                                              });
+    // Each listener bounds the bodies it is receiving by the same budget.
+    return std::make_unique<http::HttpServer>(
+        io, Listener(address, limit, config_.max_buffered_body_bytes),
+        [this, route](Request&& request, Responder respond) {
+          route(this, std::move(request), std::move(respond));
+        });
   };
   inference_ = make(config_.inference_address, config_.max_request_size, &Routes::Inference);
   management_ = make(config_.management_address, 1 << 20, &Routes::Management);

@@ -270,5 +270,58 @@ TEST(HttpServerTest, BindFailureIsReported) {
   EXPECT_EQ(error, "bind 127.0.0.1:" + std::to_string(first.port()) + ": Address already in use");
 }
 
+TEST(HttpServerTest, BodiesBeingReceivedAreBoundedByTheBudget) {
+  // Two stalled 2 MiB uploads hold a 4 MiB budget; a third is refused at once (503, closed)
+  // instead of growing memory; once they are handed to the handler their room is free again.
+  ServerOptions options;
+  options.body_limit = 8 << 20;
+  options.max_buffered_body_bytes = 4 << 20;
+  ServerFixture fx(
+      [](Request&& request, Responder respond) {
+        respond(MakeTextResponse(request, Status::ok, std::to_string(request.body().size())));
+      },
+      options);
+  const size_t size = 2 << 20;
+  const std::string head =
+      "POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n";
+  const std::string half(size / 2, 'x');
+  testing::HttpConnection first(fx.port());
+  testing::HttpConnection second(fx.port());
+  ASSERT_TRUE(first.Write(head + half));
+  ASSERT_TRUE(second.Write(head + half));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fx.server().buffered_body_bytes() < (4u << 20) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(fx.server().buffered_body_bytes(), 4u << 20);
+
+  std::string raw = testing::RawExchange(fx.port(), head, std::chrono::seconds(5));
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 503")) << raw.substr(0, 200);
+  EXPECT_NE(raw.find("Retry-After: 1"), std::string::npos);
+  EXPECT_NE(raw.find("Connection: close"), std::string::npos);
+  // A chunked body is counted as it grows: no room is left for one either.
+  std::string chunked = "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  chunked += "100000\r\n" + std::string(1 << 20, 'c') + "\r\n";
+  raw = testing::RawExchange(fx.port(), chunked, std::chrono::seconds(5));
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 503")) << raw.substr(0, 200);
+
+  for (auto* client : {&first, &second}) {
+    ASSERT_TRUE(client->Write(half));
+    auto response = client->Read("POST", std::chrono::seconds(10));
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, std::to_string(size));
+  }
+  EXPECT_EQ(fx.server().buffered_body_bytes(), 0u);
+  testing::HttpRequestSpec spec;
+  spec.method = "POST";
+  spec.body = std::string(3 << 20, 'y');
+  auto response = testing::Http(fx.port(), spec);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, std::to_string(3 << 20));
+}
+
 }  // namespace
 }  // namespace sg::http
