@@ -1,12 +1,14 @@
 // libFuzzer target: an image request's body as sg-serve's image handlers read it:
 // PreprocessImageRequest (DecodeImage: PNG through libpng, JPEG through libjpeg, detected by
-// signature; then resize, centre crop and normalise) with the preprocessing of the two kinds of
-// model the project serves: an ImageNet RGB model (the defaults: resize 256, crop 224) and the
-// Fashion-MNIST grayscale one (configs/serve.example.json: resize 28, crop 28). The limits are
-// the defaults (max_pixels 40,000,000), as in production.
+// signature; then resize, centre crop and normalise) for the two kinds of model the project
+// serves: RGB with ImageNet's normalisation and Fashion-MNIST's grayscale one
+// (configs/serve.example.json: resize 28, crop 28). The sizes and max_pixels are scaled down
+// (RGB: resize 40, crop 32; max_pixels 1 MiB) so that thousands of inputs run a second: the same
+// code as ImageNet's 256/224 and 40,000,000, at production sizes a run managed 29 a second.
 // Oracles besides "no crash": a decoded image holds width x height x channels bytes; a sample
 // has the configured shape {channels, crop, crop} and every value is (v / 255 - mean) / std for
-// some byte v.
+// some byte v. (libpng and libjpeg are Debian's, not instrumented: the fuzzer is guided by the
+// project's code around them.)
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -26,12 +28,19 @@ namespace {
   std::abort();
 }
 
-sg::serve::ModelConfig ImageNet() {
-  return {};
+constexpr int64_t kMaxPixels = 1 << 20;
+
+sg::serve::ModelConfig Rgb() {
+  sg::serve::ModelConfig model;  // ImageNet's mean and std
+  model.preprocess.resize = 40;
+  model.preprocess.crop = 32;
+  model.preprocess.max_pixels = kMaxPixels;
+  return model;
 }
 
 sg::serve::ModelConfig Fashion() {
   sg::serve::ModelConfig model;
+  model.preprocess.max_pixels = kMaxPixels;
   model.preprocess.resize = 28;
   model.preprocess.crop = 28;
   model.preprocess.channels = 1;
@@ -64,12 +73,12 @@ void Check(const sg::serve::ModelConfig& model, std::string_view bytes) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const sg::serve::ModelConfig kImageNet = ImageNet();
+  static const sg::serve::ModelConfig kRgb = Rgb();
   static const sg::serve::ModelConfig kFashion = Fashion();
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   sg::serve::Image image;
   std::string error;
-  if (sg::serve::DecodeImage(bytes, 3, kImageNet.preprocess.max_pixels, &image, &error)) {
+  if (sg::serve::DecodeImage(bytes, 3, kMaxPixels, &image, &error)) {
     if (image.width <= 0 || image.height <= 0 || image.channels != 3 ||
         image.pixels.size() != static_cast<size_t>(image.width) * image.height * 3) {
       Fail("a decoded image's size does not match its pixels");
@@ -77,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (error.empty()) {
     Fail("refused without a reason");
   }
-  Check(kImageNet, bytes);
+  Check(kRgb, bytes);
   Check(kFashion, bytes);
   return 0;
 }
