@@ -116,7 +116,15 @@ class DemoTest : public ::testing::Test {
 // Gates whose outcome does not depend on how loaded the machine is: the same requests in the
 // same order give the same answers. Latency gates are only checked for a measured value.
 bool IsLatencyGate(const std::string& metric) {
-  return metric == "p99_ratio" || metric == "shadow_p99_ms" || metric == "latency_shift_ms";
+  return metric == "p99_ratio" || metric == "shadow_p99_ms" || metric == "latency_shift_ms" ||
+         metric == "latency_shift_ratio" || metric == "tail_excess_rate" ||
+         metric == "worst_slice_p50_ratio";
+}
+
+// Gates whose evidence the demo does not produce: it serves a classifier (no scores), and its
+// runs are too short for a p99.9 interval (5000 latencies per side).
+bool NotApplicableInTheDemo(const std::string& metric) {
+  return metric.rfind("score_", 0) == 0 || metric == "p999_ratio";
 }
 
 TEST_F(DemoTest, ReducedDemoJudgesBothCandidatesAndWritesReports) {
@@ -152,7 +160,9 @@ TEST_F(DemoTest, ReducedDemoJudgesBothCandidatesAndWritesReports) {
     const json& verdict = report["verdict"];
     for (const json& gate : verdict["gates"]) {
       const std::string metric = gate["metric"];
-      if (IsLatencyGate(metric)) {
+      if (NotApplicableInTheDemo(metric)) {
+        EXPECT_EQ(gate["status"], "NOT_APPLICABLE") << gate.dump();
+      } else if (IsLatencyGate(metric)) {
         EXPECT_TRUE(gate["value"].is_number()) << gate.dump();
       } else {
         EXPECT_EQ(gate["status"], "PASS") << gate.dump();
@@ -224,18 +234,22 @@ TEST_F(DemoTest, OwnBackendsAreJudgedWithoutBundledServers) {
   ASSERT_TRUE(server.WaitReady(port, "/ping", 120s, &why)) << why;
 
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  // 150 requests: fewer than configs/gates.json's 200 pairs, however many copies a loaded
+  // machine drops.
   auto demo =
-      StartDemo({{"PRIMARY", url}, {"CANDIDATE", url}, {"REQUESTS", "200"}, {"RATE", "100"}});
+      StartDemo({{"PRIMARY", url}, {"CANDIDATE", url}, {"REQUESTS", "150"}, {"RATE", "100"}});
   ASSERT_TRUE(demo);
   const int exit_code = WaitExit(*demo, 300s);
   const std::string output = Output();
   EXPECT_EQ(output.find("starting the reference"), std::string::npos) << output;
-  // configs/gates.json wants more pairs than 200: the verdict is INSUFFICIENT_DATA (exit 4).
+  // configs/gates.json wants 200 pairs: the verdict is INSUFFICIENT_DATA (exit 4).
   EXPECT_EQ(exit_code, 4) << output;
   const json report = LoadReport(out_);
   ASSERT_TRUE(report.is_object());
   EXPECT_EQ(report["verdict"]["verdict"], "INSUFFICIENT_DATA");
-  EXPECT_EQ(report["comparison"]["pairs"], 200);
+  // Every request mirrored on a quiet machine; a loaded one may drop copies (overload).
+  EXPECT_GT(report["comparison"]["pairs"].get<int>(), 100);
+  EXPECT_LE(report["comparison"]["pairs"].get<int>(), 150);
   EXPECT_EQ(report["comparison"]["classification"]["top1_agreement"], 1.0);
 }
 
