@@ -41,6 +41,20 @@ json ResponseJson(const CapturedResponse& r, bool shadow) {
   return out;
 }
 
+template <typename T>
+constexpr bool IsInteger() {
+  return std::is_integral_v<T> && !std::is_same_v<T, bool>;
+}
+
+// False for a float outside T's range (every other value is left to nlohmann's conversion).
+template <typename T>
+bool FitsIn(const json& value) {
+  if (!value.is_number_float()) return true;
+  const double v = value.get<double>();
+  return v >= static_cast<double>(std::numeric_limits<T>::min()) &&
+         v < static_cast<double>(std::numeric_limits<T>::max()) + 1.0;
+}
+
 // Field access that names the missing or mistyped field in its error.
 class Reader {
  public:
@@ -54,17 +68,19 @@ class Reader {
       if (required) Fail("missing field " + path + key);
       return T{};
     }
-    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-      // A float outside T has no T (nlohmann's cast would be undefined: 1e81 for ts_us, found
-      // by fuzz/pair_log_fuzzer with UBSan).
-      if (it->is_number_float()) {
-        const double v = it->get<double>();
-        if (!(v >= static_cast<double>(std::numeric_limits<T>::min()) &&
-              v < static_cast<double>(std::numeric_limits<T>::max()) + 1.0)) {
-          Fail("bad type for field " + path + key);
-          return T{};
-        }
+    // A float outside an integer field's type has no value of it (nlohmann's cast would be
+    // undefined: ts_us 1e81, found by fuzz/pair_log_fuzzer with UBSan); so for a map's values.
+    bool fits = true;
+    if constexpr (IsInteger<T>()) {
+      fits = FitsIn<T>(*it);
+    } else if constexpr (std::is_same_v<T, std::map<std::string, uint64_t>>) {
+      if (it->is_object()) {
+        for (const auto& element : *it) fits = fits && FitsIn<uint64_t>(element);
       }
+    }
+    if (!fits) {
+      Fail("bad type for field " + path + key);
+      return T{};
     }
     try {
       return it->get<T>();

@@ -152,6 +152,10 @@ TEST(PairRecordTest, NumberOutsideItsFieldsTypeIsMalformed) {
   json["requests"] = -1.0;  // uint64_t
   EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
   EXPECT_EQ(error, "bad type for field requests");
+  json = nlohmann::json::parse(EncodePairLogLine(counters));
+  json["not_mirrored"] = {{"overload", 1.3e93}};  // a map's value
+  EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
+  EXPECT_EQ(error, "bad type for field not_mirrored");
 }
 
 TEST(PairRecordTest, KnownDigestsAndEncodings) {
