@@ -202,6 +202,22 @@ void AddSliceNoise(Evidence& e, const json& c, const SliceRef& ref, const char* 
 constexpr std::initializer_list<const char*> kAllDimensions = {"route", "model", "primary_label",
                                                                "request_size", "time"};
 
+// The worst slice of a proportion `successes_key` / `trials_key` across `dimensions`, widened per
+// slice by the noise floor's `noise_key` (an agreement when `agreement`).
+Evidence WorstSliceProportion(const Gate& g, const json& c,
+                              std::initializer_list<const char*> dimensions,
+                              const char* successes_key, const char* trials_key, const char* what,
+                              const char* noise_key, bool agreement, const std::string& label) {
+  return WorstSlice(g, c, dimensions, trials_key, what, [&](const SliceRef& ref, double level) {
+    const json& s = *ref.slice;
+    Evidence e =
+        Proportion(s.value(successes_key, uint64_t{0}), s.value(trials_key, uint64_t{0}), level);
+    AddSliceNoise(e, c, ref, noise_key, agreement);
+    e.detail = label + " " + e.detail;
+    return e;
+  });
+}
+
 // --- readers -----------------------------------------------------------------------------------
 
 using Reader = std::function<Evidence(const Gate&, const json&)>;
@@ -452,15 +468,8 @@ const std::map<std::string, Reader>& Readers() {
          if (!Count(c, {"classification", "pairs"})) {
            return Absent("no classification pairs were judged");
          }
-         return WorstSlice(g, c, {"primary_label"}, "classified", "class",
-                           [&](const SliceRef& ref, double level) {
-                             const json& s = *ref.slice;
-                             Evidence e = Proportion(s.value("top1_agree", uint64_t{0}),
-                                                     s.value("classified", uint64_t{0}), level);
-                             AddSliceNoise(e, c, ref, "top1_agreement", true);
-                             e.detail = "top-1 agreement " + e.detail;
-                             return e;
-                           });
+         return WorstSliceProportion(g, c, {"primary_label"}, "top1_agree", "classified", "class",
+                                     "top1_agreement", true, "top-1 agreement");
        }},
       {"worst_class_recall_drop",
        [](const Gate& g, const json& c) {
@@ -485,42 +494,21 @@ const std::map<std::string, Reader>& Readers() {
        }},
       {"worst_slice_failure_rate",
        [](const Gate& g, const json& c) {
-         return WorstSlice(g, c, kAllDimensions, "eligible", "slice",
-                           [&](const SliceRef& ref, double level) {
-                             const json& s = *ref.slice;
-                             Evidence e = Proportion(s.value("failed", uint64_t{0}),
-                                                     s.value("eligible", uint64_t{0}), level);
-                             AddSliceNoise(e, c, ref, "failure_rate", false);
-                             e.detail = "failed " + e.detail;
-                             return e;
-                           });
+         return WorstSliceProportion(g, c, kAllDimensions, "failed", "eligible", "slice",
+                                     "failure_rate", false, "failed");
        }},
       {"worst_slice_mismatch_rate",
        [](const Gate& g, const json& c) {
-         return WorstSlice(g, c, kAllDimensions, "eligible", "slice",
-                           [&](const SliceRef& ref, double level) {
-                             const json& s = *ref.slice;
-                             Evidence e = Proportion(s.value("mismatched", uint64_t{0}),
-                                                     s.value("eligible", uint64_t{0}), level);
-                             AddSliceNoise(e, c, ref, "mismatch_rate", false);
-                             e.detail = "mismatched " + e.detail;
-                             return e;
-                           });
+         return WorstSliceProportion(g, c, kAllDimensions, "mismatched", "eligible", "slice",
+                                     "mismatch_rate", false, "mismatched");
        }},
       {"worst_slice_top1_agreement",
        [](const Gate& g, const json& c) {
          if (!Count(c, {"classification", "pairs"})) {
            return Absent("no classification pairs were judged");
          }
-         return WorstSlice(g, c, kAllDimensions, "classified", "slice",
-                           [&](const SliceRef& ref, double level) {
-                             const json& s = *ref.slice;
-                             Evidence e = Proportion(s.value("top1_agree", uint64_t{0}),
-                                                     s.value("classified", uint64_t{0}), level);
-                             AddSliceNoise(e, c, ref, "top1_agreement", true);
-                             e.detail = "top-1 agreement " + e.detail;
-                             return e;
-                           });
+         return WorstSliceProportion(g, c, kAllDimensions, "top1_agree", "classified", "slice",
+                                     "top1_agreement", true, "top-1 agreement");
        }},
       {"worst_slice_p50_ratio",
        [](const Gate& g, const json& c) {
