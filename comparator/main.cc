@@ -4,6 +4,8 @@
 //       exit 0 PASS, 1 FAIL, 3 MARGINAL, 4 INSUFFICIENT_DATA, 2 bad input
 //       without --rules / --gates: the built-in configs/compare-default.json and configs/gates.json
 //   sg-compare check [--rules FILE] [--gates FILE]     validate configs (exit 0, or 2)
+//   sg-compare capacity --fleet FILE (--tune FILE | --pod-rps X --pod-cpus N)
+//                       (--pairs FILE... | --peak-rps X) [--json]    pods and yearly cost
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -15,6 +17,8 @@
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "comparator/capacity.h"
+#include "comparator/capacity_command.h"
 #include "comparator/compare_config.h"
 #include "comparator/comparison.h"
 #include "comparator/gates.h"
@@ -62,6 +66,8 @@ int main(int argc, char** argv) {
   report->add_option("--mirror", mirrors,
                      "judge only this mirror's records (repeatable; default: every mirror; the "
                      "noise-floor mirror is always kept)");
+  CapacityFlags report_capacity;  // with --fleet: a capacity section in the report
+  AddCapacityFlags(*report, report_capacity);
 
   auto* check = app.add_subcommand("check", "validate configs and exit");
   std::string check_rules, check_gates;
@@ -69,6 +75,17 @@ int main(int argc, char** argv) {
   check->add_option("--gates", check_gates, "gates");
   bool check_defaults = false;
   check->add_flag("--defaults", check_defaults, "also check the built-in rules and gates");
+
+  auto* capacity =
+      app.add_subcommand("capacity", "CPU pods for the production peak, and the yearly saving");
+  CapacityFlags capacity_flags;
+  std::vector<std::string> capacity_pairs;
+  bool capacity_json = false;
+  capacity->add_option("--pairs", capacity_pairs, "pair logs to measure the peak from")
+      ->expected(1, -1);
+  AddCapacityFlags(*capacity, capacity_flags);
+  capacity->get_option("--fleet")->required();
+  capacity->add_flag("--json", capacity_json, "print JSON instead of tables and formulas");
 
   try {
     app.parse(argc, argv);
@@ -102,6 +119,29 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (capacity->parsed()) {
+    nlohmann::json out;
+    std::string error;
+    if (!BuildCapacity(capacity_flags, capacity_pairs, false, &out, &error)) {
+      std::cerr << error << "\n";
+      return kBadInput;
+    }
+    std::cout << (capacity_json ? out.dump(2) + "\n" : RenderCapacityText(out));
+    return 0;
+  }
+  if (report_capacity.fleet.empty() && AnyCapacityFlag(*report)) {
+    std::cerr << "report: the capacity flags need --fleet FILE\n";
+    return kBadInput;
+  }
+  // Before judging, so a bad fleet or tune file fails fast; "-" is left to the judging.
+  nlohmann::json capacity_section;
+  std::string error;
+  if (!report_capacity.fleet.empty() &&
+      !BuildCapacity(report_capacity, pair_files, true, &capacity_section, &error)) {
+    std::cerr << error << "\n";
+    return kBadInput;
+  }
+
   auto rules = std::make_shared<CompareConfig>();
   GateConfig gates;
   bool ok =
@@ -123,7 +163,6 @@ int main(int argc, char** argv) {
   Comparison comparison(rules);
   for (const auto& path : pair_files) {
     ReadStats stats;
-    std::string error;
     if (!ReadPairLogFile(path, comparison, &stats, &error, read_options)) {
       std::cerr << error << "\n";
       return kBadInput;
@@ -138,7 +177,8 @@ int main(int argc, char** argv) {
   inputs.mirrors = mirrors;
   inputs.rules_file = rules_path.empty() ? "(built-in configs/compare-default.json)" : rules_path;
   inputs.gates_file = gates_path.empty() ? "(built-in configs/gates.json)" : gates_path;
-  const nlohmann::json result = BuildReport(comparison, gates, inputs);
+  nlohmann::json result = BuildReport(comparison, gates, inputs);
+  if (!capacity_section.is_null()) result["capacity"] = std::move(capacity_section);
 
   // The candidates judged: the "model" slices are per mirror (the noise floor's pairs are not
   // among them).
@@ -159,7 +199,6 @@ int main(int argc, char** argv) {
         "judge one",
         names);
   }
-  std::string error;
   if (!WriteReports(result, out_dir, &error)) {
     std::cerr << error << "\n";
     return kBadInput;

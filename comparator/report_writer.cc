@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "comparator/capacity.h"
 #include "comparator/comparison.h"
 #include "comparator/gates.h"
 #include "comparator/svg_chart.h"
@@ -599,6 +600,7 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 .nd{font-size:14px;fill:#999}.ax{stroke:#333}.gr{stroke:#eee}.cv{font-size:10px}
 pre{background:#f7f7f7;padding:8px;white-space:pre-wrap;word-break:break-all;max-height:240px;overflow:auto}
 table.gates td{text-align:left}
+pre.capacity{max-height:none;word-break:normal}
 .bodies{display:flex;gap:12px}.bodies>div{flex:1;min-width:0}.none{color:#888}
 )";
 
@@ -653,6 +655,9 @@ std::string RenderMarkdown(const json& report) {
   }
   s += "\n## Malformed records\n\n" + Markdown(MalformedTable(c));
   s += "\n## Worst examples\n\n" + Markdown(ExampleTable(c));
+  if (report.contains("capacity")) {
+    s += "\n## Capacity and cost\n\n" + RenderCapacityText(report["capacity"]);
+  }
   return s;
 }
 
@@ -703,6 +708,10 @@ std::string RenderHtml(const json& report) {
   s += "<h2>Worst examples</h2><p>Request bodies are never shown; configured headers and JSON "
        "fields are redacted and response bodies are cut.</p>" +
        ExamplesHtml(c);
+  if (report.contains("capacity")) {
+    s += "<h2>Capacity and cost</h2><pre class=\"capacity\">" +
+         HtmlEscape(RenderCapacityText(report["capacity"])) + "</pre>";
+  }
   s += "\n</body></html>\n";
   return s;
 }
