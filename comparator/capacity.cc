@@ -469,8 +469,11 @@ std::string TrafficText(const json& t) {
   s += Row({"---", "---:", "---:", "---:", "---"});
   for (size_t i : order) {
     const auto& m = minutes[i];
+    // A partial minute's rate is over the part of it inside the window.
+    const double seconds = std::min<double>(
+        60, static_cast<double>(t["end_us"].get<int64_t>() - m["start_us"].get<int64_t>()) / 1e6);
     s += Row({m["start"].get<std::string>(), FormatTrimmed(m["requests"].get<double>(), 1),
-              FormatTrimmed(m["requests"].get<double>() / 60.0),
+              FormatTrimmed(m["requests"].get<double>() / std::max(seconds, 1e-6)),
               std::to_string(m["pairs"].get<uint64_t>()),
               m["full"].get<bool>() ? "yes" : "no (not a peak)"});
   }
