@@ -280,9 +280,15 @@ def main():
     args = ap.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(args.dir)))
     try:
-        subprocess.run([args.kubectl, "version", "--client"], capture_output=True, check=True)
+        version = subprocess.run([args.kubectl, "version", "--client"], capture_output=True,
+                                 text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         print(f"SKIP: {args.kubectl} missing (needed for kubectl kustomize)")
+        return SKIP
+    kustomize = re.search(r"Kustomize Version: v(\d+)", version)
+    if not kustomize or int(kustomize.group(1)) < 4:
+        print(f"SKIP: {args.kubectl}'s kustomize is older than v4 (labels, replicas, inline "
+              f"patches): {version.strip()}")
         return SKIP
     builds = ["base"] + sorted("overlays/" + d for d in os.listdir(os.path.join(args.dir,
                                                                                "overlays")))
