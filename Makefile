@@ -75,3 +75,9 @@ format:
 
 clean:
 	rm -rf build build-sanitize build-coverage build-mutation build-fuzz
+
+# Container images (podman, FROM scratch with the built binaries and the libraries they load):
+# localhost/shadowgate/sg-serve and localhost/shadowgate/shadowgate. See docs/deploy.md.
+.PHONY: images
+images: build
+	deploy/images/build.sh $(BUILD_DIR)/bin
