@@ -4,6 +4,7 @@
 //   sg-serve --model NAME=PATH.pt [...]         serve one model without a config file
 //   sg-serve plan [--workers N] [...]           print the CPU plan and its reasons
 //   sg-serve doctor [...]                       what hurts CPU inference on this machine
+//   sg-serve tune --slo-p99-ms MS CORPUS [...]   measure configurations, write the best one
 //   sg-serve worker ...                         internal: one pinned worker process
 #include <sched.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 #include "model_server/model_runner.h"
 #include "model_server/serve_config.h"
 #include "model_server/serve_server.h"
+#include "model_server/tune_command.h"
 #include "model_server/worker_main.h"
 
 extern char** environ;
@@ -275,6 +277,8 @@ int main(int argc, char** argv) {
 
   auto* plan_cmd = app.add_subcommand("plan", "print the CPU plan and its reasons, start nothing");
   auto* doctor_cmd = app.add_subcommand("doctor", "report what hurts CPU inference here");
+  TuneFlags tune;
+  auto* tune_cmd = AddTuneCommand(app, tune);
   auto* worker_cmd = app.add_subcommand("worker", "internal: run one worker (started by sg-serve)");
   WorkerArgs worker;
   worker_cmd->add_option("--socket", worker.socket_path)->required();
@@ -289,6 +293,14 @@ int main(int argc, char** argv) {
   }
 
   if (worker_cmd->parsed()) return RunWorker(worker);
+  if (tune_cmd->parsed()) {
+    try {
+      return RunTune(BuildConfig(flags), flags.cpu_root, tune);
+    } catch (const sg::ConfigError& e) {
+      std::cerr << e.what() << "\n";
+      return 2;
+    }
+  }
 
   if (plan_cmd->parsed() || doctor_cmd->parsed()) {
     CpuBudget budget = DiscoverCpuBudget(flags.cpu_root, StartupAffinity(flags.cpu_root));

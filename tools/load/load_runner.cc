@@ -36,12 +36,6 @@ using Request = http::request<http::string_body>;
 
 constexpr auto kLate = std::chrono::milliseconds(1);
 
-std::string Fixed(double value, int decimals) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", decimals, value);
-  return text;
-}
-
 // One request to send: which corpus item, and when it was due (the latency origin).
 struct Job {
   size_t item;
@@ -54,6 +48,7 @@ struct Exchange {
   uint64_t bytes = 0;
   std::string error;       // empty: a response with status < 400
   bool retryable = false;  // a reused keep-alive connection was closed before any response
+  std::string body;        // kept only for LoadOptions::on_answer
 };
 
 // One run of the load: owns the io_context, the job source (closed loop: a counter; open loop:
@@ -65,7 +60,8 @@ class LoadRun {
         items_(items),
         schedule_timer_(io_),
         progress_timer_(io_),
-        signals_(io_, SIGINT, SIGTERM) {
+        stop_timer_(io_),
+        signals_(io_) {
     order_.resize(items.size());
     std::iota(order_.begin(), order_.end(), size_t{0});
     if (options.shuffle) std::shuffle(order_.begin(), order_.end(), std::mt19937_64(options.seed));
@@ -88,7 +84,13 @@ class LoadRun {
       result_.stats.Record(Method(), options_.url.target, 0, false, 0, "resolve: " + ec.message());
       return std::move(result_);
     }
-    asio::co_spawn(io_, HandleSignals(), asio::detached);
+    if (options_.stop) {
+      asio::co_spawn(io_, WatchStop(), asio::detached);
+    } else {
+      signals_.add(SIGINT, ec);
+      signals_.add(SIGTERM, ec);
+      asio::co_spawn(io_, HandleSignals(), asio::detached);
+    }
     if (options_.progress) asio::co_spawn(io_, Progress(), asio::detached);
     if (options_.rate) {
       asio::co_spawn(io_, Schedule(), asio::detached);
@@ -146,6 +148,7 @@ class LoadRun {
     if (!schedule_done_ || live_workers_ > 0 || finished_) return;
     finished_ = true;
     progress_timer_.cancel();
+    stop_timer_.cancel();
     beast::error_code ec;
     signals_.cancel(ec);
   }
@@ -212,6 +215,7 @@ class LoadRun {
       auto latency = std::chrono::duration_cast<std::chrono::microseconds>(last_done_ - job->due);
       result_.stats.Record(Method(), options_.url.target, latency.count(), outcome.error.empty(),
                            outcome.bytes, outcome.error);
+      if (options_.on_answer && outcome.error.empty()) options_.on_answer(job->item, outcome.body);
       window_latencies_us_.push_back(latency.count());
     }
     if (connected) {
@@ -272,6 +276,7 @@ class LoadRun {
     const auto& response = parser.get();
     outcome.status = response.result_int();
     outcome.bytes = response.body().size();
+    if (options_.on_answer) outcome.body = response.body();
     if (outcome.status >= 400) outcome.error = "HTTP " + std::to_string(outcome.status);
     if (!response.keep_alive()) close();
     co_return outcome;
@@ -308,13 +313,28 @@ class LoadRun {
     beast::error_code ec;
     co_await signals_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
+    StopIssuing();
+    co_await signals_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) io_.stop();
+  }
+
+  // LoadOptions::stop: polled, since the caller owns the signals.
+  asio::awaitable<void> WatchStop() {
+    beast::error_code ec;
+    while (!finished_ && !options_.stop->load()) {
+      stop_timer_.expires_after(std::chrono::milliseconds(50));
+      co_await stop_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (!finished_) StopIssuing();
+  }
+
+  // Stop issuing requests; those in flight finish.
+  void StopIssuing() {
     stopping_ = true;
     result_.interrupted = true;
     pending_.clear();
     schedule_timer_.cancel();
     WakeAll();
-    co_await signals_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec) io_.stop();
   }
 
   const LoadOptions& options_;
@@ -336,6 +356,7 @@ class LoadRun {
   std::vector<int64_t> window_latencies_us_;  // since the last progress line
   asio::steady_timer schedule_timer_;
   asio::steady_timer progress_timer_;
+  asio::steady_timer stop_timer_;
   asio::signal_set signals_;
   LoadResult result_;
 };

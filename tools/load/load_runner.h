@@ -6,6 +6,7 @@
 // Runs on the calling thread (one Asio io_context); Beast stays inside load_runner.cc.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -50,6 +51,13 @@ struct LoadOptions {
 
   // Called about once a second with a one-line status; empty: no progress.
   std::function<void(const std::string&)> progress;
+  // When set, RunLoad leaves SIGINT and SIGTERM to its caller and stops issuing (as at a first
+  // SIGINT: in-flight requests finish, `interrupted` is set) once *stop is true, checked every
+  // 50 ms. Default: RunLoad handles the signals itself.
+  const std::atomic<bool>* stop = nullptr;
+  // Called with the corpus index and the body of every response with a status < 400 (to compare
+  // answers); empty: bodies are not kept.
+  std::function<void(size_t item, const std::string& body)> on_answer;
 };
 
 struct LoadResult {

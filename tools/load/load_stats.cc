@@ -6,13 +6,14 @@
 #include <numeric>
 
 namespace sg::load {
-namespace {
 
 std::string Fixed(double value, int decimals) {
   char text[64];
   std::snprintf(text, sizeof text, "%.*f", decimals, value);
   return text;
 }
+
+namespace {
 
 std::string Pad(const std::string& text, size_t width, bool left) {
   if (text.size() >= width) return text;

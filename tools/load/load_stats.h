@@ -58,6 +58,9 @@ class LoadStats {
   uint64_t failures_ = 0;
 };
 
+// `value` with `decimals` digits after the point, as the tables print times ("%.*f").
+std::string Fixed(double value, int decimals);
+
 // Nearest-rank percentile of sorted values; q in [0, 1]. REQUIRES: !sorted.empty().
 int64_t NearestRankPercentile(const std::vector<int64_t>& sorted, double q);
 
