@@ -254,8 +254,14 @@ def check_workload(where, obj, pod, containers, by_kind, shadowgate, repo):
                 if not read or f"{read[0]['mountPath']}/*/{base}*" not in script:
                     problems.append(f"{where}: the sg-compare CronJob does not read every "
                                     f"replica's {base}* from the pair-log claim")
-        # The config itself, as the gateway reads it (the token file made up here).
+        # The config itself, as the gateway reads it, with what only exists in the cluster made
+        # up here: the token file, the upstreams' Service names (127.0.0.1 instead, same port),
+        # the pair-log folder (the mount checked above).
         with tempfile.TemporaryDirectory() as tmp:
+            for upstream in gw.get("upstreams", {}).values():
+                upstream["endpoints"] = ["127.0.0.1:" + e.rsplit(":", 1)[1]
+                                         for e in upstream.get("endpoints", [])]
+            gw["capture"]["pair_log"]["path"] = os.path.join(tmp, "pairs.jsonl")
             if "token_file" in gw.get("admin", {}):
                 token = os.path.join(tmp, "token")
                 with open(token, "w") as f:
