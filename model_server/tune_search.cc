@@ -158,11 +158,13 @@ class Search {
   std::vector<size_t> Round(std::vector<size_t> indices, int round, bool expand_after,
                             double min_seconds, bool* complete) {
     size_t contenders = indices.size();
+    // The references first: a budget that ends the round early still leaves the ratios.
+    std::vector<size_t> unique, order;
     for (auto ref : {result_.naive, result_.plan}) {
-      if (ref) indices.push_back(*ref);
+      if (ref) order.push_back(*ref);
     }
-    std::vector<size_t> unique;
-    for (size_t i : indices) {
+    order.insert(order.end(), indices.begin(), indices.end());
+    for (size_t i : order) {
       if (std::find(unique.begin(), unique.end(), i) == unique.end()) unique.push_back(i);
     }
     indices = std::move(unique);
