@@ -1,5 +1,7 @@
-// Image decoding (PNG via libpng, JPEG via libjpeg) and torchvision-style preprocessing into a
-// CHW float tensor. Plain data in, plain data out; no libtorch.
+// Image decoding (PNG via libpng, JPEG via libjpeg, as Pillow decodes and converts them:
+// image_decode.cc) and preprocessing into a CHW float tensor as TorchServe's image handlers do
+// (torchvision's Resize, CenterCrop, ToTensor and Normalize on a PIL image; the resize is
+// resample.h's). Plain data in, plain data out; no libtorch.
 #pragma once
 
 #include <cstddef>
@@ -22,17 +24,17 @@ struct Image {
   std::vector<uint8_t> pixels;
 };
 
-// Decodes PNG or JPEG bytes (detected by signature) to `channels` (1: grayscale, 3: RGB).
+// Decodes PNG or JPEG bytes (detected by signature) to `channels` (1: grayscale, 3: RGB): the
+// pixels of Pillow's Image.open(bytes).convert("L" or "RGB"), byte for byte, whatever the
+// file's mode (gray, gray + alpha, 16-bit, palette, RGBA, CMYK; see image_decode.cc).
 // Returns false with a human `error` on anything else, corrupt data or more than `max_pixels`.
 bool DecodeImage(std::string_view bytes, int channels, int64_t max_pixels, Image* out,
                  std::string* error);
 
 // The size PreprocessImage resizes a width x height image to (torchvision Resize(int)): the
-// shorter side becomes `resize`, the aspect ratio is kept; at least 1x1.
+// shorter side becomes `resize`, the longer one int(resize * longer / shorter).
+// REQUIRES: width, height, resize >= 1.
 std::pair<int, int> ResizedSize(int width, int height, int resize);
-
-// Bilinear resize (half-pixel centres, like torch's interpolate with align_corners=false).
-Image ResizeBilinear(const Image& in, int width, int height);
 
 // Float CHW tensor data for one sample.
 struct SampleTensor {
@@ -53,7 +55,10 @@ inline SampleView View(const SampleTensor& sample) {
           sample.values.size()};
 }
 
-// Resize the shorter side to p.resize, center-crop to p.crop, scale to [0,1], normalise.
+// torchvision's Resize(p.resize) (Pillow's bilinear resampling, resample.h; none when the size
+// stays), CenterCrop(p.crop) (zero padding when larger), ToTensor and Normalize(p.mean, p.std),
+// to the float: (v / 255 - mean) / std in float32, as torch computes it. Only the part of the
+// resized image the crop keeps is computed (the same bytes). 0 for resize or crop: none.
 // REQUIRES: image.channels == p.channels.
 SampleTensor PreprocessImage(const Image& image, const ImagePreprocess& p);
 // The same, with the values written where the caller wants them: `place` gets the sample's

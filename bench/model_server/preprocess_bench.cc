@@ -1,7 +1,9 @@
 // sg-bench-preprocess: how long an image handler's preprocessing takes, stage by stage, for
 // the given images (the front's or the worker's work for one request before the forward):
-// decode (PNG via libpng, JPEG via libjpeg-turbo), bilinear resize of the shorter side,
-// and the whole PreprocessImage (resize, center crop, normalise into a float tensor).
+// decode (PNG via libpng, JPEG via libjpeg-turbo, converted to RGB as Pillow converts),
+// Pillow's bilinear resize of the shorter side (the whole image, as torchvision's Resize), and
+// the whole PreprocessImage (the resize of only what the crop keeps, center crop, normalise
+// into a float tensor).
 //
 //   sg-bench-preprocess [--resize 256] [--crop 224] [--iterations 300] IMAGE...
 //
@@ -21,6 +23,7 @@
 #include <CLI/CLI.hpp>
 
 #include "model_server/image.h"
+#include "model_server/resample.h"
 
 namespace {
 
@@ -74,7 +77,8 @@ int main(int argc, char** argv) {
       if (resize > 0) {
         auto [nw, nh] = sg::serve::ResizedSize(image.width, image.height, resize);
         if (nw != image.width || nh != image.height) {
-          sink += sg::serve::ResizeBilinear(image, nw, nh).pixels[0];
+          sink +=
+              sg::serve::Resample(image, nw, nh, sg::serve::ResampleFilter::kBilinear).pixels[0];
         }
       }
       auto t2 = Clock::now();

@@ -1,17 +1,14 @@
 #!/usr/bin/python3
 """Expected values for ImageTest.PreprocessMatchesTorchvision (tests/unit/model_server/handler_test.cc).
 
-Runs torchvision's own transforms (Debian's python3-torchvision, 0.14) on small uint8 images:
-Resize(int) with bilinear interpolation and no antialias (the tensor path), CenterCrop, then
-x / 255 and Normalize. Prints the test's calls, one per case (input image, resize, crop, mean, std,
-expected shape and values), as C++, pasted into the test as they are: the test never
-computes its expectations with the code under test.
-
-Bilinear ties: torch resizes a uint8 image in float32 and rounds half to even, sg-serve in fixed
-point and rounds half away from zero, so the images below are chosen to have no interpolated
-value within 0.01 of a half (checked here), which keeps the comparison about geometry: the
-shorter-side rule, the crop offsets (Python's round, half to even) and the zero padding of a
-crop larger than the image.
+Runs torchvision's own transforms (Debian's python3-torchvision 0.14 and python3-pil 9.4) on
+small PIL images, as TorchServe's image_classifier does: Resize(int) (bilinear, Pillow's
+resampling), CenterCrop, ToTensor and Normalize. Prints the test's calls, one per case (input
+image, resize, crop, mean, std, expected shape and values), as C++, pasted into the test as they
+are: the test never computes its expectations with the code under test, and needs no Python
+(PilParityTest compares with Pillow at test time, over many more images).
+The cases pin the geometry: the shorter-side rule, the crop offsets (Python's round, half to
+even) and the zero padding of a crop larger than the image.
 
 Usage: /usr/bin/python3 tests/unit/model_server/preprocess_expected.py
 """
@@ -19,7 +16,7 @@ import re
 
 import torch
 import torchvision.transforms.functional as F
-from torchvision.transforms import InterpolationMode
+from PIL import Image
 
 # name, (height, width, channels), pixels (HWC, row-major), resize (0: none), crop, mean, std
 CASES = [
@@ -46,16 +43,12 @@ CASES = [
 
 def run(shape, pixels, resize, crop, mean, std):
     h, w, c = shape
-    img = torch.tensor(pixels, dtype=torch.uint8).reshape(h, w, c).permute(2, 0, 1)
+    img = Image.frombytes("L" if c == 1 else "RGB", (w, h), bytes(pixels))
     if resize:
-        exact = F.resize(img.float(), resize, interpolation=InterpolationMode.BILINEAR,
-                         antialias=False)
-        frac = (exact - exact.floor() - 0.5).abs()
-        assert frac.min() > 0.01, "an interpolated value is near a tie: choose other pixels"
-        img = F.resize(img, resize, interpolation=InterpolationMode.BILINEAR, antialias=False)
+        img = F.resize(img, resize)
     if crop:
         img = F.center_crop(img, crop)
-    out = F.normalize(img.float() / 255, mean, std)
+    out = F.normalize(F.to_tensor(img), mean, std)
     return list(out.shape), out.flatten().tolist()
 
 
