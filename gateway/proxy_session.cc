@@ -42,7 +42,10 @@ std::string_view View(boost::beast::string_view text) {
 }  // namespace
 
 ProxySession::ProxySession(Socket socket, std::shared_ptr<GatewayState> state, size_t shard)
-    : socket_(std::move(socket)), state_(std::move(state)), shard_(shard) {
+    : socket_(std::move(socket)),
+      state_(std::move(state)),
+      shard_(shard),
+      exchange_(this, socket_.get_executor(), shard) {
   state_->active_sessions.fetch_add(1, std::memory_order_relaxed);
   beast::error_code ec;
   auto remote = socket_.remote_endpoint(ec);
@@ -51,7 +54,6 @@ ProxySession::ProxySession(Socket socket, std::shared_ptr<GatewayState> state, s
 }
 
 ProxySession::~ProxySession() {
-  if (upstream_) upstream_pool_->Release(shard_, upstream_endpoint_, std::move(upstream_), false);
   state_->RemoveSession(shard_, this);
   state_->active_sessions.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -83,23 +85,15 @@ void ProxySession::DisarmTimer() {
 }
 
 void ProxySession::CheckDeadline(Clock::time_point now) {
-  // A passed deadline cancels the pending socket operation, whose handler sees timed_out_.
+  // The primary's exchange has deadlines of its own (its operation, or its wait for a
+  // connection).
+  exchange_.CheckDeadline(now);
+  // A passed deadline cancels the pending client operation, whose handler sees timed_out_.
   if (now < deadline_) return;
   deadline_ = Clock::time_point::max();
-  if (pending_ticket_ != 0) {
-    // A wait for a primary connection ran out: no socket operation is pending to cancel. The
-    // pool's waiter may hold the last reference to this session: keep one first (the sweeper
-    // holds its registry's lock, which the session's destructor takes).
-    auto self = shared_from_this();
-    upstream_pool_->CancelWait(pending_ticket_);
-    pending_ticket_ = 0;
-    net::post(socket_.get_executor(), [self = std::move(self)] { self->OnPendingTimeout(); });
-    return;
-  }
   timed_out_ = true;
   beast::error_code ignored;
   socket_.cancel(ignored);
-  if (upstream_) upstream_->cancel(ignored);
 }
 
 void ProxySession::DoWaitRequest() {
@@ -453,14 +447,12 @@ void ProxySession::HandleRequest(Request request) {
   // first, so that a primary refused at once (503) still completes their pair records; the
   // primary's request is written first (DispatchMirrors posts the copies), and both are under
   // way within microseconds.
-  upstream_request_ = {};  // the primary's head is buffered_request_'s (DoUpstreamWriteHeader)
+  upstream_request_ = {};  // the primary's head is buffered_request_'s (StartPrimary)
   buffered_request_ = upstream;
-  upstream_pool_ = route.primary;
   dispatched_ = Clock::now();
-  exchange_deadline_ = dispatched_ + upstream_pool_->config().total_timeout;
   if (!route.mirrors.empty()) DispatchMirrors(route, upstream, dispatched_);
   if (!piece_) piece_ = std::make_unique<char[]>(kRelayChunk);
-  AcquireUpstream(/*allow_idle=*/true);
+  StartPrimary();
 }
 
 namespace {
@@ -659,8 +651,6 @@ void ProxySession::OnWrite(beast::error_code ec, std::size_t) {
   prefix_pending_ = false;
   first_piece_ = 0;
   streamed_ = false;
-  upstream_retried_ = false;
-  body_consumed_ = false;
   head_sent_ = false;
   head_ = false;
   request_id_.clear();
@@ -697,15 +687,9 @@ void ProxySession::Close() {
   beast::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   socket_.close(ignored);
-  // A pending upstream operation ends with an error; its handler gives the lease back.
-  if (upstream_) upstream_->close(ignored);
-  if (pending_ticket_ != 0) {
-    // The pool's waiter may hold the last reference to this session: it goes after this call.
-    net::post(socket_.get_executor(), [self = shared_from_this(), ticket = pending_ticket_] {
-      self->upstream_pool_->CancelWait(ticket);
-    });
-    pending_ticket_ = 0;
-  }
+  // A pending upstream operation ends with an error (OnExchangeFailed, abandoned); a held
+  // connection goes back; a wait for one is given up.
+  exchange_.Abandon();
 }
 
 void ProxySession::LogAccess() {
@@ -745,7 +729,6 @@ void ProxySession::StartStreamed() {
     upstream_request_ = {};
     upstream_request_.base() = std::move(stream_parser_->get().base());
   }
-  body_consumed_ = prefix_pending_;
 
   // The upstream head: hop-by-hop headers removed, X-Forwarded-*, X-Request-Id; the client's
   // framing kept (Content-Length stays, a chunked body is sent chunked).
@@ -774,15 +757,13 @@ void ProxySession::StartStreamed() {
 
   if (!piece_) piece_ = std::make_unique<char[]>(kRelayChunk);
   if (!prefix_pending_ && !TakeReadBody()) return;
-  upstream_pool_ = route_->primary;
   dispatched_ = Clock::now();
-  exchange_deadline_ = dispatched_ + upstream_pool_->config().total_timeout;
-  AcquireUpstream(/*allow_idle=*/true);
+  StartPrimary();
 }
 
 bool ProxySession::TakeReadBody() {
   // The body bytes that arrived with the header (all of a small body) are parsed into piece_ now,
-  // without I/O, so that they go upstream in one write with the head (DoUpstreamWriteHeader).
+  // without I/O, so that they go upstream in one write with the head (StartPrimary).
   first_piece_ = 0;
   if (stream_parser_->is_done() || buffer_.size() == 0) return true;
   auto& body = stream_parser_->get().body();
@@ -800,98 +781,16 @@ bool ProxySession::TakeReadBody() {
   return true;
 }
 
-void ProxySession::AcquireUpstream(bool allow_idle) {
-  interim_responses_ = 0;
-  // At max_connections the request waits (FIFO, bounded by max_pending and pending_timeout) for
-  // a connection another exchange gives back.
-  // (The callback is made only then: most acquisitions succeed at once.)
-  auto lease = upstream_pool_->Acquire(shard_, allow_idle);
-  uint64_t ticket = 0;
-  if (!lease.ok && !lease.ejected && upstream_pool_->config().max_pending > 0) {
-    auto retry = [self = shared_from_this(), executor = socket_.get_executor()] {
-      net::post(executor, [self] { self->OnUpstreamSlot(); });
-    };
-    lease = upstream_pool_->AcquireOrWait(shard_, allow_idle, std::move(retry), waited_, &ticket);
-  }
-  if (!lease.ok && ticket != 0) {
-    pending_ticket_ = ticket;
-    auto now = Clock::now();
-    if (!waited_) {
-      waited_ = true;
-      pending_deadline_ =
-          std::min(now + upstream_pool_->config().pending_timeout, exchange_deadline_);
-    }
-    ArmTimer(pending_deadline_ - now);  // the sweeper's CheckDeadline ends the wait
-    return;
-  }
-  waited_ = false;
-  if (!lease.ok) {
-    CapturePrimary(UpstreamOutcome::kOverload, "upstream pool at max_connections");
-    return SendError(http::status::service_unavailable, "upstream connection limit reached",
-                     !RequestBodyRead());
-  }
-  upstream_endpoint_ = lease.endpoint;
-  upstream_reused_ = lease.stream != nullptr;
-  upstream_ = lease.stream ? std::move(lease.stream) : upstream_pool_->NewStream(shard_);
-  upstream_buffer_.clear();
-  if (upstream_reused_) return DoUpstreamWriteHeader();
-  // Connect within the connect timeout (and the exchange deadline).
-  ArmUpstream(upstream_pool_->config().connect_timeout);
-  upstream_->async_connect(
-      upstream_pool_->endpoint_address(upstream_endpoint_),
-      beast::bind_front_handler(&ProxySession::OnUpstreamConnect, shared_from_this()));
-}
-
-void ProxySession::OnUpstreamSlot() {
-  if (pending_ticket_ == 0 || phase_ == Phase::kClosed) {
-    // Gave up (timed out, closed) after the pool had chosen it: the slot goes to the next one.
-    if (upstream_pool_) upstream_pool_->WakeNext();
-    return;
-  }
-  pending_ticket_ = 0;
-  DisarmTimer();
-  AcquireUpstream(/*allow_idle=*/true);
-}
-
-void ProxySession::OnPendingTimeout() {
-  waited_ = false;
-  if (phase_ == Phase::kClosed) return;
-  CapturePrimary(UpstreamOutcome::kOverload, "no upstream connection within pending_timeout");
-  SendError(http::status::service_unavailable,
-            "upstream connection limit reached (no connection within pending_timeout)",
-            !RequestBodyRead());
-}
-
-void ProxySession::ArmUpstream(Clock::duration cap) {
-  ArmTimer(std::min(cap, Clock::duration(exchange_deadline_ - Clock::now())));
-}
-
-void ProxySession::OnUpstreamConnect(beast::error_code ec) {
-  DisarmTimer();
-  if (ClosedMidStream()) return;
-  if (ec) {
-    upstream_pool_->RecordResult(upstream_endpoint_, false, /*connect_failure=*/true);
-    ReleaseUpstream(false);
-    auto error = "connect " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": " +
-                 (timed_out_ ? std::string("timeout") : ec.message());
-    CapturePrimary(UpstreamOutcome::kConnectFailed, error);
-    return SendError(http::status::bad_gateway, error, !RequestBodyRead());
-  }
-  SetUpstreamSocketOptions(*upstream_);
-  DoUpstreamWriteHeader();
-}
-
-void ProxySession::DoUpstreamWriteHeader() {
-  // Send the head (with the whole message when there is no body) within the exchange deadline.
-  ArmUpstream(Clock::duration::max());
-  auto handler =
-      beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this());
+void ProxySession::StartPrimary() {
+  ExchangeOptions options;
+  options.deadline = dispatched_ + route_->primary->config().total_timeout;
+  options.head = head_;
+  options.wait_for_connection = true;  // at max_connections: FIFO, max_pending, pending_timeout
   auto write_whole = [&](const http::request_header<>& head, net::const_buffer body) {
     // Head and body in one gather write.
-    head_text_.clear();
-    AppendHead(head, &head_text_);
-    std::array<net::const_buffer, 2> buffers{net::buffer(head_text_), body};
-    net::async_write(*upstream_, buffers, std::move(handler));
+    upstream_head_.clear();
+    AppendHead(head, &upstream_head_);
+    exchange_.StartWhole(route_->primary, options, upstream_head_, body);
   };
   // A buffered body (mirrored requests) was re-framed with Content-Length (HandleRequest).
   if (buffered_request_) {
@@ -904,28 +803,25 @@ void ProxySession::DoUpstreamWriteHeader() {
   if (done && !prefix_pending_ && !upstream_request_.chunked()) {
     return write_whole(upstream_request_.base(), net::buffer(piece_.get(), first_piece_));
   }
-  request_serializer_.emplace(upstream_request_);
+  // The collected start cannot be written again (it is freed once written): no retry then.
+  bool retryable = !prefix_pending_;
   if (prefix_pending_) {
     prefix_pending_ = false;
     upstream_request_.body() = {collected_.data(), collected_.size(), !done};
   } else {
     upstream_request_.body() = {first_piece_ ? piece_.get() : nullptr, first_piece_, !done};
   }
-  if (upstream_request_.body().size == 0 && !done) {
-    return http::async_write_header(*upstream_, *request_serializer_, std::move(handler));
-  }
-  http::async_write(*upstream_, *request_serializer_, std::move(handler));
+  exchange_.StartStreamed(route_->primary, options, upstream_request_, retryable);
 }
 
-void ProxySession::OnRequestPieceWritten(beast::error_code ec, std::size_t) {
-  DisarmTimer();
-  if (ClosedMidStream()) return;
-  if (ec == http::error::need_buffer) ec = {};
-  if (ec) return UpstreamFailed(ec, /*may_retry=*/!body_consumed_);
+std::shared_ptr<void> ProxySession::ExchangeKeepAlive() {
+  return shared_from_this();
+}
+
+void ProxySession::OnRequestWritten(bool more) {
   collected_ = std::string();  // written: its memory goes, and its share of the budget
   body_reservation_.Reset();
-  if (RequestBodyRead()) return DoResponseHeaderRead();
-  DoClientPieceRead(&ProxySession::OnRequestPieceRead);
+  if (more) DoClientPieceRead(&ProxySession::OnRequestPieceRead);
 }
 
 void ProxySession::OnRequestPieceRead(beast::error_code ec, std::size_t) {
@@ -934,78 +830,17 @@ void ProxySession::OnRequestPieceRead(beast::error_code ec, std::size_t) {
   if (ec == http::error::need_buffer) ec = {};
   if (ec) {
     // The upstream got part of a request: that connection is never reused.
-    ReleaseUpstream(false);
+    exchange_.Abandon();
     return OnReadError(ec);
   }
-  body_consumed_ = true;
-  std::size_t n = kRelayChunk - stream_parser_->get().body().size;
   // Write the piece (the last one ends the body) within the exchange deadline.
-  upstream_request_.body() = {n ? piece_.get() : nullptr, n, !stream_parser_->is_done()};
-  ArmUpstream(Clock::duration::max());
-  http::async_write(
-      *upstream_, *request_serializer_,
-      beast::bind_front_handler(&ProxySession::OnRequestPieceWritten, shared_from_this()));
+  std::size_t n = kRelayChunk - stream_parser_->get().body().size;
+  exchange_.SendBody(piece_.get(), n, !stream_parser_->is_done());
 }
 
-void ProxySession::DoResponseHeaderRead() {
-  // Read the response header within the header timeout.
-  response_parser_.emplace();
-  response_parser_->body_limit(std::numeric_limits<uint64_t>::max());  // relayed, not buffered
-  response_parser_->header_limit(64 * 1024);
-  if (head_) response_parser_->skip(true);
-  ArmUpstream(upstream_pool_->config().header_timeout);
-  http::async_read_header(
-      *upstream_, upstream_buffer_, *response_parser_,
-      beast::bind_front_handler(&ProxySession::OnResponseHeaderRead, shared_from_this()));
-}
-
-void ProxySession::OnResponseHeaderRead(beast::error_code ec, std::size_t) {
-  DisarmTimer();
-  if (ClosedMidStream()) return;
-  if (ec) {
-    return UpstreamFailed(
-        ec, !body_consumed_ && !response_parser_->got_some() && upstream_buffer_.size() == 0);
-  }
-  if (IsInterimStatus(response_parser_->get().result_int())) {
-    // An interim response (100 Continue, 103 Early Hints) is dropped: the final one follows on
-    // the same connection.
-    if (++interim_responses_ <= kMaxInterimResponses) return DoResponseHeaderRead();
-    upstream_pool_->RecordResult(upstream_endpoint_, false);
-    ReleaseUpstream(false);
-    auto error = TooManyInterimResponses(upstream_pool_->endpoint_name(upstream_endpoint_));
-    CapturePrimary(UpstreamOutcome::kError, error);
-    return SendError(http::status::bad_gateway, error, !RequestBodyRead());
-  }
-  DoResponsePieceRead();
-}
-
-void ProxySession::DoResponsePieceRead() {
-  // Read the next piece of the response body within the exchange deadline.
-  auto& body = response_parser_->get().body();
-  body.data = piece_.get();
-  body.size = kRelayChunk;
-  ArmUpstream(Clock::duration::max());
-  http::async_read(
-      *upstream_, upstream_buffer_, *response_parser_,
-      beast::bind_front_handler(&ProxySession::OnResponsePieceRead, shared_from_this()));
-}
-
-void ProxySession::OnResponsePieceRead(beast::error_code ec, std::size_t) {
-  DisarmTimer();
-  if (ClosedMidStream()) return;
-  if (ec == http::error::need_buffer) ec = {};
-  if (ec) {
-    // Before the head went out the client still gets a 502/504; after it, only a closed
-    // connection can tell it the response is incomplete.
-    if (!head_sent_) return UpstreamFailed(ec, /*may_retry=*/false);
-    upstream_pool_->RecordResult(upstream_endpoint_, false);
-    CapturePrimary(UpstreamOutcome::kError, "upstream " +
-                                                upstream_pool_->endpoint_name(upstream_endpoint_) +
-                                                " mid-response: " + ec.message());
-    return AbortStreamed();
-  }
-  std::size_t n = kRelayChunk - response_parser_->get().body().size;
-  if (!head_sent_ && response_parser_->is_done()) {
+void ProxySession::OnResponsePiece(std::size_t n, bool done) {
+  auto& parser = exchange_.parser();
+  if (!head_sent_ && done) {
     // The whole response fit in the buffer: sent whole, with Content-Length, as before.
     route_->primary_latency->Observe(ToMicros(Clock::now() - dispatched_) / 1e6);
     if (!collectors_.empty()) {
@@ -1013,14 +848,16 @@ void ProxySession::OnResponsePieceRead(beast::error_code ec, std::size_t) {
       CapturePrimary(UpstreamOutcome::kOk, {});
     }
     // The parser's head moves into the response (no copy); the parser keeps its own state.
+    exchange_.Finish();
     response_ = {};
-    response_.base() = std::move(response_parser_->get().base());
+    response_.base() = std::move(parser.get().base());
     response_.body().assign(piece_.get(), n);
-    bool reusable = response_parser_->keep_alive() && upstream_buffer_.size() == 0;
-    upstream_pool_->RecordResult(upstream_endpoint_, true);
-    ReleaseUpstream(reusable);
     stream_parser_.reset();
     return SendUpstreamResponse();
+  }
+  if (n == 0 && !done && !head_sent_) {
+    // The header arrived (or nothing of the body yet): read the first piece of the body.
+    return exchange_.ReadBody(piece_.get(), kRelayChunk);
   }
   if (!head_sent_) StartRelayResponse();
   if (!collectors_.empty()) {
@@ -1030,7 +867,7 @@ void ProxySession::OnResponsePieceRead(beast::error_code ec, std::size_t) {
       capture_.append(piece_.get(), std::min(n, limit - capture_.size()));
   }
   // Write the piece (the head goes with the first) within the write timeout.
-  relay_response_.body() = {n ? piece_.get() : nullptr, n, !response_parser_->is_done()};
+  relay_response_.body() = {n ? piece_.get() : nullptr, n, !done};
   response_bytes_ += n;
   ArmTimer(state_->config.write_timeout);
   http::async_write(
@@ -1044,10 +881,11 @@ void ProxySession::StartRelayResponse() {
   // is sent chunked (HTTP/1.0 clients: delimited by our close).
   head_sent_ = true;
   phase_ = Phase::kWriting;
-  bool chunked = response_parser_->chunked();
-  bool has_length = response_parser_->content_length().has_value();
+  auto& parser = exchange_.parser();
+  bool chunked = parser.chunked();
+  bool has_length = parser.content_length().has_value();
   relay_response_ = {};
-  relay_response_.base() = response_parser_->get().base();
+  relay_response_.base() = parser.get().base();
   RemoveHopByHop(relay_response_);
   relay_response_.version(11);
   relay_response_.set("X-Request-Id", request_id_);
@@ -1075,59 +913,56 @@ void ProxySession::OnResponsePieceWritten(beast::error_code ec, std::size_t) {
     CapturePrimary(UpstreamOutcome::kError, "client connection closed mid-response");
     return AbortStreamed();
   }
-  if (!response_parser_->is_done()) return DoResponsePieceRead();
+  if (!exchange_.parser().is_done()) return exchange_.ReadBody(piece_.get(), kRelayChunk);
   FinishStreamed();
 }
 
 void ProxySession::FinishStreamed() {
-  bool reusable = response_parser_->keep_alive() && upstream_buffer_.size() == 0;
-  upstream_pool_->RecordResult(upstream_endpoint_, true);
+  exchange_.Finish();
   route_->primary_latency->Observe(ToMicros(Clock::now() - dispatched_) / 1e6);
-  ReleaseUpstream(reusable);
   CapturePrimary(UpstreamOutcome::kOk, {});
   if (state_->access_log) LogAccess();
   OnWrite({}, 0);
 }
 
 void ProxySession::AbortStreamed() {
-  ReleaseUpstream(false);
+  exchange_.Abandon();
   if (state_->access_log) LogAccess();
   Close();
 }
 
-void ProxySession::UpstreamFailed(beast::error_code ec, bool may_retry) {
-  // A reused connection the upstream had already closed is retried once on a fresh one while no
-  // client body byte was consumed and nothing of the response arrived.
-  bool stale = ec == http::error::end_of_stream || ec == net::error::connection_reset ||
-               ec == net::error::broken_pipe || ec == net::error::eof;
-  if (may_retry && upstream_reused_ && !upstream_retried_ && stale &&
-      Clock::now() < exchange_deadline_) {
-    upstream_retried_ = true;
-    ReleaseUpstream(false);
-    return AcquireUpstream(/*allow_idle=*/false);
+void ProxySession::OnExchangeFailed(const ExchangeFailure& failure) {
+  if (failure.abandoned) {
+    // The session closed while an upstream operation was pending.
+    return CapturePrimary(UpstreamOutcome::kError, failure.error);
   }
-  upstream_pool_->RecordResult(upstream_endpoint_, false);
-  ReleaseUpstream(false);
+  if (head_sent_) {
+    // After the head went out, only a closed connection can tell the client the response is
+    // incomplete.
+    CapturePrimary(UpstreamOutcome::kError, "upstream " + exchange_.endpoint_name() +
+                                                " mid-response: " + failure.ec.message());
+    return AbortStreamed();
+  }
   // Unread client body bytes would be parsed as the next request: close after the answer.
   bool close = !RequestBodyRead();
-  if (timed_out_ && ec == net::error::operation_aborted) {
-    CapturePrimary(UpstreamOutcome::kTimeout, "upstream timeout");
-    return SendError(http::status::gateway_timeout, "upstream timed out", close);
+  CapturePrimary(failure.outcome, failure.error);
+  switch (failure.outcome) {
+    case UpstreamOutcome::kOverload:
+      return SendError(http::status::service_unavailable,
+                       failure.waited ? "upstream connection limit reached (no connection within "
+                                        "pending_timeout)"
+                                      : "upstream connection limit reached",
+                       close);
+    case UpstreamOutcome::kTimeout:
+      return SendError(http::status::gateway_timeout, "upstream timed out", close);
+    default:
+      return SendError(http::status::bad_gateway, failure.error, close);
   }
-  auto error =
-      "upstream " + upstream_pool_->endpoint_name(upstream_endpoint_) + ": " + ec.message();
-  CapturePrimary(UpstreamOutcome::kError, error);
-  SendError(http::status::bad_gateway, error, close);
-}
-
-void ProxySession::ReleaseUpstream(bool reusable) {
-  if (upstream_)
-    upstream_pool_->Release(shard_, upstream_endpoint_, std::move(upstream_), reusable);
 }
 
 bool ProxySession::ClosedMidStream() {
   if (phase_ != Phase::kClosed) return false;
-  ReleaseUpstream(false);
+  exchange_.Abandon();
   CapturePrimary(UpstreamOutcome::kError, "client connection closed");
   return true;
 }
@@ -1141,9 +976,9 @@ void ProxySession::CapturePrimary(UpstreamOutcome outcome, std::string error) {
   if (collectors_.empty()) return;
   const auto& capture = state_->config.capture;
   CapturedResponse primary;
-  if (outcome == UpstreamOutcome::kOk && response_parser_) {
+  if (outcome == UpstreamOutcome::kOk) {
     // Straight from the parser's head: no copy of it.
-    const auto& head = response_parser_->get().base();
+    const auto& head = exchange_.parser().get().base();
     primary = CaptureHead(head, capture_, PrimaryOutcome(outcome, head.result_int()),
                           capture.response_headers, capture.max_body_bytes);
   } else {

@@ -1,9 +1,10 @@
-// ProxySession: one client connection. Reads a request header (limits, framing checks, timeouts)
-// and routes it. A request a mirror may take (docs/gateway.md, "Streaming") has its body buffered
-// whole and copied to the sampled mirrors; any other request's body is streamed. Either way the
-// session drives the primary exchange itself on a leased pool connection: it sends the body (the
-// buffered one at once, a streamed one piece by piece through one 64 KiB buffer), then relays
-// the response through the same buffer (a response that fits in it is sent whole, with
+// ProxySession: one client connection, the downstream side. Reads a request header (limits,
+// framing checks, timeouts) and routes it. A request a mirror may take (docs/gateway.md,
+// "Streaming") has its body buffered whole and copied to the sampled mirrors; any other request's
+// body is streamed. Either way the primary's exchange is an UpstreamExchange (the same one every
+// mirror copy runs) that the session uses as its ExchangeUser: it hands the exchange the body
+// (the buffered one at once, a streamed one piece by piece through one 64 KiB buffer), then
+// relays the response through the same buffer (a response that fits in it is sent whole, with
 // Content-Length), capturing its first bytes for the pair records. Repeats while keep-alive holds.
 // All members are touched only on the session's shard thread (the socket's executor).
 #pragma once
@@ -24,12 +25,12 @@
 
 namespace sg::gateway {
 
-class ProxySession : public std::enable_shared_from_this<ProxySession> {
+class ProxySession : public std::enable_shared_from_this<ProxySession>, private ExchangeUser {
  public:
   // REQUIRES: `socket`'s executor is shard `shard`'s io_context, which one thread runs (so the
   // session's handlers never run concurrently).
   ProxySession(Socket socket, std::shared_ptr<GatewayState> state, size_t shard);
-  ~ProxySession();
+  ~ProxySession() override;
 
   void Start();
   // Graceful stop: an idle connection closes now; a busy one after its current response.
@@ -83,28 +84,20 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   // Parses the body bytes already read into piece_ (first_piece_). False when they were refused
   // (the client was answered).
   bool TakeReadBody();
-  void AcquireUpstream(bool allow_idle);
-  // The pool freed a connection slot for this waiting session (posted by the pool).
-  void OnUpstreamSlot();
-  // No connection within pending_timeout: 503.
-  void OnPendingTimeout();
-  void ArmUpstream(std::chrono::steady_clock::duration cap);
-  void OnUpstreamConnect(beast::error_code ec);
-  void DoUpstreamWriteHeader();
-  void OnRequestPieceWritten(beast::error_code ec, std::size_t bytes);
+  // Starts the primary's exchange: the head goes with the body bytes already in memory.
+  void StartPrimary();
+  // ExchangeUser: the primary's exchange.
+  std::shared_ptr<void> ExchangeKeepAlive() override;
+  void OnRequestWritten(bool more) override;
+  void OnResponsePiece(std::size_t n, bool done) override;
+  void OnExchangeFailed(const ExchangeFailure& failure) override;
   void OnRequestPieceRead(beast::error_code ec, std::size_t bytes);
-  void DoResponseHeaderRead();
-  void OnResponseHeaderRead(beast::error_code ec, std::size_t bytes);
-  void DoResponsePieceRead();
-  void OnResponsePieceRead(beast::error_code ec, std::size_t bytes);
   void OnResponsePieceWritten(beast::error_code ec, std::size_t bytes);
   void StartRelayResponse();
-  void UpstreamFailed(beast::error_code ec, bool may_retry);
   void FinishStreamed();
   void AbortStreamed();
-  // Gives the leased connection back (pooled only when `reusable`).
-  void ReleaseUpstream(bool reusable);
-  // True (and the lease given back) when the session was closed while an operation was pending.
+  // True (and the exchange abandoned) when the session was closed while an operation was
+  // pending.
   bool ClosedMidStream();
   // True once the whole request body was read (or was buffered before the exchange).
   bool RequestBodyRead() const;
@@ -149,25 +142,13 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   bool prefix_pending_ = false;  // collected_ still to be sent to the primary
   std::size_t first_piece_ = 0;  // body bytes in piece_ that go with the head (TakeReadBody)
   std::string capture_;  // the primary's body prefix for pair records (capture limit + 1 bytes)
+  // The primary's request when its body is streamed (its head moved out of the client's parser).
   http::request<http::buffer_body> upstream_request_;
-  std::optional<http::request_serializer<http::buffer_body>> request_serializer_;
-  std::shared_ptr<UpstreamPool> upstream_pool_;
-  std::unique_ptr<Socket> upstream_;
-  std::size_t upstream_endpoint_ = 0;
-  bool upstream_reused_ = false;
-  bool upstream_retried_ = false;
-  bool body_consumed_ = false;  // a client body byte was read for this exchange (no retry)
-  bool head_sent_ = false;      // the response head went (or is going) to the client
-  int interim_responses_ = 0;   // 1xx responses dropped in this exchange
-  // Waiting for a primary connection (the pool at max_connections): the pool's ticket (0: not
-  // waiting) and when the wait ends with 503.
-  uint64_t pending_ticket_ = 0;
-  bool waited_ = false;  // this exchange waited already (it goes first when it waits again)
-  std::chrono::steady_clock::time_point pending_deadline_;
+  std::string upstream_head_;  // the primary's serialized head, when written whole
+  // The primary's exchange (connection, request write, response read, stale retry, deadlines).
+  UpstreamExchange exchange_;
+  bool head_sent_ = false;  // the response head went (or is going) to the client
   std::chrono::steady_clock::time_point dispatched_;
-  std::chrono::steady_clock::time_point exchange_deadline_;
-  beast::flat_buffer upstream_buffer_;
-  std::optional<http::response_parser<http::buffer_body>> response_parser_;
   http::response<http::buffer_body> relay_response_;
   std::optional<http::response_serializer<http::buffer_body>> response_serializer_;
   std::unique_ptr<char[]> piece_;

@@ -1,234 +1,14 @@
 #include "gateway/upstream_pool.h"
 
-#include <array>
 #include <optional>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/bind_handler.hpp>
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
-
-#include "gateway/header_rules.h"
 
 namespace sg::gateway {
 
 using Clock = std::chrono::steady_clock;
-
-const char* OutcomeName(UpstreamOutcome outcome) {
-  switch (outcome) {
-    case UpstreamOutcome::kOk:
-      return "ok";
-    case UpstreamOutcome::kError:
-      return "error";
-    case UpstreamOutcome::kTimeout:
-      return "timeout";
-    case UpstreamOutcome::kConnectFailed:
-      return "connect_failed";
-    case UpstreamOutcome::kOverload:
-      return "overload";
-  }
-  return "error";
-}
-
-void SetUpstreamSocketOptions(Socket& socket) {
-  beast::error_code ignored;  // a socket without it is slower, not wrong
-  socket.set_option(tcp::no_delay(true), ignored);
-}
-
-// One request/response exchange: lease a connection (or connect), write, read header, read
-// body, give the connection back. Runs on its shard's thread.
-class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange>, public Deadlined {
- public:
-  UpstreamExchange(std::shared_ptr<UpstreamPool> pool, size_t shard,
-                   std::shared_ptr<const Request> request, std::chrono::microseconds timeout,
-                   net::any_io_executor executor, UpstreamPool::Callback done, std::string head)
-      : pool_(std::move(pool)),
-        shard_(shard),
-        request_(std::move(request)),
-        executor_(std::move(executor)),
-        done_(std::move(done)),
-        result_(std::make_shared<UpstreamResult>()),
-        head_text_(std::move(head)) {
-    auto total = std::min(timeout, pool_->config().total_timeout);
-    result_->dispatched = Clock::now();
-    deadline_ = result_->dispatched + total;
-    head_ = request_->method() == http::verb::head;
-  }
-
-  ~UpstreamExchange() override { pool_->sweepers_[shard_]->Remove(this); }
-
-  void Start() {
-    pool_->sweepers_[shard_]->Add(this);
-    Attempt(/*allow_idle=*/true);
-  }
-
-  void CheckDeadline(Clock::time_point now) override {
-    if (!stream_ || now < op_deadline_) return;
-    op_deadline_ = Clock::time_point::max();
-    timed_out_ = true;
-    beast::error_code ignored;
-    stream_->cancel(ignored);
-  }
-
- private:
-  // The pending operation must finish within `limit` (checked by the shard's sweeper).
-  void SetOpDeadline(Clock::duration limit) {
-    timed_out_ = false;
-    op_deadline_ = Clock::now() + limit;
-  }
-
-  Clock::duration Remaining(std::optional<std::chrono::microseconds> cap = std::nullopt) const {
-    Clock::duration left = deadline_ - Clock::now();
-    if (cap && *cap < left) left = *cap;
-    return left;
-  }
-
-  void Attempt(bool allow_idle) {
-    auto lease = pool_->Acquire(shard_, allow_idle);
-    if (lease.ejected) {
-      return Finish(UpstreamOutcome::kConnectFailed, "every endpoint is ejected");
-    }
-    if (!lease.ok) {
-      return Finish(UpstreamOutcome::kOverload, "upstream pool at max_connections");
-    }
-    endpoint_ = lease.endpoint;
-    reused_ = lease.stream != nullptr;
-    stream_ = lease.stream ? std::move(lease.stream) : pool_->NewStream(shard_);
-    // Every step below runs on the shard's thread.
-    net::dispatch(stream_->get_executor(),
-                  beast::bind_front_handler(
-                      reused_ ? &UpstreamExchange::DoWrite : &UpstreamExchange::DoConnect,
-                      shared_from_this()));
-  }
-
-  void DoConnect() {
-    // Connect within the connect timeout (and the whole-exchange deadline).
-    SetOpDeadline(Remaining(pool_->config().connect_timeout));
-    stream_->async_connect(
-        pool_->endpoints_[endpoint_].address,
-        beast::bind_front_handler(&UpstreamExchange::OnConnect, shared_from_this()));
-  }
-
-  void OnConnect(beast::error_code ec) {
-    if (ec) {
-      pool_->RecordResult(endpoint_, false, /*connect_failure=*/true);
-      return Finish(UpstreamOutcome::kConnectFailed,
-                    "connect " + pool_->endpoints_[endpoint_].name + ": " +
-                        (timed_out_ ? std::string("timeout") : ec.message()));
-    }
-    SetUpstreamSocketOptions(*stream_);
-    DoWrite();
-  }
-
-  void DoWrite() {
-    // Send the whole request within the deadline.
-    SetOpDeadline(Remaining());
-    auto handler = beast::bind_front_handler(&UpstreamExchange::OnWrite, shared_from_this());
-    if (request_->chunked()) return http::async_write(*stream_, *request_, std::move(handler));
-    // Head and body in one gather write (the head written once, even when retried).
-    if (head_text_.empty()) AppendHead(request_->base(), &head_text_);
-    std::array<net::const_buffer, 2> buffers{net::buffer(head_text_),
-                                             net::buffer(request_->body())};
-    net::async_write(*stream_, buffers, std::move(handler));
-  }
-
-  void OnWrite(beast::error_code ec, std::size_t) {
-    if (ec) return Fail(ec, /*may_retry=*/true);
-    DoReadHeader();
-  }
-
-  void DoReadHeader() {
-    // Read the response header within the header timeout.
-    parser_.emplace();
-    parser_->body_limit(static_cast<uint64_t>(pool_->config().max_response_bytes));
-    parser_->header_limit(64 * 1024);
-    if (head_) parser_->skip(true);
-    SetOpDeadline(Remaining(pool_->config().header_timeout));
-    http::async_read_header(
-        *stream_, buffer_, *parser_,
-        beast::bind_front_handler(&UpstreamExchange::OnReadHeader, shared_from_this()));
-  }
-
-  void OnReadHeader(beast::error_code ec, std::size_t) {
-    if (ec) return Fail(ec, /*may_retry=*/!parser_->got_some() && buffer_.size() == 0);
-    if (IsInterimStatus(parser_->get().result_int())) {
-      // Dropped; the final response follows on the same connection.
-      if (++interim_responses_ <= kMaxInterimResponses) return DoReadHeader();
-      pool_->RecordResult(endpoint_, false);
-      return Finish(UpstreamOutcome::kError,
-                    TooManyInterimResponses(pool_->endpoints_[endpoint_].name));
-    }
-    if (parser_->is_done()) return OnReadBody({}, 0);
-    // Read the body within the whole-exchange deadline.
-    SetOpDeadline(Remaining());
-    http::async_read(*stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&UpstreamExchange::OnReadBody, shared_from_this()));
-  }
-
-  void OnReadBody(beast::error_code ec, std::size_t) {
-    if (ec) return Fail(ec, /*may_retry=*/false);
-    result_->response = parser_->release();
-    bool reusable = result_->response.keep_alive() && buffer_.size() == 0;
-    pool_->Release(shard_, endpoint_, std::move(stream_), reusable);
-    pool_->RecordResult(endpoint_, true);
-    Finish(UpstreamOutcome::kOk, {});
-  }
-
-  // A transport failure. A reused connection the upstream had already closed is retried once on
-  // a fresh connection (nothing of the response arrived, so the upstream saw no request).
-  void Fail(beast::error_code ec, bool may_retry) {
-    bool stale = ec == http::error::end_of_stream || ec == net::error::connection_reset ||
-                 ec == net::error::broken_pipe || ec == net::error::eof;
-    if (may_retry && reused_ && !retried_ && stale && Remaining().count() > 0) {
-      retried_ = true;
-      pool_->Release(shard_, endpoint_, std::move(stream_), false);
-      buffer_.clear();
-      return Attempt(/*allow_idle=*/false);
-    }
-    pool_->RecordResult(endpoint_, false);
-    if (timed_out_ && ec == net::error::operation_aborted) {
-      return Finish(UpstreamOutcome::kTimeout, "upstream timeout");
-    }
-    Finish(UpstreamOutcome::kError,
-           "upstream " + pool_->endpoints_[endpoint_].name + ": " + ec.message());
-  }
-
-  void Finish(UpstreamOutcome outcome, std::string error) {
-    if (stream_) pool_->Release(shard_, endpoint_, std::move(stream_), false);
-    result_->outcome = outcome;
-    result_->error = std::move(error);
-    result_->completed = Clock::now();
-    net::post(executor_, [done = std::move(done_), result = std::move(result_)] { done(result); });
-  }
-
-  std::shared_ptr<UpstreamPool> pool_;
-  size_t shard_;
-  std::shared_ptr<const Request> request_;
-  net::any_io_executor executor_;
-  UpstreamPool::Callback done_;
-  std::shared_ptr<UpstreamResult> result_;
-  Clock::time_point deadline_;
-  bool head_ = false;
-  size_t endpoint_ = 0;
-  bool reused_ = false;
-  bool retried_ = false;
-  bool timed_out_ = false;
-  int interim_responses_ = 0;
-  Clock::time_point op_deadline_ = Clock::time_point::max();
-  std::unique_ptr<Socket> stream_;
-  std::string head_text_;  // the head as written: given, or AppendHead(request_) on first write
-  beast::flat_buffer buffer_;
-  std::optional<http::response_parser<http::string_body>> parser_;
-};
 
 UpstreamPool::UpstreamPool(std::vector<net::io_context*> contexts,
                            std::vector<std::shared_ptr<DeadlineSweeper>> sweepers,
@@ -258,9 +38,11 @@ UpstreamPool::UpstreamPool(std::vector<net::io_context*> contexts,
 void UpstreamPool::Send(size_t shard, std::shared_ptr<const Request> request,
                         std::chrono::microseconds timeout, net::any_io_executor executor,
                         Callback done, std::string head) {
-  std::make_shared<UpstreamExchange>(shared_from_this(), shard, std::move(request), timeout,
-                                     std::move(executor), std::move(done), std::move(head))
-      ->Start();
+  auto exchange = std::make_shared<BufferedExchange<Socket>>(
+      shared_from_this(), shard, contexts_[shard]->get_executor(), sweepers_[shard],
+      std::move(request), timeout, std::move(executor), std::move(done), std::move(head));
+  // Every step runs on the shard's thread.
+  net::dispatch(contexts_[shard]->get_executor(), [exchange] { exchange->Start(); });
 }
 
 std::unique_ptr<Socket> UpstreamPool::NewStream(size_t shard) {
@@ -268,9 +50,18 @@ std::unique_ptr<Socket> UpstreamPool::NewStream(size_t shard) {
   return std::make_unique<Socket>(contexts_[shard]->get_executor());
 }
 
-UpstreamPool::Lease UpstreamPool::Acquire(size_t shard, bool allow_idle) {
-  uint64_t no_ticket = 0;
-  return AcquireOrWait(shard, allow_idle, nullptr, false, &no_ticket);
+void UpstreamPool::Connect(Socket& stream, size_t endpoint,
+                           std::function<void(beast::error_code)> done) {
+  stream.async_connect(endpoints_[endpoint].address,
+                       [&stream, done = std::move(done)](beast::error_code ec) {
+                         if (!ec) SetUpstreamSocketOptions(stream);
+                         done(ec);
+                       });
+}
+
+void UpstreamPool::Close(Socket& stream) {
+  beast::error_code ignored;
+  stream.close(ignored);
 }
 
 UpstreamPool::Lease UpstreamPool::AcquireOrWait(size_t shard, bool allow_idle,
