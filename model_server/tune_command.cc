@@ -121,7 +121,7 @@ std::optional<TuneSpace> BuildSpace(const TuneFlags& f, const CpuBudget& budget,
   bool image = model.handler != HandlerKind::kTensor;
   space.layouts = CpuLayouts(physical.budget, logical.budget, physical.logical_cpus,
                              image && front->front(), *pinning, space.plan);
-  space.naive = space.layouts.back();  // CpuLayouts ends with the naive configuration
+  space.naive = NaiveConfig(physical.logical_cpus);
   space.batching.clear();
   for (const auto& item : Split(f.batch_sizes, ',')) {
     int size = std::atoi(std::string(Trim(item)).c_str());

@@ -121,8 +121,9 @@ class Search {
   void Progress(const std::string& stage, const Trial& t, double seconds) const {
     if (!options_.progress) return;
     const Measurement& m = t.runs.back();
-    std::string line = "[" + Fixed(Elapsed(), 0) + "s/" + Fixed(options_.budget_s, 0) + "s] " +
-                       stage + " " + t.config.Label() + " (" + Fixed(seconds, 1) + " s): ";
+    std::string line = "[" + Fixed(Elapsed(), 0) + "s" +
+                       (exhaustive_ ? "" : "/" + Fixed(options_.budget_s, 0) + "s") + "] " + stage +
+                       " " + t.config.Label() + " (" + Fixed(seconds, 1) + " s): ";
     if (!m.error.empty()) {
       line += "error: " + m.error;
     } else {
@@ -334,6 +335,7 @@ class Search {
   }
 
   SearchResult RunExhaustive(double measure_s) {
+    exhaustive_ = true;
     auto all = space_.Product();
     Say("exhaustive: " + std::to_string(all.size()) + " configurations, " + Fixed(measure_s, 1) +
         " s each");
@@ -360,6 +362,7 @@ class Search {
   bool needs_reference_answers_ = false;
   double last_seconds_ = 0;
   std::optional<size_t> tie_winner_;
+  bool exhaustive_ = false;  // the budget does not apply
 };
 
 }  // namespace
@@ -432,12 +435,16 @@ std::vector<TuneConfig> CpuLayouts(int units, int logical_units, int logical_cpu
   grid(units, false);
   if (logical_units > units) grid(logical_units, true);
   add(plan);
+  add(NaiveConfig(logical_cpus));
+  return out;
+}
+
+TuneConfig NaiveConfig(int logical_cpus) {
   TuneConfig naive;
   naive.workers = logical_cpus;
   naive.threads = logical_cpus;
   naive.pinning = false;
-  add(naive);
-  return out;
+  return naive;
 }
 
 std::vector<const Measurement*> Trial::Deciding() const {

@@ -80,6 +80,10 @@ struct TuneSpace {
   TuneConfig WithDefaults(const TuneConfig& layout) const;
 };
 
+// TorchServe's defaults on `logical_cpus` CPUs: a worker per logical CPU, each with torch's
+// default thread count (every CPU), unpinned.
+TuneConfig NaiveConfig(int logical_cpus);
+
 // Which layouts a CPU budget allows: every workers x threads with workers * threads <= units,
 // pinned and unpinned, with front_cpus 1 when units >= 2 and `front` (pinned only, the front
 // keeping one unit), logical-core variants when `logical_units` > `units` (hyperthreads); plus

@@ -73,7 +73,7 @@ TuneSpace FourCpuSpace() {
   TuneSpace space;
   space.plan = Layout(1, 4);
   space.layouts = CpuLayouts(4, 4, 4, false, {true, false}, space.plan);
-  space.naive = space.layouts.back();
+  space.naive = NaiveConfig(4);
   return space;
 }
 
@@ -111,7 +111,11 @@ TEST(TuneSearchTest, CpuLayoutsCoverTheBudgetThePlanAndTheNaiveReference) {
                                            "2x1 pin b1 opt fp32", "1x1 pin front1 b1 opt fp32",
                                            "1x1 nopin b1 opt fp32", "1x2 nopin b1 opt fp32",
                                            "2x1 nopin b1 opt fp32", "2x2 nopin b1 opt fp32"}));
-  EXPECT_EQ(layouts.back().Label(), "2x2 nopin b1 opt fp32");
+  EXPECT_EQ(layouts.back(), NaiveConfig(2));
+  // On one CPU the naive configuration (1x1 unpinned) is a layout of the grid already.
+  auto one = CpuLayouts(1, 1, 1, true, {true, false}, Layout(1, 1));
+  EXPECT_EQ(one.size(), 2u);
+  EXPECT_NE(std::find(one.begin(), one.end(), NaiveConfig(1)), one.end());
   // Hyperthreads: logical-core variants appear only when there are more logical units.
   auto ht = CpuLayouts(2, 4, 4, false, {true}, plan);
   bool any_logical = false;
@@ -195,7 +199,7 @@ TEST(TuneSearchTest, LeadersWithinNoiseAreMeasuredAgainAndMediansDecide) {
   TuneSpace space;
   space.plan = Layout(1, 2);
   space.layouts = CpuLayouts(2, 2, 2, false, {true, false}, space.plan);
-  space.naive = space.layouts.back();
+  space.naive = NaiveConfig(2);
   auto options = Options(fake);
   auto result = SuccessiveHalving(space, fake, options);
   ASSERT_TRUE(result.winner);
@@ -218,7 +222,7 @@ TEST(TuneSearchTest, AnUnbreakableTieGoesToTheLowerP99) {
   TuneSpace space;
   space.plan = Layout(1, 2);
   space.layouts = CpuLayouts(2, 2, 2, false, {true}, space.plan);
-  space.naive = space.layouts.back();
+  space.naive = NaiveConfig(2);
   auto result = SuccessiveHalving(space, fake, Options(fake));
   EXPECT_TRUE(result.tie);
   EXPECT_EQ(LabelOf(result, result.winner), "2x1 pin b1 opt fp32");
@@ -243,7 +247,7 @@ SearchResult RunWithBf16(int disagreements, SearchOptions* options_out) {
   TuneSpace space;
   space.plan = Layout(1, 2);
   space.layouts = CpuLayouts(2, 2, 2, false, {true}, space.plan);
-  space.naive = space.layouts.back();
+  space.naive = NaiveConfig(2);
   space.variants = {{true, "fp32"}, {true, "bf16"}};
   *options_out = Options(fake);
   return SuccessiveHalving(space, fake, *options_out);
