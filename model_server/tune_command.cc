@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -196,6 +197,9 @@ CLI::App* AddTuneCommand(CLI::App& app, TuneFlags& f) {
   cmd->add_flag("--exhaustive", f.exhaustive, "measure every combination once (benchmark)");
   cmd->add_option("--measure-seconds", f.measure_s, "with --exhaustive: each run's length")
       ->capture_default_str();
+  cmd->add_option("--only", f.only,
+                  "with --exhaustive: only this configuration, labelled as in the table "
+                  "(repeatable; a head-to-head)");
   return cmd;
 }
 
@@ -219,6 +223,16 @@ int RunTune(const ServeConfig& config, const std::string& cpu_root, const TuneFl
   CpuBudget budget = DiscoverCpuBudget(cpu_root, CurrentAffinity());
   auto space = BuildSpace(f, budget, model, &error);
   if (!space) return Fail(error);
+  if (!f.only.empty()) {
+    if (!f.exhaustive) return Fail("--only needs --exhaustive");
+    auto all = space->Product();
+    for (const auto& label : f.only) {
+      if (std::none_of(all.begin(), all.end(),
+                       [&](const TuneConfig& c) { return c.Label() == label; })) {
+        return Fail("--only: no configuration \"" + label + "\" in this space");
+      }
+    }
+  }
   int logical_cpus = static_cast<int>(budget.allowed.size());
   int pod_cpus =
       budget.quota_cpus ? static_cast<int>(std::ceil(*budget.quota_cpus - 1e-9)) : logical_cpus;
@@ -275,7 +289,7 @@ int RunTune(const ServeConfig& config, const std::string& cpu_root, const TuneFl
                f.exhaustive ? ("exhaustive, " + FormatDouble(f.measure_s) + " s each").c_str()
                             : ("budget " + FormatDouble(*budget_s) + " s").c_str());
   InstallSignalHandlers();
-  SearchResult result = f.exhaustive ? Exhaustive(*space, measurer, options, f.measure_s)
+  SearchResult result = f.exhaustive ? Exhaustive(*space, measurer, options, f.measure_s, f.only)
                                      : SuccessiveHalving(*space, measurer, options);
 
   std::string table = FormatTuneTable(result, options);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "model_server/serve_config.h"
 
@@ -37,8 +38,9 @@ struct TuneFlags {
   std::string precisions = "fp32,bf16";
   double min_agreement = 0.99;
   size_t agreement_items = 200;
-  bool exhaustive = false;  // measure the whole product space once each
-  double measure_s = 5;     // with --exhaustive: each run's length
+  bool exhaustive = false;        // measure the whole product space once each
+  double measure_s = 5;           // with --exhaustive: each run's length
+  std::vector<std::string> only;  // with --exhaustive: only these configurations (labels)
 };
 
 // Adds the subcommand to sg-serve's app.

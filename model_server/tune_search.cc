@@ -334,9 +334,14 @@ class Search {
     return std::move(result_);
   }
 
-  SearchResult RunExhaustive(double measure_s) {
+  SearchResult RunExhaustive(double measure_s, const std::vector<std::string>& only) {
     exhaustive_ = true;
     auto all = space_.Product();
+    if (!only.empty()) {
+      std::erase_if(all, [&](const TuneConfig& c) {
+        return std::find(only.begin(), only.end(), c.Label()) == only.end();
+      });
+    }
     Say("exhaustive: " + std::to_string(all.size()) + " configurations, " + Fixed(measure_s, 1) +
         " s each");
     size_t n = 0;
@@ -497,8 +502,8 @@ SearchResult SuccessiveHalving(const TuneSpace& space, Measurer& measurer,
 }
 
 SearchResult Exhaustive(const TuneSpace& space, Measurer& measurer, const SearchOptions& options,
-                        double measure_s) {
-  return Search(space, measurer, options).RunExhaustive(measure_s);
+                        double measure_s, const std::vector<std::string>& only) {
+  return Search(space, measurer, options).RunExhaustive(measure_s, only);
 }
 
 double TopOneAgreement(const std::vector<std::string>& reference,

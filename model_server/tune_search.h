@@ -142,9 +142,10 @@ struct SearchResult {
 // The staged successive halving described above.
 SearchResult SuccessiveHalving(const TuneSpace& space, Measurer& measurer,
                                const SearchOptions& options);
-// Every configuration of space.Product(), one run of `measure_s` each (the budget is ignored).
+// Every configuration of space.Product() (or only those labelled as in `only`, when given), one
+// run of `measure_s` each, in order (the budget is ignored).
 SearchResult Exhaustive(const TuneSpace& space, Measurer& measurer, const SearchOptions& options,
-                        double measure_s);
+                        double measure_s, const std::vector<std::string>& only = {});
 
 // Top-1 agreement between two lists of answers (same items, same order): the share of items
 // whose answers name the same top class (image_classifier: the label with the highest

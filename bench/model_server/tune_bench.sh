@@ -8,7 +8,11 @@
 # 2. `sg-serve tune` searches the same space with a budget of a third of the sweep's time;
 # 3. prints tune's pick, its throughput in the sweep divided by the sweep's best (target >= 0.95:
 #    the same kind of run, so the ratio compares configurations, not run lengths), and the ratio
-#    of the two wall times (target <= 1/3).
+#    of the two wall times (target <= 1/3);
+# 4. when the pick is not the sweep's best: a head-to-head, both measured again in H2H
+#    alternating rounds (default 3) of SECONDS each, and the ratio of their medians: on a machine
+#    whose speed drifts between minutes, the figure that compares the two under the same
+#    conditions.
 #
 # Defaults: the Fashion-MNIST student (models/fashion-mnist) over the first 500 test images as
 # PNG, closed loop with 4 users per CPU, p99 SLO 100 ms, the space
@@ -53,16 +57,28 @@ echo "sweep: $(printf '%.0f' "$sweep_s") s; tune budget: ${budget} s; load avera
 # shellcheck disable=SC2086
 "$serve" tune --config "$CONFIG" $CORPUS $SPACE --slo-p99-ms "$SLO_MS" --budget "${budget}s" \
   --out "$out/tune" >"$out/tune.txt" || true
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after the search: $(cut -d' ' -f1-3 /proc/loadavg)"
+label() { /usr/bin/python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["winner"]; print(w["label"] if w else "")' "$1"; }
+best_label=$(label "$out/exhaustive/result.json") pick_label=$(label "$out/tune/result.json")
+if [[ -n $best_label && -n $pick_label && $best_label != "$pick_label" ]]; then
+  for ((round = 1; round <= ${H2H:-3}; ++round)); do
+    # shellcheck disable=SC2086
+    "$serve" tune --config "$CONFIG" $CORPUS $SPACE --slo-p99-ms "$SLO_MS" --exhaustive \
+      --measure-seconds "$secs" --only "$best_label" --only "$pick_label" \
+      --out "$out/h2h$round" >"$out/h2h$round.txt" 2>&1 || true
+  done
+  echo "head-to-head done; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 echo
 echo "Exhaustive sweep:"
 sed -n '/^| #/,/^$/p' "$out/exhaustive.txt"
 echo "tune:"
 sed -n '/^| #/,$p' "$out/tune.txt"
 echo
-/usr/bin/python3 - "$out/exhaustive/result.json" "$out/tune/result.json" <<'PY'
-import json, sys
+/usr/bin/python3 - "$out/exhaustive/result.json" "$out/tune/result.json" "$out"/h2h*/result.json <<'PY'
+import json, statistics, sys
 sweep, tune = (json.load(open(p)) for p in sys.argv[1:3])
+h2h = [json.load(open(p)) for p in sys.argv[3:]]
 rows = {c["label"]: c for c in sweep["configurations"]}
 best = sweep["winner"]
 pick = tune["winner"]
@@ -80,6 +96,15 @@ pick_rps = in_sweep["rps"] if in_sweep and in_sweep["eligible"] else 0.0
 print("| %s | %.1f | %s | %.1f | %.3f | %.0f | %.0f | %.3f |" % (
     best["label"], best_rps, pick["label"], pick_rps, pick_rps / best_rps, sweep["elapsed_s"],
     tune["elapsed_s"], tune["elapsed_s"] / sweep["elapsed_s"]))
+if h2h:
+    def rps(doc, label):
+        return next((c["rps"] for c in doc["configurations"] if c["label"] == label), 0.0)
+    b = [rps(d, best["label"]) for d in h2h]
+    p = [rps(d, pick["label"]) for d in h2h]
+    print("head-to-head, %d alternating rounds: best %s req/s (median %.1f), pick %s (median %.1f):"
+          " pick / best %.3f" % (len(h2h), " ".join("%.1f" % v for v in b), statistics.median(b),
+                                 " ".join("%.1f" % v for v in p), statistics.median(p),
+                                 statistics.median(p) / statistics.median(b)))
 print("tune's own figure for its pick: %.1f req/s (its longest runs), x%s vs naive, x%s vs plan"
       % (tune["throughput_rps_at_slo"], tune["ratio_to_naive"] and "%.3f" % tune["ratio_to_naive"],
          tune["ratio_to_plan"] and "%.3f" % tune["ratio_to_plan"]))

@@ -318,6 +318,17 @@ TEST(TuneSearchTest, ExhaustiveMeasuresEveryCombinationOnceAndSpendsMore) {
   EXPECT_LT(halving_fake.now_, exhaustive_fake.now_);
 }
 
+TEST(TuneSearchTest, ExhaustiveCanBeLimitedToAHeadToHead) {
+  auto space = FourCpuSpace();
+  FakeMeasurer fake(WorkersScale);
+  auto result =
+      Exhaustive(space, fake, Options(fake), 5, {"1x1 pin b1 opt fp32", "2x2 pin b1 opt fp32"});
+  ASSERT_EQ(fake.calls.size(), 2u);
+  EXPECT_EQ(fake.calls[0].first, "1x1 pin b1 opt fp32");
+  EXPECT_EQ(fake.calls[1].first, "2x2 pin b1 opt fp32");
+  EXPECT_EQ(LabelOf(result, result.winner), "2x2 pin b1 opt fp32");
+}
+
 TEST(TuneSearchTest, TopOneAgreementReadsEachAnswerShape) {
   std::vector<std::string> classes = {R"({"Coat": 0.8, "Shirt": 0.2})",
                                       R"({"Bag": 0.3, "Coat": 0.7})"};
