@@ -26,6 +26,67 @@ std::vector<std::string> MappedBlasLibraries(const std::string& maps) {
   return {found.begin(), found.end()};
 }
 
+std::vector<GpuDevice> ParseNvidiaSmiCsv(const std::string& text) {
+  std::vector<GpuDevice> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> fields;
+    std::istringstream cells(line);
+    std::string cell;
+    while (std::getline(cells, cell, ',')) {
+      auto first = cell.find_first_not_of(" \t\r");
+      auto last = cell.find_last_not_of(" \t\r");
+      fields.push_back(first == std::string::npos ? "" : cell.substr(first, last - first + 1));
+    }
+    if (fields.size() != 4 || fields[1].empty()) continue;
+    GpuDevice d;
+    try {
+      d.index = std::stoi(fields[0]);
+    } catch (const std::exception&) {
+      continue;
+    }
+    d.name = fields[1];
+    d.memory = fields[2];
+    d.driver_version = fields[3];
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Finding DiagnoseGpu(const GpuInfo& gpu) {
+  using Level = Finding::Level;
+  std::string names;
+  for (const auto& d : gpu.nvidia_smi) {
+    if (!names.empty()) names += ", ";
+    names += std::to_string(d.index) + ": " + d.name;
+    if (!d.memory.empty()) names += " (" + d.memory + ")";
+  }
+  std::string driver =
+      gpu.nvidia_smi.empty() ? std::string() : ", driver " + gpu.nvidia_smi.front().driver_version;
+  if (!gpu.torch_has_cuda) {
+    if (gpu.nvidia_smi.empty()) {
+      return {Level::kOk, "gpu",
+              "libtorch built without CUDA and no GPU listed by nvidia-smi: device cuda "
+              "is refused at start-up"};
+    } else {
+      return {Level::kWarn, "gpu",
+              std::to_string(gpu.nvidia_smi.size()) + " GPU(s) here (" + names + driver +
+                  ") but this libtorch is CPU-only: device cuda is refused; build "
+                  "against a CUDA libtorch (-DSG_TORCH_FROM_PYTHON=ON)"};
+    }
+  } else if (gpu.device_count == 0) {
+    return {Level::kWarn, "gpu",
+            "libtorch has CUDA but sees no device (driver, CUDA_VISIBLE_DEVICES): device "
+            "cuda is refused at start-up"};
+  } else {
+    return {Level::kOk, "gpu",
+            std::to_string(gpu.device_count) + " CUDA device(s) for libtorch" +
+                (names.empty() ? std::string(" (nvidia-smi not found: no names)")
+                               : ": " + names + driver)};
+  }
+}
+
 std::vector<Finding> Diagnose(const DoctorInput& input) {
   using Level = Finding::Level;
   std::vector<Finding> out;

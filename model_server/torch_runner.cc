@@ -2,8 +2,10 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <malloc.h>
+#include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "model_server/doctor.h"
 #include "model_server/model_runner.h"
 
 namespace sg::serve {
@@ -53,8 +56,10 @@ class OncePerMessageWarningHandler : public c10::WarningHandler {
 
 class TorchScriptRunner : public ModelRunner {
  public:
-  TorchScriptRunner(torch::jit::Module module, bool bf16)
-      : module_(std::move(module)), bf16_(bf16) {}
+  // `device` is where the module's parameters are: kCPU, or kCUDA (the batch is copied there
+  // from pinned host memory and the outputs are copied back). bf16 only on the CPU.
+  TorchScriptRunner(torch::jit::Module module, torch::Device device, bool bf16)
+      : module_(std::move(module)), device_(device), bf16_(bf16) {}
 
   bool Forward(const std::vector<SampleView>& batch, std::vector<SampleTensor>* outputs,
                std::string* error) override {
@@ -64,12 +69,17 @@ class TorchScriptRunner : public ModelRunner {
       c10::InferenceMode guard;
       std::vector<int64_t> shape = {static_cast<int64_t>(batch.size())};
       shape.insert(shape.end(), batch[0].shape.begin(), batch[0].shape.end());
-      auto input = torch::empty(shape, torch::kFloat32);
+      // For a GPU, the batch is assembled in page-locked memory (libtorch's caching host
+      // allocator reuses it) so the copy to the device is one DMA that does not wait on a
+      // staging copy; non_blocking queues it on the current stream, ahead of the forward.
+      auto input = torch::empty(
+          shape, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(device_.is_cuda()));
       size_t per = batch[0].count;
       float* dst = input.data_ptr<float>();
       for (size_t i = 0; i < batch.size(); ++i) {
         std::memcpy(dst + i * per, batch[i].data, per * sizeof(float));
       }
+      if (device_.is_cuda()) input = input.to(device_, /*non_blocking=*/true);
       if (bf16_) {
         at::autocast::set_cpu_enabled(true);
         at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
@@ -95,7 +105,8 @@ class TorchScriptRunner : public ModelRunner {
         *error = "model returned " + result.tagKind() + ", expected a tensor";
         return false;
       }
-      out = out.to(torch::kFloat32).contiguous();
+      // Back on the CPU (a blocking copy: it waits for the forward on the GPU's stream).
+      out = out.to(torch::kCPU, torch::kFloat32).contiguous();
       if (out.dim() == 0 || out.size(0) != static_cast<int64_t>(batch.size())) {
         *error = "model output has shape " + c10::str(out.sizes()) + ", expected a batch of " +
                  std::to_string(batch.size());
@@ -133,6 +144,7 @@ class TorchScriptRunner : public ModelRunner {
 
  private:
   torch::jit::Module module_;
+  torch::Device device_;
   bool bf16_;
 };
 
@@ -169,12 +181,23 @@ std::vector<int64_t> ExpectedInputShape(const ModelConfig& model) {
 }
 
 std::unique_ptr<ModelRunner> LoadTorchScriptModel(const ModelConfig& model, std::string* error) {
-  if (model.device == "cuda" && !torch::hasCUDA()) {
+  bool cuda = model.device == "cuda";
+  if (cuda && !torch::hasCUDA()) {
     *error = "model \"" + model.name +
              "\": device cuda requested but this libtorch was built without CUDA";
     return nullptr;
   }
+  if (cuda && torch::cuda::device_count() == 0) {
+    *error = "model \"" + model.name +
+             "\": device cuda requested but no CUDA device is visible (driver, "
+             "CUDA_VISIBLE_DEVICES)";
+    return nullptr;
+  }
   bool bf16 = model.precision == "bf16";
+  if (bf16 && cuda) {
+    *error = "model \"" + model.name + "\": precision bf16 is CPU autocast; use fp32 with cuda";
+    return nullptr;
+  }
   if (bf16 && !CpuHasBf16()) {
     *error = "model \"" + model.name +
              "\": precision bf16 requested but this CPU has no avx512_bf16/amx_bf16";
@@ -184,14 +207,18 @@ std::unique_ptr<ModelRunner> LoadTorchScriptModel(const ModelConfig& model, std:
     *error = "model \"" + model.name + "\": no such file " + model.path;
     return nullptr;
   }
+  // The first CUDA device: a worker per GPU is chosen with CUDA_VISIBLE_DEVICES.
+  torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   try {
-    torch::jit::Module module = torch::jit::load(model.path, torch::kCPU);
+    torch::jit::Module module = torch::jit::load(model.path, device);
     module.eval();
     if (model.optimize) {
       module = torch::jit::freeze(module);
-      module = torch::jit::optimize_for_inference(module);
+      // optimize_for_inference's gains are CPU ones (oneDNN layouts, conv fusions for it);
+      // on a GPU, freezing (constant folding, conv-bn folding) is what applies.
+      if (!cuda) module = torch::jit::optimize_for_inference(module);
     }
-    auto runner = std::make_unique<TorchScriptRunner>(std::move(module), bf16);
+    auto runner = std::make_unique<TorchScriptRunner>(std::move(module), device, bf16);
     auto shape = ExpectedInputShape(model);
     if (!shape.empty() && model.warmup_iterations > 0) {
       SampleTensor zeros;
@@ -201,6 +228,8 @@ std::unique_ptr<ModelRunner> LoadTorchScriptModel(const ModelConfig& model, std:
       zeros.values.assign(static_cast<size_t>(n), 0.0f);
       std::vector<SampleTensor> out;
       std::vector<SampleView> batch(static_cast<size_t>(model.batch_size), View(zeros));
+      // On a GPU the first forward also creates the CUDA context, loads the kernels and
+      // allocates the caching allocator's blocks: seconds, paid here and not by a request.
       for (int i = 0; i < model.warmup_iterations; ++i) {
         // Warm both the single-sample and the full-batch shapes.
         std::vector<SampleView> b = batch;
@@ -210,6 +239,9 @@ std::unique_ptr<ModelRunner> LoadTorchScriptModel(const ModelConfig& model, std:
           return nullptr;
         }
       }
+      // Forward already waited for its outputs; this also drains anything else queued on
+      // the device before the worker reports ready.
+      if (cuda) torch::cuda::synchronize();
     }
     return runner;
   } catch (const c10::Error& e) {
@@ -220,6 +252,23 @@ std::unique_ptr<ModelRunner> LoadTorchScriptModel(const ModelConfig& model, std:
   }
   if (auto nl = error->find('\n'); nl != std::string::npos) error->resize(nl);
   return nullptr;
+}
+
+GpuInfo ProbeGpus() {
+  GpuInfo info;
+  info.torch_has_cuda = torch::hasCUDA();
+  info.device_count = static_cast<int>(torch::cuda::device_count());
+  // Names from the driver's tool, so that no CUDA header or library is needed to build this.
+  if (FILE* pipe = popen("nvidia-smi --query-gpu=index,name,memory.total,driver_version "
+                         "--format=csv,noheader 2>/dev/null",
+                         "r")) {
+    std::string text;
+    char buffer[512];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) text.append(buffer, n);
+    if (pclose(pipe) == 0) info.nvidia_smi = ParseNvidiaSmiCsv(text);
+  }
+  return info;
 }
 
 }  // namespace sg::serve
