@@ -373,7 +373,11 @@ class BasicUpstreamExchange {
   void DoWrite() {
     // Send the request (its head with the body bytes in memory) within the exchange deadline.
     if (message_) {
-      serializer_.emplace(*message_);
+      // Made once per exchange object, on its first streamed request: a mirror copy's (never
+      // streamed) stays small enough for malloc's per-thread cache (tcache, up to 1032 bytes),
+      // which measurably costs less per copy than a larger block (callgrind).
+      if (!serializer_) serializer_ = std::make_unique<std::optional<Serializer>>();
+      serializer_->emplace(*message_);
       return DoSerializedWrite();
     }
     // Head and body in one gather write.
@@ -396,10 +400,11 @@ class BasicUpstreamExchange {
       op_pending_ = false;
       OnWritten(ec == http::error::need_buffer ? beast::error_code{} : ec, more);
     };
-    if (message_->body().size == 0 && more && !serializer_->is_header_done()) {
-      return http::async_write_header(*stream_, *serializer_, std::move(handler));
+    auto& serializer = **serializer_;
+    if (message_->body().size == 0 && more && !serializer.is_header_done()) {
+      return http::async_write_header(*stream_, serializer, std::move(handler));
     }
-    http::async_write(*stream_, *serializer_, std::move(handler));
+    http::async_write(*stream_, serializer, std::move(handler));
   }
 
   void OnWritten(beast::error_code ec, bool more) {
@@ -496,7 +501,8 @@ class BasicUpstreamExchange {
   std::string_view whole_head_;
   net::const_buffer whole_body_;
   http::request<http::buffer_body>* message_ = nullptr;
-  std::optional<http::request_serializer<http::buffer_body>> serializer_;
+  using Serializer = http::request_serializer<http::buffer_body>;
+  std::unique_ptr<std::optional<Serializer>> serializer_;  // made on the first streamed request
   // The attempt in progress.
   std::unique_ptr<Stream> stream_;
   size_t endpoint_ = 0;
@@ -573,10 +579,11 @@ class BufferedExchange final : public ExchangeUser,
     if (sweeper_) sweeper_->Add(this);
     if (request_->chunked()) {
       // Serialized with its chunked framing (the mirrors' copies always have a Content-Length).
-      message_.base() = request_->base();
-      message_.body() = {const_cast<char*>(request_->body().data()), request_->body().size(),
-                         false};
-      return exchange_.StartStreamed(connections_, options_, message_, /*retryable=*/true);
+      message_ = std::make_unique<http::request<http::buffer_body>>();
+      message_->base() = request_->base();
+      message_->body() = {const_cast<char*>(request_->body().data()), request_->body().size(),
+                          false};
+      return exchange_.StartStreamed(connections_, options_, *message_, /*retryable=*/true);
     }
     if (head_.empty()) AppendHead(request_->base(), &head_);
     exchange_.StartWhole(connections_, options_, head_, net::buffer(request_->body()));
@@ -623,7 +630,8 @@ class BufferedExchange final : public ExchangeUser,
   Callback done_;
   std::shared_ptr<UpstreamResult> result_;
   std::string head_;  // the head as written: given, or AppendHead(request_) on start
-  http::request<http::buffer_body> message_;  // a chunked request's serialized form
+  // A chunked request's serialized form (made only then: see BasicUpstreamExchange::DoWrite).
+  std::unique_ptr<http::request<http::buffer_body>> message_;
   ExchangeOptions options_;
   std::size_t filled_ = 0;  // response body bytes read
 };
