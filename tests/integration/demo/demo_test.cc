@@ -1,5 +1,6 @@
 // `make demo`, reduced: scripts/demo with the real executables, the committed Fashion-MNIST
-// models and the Debian data set, then checks of its verdicts, reports and clean-up.
+// models and the Debian data set, then checks of its tune step (short: kTuneBudget), verdicts,
+// reports, capacity section and clean-up.
 //
 // Every demo process gets TMPDIR = the test's own directory, so each one it starts (servers,
 // their workers, the gateway, the load generator) has that path in its command line; the tests
@@ -11,8 +12,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -64,15 +68,47 @@ std::string Describe(const std::set<pid_t>& pids) {
   return out;
 }
 
+// The demo's tune step, kept short here (the demo's own default is 40 s). The SLO is loose: the
+// test machine may be shared and busy, and what is checked is that tune ran and its winner was
+// served, not which configuration won.
+constexpr const char* kTuneBudget = "15s";
+constexpr const char* kTuneSloMs = "250";
+
+// The student as sg-serve config JSON, 1 worker (a stand-in for a tune output's serve.json).
+json StudentServeConfig() {
+  const fs::path models = testing::SourceDir() / "models" / "fashion-mnist";
+  return json{{"cpu", {{"workers", 1}, {"threads_per_worker", 1}, {"pinning", true}}},
+              {"models",
+               {{"fashion",
+                 {{"path", (models / "student.pt").string()},
+                  {"handler", "image_classifier"},
+                  {"labels", (models / "index_to_name.json").string()},
+                  {"preprocess",
+                   {{"resize", 28},
+                    {"crop", 28},
+                    {"channels", 1},
+                    {"mean", {0.2860}},
+                    {"std", {0.3530}}}},
+                  {"topk", 10},
+                  {"batch_size", 2},
+                  {"max_batch_delay_ms", 3}}}}}};
+}
+
 class DemoTest : public ::testing::Test {
  protected:
-  // Starts scripts/demo with `env` on top of the test's defaults.
+  // Starts scripts/demo with `env` on top of the test's defaults (a key in `env` replaces one).
   std::optional<Subprocess> StartDemo(std::vector<std::pair<std::string, std::string>> env) {
     SpawnOptions options;
     options.set_env = {{"TMPDIR", dir_.path().string()},
                        {"BIN_DIR", testing::BinDir().string()},
-                       {"OUT", out_.string()}};
-    for (auto& kv : env) options.set_env.push_back(std::move(kv));
+                       {"OUT", out_.string()},
+                       {"TUNE_BUDGET", kTuneBudget},
+                       {"TUNE_SLO_MS", kTuneSloMs},
+                       {"TUNE_LIMIT", "300"}};
+    for (auto& kv : env) {
+      std::erase_if(options.set_env, [&](const auto& d) { return d.first == kv.first; });
+      options.set_env.push_back(std::move(kv));
+    }
     options.stdout_path = (dir_.path() / "demo.out").string();
     options.stderr_path = (dir_.path() / "demo.err").string();
     std::string error;
@@ -177,14 +213,64 @@ TEST_F(DemoTest, ReducedDemoJudgesBothCandidatesAndWritesReports) {
   // The same model on pinned CPUs answers like the reference.
   const json teacher = LoadReport(out_ / "teacher-cpu");
   EXPECT_GE(teacher["comparison"]["classification"]["top1_agreement"].get<double>(), 0.995);
-  EXPECT_NE(ReadFile(out_ / "summary.txt").find("student:"), std::string::npos);
+  const std::string summary = ReadFile(out_ / "summary.txt");
+  EXPECT_NE(summary.find("student:"), std::string::npos);
+
+  // Tune ran (its progress and its files) and found a winner within the SLO.
+  EXPECT_NE(output.find("tune: round 1"), std::string::npos) << output;
+  const fs::path tune = out_ / "tune";
+  const json result = json::parse(ReadFile(tune / "result.json"), nullptr, false);
+  ASSERT_TRUE(result.is_object()) << "no tune result.json\n" << output;
+  ASSERT_TRUE(result["winner"].is_object()) << result.dump(2);
+  EXPECT_GT(result["throughput_rps_at_slo"].get<double>(), 0);
+  EXPECT_GE(result["measurements"].get<int>(), 1);
+  EXPECT_EQ(result["slo_p99_ms"].get<double>(), std::stod(kTuneSloMs));
+  ASSERT_TRUE(fs::exists(tune / "serve.json"));
+  // The student was started from tune's serve.json, and serves the winner's configuration as
+  // its management API describes it (the demo saves that description).
+  EXPECT_NE(output.find("(" + (tune / "serve.json").string() + ")"), std::string::npos) << output;
+  const json winner = result["winner"];
+  const json served =
+      json::parse(ReadFile(out_ / "student" / "served-model.json"), nullptr, false);
+  ASSERT_TRUE(served.is_array() && !served.empty()) << served.dump();
+  EXPECT_EQ(served[0]["batchSize"], winner["batch_size"]) << served.dump(2);
+  EXPECT_EQ(served[0]["maxBatchDelay"], winner["max_batch_delay_ms"]) << served.dump(2);
+  EXPECT_EQ(served[0]["workers"].size(), winner["workers"].get<size_t>()) << served.dump(2);
+  for (const json& worker : served[0]["workers"]) {
+    EXPECT_EQ(worker["threads"], winner["threads_per_worker"]) << served.dump(2);
+  }
+  const std::string label = winner["label"];
+  EXPECT_NE(summary.find("tune's winner for the student"), std::string::npos) << summary;
+  EXPECT_NE(summary.find(label), std::string::npos) << summary;
+  EXPECT_NE(summary.find("the naive configuration"), std::string::npos) << summary;
+
+  // The capacity section: the demo's peak, tune's pod, the example fleet, pods > 0.
+  const json capacity = json::parse(ReadFile(out_ / "capacity.json"), nullptr, false);
+  ASSERT_TRUE(capacity.is_object()) << "no capacity.json\n" << output;
+  const json& plan = capacity["plan"];
+  EXPECT_GT(plan["pods"].get<int>(), 0) << plan.dump(2);
+  EXPECT_GT(plan["peak_rps"].get<double>(), 0);
+  EXPECT_EQ(plan["pod"]["throughput_rps_at_slo"], result["throughput_rps_at_slo"]);
+  EXPECT_EQ(plan["pod"]["cpus"], result["pod"]["cpus"]);
+  EXPECT_EQ(plan["gpus"], 30);  // configs/fleet-example.json
+  EXPECT_NE(ReadFile(out_ / "capacity.txt").find("saving"), std::string::npos);
+  EXPECT_NE(summary.find("capacity, example fleet"), std::string::npos) << summary;
+  EXPECT_NE(summary.find(std::to_string(plan["pods"].get<int>()) + " pods"), std::string::npos)
+      << summary;
 
   const auto left = WaitForNoProcesses(dir_.path().string(), 5s);
   EXPECT_TRUE(left.empty()) << "left running:" << Describe(left);
 }
 
 TEST_F(DemoTest, InterruptStopsEveryProcessItStarted) {
-  auto demo = StartDemo({{"REQUESTS", "100000"}, {"RATE", "50"}});
+  // No tune here: an earlier tune's output (TUNE_FROM) serves the student, so this test stays
+  // as long as it was and checks that path too.
+  const fs::path earlier = dir_.path() / "earlier-tune";
+  fs::create_directories(earlier);
+  std::ofstream(earlier / "serve.json") << StudentServeConfig().dump(2);
+  std::ofstream(earlier / "result.json")
+      << json{{"pod", {{"cpus", 1}}}, {"throughput_rps_at_slo", 100.0}, {"slo_p99_ms", 50}}.dump();
+  auto demo = StartDemo({{"REQUESTS", "100000"}, {"RATE", "50"}, {"TUNE_FROM", earlier.string()}});
   ASSERT_TRUE(demo);
   // Wait for the load phase: servers, workers, gateway and load generator are all running.
   const auto deadline = std::chrono::steady_clock::now() + 180s;
@@ -202,6 +288,15 @@ TEST_F(DemoTest, InterruptStopsEveryProcessItStarted) {
     running = ProcessesMentioning(dir_.path().string());
   }
   EXPECT_GE(running.size(), 8u) << Describe(running);
+  EXPECT_EQ(Output().find("tune: round 1"), std::string::npos) << Output();
+  EXPECT_NE(Output().find("(" + (earlier / "serve.json").string() + ")"), std::string::npos)
+      << Output();
+  // The student serves the given serve.json: its batch size, not the demo's own config's.
+  const json served =
+      json::parse(ReadFile(out_ / "student" / "served-model.json"), nullptr, false);
+  ASSERT_TRUE(served.is_array() && !served.empty()) << served.dump();
+  EXPECT_EQ(served[0]["batchSize"], 2);
+  EXPECT_EQ(served[0]["maxBatchDelay"], 3);
 
   demo->Signal(SIGINT);
   EXPECT_EQ(WaitExit(*demo, 60s), 130) << Output();
@@ -242,6 +337,12 @@ TEST_F(DemoTest, OwnBackendsAreJudgedWithoutBundledServers) {
   const int exit_code = WaitExit(*demo, 300s);
   const std::string output = Output();
   EXPECT_EQ(output.find("starting the reference"), std::string::npos) << output;
+  // Tune and the capacity from tune apply to the bundled student only: skipped, with a note.
+  EXPECT_EQ(output.find("tune: round 1"), std::string::npos) << output;
+  EXPECT_NE(output.find("skipped: CANDIDATE is your own backend"), std::string::npos) << output;
+  EXPECT_FALSE(fs::exists(out_ / "tune"));
+  EXPECT_FALSE(fs::exists(out_ / "capacity.json"));
+  EXPECT_NE(ReadFile(out_ / "summary.txt").find("tune and capacity: skipped"), std::string::npos);
   // configs/gates.json wants 200 pairs: the verdict is INSUFFICIENT_DATA (exit 4).
   EXPECT_EQ(exit_code, 4) << output;
   const json report = LoadReport(out_);
