@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -304,12 +305,11 @@ std::shared_ptr<const nlohmann::json> ParseDocument(std::string_view text,
 }
 
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError({path + ": cannot open: " + std::strerror(errno)});
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) throw ConfigError({path + ": read error"});
-  return out.str();
+  std::string text, error;
+  if (!ReadSmallFile(path, kMaxConfigFileBytes, &text, &error)) {
+    throw ConfigError({path + ": " + error});
+  }
+  return text;
 }
 
 void ThrowIfProblems(const ConfigContext& context) {
@@ -317,4 +317,38 @@ void ThrowIfProblems(const ConfigContext& context) {
 }
 
 }  // namespace config_internal
+
+bool ReadSmallFile(const std::string& path, std::size_t max_bytes, std::string* contents,
+                   std::string* error) {
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (ec) {
+    *error = "cannot open: " + ec.message();
+    return false;
+  }
+  // Opening a FIFO blocks until a writer comes, and a device can be endless: refuse both first.
+  if (!std::filesystem::is_regular_file(status)) {
+    *error = "is not a regular file";
+    return false;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = std::string("cannot open: ") + std::strerror(errno);
+    return false;
+  }
+  // Read one byte past the cap, so a file that grew after the check is caught too.
+  contents->assign(max_bytes + 1, '\0');
+  in.read(contents->data(), static_cast<std::streamsize>(contents->size()));
+  if (in.bad()) {
+    *error = "read error";
+    return false;
+  }
+  contents->resize(static_cast<std::size_t>(in.gcount()));
+  if (contents->size() > max_bytes) {
+    *error = "larger than " + std::to_string(max_bytes) + " bytes";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace sg

@@ -147,6 +147,16 @@ T ParseConfig(std::string_view text, const std::string& file,
 template <typename T>
 T LoadConfigFile(const std::string& path, const std::function<T(const ConfigNode&)>& parse);
 
+// Reads a small input file named in a config (the config itself, a token file): it must be a
+// regular file of at most `max_bytes`, so /dev/zero, a FIFO or a directory is an error at once
+// instead of a hang or unbounded memory. On failure returns false and sets `error` to the reason,
+// without the path.
+bool ReadSmallFile(const std::string& path, std::size_t max_bytes, std::string* contents,
+                   std::string* error);
+
+// The largest config file LoadConfigFile reads.
+inline constexpr std::size_t kMaxConfigFileBytes = 64u << 20;
+
 // Non-template core of the two functions above.
 namespace config_internal {
 std::shared_ptr<const nlohmann::json> ParseDocument(std::string_view text,

@@ -109,6 +109,9 @@ std::optional<Subprocess> Subprocess::Spawn(const std::vector<std::string>& argv
     for (int fd : options.keep_fds) {
       if (fcntl(fd, F_SETFD, 0) != 0) ChildFail(status_pipe[1], errno);
     }
+    if (!options.working_dir.empty() && chdir(options.working_dir.c_str()) != 0) {
+      ChildFail(status_pipe[1], errno);
+    }
     execvpe(prep.argv[0], prep.argv.data(), prep.envp.data());
     ChildFail(status_pipe[1], errno);
   }

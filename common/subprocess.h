@@ -19,6 +19,8 @@ struct SpawnOptions {
   // Files to receive the child's stdout/stderr (created, truncated); empty: inherit.
   std::string stdout_path;
   std::string stderr_path;
+  // The child's working directory (after stdout_path and stderr_path are opened); empty: inherit.
+  std::string working_dir;
   // Child receives SIGKILL if the parent dies first: no orphans after a crashed test or server.
   bool die_with_parent = true;
   // Descriptors of the parent that the child keeps, under the same numbers (their close-on-exec

@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/cli.h"
 #include "common/config.h"
 #include "common/logging.h"
 #include "comparator/capacity.h"
@@ -45,6 +46,7 @@ bool Load(const std::string& path, F load, T* out) {
 int main(int argc, char** argv) {
   using namespace sg::comparator;
   CLI::App app{"sg-compare: judge shadow traffic pairs, issue a cutover verdict, write reports"};
+  sg::AddVersionFlag(app, "sg-compare");
   sg::LogOptions log_options;
   sg::AddLoggingFlags(app, log_options);
   app.require_subcommand(1, 1);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <optional>
@@ -47,10 +48,16 @@ int AvailableCpus() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// "host:pid:start_us". Unique per process: in a container the gateway is PID 1 under the pod's
+// host name at every restart, and a restarted gateway appending to the same pair log must count
+// as another instance (its counters start again from 0), or the earlier run's are lost.
 std::string InstanceName() {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
-  return std::string(host) + ":" + std::to_string(getpid());
+  auto start_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(start_us);
 }
 
 }  // namespace

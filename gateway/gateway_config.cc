@@ -262,16 +262,13 @@ void ParseAdmin(const ConfigNode& node, AdminConfig* config) {
   reader.Finish();
   if (IsEmptyString(node, "token_file")) node.Child("token_file").Report("must not be empty");
   if (config->token_file.empty()) return;
-  std::ifstream in(config->token_file);
-  if (!in) {
-    node.Child("token_file")
-        .Report("cannot open \"" + config->token_file + "\": " + std::strerror(errno));
+  std::string text, error;
+  if (!ReadSmallFile(config->token_file, 4096, &text, &error)) {
+    node.Child("token_file").Report("\"" + config->token_file + "\": " + error);
     return;
   }
   // The token is the file's first line, surrounding white space (a final newline) left out.
-  std::string line;
-  std::getline(in, line);
-  config->token = std::string(Trim(line));
+  config->token = std::string(Trim(std::string_view(text).substr(0, text.find('\n'))));
   if (config->token.size() < 16) {
     node.Child("token_file")
         .Report("\"" + config->token_file +

@@ -57,9 +57,11 @@ void RemoveHopByHop(http::fields& fields) {
         auto token = Trim(value.substr(0, comma));
         value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
         // Content-Length is never taken out: it frames the message end to end, and a streamed
-        // body sent without it would be read upstream as the next request (smuggling).
+        // body sent without it would be read upstream as the next request (smuggling). Nor is
+        // Host: an HTTP/1.1 request forwarded without it is one the primary must refuse, and a
+        // client must not be able to make the gateway send what it refuses to take itself.
         auto id = http::string_to_field(token);
-        if (!token.empty() && id != http::field::content_length &&
+        if (!token.empty() && id != http::field::content_length && id != http::field::host &&
             fixed_index(id) == kHopByHop.size()) {
           named.emplace_back(token);
         }
@@ -204,6 +206,9 @@ std::string CheckRequestHost(const http::request_header<>& head) {
   auto hosts = head.count(http::field::host);
   if (hosts == 0 && head.version() >= 11) return "no Host in an HTTP/1.1 request";
   if (hosts > 1) return "more than one Host";
+  // Every request the gateway takes is for an http URI, whose authority may not be empty (RFC
+  // 9110 section 4.2.1: a recipient must reject it); nginx answers 400 too.
+  if (hosts == 1 && Trim(View(head[http::field::host])).empty()) return "empty Host";
   return {};
 }
 

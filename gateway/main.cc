@@ -1,7 +1,8 @@
 // shadowgate: parse flags, load the config, build the gateway, run until SIGTERM.
 //
 //   shadowgate --config FILE          run
-//   shadowgate check --config FILE    validate only (exit 0, or 2 listing every problem)
+//   shadowgate check --config FILE    validate only (exit 0, or 2 listing every problem): the
+//                                     document, then what it needs from this machine
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -9,11 +10,13 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "common/cli.h"
 #include "common/config.h"
 #include "common/logging.h"
 #include "comparator/online_comparator.h"
 #include "gateway/comparator_pair_sink.h"
 #include "gateway/comparison_admin.h"
+#include "gateway/config_environment.h"
 #include "gateway/fan_out_pair_sink.h"
 #include "gateway/gateway.h"
 #include "gateway/gateway_config.h"
@@ -28,18 +31,23 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "validate the config and exit");
   std::string check_path;
   check->add_option("--config", check_path, "gateway config (JSON)")->required();
+  sg::AddVersionFlag(app, "shadowgate");
   app.require_subcommand(0, 1);
   // The top-level --config is optional when the check subcommand carries its own.
   app.get_option("--config")->required(false);
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = sg::ParseCommandLine(app, argc, argv)) return *exit_code;
 
   if (check->parsed()) {
+    sg::gateway::GatewayConfig checked;
     try {
-      sg::gateway::LoadGatewayConfig(check_path);
+      checked = sg::gateway::LoadGatewayConfig(check_path);
     } catch (const sg::ConfigError& e) {
       for (const auto& problem : e.problems()) std::cerr << problem << "\n";
       return 2;
     }
+    auto problems = sg::gateway::CheckGatewayEnvironment(check_path, checked);
+    for (const auto& problem : problems) std::cerr << problem << "\n";
+    if (!problems.empty()) return 2;
     std::cout << check_path << ": ok\n";
     return 0;
   }
@@ -56,6 +64,13 @@ int main(int argc, char** argv) {
     config = sg::gateway::LoadGatewayConfig(config_path);
   } catch (const sg::ConfigError& e) {
     for (const auto& problem : e.problems()) std::cerr << problem << "\n";
+    return 2;
+  }
+  // What the machine must provide (names that resolve, folders to write in), before anything
+  // starts, with the same JSON paths as `check`.
+  if (auto problems = sg::gateway::CheckGatewayEnvironment(config_path, config);
+      !problems.empty()) {
+    for (const auto& problem : problems) std::cerr << problem << "\n";
     return 2;
   }
 

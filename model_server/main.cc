@@ -29,6 +29,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "common/cli.h"
 #include "common/logging.h"
 #include "model_server/cpu_budget.h"
 #include "model_server/cpu_plan.h"
@@ -256,6 +257,7 @@ int Serve(const QuickFlags& flags, const sg::LogOptions& log) {
 
 int main(int argc, char** argv) {
   CLI::App app{"sg-serve: libtorch CPU model server with TorchServe's API and pinned workers"};
+  sg::AddVersionFlag(app, "sg-serve");
   app.fallthrough();
   sg::LogOptions log;
   sg::AddLoggingFlags(app, log);
@@ -286,7 +288,7 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--threads", worker.threads)->required();
   worker_cmd->add_option("--interop-threads", worker.interop_threads);
   worker_cmd->add_option("--batch-memory-fd", worker.batch_memory_fd);
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = sg::ParseCommandLine(app, argc, argv)) return *exit_code;
   if (!sg::SetUpLogging(log, worker_cmd->parsed() ? "sg-serve-worker" : "sg-serve")) {
     std::cerr << "unknown log level: " << log.level << "\n";
     return 2;
@@ -320,6 +322,7 @@ int main(int argc, char** argv) {
     std::stringstream text;
     text << maps.rdbuf();
     auto findings = Diagnose({budget, plan, InterestingEnv(), text.str()});
+    findings.push_back(DiagnoseGpu(ProbeGpus()));
     std::cout << FormatFindings(findings) << "\nplan:\n" << DescribePlan(plan);
     bool bad = std::any_of(findings.begin(), findings.end(),
                            [](const Finding& f) { return f.level == Finding::Level::kBad; });

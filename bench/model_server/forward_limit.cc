@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/cli.h"
 #include "common/logging.h"
 #include "common/subprocess.h"
 #include "model_server/cpu_budget.h"
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
   app.add_option("--image", image, "a request body to time the handler's preprocessing on");
   app.add_option("--child-spec", spec);  // internal
   app.add_option("--child-threads", child_threads);
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = sg::ParseCommandLine(app, argc, argv)) return *exit_code;
   // Logs (libtorch's warnings among them) to stderr: stdout carries the results.
   sg::SetUpLogging(sg::LogOptions{}, "sg-bench-forward");
   if (!spec.empty()) return RunChild(spec, child_threads, seconds, image);

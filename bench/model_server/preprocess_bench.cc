@@ -22,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/cli.h"
 #include "model_server/image.h"
 #include "model_server/resample.h"
 
@@ -49,7 +50,7 @@ int main(int argc, char** argv) {
   app.add_option("--crop", crop, "center crop (0: none)")->check(CLI::NonNegativeNumber);
   app.add_option("--iterations", iterations, "runs per image")->check(CLI::PositiveNumber);
   app.add_option("images", images, "PNG or JPEG files")->required()->check(CLI::ExistingFile);
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = sg::ParseCommandLine(app, argc, argv)) return *exit_code;
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "common/cli.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "tools/load/corpus.h"
@@ -184,6 +185,7 @@ int main(int argc, char** argv) {
       "sg-load: replay a corpus against an HTTP endpoint (closed or open loop) and report "
       "Locust-style statistics.\nExit codes: 0 all requests succeeded, 1 some failed, 2 bad "
       "flags / corpus / unreachable URL."};
+  sg::AddVersionFlag(app, "sg-load");
   app.add_option("--url", flags.url, "Target, http://HOST:PORT/PATH");
   app.add_option("--corpus", flags.corpus_dir,
                  "Directory of request bodies, one per file (label from NAME__LABEL.ext)");

@@ -36,11 +36,11 @@ using sg::testing::GatewayProcess;
 using sg::testing::TempDir;
 namespace fs = std::filesystem;
 
-constexpr int kPaths = 20;           // /c/0 .. /c/19, each its own answer
-constexpr int kRequests = 300;       // above the default gates' 200 pairs
-constexpr int kLargeEvery = 10;      // every 10th request (i % 10 == 3) has a body over the
-                                     // mirror's limit: paths 3 and 13 are never mirrored
-constexpr int kMirrorMaxBody = 64;   // mirror max_body_bytes
+constexpr int kPaths = 20;          // /c/0 .. /c/19, each its own answer
+constexpr int kRequests = 300;      // above the default gates' 200 pairs
+constexpr int kLargeEvery = 10;     // every 10th request (i % 10 == 3) has a body over the
+                                    // mirror's limit: paths 3 and 13 are never mirrored
+constexpr int kMirrorMaxBody = 64;  // mirror max_body_bytes
 constexpr int kFleet = 3;
 
 std::string Label(int k) {
@@ -58,8 +58,8 @@ std::string Answer(int k, bool shadow) {
 std::string NginxServer(bool shadow) {
   std::string body = "default_type application/json;\n";
   for (int k = 0; k < kPaths; ++k) {
-    body += "    location = /c/" + std::to_string(k) + " { return 200 '" + Answer(k, shadow) +
-            "'; }\n";
+    body +=
+        "    location = /c/" + std::to_string(k) + " { return 200 '" + Answer(k, shadow) + "'; }\n";
   }
   return body;
 }
@@ -194,8 +194,7 @@ std::vector<fs::path> RunGateways(int count, const Upstreams& upstreams, const T
   // Mirrors are fire and forget: wait until every gateway's copies have come back.
   for (int g = 0; g < count; ++g) {
     const int mirrored = kRequests / count - (kRequests / count) / kLargeEvery;
-    EXPECT_TRUE(sg::testing::WaitUntil(
-        [&] { return gateways[g]->Outcome("ok") >= mirrored; }, 20s))
+    EXPECT_TRUE(sg::testing::WaitUntil([&] { return gateways[g]->Outcome("ok") >= mirrored; }, 20s))
         << "gateway " << g << ": " << gateways[g]->Outcome("ok") << " of " << mirrored;
   }
   for (auto& gateway : gateways) gateway->StopAndReadPairs();
@@ -321,8 +320,9 @@ TEST(FleetTest, SeveralGatewaysJudgedAsOneEqualOneGatewayTakingTheSameTraffic) {
   ASSERT_EQ(single_logs.size(), 1u);
   const json single = Compare(single_logs, single_dir.path() / "report-single");
   EXPECT_EQ(single["comparison"]["counters"]["instances"], 1);
-  EXPECT_EQ(TimingFree(fleet), TimingFree(single))
-      << "fleet:\n" << TimingFree(fleet).dump(1) << "\nsingle:\n" << TimingFree(single).dump(1);
+  EXPECT_EQ(TimingFree(fleet), TimingFree(single)) << "fleet:\n"
+                                                   << TimingFree(fleet).dump(1) << "\nsingle:\n"
+                                                   << TimingFree(single).dump(1);
   // The run is meant to fail on agreement (14 of 18 mirrored paths agree): a verdict that judged
   // nothing would also match.
   EXPECT_EQ(fleet["verdict"]["verdict"], "FAIL");
@@ -332,17 +332,13 @@ TEST(FleetTest, SeveralGatewaysJudgedAsOneEqualOneGatewayTakingTheSameTraffic) {
   EXPECT_DOUBLE_EQ(fleet["comparison"]["accuracy"]["shadow"].get<double>(), 14.0 / 18.0);
 }
 
-// FINDING (issue 19, open): a gateway's counters are keyed by "instance" = host name:pid. In a
-// container the gateway is PID 1 and the host name is the pod's, so a gateway restarted in the
-// same pod (or a StatefulSet pod recreated with its volume) is the same instance as its previous
-// run and appends to the same pair log; sg-compare keeps the last counters line per instance and
-// so counts only the last run's requests (14 requests, 14 pairs in the log: counted 4). The
-// reader follows docs/pair-log.md; the name is not unique per process (gateway/gateway.cc
-// InstanceName: adding the start time, host:pid:start_us, would make it so). deploy/k8s runs
-// the gateway with shareProcessNamespace (not PID 1, a new PID at each restart) meanwhile.
-// Reproduced here with two runs as PID 1 of their own PID namespace (unshare, root); enable
-// once the instance name is unique per process.
-TEST(FleetTest, DISABLED_RestartedGatewayInAPidNamespaceIsANewInstance) {
+// A gateway's counters are keyed by its instance name. In a container the gateway is PID 1 and
+// the host name is the pod's, so with "host:pid" a gateway restarted in the same pod was the same
+// instance as its previous run, appending to the same pair log: sg-compare kept the last counters
+// line per instance and counted only the last run's requests (14 requests, 14 pairs in the log:
+// counted 4). The name now carries the start time. Reproduced with two runs as PID 1 of their own
+// PID namespace (unshare, root).
+TEST(FleetTest, RestartedGatewayInAPidNamespaceIsANewInstance) {
   if (geteuid() != 0) GTEST_SKIP() << "not root: unshare --pid needs CAP_SYS_ADMIN";
   TempDir dir;
   Upstreams upstreams(dir);
@@ -366,10 +362,9 @@ TEST(FleetTest, DISABLED_RestartedGatewayInAPidNamespaceIsANewInstance) {
     const int counters_before = lines("counters");
     {
       // PID 1 of a new PID namespace, as in a container; SIGTERM reaches it when unshare dies.
-      ChildProcess gateway("/usr/bin/unshare",
-                           {"--pid", "--kill-child=SIGTERM",
-                            (sg::testing::BinDir() / "shadowgate").string(), "--config",
-                            path.string()});
+      ChildProcess gateway("/usr/bin/unshare", {"--pid", "--kill-child=SIGTERM",
+                                                (sg::testing::BinDir() / "shadowgate").string(),
+                                                "--config", path.string()});
       std::string why;
       ASSERT_TRUE(gateway.WaitReady(admin, "/healthz", 10s, &why)) << why;
       for (int i = 1; i <= run_requests; ++i) {

@@ -274,6 +274,11 @@ TEST(GatewayConformanceTest, HostAndFramingAsNginx) {
        "GET PATH HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
        {2, true}},
       {"HTTP/1.1 without Host", "GET PATH HTTP/1.1\r\nConnection: close\r\n\r\n", {4, false}},
+      {"empty Host", "GET PATH HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n", {4, false}},
+      {"Host of spaces", "GET PATH HTTP/1.1\r\nHost:   \r\nConnection: close\r\n\r\n", {4, false}},
+      {"Connection naming Host",
+       "GET PATH HTTP/1.1\r\nHost: t\r\nConnection: host, close\r\n\r\n",
+       {2, true}},
       {"two Host fields",
        "GET PATH HTTP/1.1\r\nHost: t\r\nHost: u\r\nConnection: close\r\n\r\n",
        {4, false}},
@@ -307,6 +312,11 @@ TEST(GatewayConformanceTest, HostAndFramingAsNginx) {
       auto answer = Ask(gateway.port(), primary, request, &raw);
       EXPECT_EQ(reference, c.expected) << c.name << " on " << path << " (nginx): " << nginx_raw;
       EXPECT_EQ(answer, reference) << c.name << " on " << path << ": " << raw;
+      if (answer.forwarded && request.find("\r\nHost: t\r\n") != std::string::npos) {
+        // The client's Host reaches the primary, whatever Connection names.
+        auto got = primary.received().back();
+        EXPECT_EQ(got.headers["host"], "t") << c.name << " on " << path;
+      }
     }
     // HTTP/1.0 keep-alive: both answers HTTP/1.1, the first one saying keep-alive.
     std::string pipelined = "GET " + path +

@@ -577,7 +577,16 @@ TEST(GatewayTest, CheckSubcommandListsProblemsAndExits2) {
   EXPECT_NE(check.output.find(bad.string() + ": $.routes[0].upstream: unknown upstream \"x\""),
             std::string::npos)
       << check.output;
-  EXPECT_EQ(RunCheck(SourceDir() / "configs" / "gateway.example.json").exit_code, 0);
+  // The example passes from the repository's root, where its reports/ folder is, as the docs
+  // run it; from elsewhere, the folders it names relative to the working directory are missing.
+  auto example = SourceDir() / "configs" / "gateway.example.json";
+  auto from_root = RunCheck(example, SourceDir());
+  EXPECT_EQ(from_root.exit_code, 0) << from_root.output;
+  auto elsewhere = RunCheck(example, dir.path());
+  EXPECT_EQ(elsewhere.exit_code, 2) << elsewhere.output;
+  EXPECT_NE(elsewhere.output.find("$.capture.pair_log.path: folder \"reports\" does not exist"),
+            std::string::npos)
+      << elsewhere.output;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -113,17 +113,20 @@ std::filesystem::path WriteNginxConfig(const TempDir& dir,
   return dir.Write("nginx.conf", conf);
 }
 
-CheckResult RunCheck(const std::filesystem::path& config) {
-  return RunShadowgate({"check", "--config", config.string()});
+CheckResult RunCheck(const std::filesystem::path& config,
+                     const std::filesystem::path& working_dir) {
+  return RunShadowgate({"check", "--config", config.string()}, working_dir);
 }
 
-CheckResult RunShadowgate(const std::vector<std::string>& args) {
+CheckResult RunShadowgate(const std::vector<std::string>& args,
+                          const std::filesystem::path& working_dir) {
   CheckResult result;
   TempDir out_dir;
   auto out = out_dir.path() / "out.txt";
   SpawnOptions options;
   options.stdout_path = out.string();
   options.stderr_path = out.string();
+  options.working_dir = working_dir.string();
   std::string error;
   std::vector<std::string> argv = {(BinDir() / "shadowgate").string()};
   argv.insert(argv.end(), args.begin(), args.end());

@@ -63,9 +63,12 @@ struct CheckResult {
   int exit_code = -1;  // -1: did not exit normally
   std::string output;  // stdout and stderr
 };
-// Runs `shadowgate check --config <config>` and waits for it.
-CheckResult RunCheck(const std::filesystem::path& config);
+// Runs `shadowgate check --config <config>` (in `working_dir`, when given: the folders a config
+// names relative to the working directory are checked there) and waits for it.
+CheckResult RunCheck(const std::filesystem::path& config,
+                     const std::filesystem::path& working_dir = {});
 // Runs shadowgate with `args` and waits (10 s) for it to exit: for runs that must not start.
-CheckResult RunShadowgate(const std::vector<std::string>& args);
+CheckResult RunShadowgate(const std::vector<std::string>& args,
+                          const std::filesystem::path& working_dir = {});
 
 }  // namespace sg::testing

@@ -149,6 +149,37 @@ TEST(GatewayAdminTest, BindingBeyondLoopbackNeedsAToken) {
   EXPECT_NE(process.Log().find("is reachable beyond loopback"), std::string::npos) << process.Log();
 }
 
+TEST(GatewayConfigCheckTest, WhatTheMachineMustProvideIsCheckedByCheckAndAtStart) {
+  // An endpoint that does not resolve and a pair log in a missing folder passed `check`, then
+  // failed at start with exit 1 and no JSON path.
+  TempDir dir;
+  auto config = MakeConfig(FreePort());
+  config["upstreams"]["primary"]["endpoints"].push_back("no-such-host.invalid:80");
+  config["capture"]["pair_log"] = {{"path", (dir.path() / "missing" / "pairs.jsonl").string()}};
+  config["access_log_path"] = (dir.path() / "access.log").string();  // a folder that exists
+  auto path = dir.Write("gw.json", config.dump());
+  for (auto args : {std::vector<std::string>{"check", "--config", path.string()},
+                    std::vector<std::string>{"--config", path.string()}}) {
+    auto result = RunShadowgate(args);
+    EXPECT_EQ(result.exit_code, 2) << args[0] << ": " << result.output;
+    EXPECT_NE(result.output.find("gw.json: $.upstreams.primary.endpoints[1]: cannot resolve "
+                                 "\"no-such-host.invalid\""),
+              std::string::npos)
+        << result.output;
+    EXPECT_NE(result.output.find("gw.json: $.capture.pair_log.path: folder \"" +
+                                 (dir.path() / "missing").string() + "\" does not exist"),
+              std::string::npos)
+        << result.output;
+    EXPECT_EQ(result.output.find("access_log_path"), std::string::npos) << result.output;
+  }
+  // Once the machine provides them, `check` passes.
+  std::filesystem::create_directories(dir.path() / "missing");
+  config["upstreams"]["primary"]["endpoints"].erase(1);
+  path = dir.Write("gw.json", config.dump());
+  auto result = RunShadowgate({"check", "--config", path.string()});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The memory budget: request bodies held in memory over all connections.
 

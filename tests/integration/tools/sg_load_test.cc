@@ -16,6 +16,7 @@
 
 #include "common/pair_record.h"
 #include "common/strings.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 #include "tools/load/corpus.h"
 #include "tools/load/idx_file.h"
@@ -37,34 +38,11 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
+using RunResult = testing::ToolResult;
 
 // Runs build/bin/sg-load to completion.
 RunResult RunSgLoad(const std::vector<std::string>& args, const testing::TempDir& dir) {
-  std::vector<std::string> argv = {(testing::BinDir() / "sg-load").string()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  SpawnOptions options;
-  options.stdout_path = (dir.path() / "sg-load.out").string();
-  options.stderr_path = (dir.path() / "sg-load.err").string();
-  RunResult result;
-  std::string error;
-  auto process = Subprocess::Spawn(argv, options, &error);
-  if (!process) {
-    ADD_FAILURE() << error;
-    return result;
-  }
-  auto status = process->WaitFor(std::chrono::seconds(30));
-  if (!status) {
-    ADD_FAILURE() << "sg-load did not finish in 30 s";
-    return result;
-  }
-  result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-  result.out = ReadFile(options.stdout_path);
-  result.err = ReadFile(options.stderr_path);
-  return result;
+  return testing::RunTool("sg-load", args, dir.path());
 }
 
 // A real nginx: /ok answers 200 and logs "method uri label content-type" per request, /fail

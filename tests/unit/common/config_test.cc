@@ -1,6 +1,7 @@
 #include "common/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "tests/support/test_support.h"
 
@@ -181,6 +182,27 @@ TEST(ConfigTest, LoadConfigFileReportsMissingFile) {
   }
   auto good = dir.Write("ok.json", R"({"threads": 3})");
   EXPECT_EQ(LoadConfigFile<Sample>(good.string(), ParseSample).threads, 3);
+}
+
+TEST(ConfigTest, LoadConfigFileRefusesWhatIsNotASmallRegularFile) {
+  // `check /dev/zero` grew without bound, and a FIFO blocked in open until a writer came.
+  testing::TempDir dir;
+  auto fifo = (dir.path() / "fifo").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const auto& odd : {fifo, std::string("/dev/zero"), dir.path().string()}) {
+    try {
+      LoadConfigFile<Sample>(odd, ParseSample);
+      ADD_FAILURE() << "expected ConfigError for " << odd;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()), odd + ": is not a regular file");
+    }
+  }
+  std::string contents, error;
+  auto big = dir.Write("big.json", std::string(100, ' '));
+  EXPECT_FALSE(ReadSmallFile(big.string(), 99, &contents, &error));
+  EXPECT_EQ(error, "larger than 99 bytes");
+  EXPECT_TRUE(ReadSmallFile(big.string(), 100, &contents, &error)) << error;
+  EXPECT_EQ(contents.size(), 100u);
 }
 
 }  // namespace

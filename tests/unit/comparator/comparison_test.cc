@@ -214,6 +214,40 @@ TEST(Comparison, CountersKeepTheLatestPerInstance) {
   EXPECT_EQ(k["mirrored_total"], 350 - 12);
 }
 
+TEST(Comparison, CountersCountARouteWithTwoMirrorsOnce) {
+  // One gateway, one route, two mirrors: each mirror's line repeats the route's requests and the
+  // instance's sink drops. The totals counted both twice (20 requests for 10, 6 drops for 3).
+  Comparison c(ClassificationConfig());
+  for (std::string mirror : {"student", "teacher"}) {
+    auto m = Counters("h:1:1", 10, 10);
+    m.mirror = mirror;
+    m.not_mirrored = {{"overload", 1}};
+    m.mirrored = {{"ok", 9}};
+    m.sink_dropped = 3;
+    c.AddCounters(m);
+  }
+  auto second = Counters("h:2:1", 10, 5);  // another instance, one mirror
+  second.not_mirrored = {};
+  second.mirrored = {{"ok", 5}};
+  second.sink_dropped = 1;
+  c.AddCounters(second);
+  json j = c.ToJson();
+  json k = j["counters"];
+  EXPECT_EQ(k["requests"], 15);
+  EXPECT_EQ(k["sink_dropped"], 4);
+  EXPECT_EQ(k["mirrored_total"], 9 + 9 + 5);
+  EXPECT_DOUBLE_EQ(k["mirrored_fraction"].get<double>(), 23.0 / 25.0);  // of 25 possible copies
+  // Each mirror's coverage takes off all of its instance's drops: a lower bound.
+  int teacher_rows = 0;
+  for (const auto& row : j["coverage"]["parts"]) {
+    if (row["route"] == "classify" && row["mirror"] == "teacher") {
+      EXPECT_EQ(row["captured"], 9 - 3);
+      ++teacher_rows;
+    }
+  }
+  EXPECT_EQ(teacher_rows, 1);
+}
+
 TEST(Comparison, ExamplesAreRedacted) {
   auto config = ClassificationConfig();
   config->redact.body_chars = 20;

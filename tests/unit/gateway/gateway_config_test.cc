@@ -1,6 +1,8 @@
 #include "gateway/gateway_config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include "comparator/compare_config.h"
@@ -447,9 +449,26 @@ TEST(GatewayConfigTest, AdminSectionProblemsNameTheirPath) {
   auto missing = ProblemsIn(file, std::string(R"({"admin": {"token_file": "/nonexistent/t"}, )") +
                                       kUpstreamAndRoute + "}");
   ASSERT_EQ(missing.size(), 1u);
-  EXPECT_NE(missing[0].find("$.admin.token_file: cannot open \"/nonexistent/t\""),
+  EXPECT_NE(missing[0].find("$.admin.token_file: \"/nonexistent/t\": cannot open"),
             std::string::npos)
       << missing[0];
+  // A FIFO, a device and a directory are refused at once: opening the FIFO, or reading
+  // /dev/zero to its first newline, hung the check.
+  ASSERT_EQ(mkfifo((dir.path() / "fifo").c_str(), 0600), 0);
+  for (std::string odd :
+       {(dir.path() / "fifo").string(), std::string("/dev/zero"), dir.path().string()}) {
+    auto refused = ProblemsIn(
+        file, R"({"admin": {"token_file": ")" + odd + R"("}, )" + kUpstreamAndRoute + "}");
+    ASSERT_EQ(refused.size(), 1u) << odd;
+    EXPECT_NE(refused[0].find("$.admin.token_file: \"" + odd + "\": is not a regular file"),
+              std::string::npos)
+        << refused[0];
+  }
+  dir.Write("huge.token", std::string(5000, 'x'));
+  auto huge = ProblemsIn(
+      file, std::string(R"({"admin": {"token_file": "huge.token"}, )") + kUpstreamAndRoute + "}");
+  ASSERT_EQ(huge.size(), 1u);
+  EXPECT_NE(huge[0].find("larger than 4096 bytes"), std::string::npos) << huge[0];
 }
 
 }  // namespace

@@ -70,6 +70,17 @@ TEST(HeaderRulesTest, ContentLengthNamedByConnectionStays) {
   EXPECT_EQ(Get(f, "connection"), "<none>");
 }
 
+TEST(HeaderRulesTest, HostNamedByConnectionStays) {
+  // "Connection: host" took the Host out, and the gateway forwarded an HTTP/1.1 request without
+  // one, which it would itself have refused with 400.
+  http::fields f;
+  f.insert(http::field::connection, "host");
+  f.insert(http::field::host, "api.test");
+  RemoveHopByHop(f);
+  EXPECT_EQ(Get(f, "host"), "api.test");
+  EXPECT_EQ(Get(f, "connection"), "<none>");
+}
+
 TEST(HeaderRulesTest, ForwardedHeadersAppendClientAddress) {
   http::fields f;
   f.insert(http::field::host, "api.example:8080");
@@ -206,7 +217,9 @@ TEST(HeaderRulesTest, HostChecks) {
     return CheckRequestHost(head);
   };
   EXPECT_EQ(check(11, {"api.test"}), "");
-  EXPECT_EQ(check(11, {""}), "");  // an empty Host is valid (RFC 9112 section 3.2)
+  // An http URI's authority may not be empty (RFC 9110 section 4.2.1); nginx answers 400.
+  EXPECT_EQ(check(11, {""}), "empty Host");
+  EXPECT_EQ(check(10, {" "}), "empty Host");
   EXPECT_EQ(check(10, {}), "");
   EXPECT_EQ(check(10, {"api.test"}), "");
   EXPECT_EQ(check(11, {}), "no Host in an HTTP/1.1 request");

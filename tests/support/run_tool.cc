@@ -1,0 +1,37 @@
+#include "tests/support/run_tool.h"
+
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include "common/subprocess.h"
+#include "tests/support/test_support.h"
+
+namespace sg::testing {
+
+ToolResult RunTool(const std::string& program, const std::vector<std::string>& args,
+                   const std::filesystem::path& dir, std::chrono::seconds timeout) {
+  std::vector<std::string> argv = {(BinDir() / program).string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SpawnOptions options;
+  options.stdout_path = (dir / (program + ".out")).string();
+  options.stderr_path = (dir / (program + ".err")).string();
+  ToolResult result;
+  std::string error;
+  auto process = Subprocess::Spawn(argv, options, &error);
+  if (!process) {
+    ADD_FAILURE() << error;
+    return result;
+  }
+  auto status = process->WaitFor(timeout);
+  if (!status) {
+    ADD_FAILURE() << program << " did not finish in " << timeout.count() << " s";
+    return result;
+  }
+  result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+  result.out = ReadFile(options.stdout_path);
+  result.err = ReadFile(options.stderr_path);
+  return result;
+}
+
+}  // namespace sg::testing
