@@ -336,14 +336,19 @@ bool ReadSmallFile(const std::string& path, std::size_t max_bytes, std::string* 
     *error = std::string("cannot open: ") + std::strerror(errno);
     return false;
   }
-  // Read one byte past the cap, so a file that grew after the check is caught too.
-  contents->assign(max_bytes + 1, '\0');
-  in.read(contents->data(), static_cast<std::streamsize>(contents->size()));
+  // Read in pieces up to one byte past the cap, so memory follows the file's size (not the cap)
+  // and a file that grew after the check is caught too.
+  contents->clear();
+  char piece[64 << 10];
+  while (contents->size() <= max_bytes && in) {
+    std::size_t want = std::min(sizeof piece, max_bytes + 1 - contents->size());
+    in.read(piece, static_cast<std::streamsize>(want));
+    contents->append(piece, static_cast<std::size_t>(in.gcount()));
+  }
   if (in.bad()) {
     *error = "read error";
     return false;
   }
-  contents->resize(static_cast<std::size_t>(in.gcount()));
   if (contents->size() > max_bytes) {
     *error = "larger than " + std::to_string(max_bytes) + " bytes";
     return false;
