@@ -304,6 +304,29 @@ TEST_F(DemoTest, InterruptStopsEveryProcessItStarted) {
   EXPECT_TRUE(left.empty()) << "left running after Ctrl-C:" << Describe(left);
 }
 
+TEST_F(DemoTest, InterruptDuringTuneStopsTuneAndItsServers) {
+  auto demo = StartDemo({{"REQUESTS", "100000"}, {"RATE", "50"}, {"TUNE_BUDGET", "60s"}});
+  ASSERT_TRUE(demo);
+  // Wait for a measurement: tune's own sg-serve, its config in $OUT/tune/logs/N.json.
+  const std::string logs = (out_ / "tune" / "logs").string();
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (ProcessesMentioning(logs).empty()) {
+    ASSERT_TRUE(demo->Running()) << Output();
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << Output();
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(Output().find("starting the reference"), std::string::npos) << Output();
+
+  demo->Signal(SIGINT);
+  EXPECT_EQ(WaitExit(*demo, 60s), 130) << Output();
+  const auto left = WaitForNoProcesses(dir_.path().string(), 10s);
+  EXPECT_TRUE(left.empty()) << "left running after Ctrl-C in tune:" << Describe(left);
+  // Tune was stopped by the demo's clean-up (SIGTERM) and kept what it had measured.
+  const json result = json::parse(ReadFile(out_ / "tune" / "result.json"), nullptr, false);
+  ASSERT_TRUE(result.is_object()) << Output();
+  EXPECT_EQ(result["interrupted"], true);
+}
+
 TEST_F(DemoTest, OwnBackendsAreJudgedWithoutBundledServers) {
   // The user's primary and candidate: one sg-serve with the committed teacher, used as both.
   const int port = testing::FreePort(), management = testing::FreePort(),
