@@ -203,8 +203,11 @@ void ProxySession::OnReadHeader(beast::error_code ec) {
     parser_->body_limit(limit);
   }
   if (parser_->is_done()) return streamed_ ? StartStreamed() : HandleRequest(parser_->release());
+  // An HTTP/1.0 client cannot take a 1xx response: its expectation is ignored (RFC 9110 section
+  // 10.1.1), and its body is read when it comes.
   auto expect = request.find(http::field::expect);
-  if (expect != request.end() && ToLowerAscii(View(expect->value())) == "100-continue") {
+  if (request.version() >= 11 && expect != request.end() &&
+      ToLowerAscii(View(expect->value())) == "100-continue") {
     // The client waits for this before sending its body.
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     ArmTimer(state_->config.write_timeout);
