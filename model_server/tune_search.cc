@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <numeric>
 #include <tuple>
 
@@ -262,6 +263,9 @@ class Search {
       measured = Round(next, round, false, last_seconds_, &complete);
     }
     if (complete) RepeatTies(measured, round);
+    // A round the budget or a stop cut short measured the references first and maybe nothing
+    // else: reaching it says nothing of a trial, so it ranks as the last complete round.
+    last_complete_round_ = complete ? round : round - 1;
     Decide();
     return Finish();
   }
@@ -301,7 +305,8 @@ class Search {
     }
   }
 
-  // The winner: among eligible trials, the furthest round first, then the throughput.
+  // The winner: among eligible trials, the furthest round first (a round cut short counts as
+  // the one before it), then the throughput.
   void Decide() {
     if (tie_winner_) {
       result_.winner = tie_winner_;
@@ -310,9 +315,11 @@ class Search {
     std::vector<size_t> all(result_.trials.size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
     auto ranked = Ranked(all);
-    std::stable_sort(ranked.begin(), ranked.end(), [&](size_t a, size_t b) {
-      return result_.trials[a].round > result_.trials[b].round;
-    });
+    auto reached = [&](size_t i) {
+      return std::min(result_.trials[i].round, last_complete_round_);
+    };
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [&](size_t a, size_t b) { return reached(a) > reached(b); });
     if (!ranked.empty()) result_.winner = ranked.front();
   }
 
@@ -367,6 +374,7 @@ class Search {
   bool needs_reference_answers_ = false;
   double last_seconds_ = 0;
   std::optional<size_t> tie_winner_;
+  int last_complete_round_ = std::numeric_limits<int>::max();
   bool exhaustive_ = false;  // the budget does not apply
 };
 
