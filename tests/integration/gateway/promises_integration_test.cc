@@ -1,0 +1,117 @@
+// Behaviour docs/gateway.md promises that no other test exercised (issue 23's list): endpoints
+// used round-robin, ejection after eject_after_failures and return after eject_duration, 404
+// without a route, the text access log.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/gateway/gateway_process.h"
+#include "tests/integration/gateway/test_upstream.h"
+#include "tests/support/test_support.h"
+
+namespace sg::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+using Mode = TestUpstream::Mode;
+
+TEST(GatewayPromisesTest, EndpointsAreUsedRoundRobin) {
+  TempDir dir;
+  TestUpstream a({Mode::kFixed, "from a\n"});
+  TestUpstream b({Mode::kFixed, "from b\n"});
+  auto config = MakeConfig(a.port());
+  config["upstreams"]["primary"]["endpoints"] = {Addr(a.port()), Addr(b.port())};
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(HttpGet(gateway.port(), "/x")->status, 200);
+  EXPECT_EQ(a.received_count(), 5u);
+  EXPECT_EQ(b.received_count(), 5u);
+}
+
+TEST(GatewayPromisesTest, AFailingEndpointIsEjectedThenTriedAgainAfterEjectDuration) {
+  TempDir dir;
+  TestUpstream alive({Mode::kFixed});
+  const int dead = FreePort();  // nothing listens: every connect is refused
+  auto config = MakeConfig(alive.port());
+  config["upstreams"]["primary"]["endpoints"] = {Addr(alive.port()), Addr(dead)};
+  config["upstreams"]["primary"]["eject_after_failures"] = 2;
+  config["upstreams"]["primary"]["eject_duration"] = "1500ms";
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  auto failures_in = [&](int requests) {
+    int failed = 0;
+    for (int i = 0; i < requests; ++i) {
+      auto response = HttpGet(gateway.port(), "/x");
+      EXPECT_TRUE(response);
+      if (response && response->status != 200) {
+        EXPECT_EQ(response->status, 502);
+        ++failed;
+      }
+    }
+    return failed;
+  };
+  // Round-robin sends every other request to the dead endpoint until its second refusal ejects
+  // it; then every request goes to the live one.
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(failures_in(6), 2);
+  EXPECT_EQ(failures_in(6), 0);
+  ASSERT_LT(std::chrono::steady_clock::now() - start, 1500ms) << "the machine is too slow here";
+  // After eject_duration the endpoint is tried again (and fails again).
+  std::this_thread::sleep_until(start + 1600ms);
+  EXPECT_GE(failures_in(4), 1);
+}
+
+TEST(GatewayPromisesTest, ARequestNoRouteTakesIs404AndNotForwarded) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  auto config = MakeConfig(primary.port());
+  config["routes"][0]["path_prefix"] = "/only/";
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  auto missed = HttpGet(gateway.port(), "/elsewhere");
+  ASSERT_TRUE(missed);
+  EXPECT_EQ(missed->status, 404);
+  EXPECT_EQ(missed->Header("content-type"), "application/json");
+  EXPECT_EQ(primary.received_count(), 0u);
+  EXPECT_EQ(HttpGet(gateway.port(), "/only/x")->status, 200);
+  EXPECT_EQ(primary.received_count(), 1u);
+}
+
+TEST(GatewayPromisesTest, TextAccessLogHasALinePerResponse) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  auto config = MakeConfig(primary.port());
+  config["routes"][0]["path_prefix"] = "/only/";
+  const auto access = dir.path() / "access.log";
+  config["access_log"] = "text";
+  config["access_log_path"] = access.string();
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  ASSERT_EQ(HttpGet(gateway.port(), "/only/found")->status, 200);
+  ASSERT_EQ(HttpGet(gateway.port(), "/missing")->status, 404);
+  std::vector<std::string> lines;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        lines.clear();
+        std::ifstream in(access);
+        for (std::string line; std::getline(in, line);) lines.push_back(line);
+        return lines.size() == 2;
+      },
+      5s));
+  EXPECT_NE(lines[0].find("GET /only/found"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find(" 200 "), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("GET /missing"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find(" 404 "), std::string::npos) << lines[1];
+  EXPECT_FALSE(json::accept(lines[0])) << "text, not JSON: " << lines[0];
+}
+
+}  // namespace
+}  // namespace sg::testing
