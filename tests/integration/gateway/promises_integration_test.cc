@@ -1,11 +1,12 @@
 // Behaviour docs/gateway.md promises that no other test exercised (issue 23's list): endpoints
 // used round-robin, ejection after eject_after_failures and return after eject_duration, 404
-// without a route, the text access log.
+// without a route, the text access log, keep_alive_timeout and the client max_connections.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -111,6 +112,60 @@ TEST(GatewayPromisesTest, TextAccessLogHasALinePerResponse) {
   EXPECT_NE(lines[1].find("GET /missing"), std::string::npos) << lines[1];
   EXPECT_NE(lines[1].find(" 404 "), std::string::npos) << lines[1];
   EXPECT_FALSE(json::accept(lines[0])) << "text, not JSON: " << lines[0];
+}
+
+HttpRequestSpec Get(const std::string& target) {
+  HttpRequestSpec spec;
+  spec.target = target;
+  return spec;
+}
+
+TEST(GatewayPromisesTest, AnIdleClientConnectionIsClosedAfterKeepAliveTimeout) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  auto config = MakeConfig(primary.port());
+  config["keep_alive_timeout"] = "300ms";
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  HttpConnection connection(gateway.port());
+  ASSERT_TRUE(connection.connected());
+  ASSERT_EQ(connection.Send(Get("/a"))->status, 200);
+  ASSERT_EQ(connection.Send(Get("/b"))->status, 200);  // kept alive between requests
+  const auto idle_from = std::chrono::steady_clock::now();
+  std::string error;
+  // Nothing more is sent: the gateway closes the connection, well before this read's 5 s.
+  EXPECT_FALSE(connection.Read("GET", 5s, &error));
+  const auto idle = std::chrono::steady_clock::now() - idle_from;
+  EXPECT_GE(idle, 250ms) << error;
+  EXPECT_LT(idle, 3s) << error;
+}
+
+TEST(GatewayPromisesTest, ClientConnectionsOverMaxConnectionsAreClosedAtOnce) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  auto config = MakeConfig(primary.port());
+  config["max_connections"] = 2;
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  auto first = std::make_unique<HttpConnection>(gateway.port());
+  HttpConnection second(gateway.port());
+  ASSERT_EQ(first->Send(Get("/1"))->status, 200);
+  ASSERT_EQ(second.Send(Get("/2"))->status, 200);
+  {
+    HttpConnection third(gateway.port());  // the kernel accepts it; the gateway closes it
+    std::string error;
+    EXPECT_FALSE(third.Send(Get("/3"), &error));
+  }
+  EXPECT_EQ(primary.received_count(), 2u);
+  // One closed, a new connection is served again.
+  first.reset();
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        HttpConnection again(gateway.port());
+        auto response = again.Send(Get("/4"));
+        return response && response->status == 200;
+      },
+      5s));
 }
 
 }  // namespace
