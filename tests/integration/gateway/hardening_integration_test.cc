@@ -386,10 +386,13 @@ TEST(GatewayOperationsTest, AccessLogLatencyOfARefusedRequestStartsAtItsFirstByt
     auto entry = json::parse(line);
     latency[entry["status"].get<int>()] = entry["latency_us"].get<int64_t>();
   }
-  // From the request's first byte, not from boot (hours) or the previous request.
-  EXPECT_GE(latency[400], 200000);
+  // From the request's first byte, not from boot (hours), the previous request or the refusal
+  // (about 0). The gateway takes the first byte's time when its read completes, which a loaded
+  // machine delays after the client's write, so the bounds leave 50 ms under the client's waits
+  // (a CI run measured 199,586 us for the 200 ms one).
+  EXPECT_GE(latency[400], 150000);
   EXPECT_LT(latency[400], 2000000);
-  EXPECT_GE(latency[408], 400000);
+  EXPECT_GE(latency[408], 350000);
   EXPECT_LT(latency[408], 2000000);
 }
 
