@@ -1,7 +1,9 @@
 // Behaviour docs/gateway.md promises that no other test exercised (issue 23's list): endpoints
 // used round-robin, ejection after eject_after_failures and return after eject_duration, 404
-// without a route, the text access log, keep_alive_timeout and the client max_connections.
+// without a route, the text access log, keep_alive_timeout, the client max_connections and
+// draining on SIGTERM.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <filesystem>
@@ -166,6 +168,37 @@ TEST(GatewayPromisesTest, ClientConnectionsOverMaxConnectionsAreClosedAtOnce) {
         return response && response->status == 200;
       },
       5s));
+}
+
+TEST(GatewayPromisesTest,
+     DrainingTurnsReadyz503ClosesIdleConnectionsAndBusyOnesAfterTheirResponse) {
+  TempDir dir;
+  TestUpstream primary({Mode::kSlow, "slow\n", 500ms});
+  auto config = MakeConfig(primary.port());
+  config["shutdown_grace"] = "5s";
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  HttpConnection idle(gateway.port());
+  ASSERT_EQ(idle.Send(Get("/first"))->status, 200);  // kept alive, then idle
+  HttpConnection busy(gateway.port());
+  ASSERT_TRUE(busy.Write("GET /busy HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(WaitUntil([&] { return primary.received_count() == 2; }, 3s));
+  gateway.process().process().Signal(SIGTERM);
+  // While the busy request is in flight: not ready, the idle connection closed.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto ready = HttpGet(gateway.admin_port(), "/readyz");
+        return ready && ready->status == 503;
+      },
+      2s));
+  std::string error;
+  EXPECT_FALSE(idle.Read("GET", 2s, &error));
+  // The busy one gets its response, marked as the connection's last.
+  auto last = busy.Read("GET", 5s, &error);
+  ASSERT_TRUE(last) << error;
+  EXPECT_EQ(last->status, 200);
+  EXPECT_EQ(last->body, "slow\n");
+  EXPECT_EQ(last->Header("connection"), "close");
 }
 
 }  // namespace
