@@ -179,6 +179,31 @@ TEST_F(SgCompareTest, BadInputExitsTwoWithFileAndPath) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
+TEST_F(SgCompareTest, CheckValidatesConfigsWithoutPairs) {
+  // `sg-compare check` (docs/comparator.md): exit 0 for good configs and the built-in defaults, 2
+  // naming the file and the JSON path of each problem.
+  const auto rules = dir_.Write("rules.json", kRules);
+  const auto gates = dir_.Write("gates.json", kGates);
+  auto ok = RunProgram({SgCompare(), "check", "--rules", rules.string(), "--gates", gates.string()},
+                       dir_.path());
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  auto defaults = RunProgram({SgCompare(), "check", "--defaults"}, dir_.path());
+  EXPECT_EQ(defaults.exit_code, 0) << defaults.out << defaults.err;
+  const auto bad = dir_.Write("bad-gates.json", R"({"gates": [{"metric": "pairs", "mni": 2}]})");
+  auto refused = RunProgram({SgCompare(), "check", "--gates", bad.string()}, dir_.path());
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE((refused.out + refused.err).find(bad.string() + ": $.gates[0].mni: unknown key"),
+            std::string::npos)
+      << refused.out << refused.err;
+}
+
+TEST_F(SgCompareTest, RunNamesTheReport) {
+  auto r = Report(Pairs(300, 0), kRules, kGates, {"--run", "canary-42"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReportJson()["run"], "canary-42");
+  EXPECT_NE(ReadFile(out() / "report.md").find("canary-42"), std::string::npos);
+}
+
 TEST_F(SgCompareTest, MalformedLinesAreCountedNotFatal) {
   std::string pairs = Pairs(300, 0);
   pairs.insert(pairs.find('\n', pairs.size() / 2) + 1,
