@@ -56,7 +56,11 @@ GatewayProcess::GatewayProcess(json config, const TempDir& dir) {
   config["listen"] = Addr(port_);
   config["admin_listen"] = Addr(admin_port_);
   pairs_ = (dir.path() / ("pairs-" + std::to_string(port_) + ".jsonl")).string();
-  config["capture"]["pair_log"] = {{"path", pairs_}, {"counters_interval", "60s"}};
+  std::string interval = "60s";  // unless the test sets its own
+  if (config.contains("capture") && config["capture"].contains("pair_log")) {
+    interval = config["capture"]["pair_log"].value("counters_interval", interval);
+  }
+  config["capture"]["pair_log"] = {{"path", pairs_}, {"counters_interval", interval}};
   auto path = dir.Write("gateway-" + std::to_string(port_) + ".json", config.dump(2));
   process_.emplace("shadowgate", std::vector<std::string>{"--config", path.string()});
   std::string why;

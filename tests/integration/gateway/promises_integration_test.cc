@@ -122,6 +122,29 @@ HttpRequestSpec Get(const std::string& target) {
   return spec;
 }
 
+TEST(GatewayPromisesTest, CountersLinesAreWrittenEveryCountersInterval) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  TestUpstream shadow({Mode::kFixed});
+  auto config = MakeConfig(primary.port(), shadow.port());
+  config["capture"]["pair_log"] = {{"counters_interval", "200ms"}};
+  GatewayProcess gateway(config, dir);
+  ASSERT_TRUE(gateway.ready());
+  ASSERT_EQ(HttpGet(gateway.port(), "/x")->status, 200);
+  const auto pairs = dir.path() / ("pairs-" + std::to_string(gateway.port()) + ".jsonl");
+  auto counters_lines = [&] {
+    int n = 0;
+    std::ifstream in(pairs);
+    for (std::string line; std::getline(in, line);) {
+      n += line.find("\"type\":\"counters\"") != std::string::npos;
+    }
+    return n;
+  };
+  // While the gateway runs (not only the final one at stop), one line per interval.
+  EXPECT_TRUE(WaitUntil([&] { return counters_lines() >= 3; }, 5s)) << counters_lines();
+  EXPECT_TRUE(gateway.process().process().Running());
+}
+
 TEST(GatewayPromisesTest, AnIdleClientConnectionIsClosedAfterKeepAliveTimeout) {
   TempDir dir;
   TestUpstream primary({Mode::kFixed});
