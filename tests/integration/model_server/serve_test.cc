@@ -919,6 +919,13 @@ TEST(ServeTest, PlanCommandPrintsReasons) {
   ASSERT_TRUE(status);
   EXPECT_NE(doctor.Log().find("blas: loaded: "), std::string::npos) << doctor.Log();
   EXPECT_NE(doctor.Log().find("openmp: OMP_PROC_BIND=true"), std::string::npos) << doctor.Log();
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << doctor.Log();  // warnings only
+  // A BAD finding (here an oversubscribed plan) makes doctor exit 1, as docs/model-server.md says.
+  ChildProcess bad("sg-serve", {"--workers", "4", "--threads-per-worker", "2", "doctor"});
+  status = bad.process().WaitFor(std::chrono::seconds(30));
+  ASSERT_TRUE(status);
+  EXPECT_NE(bad.Log().find("BAD   plan: "), std::string::npos) << bad.Log();
+  EXPECT_EQ(WEXITSTATUS(*status), 1) << bad.Log();
 }
 
 }  // namespace
