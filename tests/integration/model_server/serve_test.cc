@@ -254,6 +254,19 @@ TEST(ServeTest, TorchServeApiEndToEnd) {
   auto missing = HttpGet(server.management(), "/models/nope");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
+  // GET /models/{m}/{version} (TorchServe's describe of one version, "all" for every one).
+  for (std::string version : {"1.0", "all"}) {
+    auto described = HttpGet(server.management(), "/models/fashion/" + version);
+    ASSERT_TRUE(described);
+    EXPECT_EQ(described->status, 200) << version << ": " << described->body;
+    EXPECT_EQ(json::parse(described->body)[0]["modelName"], "fashion") << version;
+  }
+  auto no_version = HttpGet(server.management(), "/models/fashion/9.9");
+  ASSERT_TRUE(no_version);
+  EXPECT_EQ(no_version->status, 404);
+  EXPECT_NE(no_version->body.find("Model version: 9.9 does not exist for model: fashion"),
+            std::string::npos)
+      << no_version->body;
 
   // Metrics with TorchServe's names, labelled by model.
   auto metrics = HttpGet(server.metrics(), "/metrics");
@@ -274,6 +287,13 @@ TEST(ServeTest, TorchServeApiEndToEnd) {
   auto live = HttpGet(server.inference(), "/v2/health/ready");
   ASSERT_TRUE(live);
   EXPECT_EQ(json::parse(live->body), json({{"ready", true}}));
+  auto alive = HttpGet(server.inference(), "/v2/health/live");
+  ASSERT_TRUE(alive);
+  EXPECT_EQ(alive->status, 200);
+  EXPECT_EQ(json::parse(alive->body), json({{"live", true}}));
+  auto unknown_model = HttpGet(server.inference(), "/v2/models/nope");
+  ASSERT_TRUE(unknown_model);
+  EXPECT_EQ(unknown_model->status, 404) << unknown_model->body;
   auto meta = HttpGet(server.inference(), "/v2/models/vec");
   ASSERT_TRUE(meta);
   EXPECT_EQ(json::parse(meta->body)["inputs"][0]["shape"], json({-1, 4}));
