@@ -13,8 +13,13 @@ struct ToolResult {
   std::string out, err;
 };
 
-// Runs BinDir()/`program` with `args`, its stdout and stderr captured to files in `dir`, and waits
-// up to `timeout`. A program that cannot be started or does not finish fails the current test.
+// Runs `argv` (argv[0] a path), its stdout and stderr captured to stdout.txt and stderr.txt in
+// `dir`, and waits up to `timeout`. A program that cannot be started or does not finish (it is
+// stopped then) fails the current test.
+ToolResult RunToCompletion(const std::vector<std::string>& argv, const std::filesystem::path& dir,
+                           std::chrono::seconds timeout = std::chrono::seconds(30));
+
+// RunToCompletion of BinDir()/`program` with `args`.
 ToolResult RunTool(const std::string& program, const std::vector<std::string>& args,
                    const std::filesystem::path& dir,
                    std::chrono::seconds timeout = std::chrono::seconds(30));

@@ -1,6 +1,5 @@
 // sg-compare end to end: real binary, real files, exit codes, reports, and the HTML report
 // loaded in a real headless Chromium.
-#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/pair_record.h"
-#include "common/subprocess.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 
 namespace sg {
@@ -20,36 +19,12 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
+using RunResult = sg::testing::ToolResult;
 using sg::testing::ReadFile;
 
 RunResult RunProgram(const std::vector<std::string>& argv, const fs::path& dir,
                      std::chrono::seconds timeout = std::chrono::seconds(60)) {
-  SpawnOptions options;
-  options.stdout_path = (dir / "stdout.txt").string();
-  options.stderr_path = (dir / "stderr.txt").string();
-  std::string error;
-  auto child = Subprocess::Spawn(argv, options, &error);
-  RunResult r;
-  if (!child) {
-    ADD_FAILURE() << "cannot start " << argv[0] << ": " << error;
-    return r;
-  }
-  auto status = child->WaitFor(timeout);
-  if (!status) {
-    ADD_FAILURE() << argv[0] << " did not finish in " << timeout.count() << " s";
-    child->Stop();
-    return r;
-  }
-  r.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-  r.out = ReadFile(dir / "stdout.txt");
-  r.err = ReadFile(dir / "stderr.txt");
-  return r;
+  return sg::testing::RunToCompletion(argv, dir, timeout);
 }
 
 std::string SgCompare() {
