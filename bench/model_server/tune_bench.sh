@@ -75,7 +75,11 @@ sed -n '/^| #/,/^$/p' "$out/exhaustive.txt"
 echo "tune:"
 sed -n '/^| #/,$p' "$out/tune.txt"
 echo
-/usr/bin/python3 - "$out/exhaustive/result.json" "$out/tune/result.json" "$out"/h2h*/result.json <<'PY'
+# The head-to-head rounds, only when there were some (an unmatched glob would stay literal).
+shopt -s nullglob
+h2h_results=("$out"/h2h*/result.json)
+shopt -u nullglob
+/usr/bin/python3 - "$out/exhaustive/result.json" "$out/tune/result.json" "${h2h_results[@]}" <<'PY'
 import json, statistics, sys
 sweep, tune = (json.load(open(p)) for p in sys.argv[1:3])
 h2h = [json.load(open(p)) for p in sys.argv[3:]]
