@@ -66,6 +66,12 @@ struct ServeConfig {
   // 64 MiB: 10 uploads of max_request_size at once, hundreds of typical images (60 stalled
   // 6.5 MB uploads took the front from 154 to 499 MiB without a cap, to 212 MiB with this one).
   uint64_t max_buffered_body_bytes = uint64_t{64} << 20;
+  // TorchServe's model store: the folder that `POST /models?url=NAME.mar` registers archives
+  // from (model_archive.h). Empty: none, registering from it is refused.
+  std::string model_store;
+  // Registering and unregistering models over the management API. Off by default, as in
+  // TorchServe's model API control (config.properties `enable_model_api`, `--enable-model-api`).
+  bool enable_model_api = false;
   std::vector<ModelConfig> models;
 };
 
