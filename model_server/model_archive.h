@@ -15,6 +15,8 @@
 //   a warning naming each; a YAML syntax error or a wrongly typed value is an error.
 #pragma once
 
+#include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,17 +34,27 @@ inline constexpr int kMaxArchiveEntries = 100'000;
 // with an absolute name or a `..` component are refused, and the total is bounded by
 // kMaxArchiveBytes. The caller owns `work_dir` and removes it when the model is gone; an
 // extracted folder is used in place (nothing is written to `work_dir`).
-// On success fills `model`: name (the manifest's modelName; the file or folder name without
+// On success sets in `model`: name (the manifest's modelName; the file or folder name without
 // `.mar` when the manifest has none), version (model.modelVersion), path (the serialized
-// TorchScript file), handler, labels_path (index_to_name.json when present), and from
-// model-config.yaml: workers (minWorkers; 0 when not set: the caller's default applies),
-// batch_size, max_batch_delay (TorchServe's 100 ms when not set), response_timeout,
-// job_queue_size. Preprocessing, topk and the rest keep ModelConfig's defaults, which are
-// TorchServe's image_classifier defaults. Settings that are read but not honoured are appended
-// to `warnings` (when not null), one line each naming the file and the key.
+// TorchScript file), handler, labels_path (index_to_name.json; "" when absent), and what
+// model-config.yaml sets: workers (minWorkers), batch_size, max_batch_delay, response_timeout,
+// job_queue_size; the keys it set are added to `yaml_keys` (when not null). Every other field
+// keeps the value it had on entry (for a fresh ModelConfig: TorchServe's image_classifier
+// preprocessing and top 5; the caller applies TorchServe's defaults, such as a 100 ms
+// maxBatchDelay, before the call). Settings read but not honoured are appended to `warnings`
+// (when not null), one line each naming the archive, the file and the key.
 // Returns false with a one-line reason in `error` (naming the archive, the entry or key, and what
 // to do); `model` is then unspecified and anything extracted is removed again.
 bool OpenModelArchive(const std::string& path, const std::string& work_dir, ModelConfig* model,
-                      std::string* error, std::vector<std::string>* warnings = nullptr);
+                      std::string* error, std::vector<std::string>* warnings = nullptr,
+                      std::set<std::string>* yaml_keys = nullptr);
+
+// Extracts the zip file `zip_path` into the existing folder `dir`, refusing (before writing
+// anything) entries with an absolute name or a `..` component, more than kMaxArchiveEntries
+// entries and a declared total over `max_bytes`, and (while writing) an entry that appears twice
+// or a total that grows over `max_bytes`. False with a one-line reason; what was written stays
+// for the caller to remove.
+bool ExtractArchive(const std::string& zip_path, const std::string& dir, uint64_t max_bytes,
+                    std::string* error);
 
 }  // namespace sg::serve
