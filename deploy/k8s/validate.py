@@ -20,9 +20,14 @@ Then what the deployment depends on:
 - sg-serve's config names model files that the image holds (deploy/images puts models/ at
   /models).
 
-Usage: validate.py --kubectl KUBECTL --shadowgate SHADOWGATE [--dir deploy/k8s]
-Exit 0 when everything holds, 1 with one line per problem, 77 (skip) when kubectl or the Python
-client is missing.
+The kustomizations are written for kustomize v2.0.3, the one inside Debian 12's kubectl 1.20
+(kubernetes-client), and build to the same objects with current ones (kubectl 1.32, kustomize
+v5); docs/deploy.md says what that rules out. By default the builds use Debian's kubectl, the one
+scripts/setup installs (debian_kubectl below); --kubectl names another.
+
+Usage: validate.py [--kubectl KUBECTL] --shadowgate SHADOWGATE [--dir deploy/k8s]
+Exit 0 when everything holds, 1 with one line per problem (a missing kubectl or Python client
+too: scripts/setup installs them).
 """
 import argparse
 import json
@@ -36,10 +41,9 @@ try:
     import yaml
     import kubernetes.client as k8s
 except ImportError as e:  # pragma: no cover
-    print(f"SKIP: {e.name} missing (scripts/setup installs python3-yaml and python3-kubernetes)")
-    sys.exit(77)
+    print(f"{e.name} missing (scripts/setup installs python3-yaml and python3-kubernetes)")
+    sys.exit(1)
 
-SKIP = 77
 KINDS = {
     ("v1", "ConfigMap"): "V1ConfigMap",
     ("v1", "Service"): "V1Service",
@@ -271,36 +275,61 @@ def check_workload(where, obj, pod, containers, by_kind, shadowgate, repo):
             path = os.path.join(tmp, "gateway.json")
             with open(path, "w") as f:
                 json.dump(gw, f)
-            run = subprocess.run([shadowgate, "check", "--config", path], capture_output=True,
-                                 text=True)
+            try:
+                run = subprocess.run([shadowgate, "check", "--config", path],
+                                     capture_output=True, text=True)
+            except OSError as e:
+                return problems + [f"{where}: cannot run {shadowgate} check: {e}"]
             if run.returncode != 0:
                 problems.append(f"{where}: shadowgate check: {run.stdout}{run.stderr}".strip())
     return problems
 
 
+# Debian's kubectl: /usr/bin/kubectl when Debian's kubernetes-client owns it, else the same
+# package unpacked by scripts/setup where another package (Google Cloud SDK's kubectl) owns
+# /usr/bin/kubectl and dpkg would refuse to overwrite it.
+UNPACKED_KUBECTL = "/opt/shadowgate/kubernetes-client/usr/bin/kubectl"
+
+
+def debian_kubectl():
+    """The kubectl of Debian's kubernetes-client, or None (with why) when neither place has it."""
+    owner = subprocess.run(["dpkg-query", "-S", "/usr/bin/kubectl"], capture_output=True,
+                           text=True).stdout.split(":")[0]
+    if owner == "kubernetes-client":
+        return "/usr/bin/kubectl", None
+    if os.access(UNPACKED_KUBECTL, os.X_OK):
+        return UNPACKED_KUBECTL, None
+    return None, (f"Debian's kubectl not found: /usr/bin/kubectl belongs to "
+                  f"{owner or 'no package'}, and {UNPACKED_KUBECTL} is missing (scripts/setup "
+                  "installs kubernetes-client, or unpacks it there); --kubectl names another")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kubectl", default="kubectl")
+    ap.add_argument("--kubectl", help="the kubectl to build with (default: Debian's "
+                    "kubernetes-client, kubectl 1.20 with kustomize v2.0.3)")
     ap.add_argument("--shadowgate", required=True)
     ap.add_argument("--dir", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(args.dir)))
+    kubectl = args.kubectl
+    if kubectl is None:
+        kubectl, why = debian_kubectl()
+        if kubectl is None:
+            print(why)
+            return 1
     try:
-        version = subprocess.run([args.kubectl, "version", "--client"], capture_output=True,
+        version = subprocess.run([kubectl, "version", "--client"], capture_output=True,
                                  text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        print(f"SKIP: {args.kubectl} missing (needed for kubectl kustomize)")
-        return SKIP
-    kustomize = re.search(r"Kustomize Version: v(\d+)", version)
-    if not kustomize or int(kustomize.group(1)) < 4:
-        print(f"SKIP: {args.kubectl}'s kustomize is older than v4 (labels, replicas, inline "
-              f"patches): {version.strip()}")
-        return SKIP
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"{kubectl}: cannot run it ({e}): scripts/setup installs kubernetes-client")
+        return 1
+    print(f"kubectl: {kubectl}: {' '.join(version.split())}")
     builds = ["base"] + sorted("overlays/" + d for d in os.listdir(os.path.join(args.dir,
                                                                                "overlays")))
     problems = []
     for build in builds:
-        run = subprocess.run([args.kubectl, "kustomize", os.path.join(args.dir, build)],
+        run = subprocess.run([kubectl, "kustomize", os.path.join(args.dir, build)],
                              capture_output=True, text=True)
         if run.returncode != 0:
             problems.append(f"{build}: kubectl kustomize: {run.stderr.strip()}")
