@@ -1,5 +1,6 @@
 #include "model_server/serve_config.h"
 
+#include <cctype>
 #include <charconv>
 #include <filesystem>
 
@@ -187,6 +188,40 @@ std::optional<std::pair<std::string, uint16_t>> ParseHostPort(const std::string&
   return std::make_pair(host, static_cast<uint16_t>(port));
 }
 
+bool NormalizeAddress(const std::string& text, std::string* host_port, std::string* error) {
+  std::string rest = text;
+  auto scheme_end = rest.find("://");
+  if (scheme_end != std::string::npos) {
+    std::string scheme = rest.substr(0, scheme_end);
+    for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (scheme == "https") {
+      *error =
+          "https is not served: sg-serve speaks plain HTTP (terminate TLS in front of it, "
+          "in nginx or a load balancer), got \"" +
+          text + "\"";
+      return false;
+    }
+    if (scheme != "http") {
+      *error = "must be host:port or http://host:port, got \"" + text + "\"";
+      return false;
+    }
+    rest = rest.substr(scheme_end + 3);
+    if (!rest.empty() && rest.back() == '/') rest.pop_back();
+    // No port after the host (its last ':' is inside an IPv6 literal or absent): HTTP's 80.
+    auto colon = rest.rfind(':');
+    auto bracket = rest.rfind(']');
+    if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) {
+      rest += ":80";
+    }
+  }
+  if (rest.find('/') != std::string::npos || !ParseHostPort(rest)) {
+    *error = "must be host:port or http://host:port, got \"" + text + "\"";
+    return false;
+  }
+  *host_port = rest;
+  return true;
+}
+
 void ValidateModel(const ModelConfig& m, const ConfigNode& node) {
   if (m.preprocess.crop > 0 && m.preprocess.resize > 0 && m.preprocess.crop > m.preprocess.resize) {
     node.Report("preprocess.crop (" + std::to_string(m.preprocess.crop) +
@@ -203,9 +238,9 @@ ServeConfig ParseServeConfig(const ConfigNode& root) {
     std::string& field = std::string(key) == "inference_address"    ? c.inference_address
                          : std::string(key) == "management_address" ? c.management_address
                                                                     : c.metrics_address;
-    field = r.Get<std::string>(key, field);
-    if (!ParseHostPort(field)) {
-      r.Required(key).Report("must be host:port, got \"" + field + "\"");
+    std::string error;
+    if (!NormalizeAddress(r.Get<std::string>(key, field), &field, &error)) {
+      r.Required(key).Report(error);
     }
   }
   c.max_request_size = r.GetInRange<int64_t>(

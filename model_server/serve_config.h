@@ -88,6 +88,12 @@ ModelConfig ModelConfigFromJson(const std::string& json);
 // "host:port" -> (host, port); nullopt when malformed.
 std::optional<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text);
 
+// A listener address as sg-serve's config and flags take it, or as TorchServe writes it:
+// "host:port", "http://host:port" or "http://host" (port 80), with a trailing '/' allowed.
+// Sets `host_port` ("host:port") and returns true; false with the reason in `error` for https
+// (sg-serve speaks plain HTTP) and anything malformed.
+bool NormalizeAddress(const std::string& text, std::string* host_port, std::string* error);
+
 // Checks a model's settings that the parser cannot see alone (sizes of mean/std vs channels).
 // Problems are reported on `node`.
 void ValidateModel(const ModelConfig& model, const ConfigNode& node);

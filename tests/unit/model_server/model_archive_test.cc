@@ -2,8 +2,6 @@
 // real TorchScript fixtures, opened, extracted and refused.
 #include "model_server/model_archive.h"
 
-#include <zip.h>
-
 #include <filesystem>
 #include <set>
 
@@ -11,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/test_support.h"
+#include "tests/unit/model_server/test_archives.h"
 
 namespace sg::serve {
 namespace {
@@ -20,30 +19,11 @@ using nlohmann::json;
 using sg::testing::ReadFile;
 using sg::testing::TempDir;
 
-using Entries = std::vector<std::pair<std::string, std::string>>;
+using Entries = serve::testing::ArchiveEntries;
+using serve::testing::MarManifest;
 
 std::string Fixture(const std::string& name) {
   return ReadFile(sg::testing::SourceDir() / "tests/fixtures/models" / name);
-}
-
-// Writes a zip file with `entries` (name, content), as torch-model-archiver does.
-void WriteZip(const fs::path& path, const Entries& entries) {
-  int code = 0;
-  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code);
-  ASSERT_NE(z, nullptr) << code;
-  for (const auto& [name, content] : entries) {
-    zip_source_t* src = zip_source_buffer(z, content.data(), content.size(), 0);
-    ASSERT_NE(src, nullptr);
-    ASSERT_GE(zip_file_add(z, name.c_str(), src, ZIP_FL_ENC_UTF_8), 0) << zip_strerror(z);
-  }
-  ASSERT_EQ(zip_close(z), 0);
-}
-
-json Manifest(json model) {
-  return {{"createdOn", "07/12/2026 08:00:00"},
-          {"runtime", "python"},
-          {"model", std::move(model)},
-          {"archiverVersion", "0.12.0"}};
 }
 
 json FashionModel() {
@@ -74,7 +54,7 @@ class ModelArchiveTest : public ::testing::Test {
   // Writes `entries` as NAME.mar in the test's folder and opens it.
   Opened OpenZip(const Entries& entries, const std::string& name = "fashion.mar") {
     fs::path mar = dir_.path() / name;
-    WriteZip(mar, entries);
+    EXPECT_TRUE(serve::testing::WriteZip(mar, entries));
     return Open(mar.string());
   }
   Opened Open(const std::string& path) {
@@ -95,7 +75,7 @@ class ModelArchiveTest : public ::testing::Test {
 };
 
 TEST_F(ModelArchiveTest, OpensAMarWithItsConfigAndLabels) {
-  auto o = OpenZip(FashionEntries(Manifest(FashionModel()),
+  auto o = OpenZip(FashionEntries(MarManifest(FashionModel()),
                                   "minWorkers: 2\nmaxWorkers: 2\nbatchSize: 4\n"
                                   "maxBatchDelay: 20\nresponseTimeout: 7\njobQueueSize: 30\n"));
   ASSERT_TRUE(o.ok) << o.error;
@@ -128,8 +108,9 @@ TEST_F(ModelArchiveTest, FieldsTheArchiveDoesNotSetKeepTheCallersValues) {
   Opened o;
   o.model.max_batch_delay = std::chrono::milliseconds(100);
   o.model.workers = 3;
-  WriteZip(dir_.path() / "a.mar", {{"MAR-INF/MANIFEST.json", Manifest(model).dump()},
-                                   {"fashion_tiny.pt", Fixture("fashion_tiny.pt")}});
+  ASSERT_TRUE(serve::testing::WriteZip(dir_.path() / "a.mar",
+                                       {{"MAR-INF/MANIFEST.json", MarManifest(model).dump()},
+                                        {"fashion_tiny.pt", Fixture("fashion_tiny.pt")}}));
   ASSERT_TRUE(OpenModelArchive((dir_.path() / "a.mar").string(), work_.string(), &o.model, &o.error,
                                nullptr, &o.yaml_keys))
       << o.error;
@@ -142,12 +123,12 @@ TEST_F(ModelArchiveTest, FieldsTheArchiveDoesNotSetKeepTheCallersValues) {
 TEST_F(ModelArchiveTest, NameDefaultsToTheFileNameAndVersionIsRequired) {
   json model = FashionModel();
   model.erase("modelName");
-  auto o = OpenZip(FashionEntries(Manifest(model), ""), "shoes.mar");
+  auto o = OpenZip(FashionEntries(MarManifest(model), ""), "shoes.mar");
   ASSERT_TRUE(o.ok) << o.error;
   EXPECT_EQ(o.model.name, "shoes");
 
   model.erase("modelVersion");
-  o = OpenZip(FashionEntries(Manifest(model), ""));
+  o = OpenZip(FashionEntries(MarManifest(model), ""));
   EXPECT_FALSE(o.ok);
   EXPECT_NE(o.error.find("$.model.modelVersion: missing"), std::string::npos) << o.error;
   EXPECT_NE(o.error.find("Model version is not defined."), std::string::npos) << o.error;
@@ -155,7 +136,8 @@ TEST_F(ModelArchiveTest, NameDefaultsToTheFileNameAndVersionIsRequired) {
 
 TEST_F(ModelArchiveTest, OpensAnExtractedFolderInPlace) {
   fs::path folder = dir_.path() / "fashion";
-  for (const auto& [name, content] : FashionEntries(Manifest(FashionModel()), "batchSize: 2\n")) {
+  for (const auto& [name, content] :
+       FashionEntries(MarManifest(FashionModel()), "batchSize: 2\n")) {
     fs::create_directories((folder / name).parent_path());
     dir_.Write("fashion/" + name, content);
   }
@@ -167,7 +149,7 @@ TEST_F(ModelArchiveTest, OpensAnExtractedFolderInPlace) {
 }
 
 TEST_F(ModelArchiveTest, IgnoredSettingsAreWarnedAboutOneByOne) {
-  auto o = OpenZip(FashionEntries(Manifest(FashionModel()),
+  auto o = OpenZip(FashionEntries(MarManifest(FashionModel()),
                                   "minWorkers: 1\nmaxWorkers: 4\ndeviceType: gpu\n"
                                   "parallelType: pp\npippy:\n  rpc_timeout: 1800\n"));
   ASSERT_TRUE(o.ok) << o.error;
@@ -192,7 +174,7 @@ TEST_F(ModelArchiveTest, RefusesWhatCannotBeServedSayingWhy) {
     return [edit, yaml] {
       json model = FashionModel();
       edit(model);
-      return FashionEntries(Manifest(model), yaml);
+      return FashionEntries(MarManifest(model), yaml);
     };
   };
   std::vector<Refusal> cases = {
@@ -225,7 +207,7 @@ TEST_F(ModelArchiveTest, RefusesWhatCannotBeServedSayingWhy) {
       {"zero workers", with([](json&) {}, "minWorkers: 0\n"), {"minWorkers: must be >= 1"}},
       {"other runtime",
        [] {
-         json manifest = Manifest(FashionModel());
+         json manifest = MarManifest(FashionModel());
          manifest["runtime"] = "LSP";
          return FashionEntries(manifest, "");
        },
@@ -238,31 +220,31 @@ TEST_F(ModelArchiveTest, RefusesWhatCannotBeServedSayingWhy) {
       {"state_dict instead of TorchScript",
        [] {
          // What torch.save(model.state_dict()) writes: a zip with data.pkl, no code.
-         return Entries{
-             {"MAR-INF/MANIFEST.json", Manifest(FashionModel()).dump()},
-             {"fashion_tiny.pt", [] {
-                TempDir d;
-                WriteZip(d.path() / "sd.pt", {{"archive/data.pkl", "x"}, {"archive/version", "3"}});
-                return ReadFile(d.path() / "sd.pt");
-              }()}};
+         return Entries{{"MAR-INF/MANIFEST.json", MarManifest(FashionModel()).dump()},
+                        {"fashion_tiny.pt", [] {
+                           TempDir d;
+                           serve::testing::WriteZip(d.path() / "sd.pt", {{"archive/data.pkl", "x"},
+                                                                         {"archive/version", "3"}});
+                           return ReadFile(d.path() / "sd.pt");
+                         }()}};
        },
        {"fashion_tiny.pt: a torch.save file without TorchScript code", "torch.jit.script"}},
       {"ONNX file",
        [] {
-         return Entries{{"MAR-INF/MANIFEST.json", Manifest(FashionModel()).dump()},
+         return Entries{{"MAR-INF/MANIFEST.json", MarManifest(FashionModel()).dump()},
                         {"fashion_tiny.pt", "\x08\x07\x12\x07pytorch"}};
        },
        {"fashion_tiny.pt: not a zip file"}},
       {"path traversal",
        [] {
-         auto e = FashionEntries(Manifest(FashionModel()), "");
+         auto e = FashionEntries(MarManifest(FashionModel()), "");
          e.push_back({"../escaped.txt", "x"});
          return e;
        },
        {"entry \"../escaped.txt\" has an absolute name or a .. component"}},
       {"absolute entry",
        [] {
-         auto e = FashionEntries(Manifest(FashionModel()), "");
+         auto e = FashionEntries(MarManifest(FashionModel()), "");
          e.push_back({"/tmp/escaped.txt", "x"});
          return e;
        },
@@ -294,7 +276,8 @@ TEST_F(ModelArchiveTest, RefusesTarGzAndMissingPaths) {
 
 TEST_F(ModelArchiveTest, ExtractionIsBoundedInSize) {
   fs::path mar = dir_.path() / "big.mar";
-  WriteZip(mar, {{"a.bin", std::string(3000, 'a')}, {"b.bin", std::string(3000, 'b')}});
+  ASSERT_TRUE(serve::testing::WriteZip(
+      mar, {{"a.bin", std::string(3000, 'a')}, {"b.bin", std::string(3000, 'b')}}));
   fs::create_directories(work_);
   std::string error;
   EXPECT_FALSE(ExtractArchive(mar.string(), work_.string(), 5000, &error));
