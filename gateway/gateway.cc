@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <optional>
 
 #include <spdlog/sinks/stdout_sinks.h>
@@ -461,16 +462,25 @@ class Gateway::Impl {
     GatewayState* state = state_.get();
     PairSink* sink = sink_.get();
     std::shared_ptr<comparator::OnlineComparator> online = online_;  // no cycle: it knows no state
-    state_->registry.AddCollectHook([state, sink, online] {
+    // The counters below mirror totals kept elsewhere; one scrape at a time moves them, so two
+    // concurrent scrapes never add the same difference twice.
+    auto hook_mutex = std::make_shared<std::mutex>();
+    state_->registry.AddCollectHook([state, sink, online, hook_mutex] {
+      std::lock_guard lock(*hook_mutex);
       auto& m = state->metrics;
+      // A counter brought up to a total that only grows.
+      auto catch_up = [](Counter& counter, uint64_t total) {
+        double delta = static_cast<double>(total) - counter.Value();
+        if (delta > 0) counter.Increment(delta);
+      };
       m.client_connections.WithLabels({}).Set(state->active_sessions.load());
       m.buffered_body_bytes.WithLabels({}).Set(static_cast<double>(state->body_budget->held()));
-      if (sink) m.pair_sink_dropped.WithLabels({}).Set(static_cast<double>(sink->dropped()));
+      if (sink) catch_up(m.pair_sink_dropped.WithLabels({}), sink->dropped());
       if (online) {
         auto queue = online->queue_stats();
-        m.comparator_accepted.WithLabels({}).Set(static_cast<double>(queue.accepted));
-        m.comparator_dropped.WithLabels({}).Set(static_cast<double>(queue.dropped));
-        m.comparator_judged.WithLabels({}).Set(static_cast<double>(queue.judged));
+        catch_up(m.comparator_accepted.WithLabels({}), queue.accepted);
+        catch_up(m.comparator_dropped.WithLabels({}), queue.dropped);
+        catch_up(m.comparator_judged.WithLabels({}), queue.judged);
         m.comparator_depth.WithLabels({}).Set(static_cast<double>(queue.depth));
         m.comparator_capacity.WithLabels({}).Set(static_cast<double>(queue.capacity));
       }
@@ -480,10 +490,8 @@ class Gateway::Impl {
         m.pool_connections.WithLabels({upstream, name, "open"}).Set(pool.open_connections());
         m.pool_connections.WithLabels({upstream, name, "idle"}).Set(pool.idle_connections());
         m.pool_connections.WithLabels({upstream, name, "pending"}).Set(pool.pending());
-        m.pool_reused.WithLabels({upstream, name})
-            .Set(static_cast<double>(pool.connections_reused()));
-        m.pool_created.WithLabels({upstream, name})
-            .Set(static_cast<double>(pool.connections_created()));
+        catch_up(m.pool_reused.WithLabels({upstream, name}), pool.connections_reused());
+        catch_up(m.pool_created.WithLabels({upstream, name}), pool.connections_created());
       };
       for (auto& [_, pool] : state->primary_pools) pool_gauges(*pool);
       for (auto& route : state->route_runtimes) {

@@ -17,18 +17,18 @@ struct GatewayMetrics {
   Family<Counter>& not_mirrored;       // {route, mirror, reason}
   Family<Gauge>& mirror_in_flight;     // {route, mirror}
   Family<Gauge>& pool_connections;     // {upstream, pool, state=open|idle}
-  Family<Gauge>& pool_reused;          // {upstream, pool}: requests sent on a reused connection
-  Family<Gauge>& pool_created;         // {upstream, pool}: connections opened
+  Family<Counter>& pool_reused;        // {upstream, pool}: requests sent on a reused connection
+  Family<Counter>& pool_created;       // {upstream, pool}: connections opened
   Family<Gauge>& client_connections;   // open client connections
-  Family<Gauge>& pair_sink_dropped;    // records the pair sink dropped (summed over sinks)
+  Family<Counter>& pair_sink_dropped;  // records the pair sink dropped (summed over sinks)
   Family<Counter>& admin_refused;      // {reason=host|token}: admin requests refused
   Family<Gauge>& buffered_body_bytes;  // request body bytes held now (max_buffered_body_bytes)
   // The in-process comparator's queue (only with a comparison section).
-  Family<Gauge>& comparator_accepted;  // records queued for judging
-  Family<Gauge>& comparator_dropped;   // records dropped because the queue was full
-  Family<Gauge>& comparator_judged;    // records judged
-  Family<Gauge>& comparator_depth;     // records waiting now
-  Family<Gauge>& comparator_capacity;  // queue capacity
+  Family<Counter>& comparator_accepted;  // records queued for judging
+  Family<Counter>& comparator_dropped;   // records dropped because the queue was full
+  Family<Counter>& comparator_judged;    // records judged
+  Family<Gauge>& comparator_depth;       // records waiting now
+  Family<Gauge>& comparator_capacity;    // queue capacity
 };
 
 }  // namespace sg::gateway

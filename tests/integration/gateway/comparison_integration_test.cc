@@ -113,9 +113,9 @@ TEST(ComparisonTest, JudgesMirroredPairsOnlineReportsOnDemandAndFlushesAtStop) {
   EXPECT_EQ(current["queue"]["dropped"], 0);
   EXPECT_EQ(current["queue"]["capacity"], 64);
 
-  EXPECT_EQ(gateway.Metric("sg_gateway_comparator_records_accepted"), total);
-  EXPECT_EQ(gateway.Metric("sg_gateway_comparator_records_judged"), total);
-  EXPECT_EQ(gateway.Metric("sg_gateway_comparator_records_dropped"), 0);
+  EXPECT_EQ(gateway.Metric("sg_gateway_comparator_records_accepted_total"), total);
+  EXPECT_EQ(gateway.Metric("sg_gateway_comparator_records_judged_total"), total);
+  EXPECT_EQ(gateway.Metric("sg_gateway_comparator_records_dropped_total"), 0);
   EXPECT_EQ(gateway.Metric("sg_gateway_comparator_queue_depth"), 0);
   EXPECT_EQ(gateway.Metric("sg_gateway_comparator_queue_capacity"), 64);
 
@@ -192,7 +192,7 @@ TEST(ComparisonTest, EndpointsAnswer404WithoutAComparisonSection) {
     EXPECT_NE(body["message"].get<std::string>().find("no comparison configured"),
               std::string::npos);
   }
-  EXPECT_EQ(gateway.Metric("sg_gateway_comparator_records_accepted"), 0);
+  EXPECT_EQ(gateway.Metric("sg_gateway_comparator_records_accepted_total"), 0);
 }
 
 TEST(ComparisonTest, ReportOnDemandNeedsAReportDir) {

@@ -165,9 +165,9 @@ TEST(GatewayConformanceTest, StaleUpstreamConnectionIsRetriedWithTheBodyInMemory
   }
   EXPECT_EQ(primary.received_count(), static_cast<size_t>(sent));
   // Every request but the first went to a stale connection first.
-  EXPECT_EQ(
-      gateway.Metric("sg_gateway_pool_reused_exchanges{upstream=\"primary\",pool=\"primary\"}"),
-      sent - 1);
+  EXPECT_EQ(gateway.Metric(
+                "sg_gateway_pool_reused_exchanges_total{upstream=\"primary\",pool=\"primary\"}"),
+            sent - 1);
 }
 
 // ---------------------------------------------------------------------------------------------

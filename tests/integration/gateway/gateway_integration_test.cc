@@ -140,10 +140,10 @@ TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
   }
   if (fault.refused) {
     // After eject_after_failures (5) refused connects the mirror fails fast: no more attempts.
-    EXPECT_EQ(
-        gateway.Metric("sg_gateway_pool_opened_connections{upstream=\"shadow\",pool=\"mirror:r/"
-                       "cpu\"}"),
-        5);
+    EXPECT_EQ(gateway.Metric(
+                  "sg_gateway_pool_opened_connections_total{upstream=\"shadow\",pool=\"mirror:r/"
+                  "cpu\"}"),
+              5);
   }
   auto entries = gateway.StopAndReadPairs();
   int pairs = 0;
@@ -217,10 +217,10 @@ TEST(GatewayTest, NginxPrimaryAndShadowWithPairsAndConnectionReuse) {
   }
   ASSERT_TRUE(WaitUntil([&] { return gateway.Outcome("ok") == kRequests; }, 5s));
   // Upstream connections are reused for the primary and for the shadow.
-  double reused_primary =
-      gateway.Metric("sg_gateway_pool_reused_exchanges{upstream=\"primary\",pool=\"primary\"}");
-  double reused_shadow =
-      gateway.Metric("sg_gateway_pool_reused_exchanges{upstream=\"shadow\",pool=\"mirror:r/cpu\"}");
+  double reused_primary = gateway.Metric(
+      "sg_gateway_pool_reused_exchanges_total{upstream=\"primary\",pool=\"primary\"}");
+  double reused_shadow = gateway.Metric(
+      "sg_gateway_pool_reused_exchanges_total{upstream=\"shadow\",pool=\"mirror:r/cpu\"}");
   EXPECT_GE(reused_primary, kRequests - 2);
   EXPECT_GE(reused_shadow, kRequests - 2);
   auto entries = gateway.StopAndReadPairs();
