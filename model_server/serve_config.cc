@@ -113,9 +113,10 @@ ModelConfig ParseModel(const ConfigNode& node, const std::string& name, const fs
   m.optimize = r.Get<bool>("optimize", m.optimize);
   m.warmup_iterations = r.GetInRange<int>("warmup_iterations", m.warmup_iterations, 0, 1000);
   m.precision = r.Get<std::string>("precision", m.precision);
-  if (m.precision != "fp32" && m.precision != "bf16") {
-    r.Required("precision").Report("must be fp32 or bf16, got \"" + m.precision + "\"");
+  if (m.precision != "fp32" && m.precision != "bf16" && m.precision != "int8") {
+    r.Required("precision").Report("must be fp32, bf16 or int8, got \"" + m.precision + "\"");
   }
+  m.channels_last = r.Get<bool>("channels_last", m.channels_last);
   m.device = r.Get<std::string>("device", m.device);
   if (m.device != "cpu" && m.device != "cuda") {
     r.Required("device").Report("must be cpu or cuda, got \"" + m.device + "\"");
@@ -296,6 +297,7 @@ std::string ModelConfigToJson(const ModelConfig& m) {
                           {"optimize", m.optimize},
                           {"warmup_iterations", m.warmup_iterations},
                           {"precision", m.precision},
+                          {"channels_last", m.channels_last},
                           {"device", m.device}};
   if (!m.input_shape.empty()) model["input_shape"] = m.input_shape;
   return nlohmann::json{{"name", m.name}, {"model", model}}.dump();

@@ -34,6 +34,9 @@ struct ModelConfig {
   std::string name;
   std::string version = "1.0";  // TorchServe's default model version
   std::string path;             // TorchScript file; relative paths are resolved at parse time
+  // TorchServe's modelUrl when the model came from an archive (model_archive.h): the archive's
+  // file or folder name as registered ("resnet-18.mar"); "" otherwise.
+  std::string url;
   HandlerKind handler = HandlerKind::kImageClassifier;
   std::string labels_path;  // index_to_name.json; empty: labels are class indices
   ImagePreprocess preprocess;
@@ -49,10 +52,13 @@ struct ModelConfig {
   // while another worker is about to be free).
   bool dispatch_ahead = true;
   std::chrono::milliseconds response_timeout{120000};  // TorchServe's default 120 s; then 504
-  bool optimize = true;            // torch::jit::freeze + optimize_for_inference
-  int warmup_iterations = 2;       // forwards before a worker reports ready
-  std::string precision = "fp32";  // fp32 | bf16 (autocast, when the CPU has it)
-  std::string device = "cpu";      // cpu | cuda (a start-up error without CUDA)
+  bool optimize = true;       // torch::jit::freeze + optimize_for_inference
+  int warmup_iterations = 2;  // forwards before a worker reports ready
+  // fp32 | bf16 (autocast, when the CPU has it) | int8 (dynamic quantisation of the Linear
+  // layers: int8 weights, activations quantised per batch; the rest stays fp32)
+  std::string precision = "fp32";
+  bool channels_last = false;  // 4-D weights and inputs in channels-last (NHWC) memory format
+  std::string device = "cpu";  // cpu | cuda (a start-up error without CUDA)
 };
 
 struct ServeConfig {

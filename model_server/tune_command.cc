@@ -108,8 +108,9 @@ std::optional<TuneSpace> BuildSpace(const TuneFlags& f, const CpuBudget& budget,
   auto pinning = OnOffList(f.pinning);
   auto front = OnOffList(f.front);
   auto optimize = OnOffList(f.optimize);
-  if (!pinning || !front || !optimize) {
-    *error = "--pinning, --front and --optimize take a list of on/off";
+  auto channels_last = OnOffList(f.channels_last);
+  if (!pinning || !front || !optimize || !channels_last) {
+    *error = "--pinning, --front, --optimize and --channels-last take a list of on/off";
     return std::nullopt;
   }
   TuneSpace space;
@@ -137,16 +138,16 @@ std::optional<TuneSpace> BuildSpace(const TuneFlags& f, const CpuBudget& budget,
   for (bool opt : *optimize) {
     for (const auto& item : Split(f.precisions, ',')) {
       std::string p(Trim(item));
-      if (p != "fp32" && p != "bf16") {
-        *error = "--precisions: fp32 and/or bf16, got \"" + f.precisions + "\"";
+      if (p != "fp32" && p != "bf16" && p != "int8") {
+        *error = "--precisions: a list of fp32, bf16 and int8, got \"" + f.precisions + "\"";
         return std::nullopt;
       }
-      space.variants.emplace_back(opt, p);
+      for (bool cl : *channels_last) space.variants.push_back({opt, p, cl});
     }
   }
   // The first variant is the one every layout is measured with first: fp32 when it is there.
   std::stable_partition(space.variants.begin(), space.variants.end(),
-                        [](const auto& v) { return v.second == "fp32"; });
+                        [](const ModelVariant& v) { return v.precision == "fp32"; });
   return space;
 }
 
@@ -188,9 +189,14 @@ CLI::App* AddTuneCommand(CLI::App& app, TuneFlags& f) {
       ->capture_default_str();
   cmd->add_option("--optimize", f.optimize, "frozen, optimised graph: on, off or on,off")
       ->capture_default_str();
-  cmd->add_option("--precisions", f.precisions, "fp32 and/or bf16 (bf16 needs avx512_bf16)")
+  cmd->add_option("--precisions", f.precisions,
+                  "fp32, bf16 (needs avx512_bf16), int8 (dynamic, Linear layers)")
       ->capture_default_str();
-  cmd->add_option("--min-agreement", f.min_agreement, "bf16: top-1 agreement with fp32 needed")
+  cmd->add_option("--channels-last", f.channels_last,
+                  "channels-last memory format: off, on or on,off")
+      ->capture_default_str();
+  cmd->add_option("--min-agreement", f.min_agreement,
+                  "bf16, int8: top-1 agreement with fp32 needed")
       ->capture_default_str();
   cmd->add_option("--agreement-items", f.agreement_items, "corpus items compared with fp32")
       ->capture_default_str();

@@ -35,7 +35,8 @@ struct TuneFlags {
   std::string pinning = "on,off";
   std::string front = "on";  // try front_cpus 1 (image handlers only)
   std::string optimize = "on,off";
-  std::string precisions = "fp32,bf16";
+  std::string precisions = "fp32,bf16,int8";
+  std::string channels_last = "off";  // on,off: also try channels-last memory format
   double min_agreement = 0.99;
   size_t agreement_items = 200;
   bool exhaustive = false;        // measure the whole product space once each

@@ -58,6 +58,7 @@ ServeConfig ServeConfigFor(const ServeConfig& base, const TuneConfig& config) {
     m.max_batch_delay = std::chrono::milliseconds(config.batch_delay_ms);
     m.optimize = config.optimize;
     m.precision = config.precision;
+    m.channels_last = config.channels_last;
   }
   return c;
 }

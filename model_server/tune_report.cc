@@ -37,7 +37,8 @@ nlohmann::ordered_json ConfigJson(const TuneConfig& c) {
           {"batch_size", c.batch_size},
           {"max_batch_delay_ms", c.batch_delay_ms},
           {"optimize", c.optimize},
-          {"precision", c.precision}};
+          {"precision", c.precision},
+          {"channels_last", c.channels_last}};
 }
 
 }  // namespace

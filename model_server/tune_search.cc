@@ -54,7 +54,7 @@ class Search {
  public:
   Search(const TuneSpace& space, Measurer& measurer, const SearchOptions& options)
       : space_(space), measurer_(measurer), options_(options), start_(options.clock()) {
-    for (const auto& v : space.variants) needs_reference_answers_ |= v.second != "fp32";
+    for (const auto& v : space.variants) needs_reference_answers_ |= v.precision != "fp32";
   }
 
   double Elapsed() const { return options_.clock() - start_; }
@@ -253,7 +253,7 @@ class Search {
           }
           for (size_t v = 1; v < space_.variants.size(); ++v) {
             TuneConfig c = base;
-            std::tie(c.optimize, c.precision) = space_.variants[v];
+            space_.variants[v].ApplyTo(&c);
             next.push_back(TrialOf(c));
           }
         }
@@ -393,13 +393,13 @@ std::string TuneConfig::Label() const {
                       (front_cpus > 0 ? " front" + std::to_string(front_cpus) : "") + " b" +
                       std::to_string(batch_size);
   if (batch_size > 1) label += " d" + std::to_string(batch_delay_ms) + "ms";
-  return label + (optimize ? " opt " : " noopt ") + precision;
+  return label + (optimize ? " opt " : " noopt ") + precision + (channels_last ? " cl" : "");
 }
 
 TuneConfig TuneSpace::WithDefaults(const TuneConfig& layout) const {
   TuneConfig c = layout;
   if (!batching.empty()) std::tie(c.batch_size, c.batch_delay_ms) = batching.front();
-  if (!variants.empty()) std::tie(c.optimize, c.precision) = variants.front();
+  if (!variants.empty()) variants.front().ApplyTo(&c);
   return c;
 }
 
@@ -407,12 +407,11 @@ std::vector<TuneConfig> TuneSpace::Product() const {
   std::vector<TuneConfig> out;
   for (const auto& layout : layouts) {
     for (const auto& [size, delay] : batching) {
-      for (const auto& [optimize, precision] : variants) {
+      for (const auto& variant : variants) {
         TuneConfig c = layout;
         c.batch_size = size;
         c.batch_delay_ms = delay;
-        c.optimize = optimize;
-        c.precision = precision;
+        variant.ApplyTo(&c);
         if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
       }
     }

@@ -13,10 +13,10 @@
 //     round, so the winner's ratios to them compare runs of the same length;
 //  5. when the two leaders are within `noise` of each other, both are measured again,
 //     alternately, up to `max_repeats` runs each, and the medians decide (then the lower p99).
-// Eligible: no failed request, p99 <= the SLO, and for a numerics-changing variant (bf16), top-1
-// agreement with fp32 on the corpus >= `min_agreement`. The budget covers everything (start-up,
-// warm-up, measurement); once it is spent, or `Measurer::Stopped()`, the search ends with what it
-// has. `Exhaustive` measures the whole product space once each, for the benchmark.
+// Eligible: no failed request, p99 <= the SLO, and for a numerics-changing variant (bf16, int8),
+// top-1 agreement with fp32 on the corpus >= `min_agreement`. The budget covers everything
+// (start-up, warm-up, measurement); once it is spent, or `Measurer::Stopped()`, the search ends
+// with what it has. `Exhaustive` measures the whole product space once each, for the benchmark.
 #pragma once
 
 #include <functional>
@@ -36,9 +36,11 @@ struct TuneConfig {
   int batch_size = 1;
   int batch_delay_ms = 5;
   bool optimize = true;            // freeze + optimize_for_inference
-  std::string precision = "fp32";  // fp32 | bf16
+  std::string precision = "fp32";  // fp32 | bf16 | int8 (dynamic, Linear layers)
+  bool channels_last = false;      // channels-last memory format
 
-  // "2x1 pin b1 opt fp32", plus " logical", " front1", " d5ms" (delay, only with batch > 1).
+  // "2x1 pin b1 opt fp32", plus " logical", " front1", " d5ms" (delay, only with batch > 1),
+  // " cl" (channels-last).
   std::string Label() const;
   bool ChangesNumerics() const { return precision != "fp32"; }
   bool operator==(const TuneConfig&) const = default;
@@ -67,11 +69,24 @@ class Measurer {
   virtual bool Stopped() const = 0;
 };
 
+// How the worker prepares the model: TuneConfig's model fields.
+struct ModelVariant {
+  bool optimize = true;
+  std::string precision = "fp32";
+  bool channels_last = false;
+  bool operator==(const ModelVariant&) const = default;
+  void ApplyTo(TuneConfig* c) const {
+    c->optimize = optimize;
+    c->precision = precision;
+    c->channels_last = channels_last;
+  }
+};
+
 // The space, one dimension at a time (see the header comment for how they combine).
 struct TuneSpace {
   std::vector<TuneConfig> layouts;  // CPU layouts; batching and model fields ignored
   std::vector<std::pair<int, int>> batching = {{1, 5}};  // (batch size, delay ms); [0] first
-  std::vector<std::pair<bool, std::string>> variants = {{true, "fp32"}};  // (optimize, precision)
+  std::vector<ModelVariant> variants = {ModelVariant{}};
   TuneConfig naive;  // TorchServe's defaults: a worker per logical CPU, torch's threads, unpinned
   TuneConfig plan;   // sg-serve's rule-based plan
   // Every combination of the three dimensions (the exhaustive sweep), references included.

@@ -70,6 +70,14 @@ FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal
                   "Sneaker", "Bag", "Ankle boot"]
 
 
+def int8_dynamic(path, x):
+    """The saved model's output for x after PyTorch's own dynamic int8 quantisation of its
+    Linear layers (what sg-serve's precision int8 must reproduce)."""
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic_jit
+    model = quantize_dynamic_jit(torch.jit.load(path).eval(), {"": default_dynamic_qconfig})
+    return model(x).flatten().tolist()
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/models"
     os.makedirs(out, exist_ok=True)
@@ -91,7 +99,9 @@ def main():
     # Reference outputs for tests that check the C++ forward against Python's.
     x = torch.linspace(-1, 1, 4).reshape(1, 4)
     with open(os.path.join(out, "tensor_tiny_reference.json"), "w") as f:
-        json.dump({"input": x.flatten().tolist(), "output": tensor(x).flatten().tolist()}, f)
+        json.dump({"input": x.flatten().tolist(), "output": tensor(x).flatten().tolist(),
+                   "output_int8_dynamic": int8_dynamic(os.path.join(out, "tensor_tiny.pt"), x)},
+                  f)
         f.write("\n")
 
 

@@ -507,6 +507,27 @@ TEST(ServeConfigTest, FrontCpusAndDispatchAheadDefaults) {
   }
 }
 
+TEST(ServeConfigTest, PrecisionAndMemoryFormatReachTheWorker) {
+  auto c = Parse(R"({"models": {"q": {"path": "a.pt", "precision": "int8", "channels_last": true},
+    "f": {"path": "b.pt"}}})");
+  ASSERT_EQ(c.models.size(), 2u);
+  for (const auto& m : c.models) {
+    auto back = ModelConfigFromJson(ModelConfigToJson(m));
+    EXPECT_EQ(back.precision, m.name == "q" ? "int8" : "fp32") << m.name;
+    EXPECT_EQ(back.channels_last, m.name == "q") << m.name;
+  }
+  try {
+    Parse(R"({"models": {"m": {"path": "a.pt", "precision": "int4", "channels_last": "yes"}}})");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("$.models.m.precision: must be fp32, bf16 or int8, got \"int4\""),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("$.models.m.channels_last"), std::string::npos) << what;
+  }
+}
+
 TEST(ServeConfigTest, EveryProblemHasFileAndPath) {
   try {
     Parse(R"({"models": {"m": {"path": "a.pt", "handler": "nope", "batchsize": 2,

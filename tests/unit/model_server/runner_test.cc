@@ -169,6 +169,75 @@ TEST_F(RunnerTest, Bf16AutocastCloseToFp32OrAClearError) {
   EXPECT_GT(max_diff, 0.0) << "bf16 autocast had no effect";
 }
 
+// precision int8 is PyTorch's dynamic quantisation of the Linear layers: the reference is
+// quantize_dynamic_jit's output on the same model and input (model_server/models/
+// export_test_models.py), which differs from fp32's by 4e-3 to 6e-3 here.
+TEST_F(RunnerTest, Int8MatchesPyTorchsDynamicQuantisation) {
+  std::ifstream in(Fixture("tensor_tiny_reference.json"));
+  auto ref = nlohmann::json::parse(in);
+  for (bool optimize : {true, false}) {
+    ModelConfig m;
+    m.name = "t";
+    m.path = Fixture("tensor_tiny.pt");
+    m.handler = HandlerKind::kTensor;
+    m.input_shape = {4};
+    m.precision = "int8";
+    m.optimize = optimize;
+    std::string error;
+    auto runner = LoadTorchScriptModel(m, &error);
+    ASSERT_TRUE(runner) << error;
+    nlohmann::json request = {{"data", ref["input"]}, {"shape", {4}}};
+    auto replies = HandleBatch(*runner, m, {}, {request.dump()});
+    ASSERT_EQ(replies[0].status, 200) << replies[0].body;
+    auto out = nlohmann::json::parse(replies[0].body);
+    double from_fp32 = 0;
+    for (int i = 0; i < 3; ++i) {
+      double value = out["data"][i].get<double>();
+      EXPECT_NEAR(value, ref["output_int8_dynamic"][i].get<double>(), 1e-5) << optimize;
+      from_fp32 = std::max(from_fp32, std::abs(value - ref["output"][i].get<double>()));
+    }
+    EXPECT_GT(from_fp32, 1e-3) << "the Linear layer was not quantised (optimize " << optimize
+                               << ")";
+  }
+}
+
+TEST_F(RunnerTest, Int8OfAModelWithoutLinearLayersIsAClearError) {
+  ModelConfig m;
+  m.name = "slow";
+  m.path = Fixture("slow.pt");
+  m.handler = HandlerKind::kTensor;
+  m.precision = "int8";
+  std::string error;
+  EXPECT_FALSE(LoadTorchScriptModel(m, &error));
+  EXPECT_NE(error.find("precision int8 quantises Linear layers and this model has none"),
+            std::string::npos)
+      << error;
+}
+
+// channels_last changes the memory layout only: the same answers as the default layout, with
+// and without the optimised graph.
+TEST_F(RunnerTest, ChannelsLastGivesTheSameAnswers) {
+  auto image = serve::testing::EncodePng(serve::testing::GradientPixels(28, 28, 1, 3), 28, 28, 1);
+  Labels labels;
+  for (bool optimize : {false, true}) {
+    auto plain = Fashion(2, optimize);
+    auto nhwc = plain;
+    nhwc.channels_last = true;
+    std::string error;
+    auto a = LoadTorchScriptModel(plain, &error);
+    ASSERT_TRUE(a) << error;
+    auto b = LoadTorchScriptModel(nhwc, &error);
+    ASSERT_TRUE(b) << error;
+    auto expected = nlohmann::json::parse(HandleBatch(*a, plain, labels, {image, image})[1].body);
+    auto got = nlohmann::json::parse(HandleBatch(*b, nhwc, labels, {image, image})[1].body);
+    ASSERT_EQ(got.size(), expected.size());
+    for (auto& [label, p] : expected.items()) {
+      ASSERT_TRUE(got.contains(label)) << label;
+      EXPECT_NEAR(got[label].get<double>(), p.get<double>(), 1e-5) << label << " " << optimize;
+    }
+  }
+}
+
 TEST_F(RunnerTest, ModelExceptionFailsOnlyThatRequest) {
   ModelConfig m;
   m.name = "t";
