@@ -2,6 +2,8 @@
 // the real CPU budget.
 //   sg-serve --config configs/serve.json        serve (exit 2 on a bad config)
 //   sg-serve --model NAME=PATH.pt [...]         serve one model without a config file
+//   sg-serve --model-store DIR --models NAME=FILE.mar [...] [--ts-config config.properties]
+//                                               serve TorchServe archives as torchserve does
 //   sg-serve plan [--workers N] [...]           print the CPU plan and its reasons
 //   sg-serve doctor [...]                       what hurts CPU inference on this machine
 //   sg-serve tune --slo-p99-ms MS CORPUS [...]   measure configurations, write the best one
@@ -37,6 +39,7 @@
 #include "model_server/model_runner.h"
 #include "model_server/serve_config.h"
 #include "model_server/serve_server.h"
+#include "model_server/torchserve_config.h"
 #include "model_server/tune_command.h"
 #include "model_server/worker_main.h"
 
@@ -58,12 +61,77 @@ struct QuickFlags {
   std::string cpu_root;
   bool use_logical_cores = false;
   std::string inference_address, management_address, metrics_address;
+  TorchServeFlags torchserve;  // --ts-config, --model-store, --models, --enable-model-api
 };
 
-// The config from --config or the quick form; throws sg::ConfigError.
-ServeConfig BuildConfig(const QuickFlags& f) {
+// The folder TorchServe archives are extracted into, made on first use and removed with
+// everything in it when sg-serve ends.
+class ArchiveWorkDir {
+ public:
+  ArchiveWorkDir() = default;
+  ~ArchiveWorkDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  ArchiveWorkDir(const ArchiveWorkDir&) = delete;
+  ArchiveWorkDir& operator=(const ArchiveWorkDir&) = delete;
+  // Throws sg::ConfigError when it cannot be made.
+  const std::string& Path() {
+    if (path_.empty()) {
+      const char* tmp = std::getenv("TMPDIR");
+      std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/sg-serve-archives-XXXXXX";
+      if (!mkdtemp(dir.data())) {
+        throw sg::ConfigError({"cannot create a folder for archives under " +
+                               dir.substr(0, dir.rfind('/')) + ": " + std::strerror(errno)});
+      }
+      path_ = dir;
+    }
+    return path_;
+  }
+
+ private:
+  std::string path_;
+};
+
+std::map<std::string, std::string> Environment() {
+  std::map<std::string, std::string> out;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) out[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return out;
+}
+
+// Started the TorchServe way: its flags, or neither --config nor --model with a
+// config.properties to read (TS_CONFIG_FILE or ./config.properties).
+bool TorchServeStyle(const QuickFlags& f) {
+  if (f.torchserve.Given()) return true;
+  if (!f.config.empty() || !f.model.empty()) return false;
+  const char* file = std::getenv("TS_CONFIG_FILE");
+  std::error_code ec;
+  return (file && *file) || std::filesystem::is_regular_file("config.properties", ec);
+}
+
+// The config from --config, the quick form or TorchServe's files and flags (archives extracted
+// into `archives`); throws sg::ConfigError. `startup_timeout`, when not null, receives
+// config.properties' default_startup_timeout.
+ServeConfig BuildConfig(const QuickFlags& f, ArchiveWorkDir& archives,
+                        std::optional<std::chrono::seconds>* startup_timeout = nullptr) {
   ServeConfig config;
-  if (!f.config.empty()) {
+  if (TorchServeStyle(f)) {
+    if (!f.config.empty() || !f.model.empty()) {
+      throw sg::ConfigError(
+          {"--config and --model do not go with TorchServe's --ts-config, "
+           "--model-store, --models and --enable-model-api"});
+    }
+    auto start =
+        LoadTorchServeStart(f.torchserve, Environment(), "config.properties", archives.Path());
+    if (!start.properties_file.empty()) spdlog::info("config: {}", start.properties_file);
+    for (const auto& w : start.warnings) spdlog::warn("{}", w);
+    if (startup_timeout) *startup_timeout = start.startup_timeout;
+    config = std::move(start.config);
+  } else if (!f.config.empty()) {
     if (!f.model.empty()) throw sg::ConfigError({"--model and --config are exclusive"});
     config = LoadServeConfig(f.config);
   } else if (!f.model.empty()) {
@@ -77,7 +145,9 @@ ServeConfig BuildConfig(const QuickFlags& f) {
     nlohmann::json doc = {{"models", {{f.model.substr(0, eq), model}}}};
     config = sg::ParseConfig<ServeConfig>(doc.dump(), "--model", ParseServeConfig);
   } else {
-    throw sg::ConfigError({"give --config FILE or --model NAME=PATH.pt"});
+    throw sg::ConfigError(
+        {"give --config FILE, --model NAME=PATH.pt, or TorchServe's "
+         "--model-store DIR --models NAME=FILE.mar"});
   }
   if (f.workers >= 0) config.cpu.workers = f.workers;
   if (f.threads >= 0) config.cpu.threads_per_worker = f.threads;
@@ -93,24 +163,22 @@ ServeConfig BuildConfig(const QuickFlags& f) {
   for (auto [flag, field] : {std::pair{&f.inference_address, &config.inference_address},
                              std::pair{&f.management_address, &config.management_address},
                              std::pair{&f.metrics_address, &config.metrics_address}}) {
-    if (flag->empty()) continue;
-    if (!ParseHostPort(*flag)) throw sg::ConfigError({"address must be host:port: " + *flag});
-    *field = *flag;
+    std::string error;
+    if (!flag->empty() && !NormalizeAddress(*flag, field, &error)) {
+      throw sg::ConfigError({"address: " + error});
+    }
   }
   // --workers on the quick form is the model's worker count.
-  if (f.config.empty() && f.workers > 0) config.models[0].workers = f.workers;
+  if (!f.model.empty() && f.workers > 0) config.models[0].workers = f.workers;
   return config;
 }
 
 std::map<std::string, std::string> InterestingEnv() {
   std::map<std::string, std::string> out;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    auto eq = kv.find('=');
-    std::string name = kv.substr(0, eq);
+  for (const auto& [name, value] : Environment()) {
     if (name.rfind("OMP_", 0) == 0 || name.rfind("GOMP_", 0) == 0 || name.rfind("KMP_", 0) == 0 ||
         name.rfind("MKL_", 0) == 0 || name.rfind("OPENBLAS_", 0) == 0) {
-      out[name] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+      out[name] = value;
     }
   }
   return out;
@@ -140,9 +208,9 @@ std::vector<int> StartupAffinity(const std::string& cpu_root) {
   return budget.allowed;
 }
 
-CpuPlan PlanFor(const QuickFlags& f, const CpuBudget& budget) {
+CpuPlan PlanFor(const QuickFlags& f, const CpuBudget& budget, ArchiveWorkDir& archives) {
   // Without a config the plan is the CPU flags alone.
-  if (f.config.empty() && f.model.empty()) {
+  if (f.config.empty() && f.model.empty() && !TorchServeStyle(f)) {
     PlanRequest request;
     request.workers = std::max(0, f.workers);
     request.threads_per_worker = std::max(0, f.threads);
@@ -151,7 +219,7 @@ CpuPlan PlanFor(const QuickFlags& f, const CpuBudget& budget) {
     request.front_cpus = std::max(0, f.front_cpus);
     return PlanWorkers(budget, request);
   }
-  auto config = BuildConfig(f);
+  auto config = BuildConfig(f, archives);
   std::vector<int> counts;
   for (const auto& m : config.models) counts.push_back(m.workers);
   return PlanModels(budget, config.cpu, counts).plan;
@@ -159,8 +227,10 @@ CpuPlan PlanFor(const QuickFlags& f, const CpuBudget& budget) {
 
 int Serve(const QuickFlags& flags, const sg::LogOptions& log) {
   ServeConfig config;
+  ArchiveWorkDir archives;
+  std::optional<std::chrono::seconds> startup_timeout;
   try {
-    config = BuildConfig(flags);
+    config = BuildConfig(flags, archives, &startup_timeout);
   } catch (const sg::ConfigError& e) {
     std::cerr << e.what() << "\n";
     return 2;
@@ -171,6 +241,7 @@ int Serve(const QuickFlags& flags, const sg::LogOptions& log) {
   PoolEnvironment env;
   env.self_exe = std::filesystem::read_symlink("/proc/self/exe").string();
   env.log_level = log.level;
+  if (startup_timeout) env.worker_start_timeout = *startup_timeout;
   // Workers' Unix sockets live in a private directory under $TMPDIR (or /tmp).
   const char* tmp = std::getenv("TMPDIR");
   std::string dir_template = std::string(tmp && *tmp ? tmp : "/tmp") + "/sg-serve-XXXXXX";
@@ -276,6 +347,25 @@ int main(int argc, char** argv) {
   app.add_option("--inference-address", flags.inference_address, "host:port");
   app.add_option("--management-address", flags.management_address, "host:port");
   app.add_option("--metrics-address", flags.metrics_address, "host:port");
+  // TorchServe's `torchserve --start` flags (docs/model-server.md, "Coming from TorchServe").
+  auto& ts = flags.torchserve;
+  app.add_option("--ts-config", ts.ts_config, "TorchServe's config.properties");
+  app.add_option("--model-store", ts.model_store, "TorchServe model store (folder of .mar files)");
+  app.add_option("--models", ts.models, "NAME=FILE.mar ..., FILE.mar ... or all (model store)")
+      ->expected(1, -1);
+  app.add_flag("--enable-model-api", ts.enable_model_api,
+               "register and unregister models over the management API");
+  bool ts_accepted = false, ts_stop = false;
+  std::string ts_log_config, ts_cpp_log_config, ts_workflow_store, ts_plugins_path;
+  app.add_flag("--start,--foreground,--ncs,--no-config-snapshots,--disable-token-auth", ts_accepted,
+               "TorchServe's: accepted (sg-serve runs in the foreground, writes no snapshots, "
+               "has no token authorization)");
+  app.add_flag("--stop", ts_stop, "TorchServe's: refused (stop sg-serve with SIGTERM)");
+  app.add_option("--log-config", ts_log_config, "TorchServe's log4j2 file: ignored (--log-level)");
+  app.add_option("--cpp-log-config", ts_cpp_log_config, "TorchServe's: ignored (--log-level)");
+  app.add_option("--workflow-store", ts_workflow_store, "TorchServe's: refused (no workflows)");
+  app.add_option("--plugins-path,--ppath", ts_plugins_path,
+                 "TorchServe's: refused (its plugins are Java)");
 
   auto* plan_cmd = app.add_subcommand("plan", "print the CPU plan and its reasons, start nothing");
   auto* doctor_cmd = app.add_subcommand("doctor", "report what hurts CPU inference here");
@@ -295,9 +385,29 @@ int main(int argc, char** argv) {
   }
 
   if (worker_cmd->parsed()) return RunWorker(worker);
+  if (ts_stop) {
+    std::cerr << "--stop: sg-serve runs in the foreground; stop it with SIGTERM (kill PID), "
+                 "which drains requests in flight\n";
+    return 2;
+  }
+  if (!ts_workflow_store.empty()) {
+    std::cerr << "--workflow-store: TorchServe workflows are not served by sg-serve\n";
+    return 2;
+  }
+  if (!ts_plugins_path.empty()) {
+    std::cerr << "--plugins-path: TorchServe's plugins are Java classes; sg-serve loads none\n";
+    return 2;
+  }
+  for (const auto* flag : {&ts_log_config, &ts_cpp_log_config}) {
+    if (!flag->empty()) {
+      spdlog::warn("{}: ignored: sg-serve logs through spdlog (--log-level, --log-json)",
+                   flag == &ts_log_config ? "--log-config" : "--cpp-log-config");
+    }
+  }
   if (tune_cmd->parsed()) {
     try {
-      return RunTune(BuildConfig(flags), flags.cpu_root, tune);
+      ArchiveWorkDir archives;
+      return RunTune(BuildConfig(flags, archives), flags.cpu_root, tune);
     } catch (const sg::ConfigError& e) {
       std::cerr << e.what() << "\n";
       return 2;
@@ -307,8 +417,9 @@ int main(int argc, char** argv) {
   if (plan_cmd->parsed() || doctor_cmd->parsed()) {
     CpuBudget budget = DiscoverCpuBudget(flags.cpu_root, StartupAffinity(flags.cpu_root));
     CpuPlan plan;
+    ArchiveWorkDir archives;
     try {
-      plan = PlanFor(flags, budget);
+      plan = PlanFor(flags, budget, archives);
     } catch (const sg::ConfigError& e) {
       std::cerr << e.what() << "\n";
       return 2;

@@ -417,6 +417,8 @@ bool OpenModelArchive(const std::string& path, const std::string& work_dir, Mode
   if (stem.size() > 4 && stem.compare(stem.size() - 4, 4, ".mar") == 0) {
     stem = stem.substr(0, stem.size() - 4);
   }
+  model->url = source.filename().empty() ? source.parent_path().filename().string()
+                                         : source.filename().string();
   if (fs::is_directory(source, ec)) {
     fs::path dir = source;
     // An archive extracted with a folder at its root (as on SageMaker): that folder.

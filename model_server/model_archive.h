@@ -35,7 +35,8 @@ inline constexpr int kMaxArchiveEntries = 100'000;
 // kMaxArchiveBytes. The caller owns `work_dir` and removes it when the model is gone; an
 // extracted folder is used in place (nothing is written to `work_dir`).
 // On success sets in `model`: name (the manifest's modelName; the file or folder name without
-// `.mar` when the manifest has none), version (model.modelVersion), path (the serialized
+// `.mar` when the manifest has none), url (the file or folder name: TorchServe's modelUrl),
+// version (model.modelVersion), path (the serialized
 // TorchScript file), handler, labels_path (index_to_name.json; "" when absent), and what
 // model-config.yaml sets: workers (minWorkers), batch_size, max_batch_delay, response_timeout,
 // job_queue_size; the keys it set are added to `yaml_keys` (when not null). Every other field

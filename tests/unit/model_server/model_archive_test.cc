@@ -80,6 +80,7 @@ TEST_F(ModelArchiveTest, OpensAMarWithItsConfigAndLabels) {
                                   "maxBatchDelay: 20\nresponseTimeout: 7\njobQueueSize: 30\n"));
   ASSERT_TRUE(o.ok) << o.error;
   EXPECT_EQ(o.model.name, "fashion");
+  EXPECT_EQ(o.model.url, "fashion.mar");
   EXPECT_EQ(o.model.version, "2.0");
   EXPECT_EQ(o.model.handler, HandlerKind::kImageClassifier);
   EXPECT_EQ(o.model.workers, 2);
