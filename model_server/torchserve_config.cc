@@ -409,10 +409,13 @@ class Builder {
       if (const Setting* s = Find("models")) ApplyPerModel(*s, yaml_keys, &m);
       start_.config.models.push_back(std::move(m));
     }
-    if (problems_.empty() && start_.config.models.empty()) {
+    // No model at start: as TorchServe, when models can be registered later; else nothing
+    // could ever be served.
+    if (problems_.empty() && start_.config.models.empty() && !start_.config.enable_model_api) {
       problems_.push_back(
           "no model to serve: give --models NAME=FILE.mar (or all) with --model-store DIR, or "
-          "load_models and model_store in config.properties");
+          "load_models and model_store in config.properties (or --enable-model-api to register "
+          "models later)");
     }
   }
 

@@ -177,6 +177,22 @@ TEST(TorchServeStartTest, ArchiveAnswersAsTheJsonConfigAndAsTorchServe) {
       << server.child().Log();
 }
 
+// As torchserve --start --model-store DIR --enable-model-api: no model yet, healthy, none listed.
+TEST(TorchServeStartTest, StartsWithoutModelsWhenTheyCanBeRegistered) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "store");
+  int inference = FreePort(), management = FreePort();
+  Serve server({"--model-store", (dir.path() / "store").string(), "--enable-model-api",
+                "--inference-address", "http://127.0.0.1:" + std::to_string(inference),
+                "--management-address", "http://127.0.0.1:" + std::to_string(management),
+                "--metrics-address", "127.0.0.1:" + std::to_string(FreePort())},
+               inference, management);
+  ASSERT_TRUE(server.ready());
+  auto models = sg::testing::HttpGet(management, "/models");
+  ASSERT_TRUE(models && models->status == 200);
+  EXPECT_EQ(json::parse(models->body)["models"], json::array()) << models->body;
+}
+
 TEST(TorchServeStartTest, RefusalsExitTwoWithTheReason) {
   TempDir dir;
   fs::path store = dir.path() / "store";

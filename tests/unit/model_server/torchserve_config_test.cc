@@ -221,10 +221,13 @@ TEST_F(TorchServeConfigTest, ArchiveRefusalsAndModelNamesStopTheStart) {
   EXPECT_NE(all.find("a second model named \"fashion_a\""), std::string::npos) << all;
 }
 
-TEST_F(TorchServeConfigTest, NothingToServeIsAnError) {
+TEST_F(TorchServeConfigTest, NothingToServeIsAnErrorUnlessModelsCanBeRegistered) {
   TorchServeFlags flags;
   flags.model_store = store_.string();
   EXPECT_NE(Problems(flags).find("no model to serve"), std::string::npos);
+  flags.enable_model_api = true;
+  EXPECT_TRUE(Load(flags).config.models.empty());
+  flags.enable_model_api = false;
   flags.model_store.clear();
   flags.models = {"fashion.mar"};
   EXPECT_NE(Problems(flags).find("--models: load_models: \"fashion.mar\" is relative, and no "
