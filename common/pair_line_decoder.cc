@@ -83,6 +83,7 @@ class PairLineParser {
       kRequest = 1 << 6,
       kPrimary = 1 << 7,
       kShadow = 1 << 8,
+      kServedBy = 1 << 9,
       kRequired = kV | kType | kId | kTs | kRoute | kRequest | kPrimary | kShadow,
     };
     uint32_t seen = 0;
@@ -98,6 +99,11 @@ class PairLineParser {
       if (key == "ts_us") return once(kTs) && Int(&r->ts_us);
       if (key == "route") return once(kRoute) && String(&r->route);
       if (key == "mirror") return once(kMirror) && String(&r->mirror);
+      if (key == "served_by") {
+        if (!once(kServedBy) || !String(&scratch_)) return false;
+        r->served_by_candidate = scratch_ == "candidate";
+        return r->served_by_candidate || scratch_ == "primary";
+      }
       if (key == "request") return once(kRequest) && Request(&r->request);
       if (key == "primary") return once(kPrimary) && Response(&r->primary);
       if (key == "shadow") return once(kShadow) && Response(&r->shadow);

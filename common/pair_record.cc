@@ -296,6 +296,7 @@ std::string EncodePairLogLine(const PairRecord& record) {
   w.Raw(",\"size\":").Number(request.size);
   w.Raw(",\"target\":").String(request.target).Raw("}");
   w.Raw(",\"route\":").String(record.route);
+  if (record.served_by_candidate) w.Raw(",\"served_by\":\"candidate\"");
   w.Raw(",\"shadow\":");
   WriteResponse(w, record.shadow, true);
   w.Raw(",\"ts_us\":").Number(record.ts_us);
@@ -320,6 +321,7 @@ std::string EncodePairLogLineDom(const PairRecord& record) {
                {"request", std::move(request)},
                {"primary", ResponseJson(record.primary, false)},
                {"shadow", ResponseJson(record.shadow, true)}};
+  if (record.served_by_candidate) line["served_by"] = "candidate";
   return line.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -375,6 +377,11 @@ std::optional<PairLogEntry> pair_log_internal::DecodePairLineDom(std::string_vie
   p.ts_us = r.Get<int64_t>(doc, "ts_us", "");
   p.route = r.Get<std::string>(doc, "route", "");
   p.mirror = r.Get<std::string>(doc, "mirror", "", false);
+  std::string served_by = r.Get<std::string>(doc, "served_by", "", false);
+  if (!served_by.empty() && served_by != "primary" && served_by != "candidate") {
+    r.Fail("bad value for field served_by");
+  }
+  p.served_by_candidate = served_by == "candidate";
   const json& request = r.Object(doc, "request", "");
   p.request.method = r.Get<std::string>(request, "method", "request.");
   p.request.target = r.Get<std::string>(request, "target", "request.");

@@ -46,6 +46,10 @@ struct PairRecord {
   int64_t ts_us = 0;
   std::string route;
   std::string mirror;
+  // During a progressive cutover the client may have been served by the shadow's upstream (the
+  // candidate) and the primary's answer came from the copy; `primary` stays the reference either
+  // way. JSON: "served_by": "candidate", absent (or "primary") otherwise.
+  bool served_by_candidate = false;
   CapturedRequest request;
   CapturedResponse primary;
   CapturedResponse shadow;

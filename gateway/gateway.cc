@@ -27,6 +27,8 @@
 #include "comparator/online_comparator.h"
 #include "gateway/admin_guard.h"
 #include "gateway/comparison_admin.h"
+#include "gateway/cutover_admin.h"
+#include "gateway/cutover_pair_sink.h"
 #include "gateway/gateway_state.h"
 #include "gateway/proxy_session.h"
 
@@ -107,8 +109,39 @@ GatewayState::GatewayState(std::vector<net::io_context*> contexts_in,
       runtime.mirrors.push_back(
           std::make_unique<MirrorRuntime>(mirror, route.name, std::move(shadow_pool), metrics));
     }
+    if (route.cutover.enabled()) {
+      // The candidate serves through a primary pool of its upstream; the requests it serves are
+      // mirrored back to the route's upstream, with the candidate mirror's settings and name.
+      size_t index = 0;
+      while (route.mirrors[index].name != route.cutover.candidate) ++index;  // checked by config
+      const MirrorConfig& candidate = route.mirrors[index];
+      runtime.candidate_mirror = runtime.mirrors[index].get();
+      auto& candidate_pool = primary_pools[candidate.upstream];
+      if (!candidate_pool) {
+        candidate_pool = std::make_shared<UpstreamPool>(
+            contexts, sweepers, *config.FindUpstream(candidate.upstream), "primary");
+      }
+      runtime.candidate_primary = candidate_pool;
+      MirrorConfig back = candidate;
+      back.upstream = route.upstream;
+      const std::string label = candidate.name + "~reverse";
+      auto back_pool = std::make_shared<UpstreamPool>(
+          mirror_contexts, mirror_sweepers, *config.FindUpstream(route.upstream),
+          "mirror:" + route.name + "/" + label, /*fail_fast_when_ejected=*/true);
+      runtime.reverse_mirror =
+          std::make_unique<MirrorRuntime>(back, route.name, std::move(back_pool), metrics, label);
+      runtime.cutover = std::make_shared<Cutover>(
+          route.name, route.cutover,
+          Cutover::Judging{config.comparison.rules, config.comparison.gates,
+                           static_cast<size_t>(config.comparison.queue_capacity)},
+          &metrics);
+      cutovers.push_back(runtime.cutover);
+    }
     route_runtimes.push_back(std::move(runtime));
   }
+  // Every pair record passes the cutovers on its way to the sink (a cutover requires the
+  // comparison, so there is a sink).
+  if (!cutovers.empty() && sink) sink = std::make_shared<CutoverPairSink>(sink, cutovers);
   if (config.access_log != AccessLogFormat::kOff) {
     spdlog::sink_ptr out = std::make_shared<spdlog::sinks::stdout_sink_mt>();
     if (!config.access_log_path.empty()) {
@@ -219,6 +252,7 @@ class Gateway::Impl {
       return false;
     }
     RegisterCollectHook();
+    cutover_admin_ = std::make_unique<CutoverAdmin>(state_->cutovers);
     if (!Listen(error)) return false;
     sg::http::ServerOptions admin_options;
     admin_options.address = config_.admin_host;
@@ -229,7 +263,13 @@ class Gateway::Impl {
           if (auto refusal = RefuseAdmin(request, target.substr(0, target.find('?')))) {
             respond(std::move(*refusal));
           } else if (ComparisonAdmin::Matches(target.substr(0, target.find('?')))) {
-            HandleComparison(std::move(request), std::move(respond));
+            RunOnAdminWorker(
+                std::move(request), std::move(respond),
+                [this](const sg::http::Request& r) { return comparison_admin_.Handle(r); });
+          } else if (CutoverAdmin::Matches(target.substr(0, target.find('?')))) {
+            RunOnAdminWorker(
+                std::move(request), std::move(respond),
+                [this](const sg::http::Request& r) { return cutover_admin_->Handle(r); });
           } else {
             respond(HandleAdmin(request));
           }
@@ -252,6 +292,7 @@ class Gateway::Impl {
     WarnAboutDescriptorLimit();
     DoAccept();
     ScheduleCounters();
+    for (auto& cutover : state_->cutovers) cutover->StartEvaluating();
     for (size_t i = 0; i < contexts_.size(); ++i) {
       sweepers_.push_back(std::make_unique<net::steady_timer>(*contexts_[i]));
       ScheduleSweep(sweepers_.back().get(), [this, i] { state_->CheckDeadlines(i); });
@@ -432,6 +473,7 @@ class Gateway::Impl {
       for (auto& [_, pool] : state_->primary_pools) pool->SweepIdle();
       for (auto& route : state_->route_runtimes) {
         for (auto& mirror : route.mirrors) mirror->pool().SweepIdle();
+        if (route.reverse_mirror) route.reverse_mirror->pool().SweepIdle();
       }
       ScheduleCounters();
     });
@@ -500,6 +542,11 @@ class Gateway::Impl {
           m.mirror_in_flight.WithLabels({route.config.name, mirror->config().name})
               .Set(mirror->in_flight());
         }
+        if (route.reverse_mirror) {
+          pool_gauges(route.reverse_mirror->pool());
+          m.mirror_in_flight.WithLabels({route.config.name, route.reverse_mirror->label()})
+              .Set(route.reverse_mirror->in_flight());
+        }
       }
     });
   }
@@ -546,18 +593,20 @@ class Gateway::Impl {
     }
   }
 
-  // The comparison endpoints run the rank tests or write a report: they run on the admin worker
-  // thread, never on shard 0's I/O thread (which also proxies). At most kMaxComparisonJobs wait
-  // there; more are answered 503 at once.
-  void HandleComparison(sg::http::Request request, sg::http::Responder respond) {
+  // The comparison endpoints run the rank tests or write a report, the cutover endpoints write
+  // the state file: they run on the admin worker thread, never on shard 0's I/O thread (which
+  // also proxies). At most kMaxComparisonJobs wait there; more are answered 503 at once.
+  void RunOnAdminWorker(sg::http::Request request, sg::http::Responder respond,
+                        std::function<sg::http::Response(const sg::http::Request&)> handle) {
     if (comparison_jobs_.fetch_add(1) >= kMaxComparisonJobs) {
       comparison_jobs_.fetch_sub(1);
       respond(sg::http::MakeErrorResponse(request, sg::http::Status::service_unavailable,
-                                          "comparison requests are queued; retry later"));
+                                          "admin requests are queued; retry later"));
       return;
     }
-    net::post(admin_worker_, [this, request = std::move(request), respond = std::move(respond)] {
-      respond(comparison_admin_.Handle(request));
+    net::post(admin_worker_, [this, request = std::move(request), respond = std::move(respond),
+                              handle = std::move(handle)] {
+      respond(handle(request));
       comparison_jobs_.fetch_sub(1);
     });
   }
@@ -615,6 +664,10 @@ class Gateway::Impl {
       }
       double previous = mirror->percent();
       mirror->set_percent(percent);
+      // A cutover's mirror back to the old primary follows its candidate's percent.
+      for (auto& route : state_->route_runtimes) {
+        if (route.candidate_mirror == mirror) route.reverse_mirror->set_percent(percent);
+      }
       spdlog::info("admin: route {} mirror {} percent {} -> {}", parts[3], mirror->config().name,
                    previous, percent);
       return sg::http::MakeJsonResponse(request, sg::http::Status::ok,
@@ -673,7 +726,9 @@ class Gateway::Impl {
     for (auto& [_, pool] : state_->primary_pools) pool->Shutdown();
     for (auto& route : state_->route_runtimes) {
       for (auto& mirror : route.mirrors) mirror->pool().Shutdown();
+      if (route.reverse_mirror) route.reverse_mirror->pool().Shutdown();
     }
+    for (auto& cutover : state_->cutovers) cutover->Stop();
     work_.clear();
     for (auto& context : contexts_) context->stop();
     for (auto& context : shadow_contexts_) context->stop();
@@ -707,7 +762,8 @@ class Gateway::Impl {
   std::string instance_;
   std::shared_ptr<GatewayState> state_;
   std::unique_ptr<sg::http::HttpServer> admin_;
-  std::unique_ptr<AdminGuard> admin_guard_;  // set once admin_ is bound (its port)
+  std::unique_ptr<AdminGuard> admin_guard_;      // set once admin_ is bound (its port)
+  std::unique_ptr<CutoverAdmin> cutover_admin_;  // set once state_ exists
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};

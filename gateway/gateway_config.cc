@@ -140,6 +140,72 @@ MirrorConfig ParseMirror(size_t index, const ConfigNode& node) {
   return config;
 }
 
+std::vector<CutoverStep> ParseCutoverSteps(const ConfigNode& node) {
+  std::vector<CutoverStep> steps;
+  auto elements = node.Elements();
+  if (node.json().is_array() && elements.empty()) node.Report("must list at least one step");
+  for (size_t i = 0; i < elements.size(); ++i) {
+    try {
+      ObjectReader reader(elements[i]);
+      CutoverStep step;
+      step.share = reader.Require<double>("share");
+      if (!(step.share > 0 && step.share <= 100)) {
+        elements[i].Child("share").Report("must be in (0, 100], got " + FormatDouble(step.share));
+      } else if (!steps.empty() && step.share <= steps.back().share) {
+        elements[i].Child("share").Report("must be above the previous step's (" +
+                                          FormatDouble(steps.back().share) + ")");
+      }
+      step.hold = reader.Get<Micros>("hold", step.hold);  // 0 or more: the parser checks
+      step.min_judged =
+          static_cast<uint64_t>(reader.GetInRange<int64_t>("min_judged", 0, 0, int64_t{1} << 40));
+      reader.Finish();
+      steps.push_back(step);
+    } catch (const ConfigError& e) {
+      elements[i].Absorb(e);
+    }
+  }
+  if (!steps.empty() && steps.back().share != 100) {
+    node.Element(steps.size() - 1).Child("share").Report("the last step must be 100");
+  }
+  return steps;
+}
+
+CutoverConfig ParseCutover(const ConfigNode& node) {
+  CutoverConfig config;
+  ObjectReader reader(node);
+  config.candidate = reader.Require<std::string>("candidate");
+  if (reader.Has("candidate") && config.candidate.empty()) {
+    node.Child("candidate").Report("must name a mirror of the route");
+  }
+  std::string sticky = reader.Get<std::string>("sticky", "client_address");
+  if (sticky == "client_address") {
+    config.sticky = StickyKey::kClientAddress;
+  } else if (sticky.starts_with("header:") && IsHeaderName(sticky.substr(7))) {
+    config.sticky = StickyKey::kHeader;
+    config.sticky_name = ToLowerAscii(sticky.substr(7));
+  } else if (sticky.starts_with("cookie:") && IsHeaderName(sticky.substr(7))) {
+    config.sticky = StickyKey::kCookie;
+    config.sticky_name = sticky.substr(7);
+  } else {
+    node.Child("sticky").Report(
+        "must be \"client_address\", \"header:NAME\" or \"cookie:NAME\", got \"" + sticky + "\"");
+  }
+  if (auto steps = reader.Optional("steps")) {
+    try {
+      config.steps = ParseCutoverSteps(*steps);
+    } catch (const ConfigError& e) {
+      steps->Absorb(e);
+    }
+  } else {
+    node.Report("missing required key \"steps\"");
+  }
+  config.evaluation_interval =
+      PositiveDuration(reader, "evaluation_interval", config.evaluation_interval);
+  config.state_file = reader.Get<std::string>("state_file", "");
+  reader.Finish();
+  return config;
+}
+
 RouteConfig ParseRoute(size_t index, const ConfigNode& node) {
   RouteConfig config;
   ObjectReader reader(node);
@@ -170,6 +236,13 @@ RouteConfig ParseRoute(size_t index, const ConfigNode& node) {
       }
     } catch (const ConfigError& e) {
       mirrors->Absorb(e);
+    }
+  }
+  if (auto cutover = reader.Optional("cutover")) {
+    try {
+      config.cutover = ParseCutover(*cutover);
+    } catch (const ConfigError& e) {
+      cutover->Absorb(e);
     }
   }
   reader.Finish();
@@ -300,6 +373,26 @@ void ParseComparison(const ConfigNode& node, ComparisonConfig* config) {
   }
 }
 
+// A cutover's candidate is a mirror of its route on another upstream, and the gates decide.
+void CheckCutover(const ConfigNode& node, const GatewayConfig& config, const RouteConfig& route) {
+  const auto& cutover = route.cutover;
+  const MirrorConfig* candidate = nullptr;
+  for (size_t m = 0; m < route.mirrors.size(); ++m) {
+    if (route.mirrors[m].name == cutover.candidate) candidate = &route.mirrors[m];
+  }
+  if (!candidate) {
+    node.Child("candidate")
+        .Report("no mirror \"" + cutover.candidate + "\" on route \"" + route.name + "\"");
+  } else if (candidate->upstream == route.upstream) {
+    node.Child("candidate")
+        .Report("mirror \"" + cutover.candidate + "\" sends to the route's own upstream \"" +
+                route.upstream + "\": there is nothing to move to");
+  }
+  if (!config.comparison.enabled() || !config.comparison.gates) {
+    node.Report("needs the \"comparison\" section with \"gates\": the gates decide each step");
+  }
+}
+
 // Cross-references: upstream names, unique names.
 void CheckReferences(const ConfigNode& root, const GatewayConfig& config) {
   std::set<std::string> routes;
@@ -323,6 +416,7 @@ void CheckReferences(const ConfigNode& root, const GatewayConfig& config) {
         mirror_node.Child("upstream").Report("unknown upstream \"" + mirror.upstream + "\"");
       }
     }
+    if (route.cutover.enabled()) CheckCutover(route_node.Child("cutover"), config, route);
   }
 }
 
@@ -544,6 +638,24 @@ GatewayConfig LoadGatewayConfig(const std::string& path) {
   return LoadConfigFile<GatewayConfig>(path, ParseGatewayConfig);
 }
 
+nlohmann::json CutoverToJson(const CutoverConfig& cutover) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (const auto& step : cutover.steps) {
+    steps.push_back({{"share", step.share},
+                     {"hold", FormatMicros(step.hold)},
+                     {"min_judged", step.min_judged}});
+  }
+  std::string sticky = cutover.sticky == StickyKey::kHeader   ? "header:" + cutover.sticky_name
+                       : cutover.sticky == StickyKey::kCookie ? "cookie:" + cutover.sticky_name
+                                                              : "client_address";
+  nlohmann::json out = {{"candidate", cutover.candidate},
+                        {"sticky", sticky},
+                        {"steps", steps},
+                        {"evaluation_interval", FormatMicros(cutover.evaluation_interval)}};
+  if (!cutover.state_file.empty()) out["state_file"] = cutover.state_file;
+  return out;
+}
+
 nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
   using nlohmann::json;
   json out;
@@ -607,6 +719,7 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
                       {"methods", r.methods},
                       {"upstream", r.upstream},
                       {"mirrors", mirrors}});
+    if (r.cutover.enabled()) routes.back()["cutover"] = CutoverToJson(r.cutover);
   }
   out["routes"] = routes;
   json capture = {{"request_headers", config.capture.request_headers},

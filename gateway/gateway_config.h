@@ -58,6 +58,32 @@ struct MirrorConfig {
   int max_in_flight = 64;                     // over it, the copy is dropped (counted overload)
 };
 
+// A route's progressive cutover (docs/gateway.md, "Progressive cutover"): the candidate, one of
+// the route's mirrors, serves a sticky share of the route's keys, step by step.
+enum class StickyKey { kClientAddress, kHeader, kCookie };
+
+struct CutoverStep {
+  double share = 0;         // percent of the keys the candidate serves, (0, 100]
+  Micros hold{0};           // the least time at the step
+  uint64_t min_judged = 0;  // the least pairs judged at the step before it may advance
+};
+
+struct CutoverConfig {
+  std::string
+      candidate;  // the candidate mirror's name (one without a name: its index); empty: none
+  // The TCP peer's address by default: every client has one. A header or cookie (a user id)
+  // keeps a user on one side across connections and NATs.
+  StickyKey sticky = StickyKey::kClientAddress;
+  std::string sticky_name;         // the header (lower-case) or cookie name
+  std::vector<CutoverStep> steps;  // shares strictly increasing, the last 100
+  // Often enough that a failing candidate is taken out within seconds of the evidence; each
+  // evaluation runs the gates (the rank tests: milliseconds).
+  Micros evaluation_interval = std::chrono::seconds(10);
+  std::string state_file;  // the state across restarts; empty: every start is IDLE at share 0
+
+  bool enabled() const { return !candidate.empty(); }
+};
+
 struct RouteConfig {
   std::string name;
   std::vector<std::string> hosts;  // lower-case, without port; empty: any host
@@ -65,6 +91,7 @@ struct RouteConfig {
   std::vector<std::string> methods;  // upper-case; empty: any method
   std::string upstream;
   std::vector<MirrorConfig> mirrors;
+  CutoverConfig cutover;
 };
 
 enum class AccessLogFormat { kOff, kText, kJson };
@@ -169,5 +196,7 @@ bool IsLoopbackAddress(const std::string& host);
 // The effective config as JSON, for /admin/config. Holds no secrets: the admin token is shown by
 // its file's name only, and header values are never part of the config.
 nlohmann::json GatewayConfigToJson(const GatewayConfig& config);
+// A route's cutover as the config writes it (also the schedule a state file is checked against).
+nlohmann::json CutoverToJson(const CutoverConfig& cutover);
 
 }  // namespace sg::gateway

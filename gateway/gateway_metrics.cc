@@ -52,6 +52,20 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& registry)
       comparator_depth(registry.AddGauge("sg_gateway_comparator_queue_depth",
                                          "Records waiting in the comparator queue.")),
       comparator_capacity(registry.AddGauge("sg_gateway_comparator_queue_capacity",
-                                            "Capacity of the comparator queue.")) {}
+                                            "Capacity of the comparator queue.")),
+      cutover_share(registry.AddGauge("sg_gateway_cutover_share",
+                                      "Percent of the route's keys the cutover candidate serves.",
+                                      {"route"})),
+      cutover_step(registry.AddGauge("sg_gateway_cutover_step",
+                                     "The cutover's step index (-1 before the first).", {"route"})),
+      cutover_state(registry.AddGauge("sg_gateway_cutover_state",
+                                      "1 for the cutover's current state, 0 for the others.",
+                                      {"route", "state"})),
+      cutover_decisions(registry.AddCounter("sg_gateway_cutover_decisions_total",
+                                            "Cutover decisions, automatic and manual.",
+                                            {"route", "decision"})),
+      cutover_served(registry.AddCounter("sg_gateway_cutover_served_total",
+                                         "Requests of a cutover route, by the side that served.",
+                                         {"route", "side"})) {}
 
 }  // namespace sg::gateway

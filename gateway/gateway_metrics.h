@@ -29,6 +29,12 @@ struct GatewayMetrics {
   Family<Counter>& comparator_judged;    // records judged
   Family<Gauge>& comparator_depth;       // records waiting now
   Family<Gauge>& comparator_capacity;    // queue capacity
+  // Progressive cutovers (only routes with a cutover).
+  Family<Gauge>& cutover_share;        // {route}: percent of keys the candidate serves
+  Family<Gauge>& cutover_step;         // {route}: step index, -1 before the first
+  Family<Gauge>& cutover_state;        // {route, state}: 1 for the current state
+  Family<Counter>& cutover_decisions;  // {route, decision}
+  Family<Counter>& cutover_served;     // {route, side=primary|candidate}: requests served
 };
 
 }  // namespace sg::gateway

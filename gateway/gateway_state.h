@@ -15,6 +15,7 @@
 
 #include "common/metrics.h"
 #include "gateway/body_budget.h"
+#include "gateway/cutover.h"
 #include "gateway/deadline_sweeper.h"
 #include "gateway/gateway_config.h"
 #include "gateway/gateway_metrics.h"
@@ -36,6 +37,13 @@ struct RouteRuntime {
   Histogram* primary_latency = nullptr;
   // requests{route, status} children by status (100-599), looked up once each.
   std::unique_ptr<std::atomic<Counter*>[]> responses_by_status;
+  // A progressive cutover (docs/gateway.md); all null without one. The candidate's upstream as a
+  // primary pool (requests it serves), the candidate mirror (in `mirrors`), and the mirror back
+  // to the route's upstream for the requests the candidate serves.
+  std::shared_ptr<Cutover> cutover;
+  std::shared_ptr<UpstreamPool> candidate_primary;
+  MirrorRuntime* candidate_mirror = nullptr;
+  std::unique_ptr<MirrorRuntime> reverse_mirror;
 };
 
 struct GatewayState {
@@ -54,6 +62,7 @@ struct GatewayState {
   std::shared_ptr<PairSink> sink;                                                // null: no capture
   std::unordered_map<std::string, std::shared_ptr<UpstreamPool>> primary_pools;  // by upstream
   std::vector<RouteRuntime> route_runtimes;
+  std::vector<std::shared_ptr<Cutover>> cutovers;  // the routes' (RouteRuntime::cutover)
   std::shared_ptr<spdlog::logger> access_log;  // null: off
   // The access log's file with access_log_path (SIGHUP reopens it); null: stdout or off.
   std::shared_ptr<ReopenableFileSink> access_log_file;

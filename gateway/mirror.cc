@@ -78,22 +78,23 @@ const char* PrimaryOutcome(const UpstreamResult& result) {
 }
 
 MirrorRuntime::MirrorRuntime(const MirrorConfig& config, const std::string& route,
-                             std::shared_ptr<UpstreamPool> pool, GatewayMetrics& metrics)
+                             std::shared_ptr<UpstreamPool> pool, GatewayMetrics& metrics,
+                             const std::string& label)
     : config_(config),
       route_(route),
+      label_(label.empty() ? config.name : label),
       pool_(std::move(pool)),
       sampler_(config.sampling == Sampling::kHash),
       percent_(config.percent),
       ppm_(PercentToPpm(config.percent)),
       pacer_(config.max_in_flight, std::max(1, config.max_in_flight / 8)) {
   for (int i = 0; i < kNotMirroredReasonCount; ++i) {
-    not_mirrored_[i] =
-        &metrics.not_mirrored.WithLabels({route, config.name, kNotMirroredReasons[i]});
+    not_mirrored_[i] = &metrics.not_mirrored.WithLabels({route, label_, kNotMirroredReasons[i]});
   }
   for (int i = 0; i < 4; ++i) {
-    outcomes_[i] = &metrics.mirror_outcomes.WithLabels({route, config.name, kShadowOutcomes[i]});
+    outcomes_[i] = &metrics.mirror_outcomes.WithLabels({route, label_, kShadowOutcomes[i]});
   }
-  latency_ = &metrics.shadow_latency.WithLabels({route, config.name});
+  latency_ = &metrics.shadow_latency.WithLabels({route, label_});
 }
 
 NotMirrored MirrorRuntime::Admit(std::string_view hash_key, size_t body_size) {
@@ -164,22 +165,40 @@ void PairCollector::SetRequest(PairRecord record) {
   record_.ts_us = record.ts_us;
   record_.route = std::move(record.route);
   record_.mirror = std::move(record.mirror);
+  record_.served_by_candidate = record.served_by_candidate;
   record_.request = std::move(record.request);
 }
 
 void PairCollector::SetPrimary(CapturedResponse primary) {
-  record_.primary = std::move(primary);
+  if (reversed_) {
+    // The candidate's answer, in a shadow's words.
+    if (primary.outcome == "error") primary.outcome = "shadow_error";
+    if (primary.outcome == "timeout") primary.outcome = "shadow_timeout";
+    record_.shadow = std::move(primary);
+  } else {
+    record_.primary = std::move(primary);
+  }
   Arrived();
 }
 
 void PairCollector::SetShadow(CapturedResponse shadow) {
-  record_.shadow = std::move(shadow);
+  if (reversed_) {
+    // The old primary's answer, in a primary's words.
+    if (shadow.outcome == "shadow_error") shadow.outcome = "error";
+    if (shadow.outcome == "shadow_timeout") shadow.outcome = "timeout";
+    copy_offset_us_ = shadow.send_offset_us;
+    shadow.send_offset_us = 0;
+    record_.primary = std::move(shadow);
+  } else {
+    record_.shadow = std::move(shadow);
+  }
   Arrived();
 }
 
 void PairCollector::Arrived() {
   // acq_rel: the second arrival sees every write the first made before it arrived.
   if (halves_.fetch_add(1, std::memory_order_acq_rel) == 1 && sink_) {
+    if (reversed_) record_.shadow.send_offset_us = -copy_offset_us_;
     sink_->Submit(std::move(record_));
   }
 }

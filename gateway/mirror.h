@@ -61,8 +61,11 @@ class MirrorPacer {
 
 class MirrorRuntime {
  public:
+  // `label`: the mirror's name in the metrics (empty: config.name); a cutover's reverse mirror
+  // has the candidate's name in its pair records but counts under a label of its own.
   MirrorRuntime(const MirrorConfig& config, const std::string& route,
-                std::shared_ptr<UpstreamPool> pool, GatewayMetrics& metrics);
+                std::shared_ptr<UpstreamPool> pool, GatewayMetrics& metrics,
+                const std::string& label = "");
 
   // Decides whether this request gets a copy. On kNone an in-flight slot is taken: the caller
   // MUST call Finished() when the shadow exchange ends. Counts every not-mirrored reason;
@@ -82,6 +85,7 @@ class MirrorRuntime {
 
   const MirrorConfig& config() const { return config_; }
   const std::string& route() const { return route_; }
+  const std::string& label() const { return label_; }  // its name in the metrics
   UpstreamPool& pool() { return *pool_; }
   std::shared_ptr<UpstreamPool> shared_pool() { return pool_; }
   double percent() const { return percent_.load(std::memory_order_relaxed); }
@@ -93,6 +97,7 @@ class MirrorRuntime {
  private:
   const MirrorConfig config_;
   const std::string route_;
+  const std::string label_;
   std::shared_ptr<UpstreamPool> pool_;
   MirrorSampler sampler_;
   std::atomic<double> percent_;
@@ -108,13 +113,22 @@ class MirrorRuntime {
 // set once, by one thread: the request half and the shadow by the mirror's thread (in that
 // order), the primary by the session's. No lock: a thread that set its half never waits for the
 // other (which may be a low-priority shadow thread, preempted).
+//
+// `reversed` (a progressive cutover): the session's exchange went to the mirror's upstream (the
+// candidate) and the copy to the route's own upstream. The record keeps its orientation, primary
+// = the route's upstream: SetPrimary's response becomes the record's shadow and SetShadow's its
+// primary (outcomes in each side's words), and the candidate's send_offset_us is the negated
+// offset of the copy.
 class PairCollector {
  public:
-  explicit PairCollector(std::shared_ptr<PairSink> sink) : sink_(std::move(sink)) {}
-  // The record's request half (id, ts_us, route, mirror, request); its primary and shadow are
-  // left as they are. REQUIRES: before SetShadow, on the thread that calls SetShadow.
+  explicit PairCollector(std::shared_ptr<PairSink> sink, bool reversed = false)
+      : sink_(std::move(sink)), reversed_(reversed) {}
+  // The record's request half (id, ts_us, route, mirror, served_by, request); its primary and
+  // shadow are left as they are. REQUIRES: before SetShadow, on the thread that calls SetShadow.
   void SetRequest(PairRecord record);
+  // The response of the session's exchange (the one the client got).
   void SetPrimary(CapturedResponse primary);
+  // The copy's response.
   void SetShadow(CapturedResponse shadow);
 
  private:
@@ -122,7 +136,9 @@ class PairCollector {
   void Arrived();
 
   std::shared_ptr<PairSink> sink_;
+  const bool reversed_;
   PairRecord record_;
+  int64_t copy_offset_us_ = 0;  // reversed: the copy's send_offset_us
   std::atomic<int> halves_{0};
 };
 

@@ -445,6 +445,7 @@ void ProxySession::HandleRequest(Request request) {
   upstream->version(11);
   upstream->keep_alive(true);
   upstream->prepare_payload();
+  PickServingSide(*upstream);
 
   // The primary and the shadows at once: neither waits for the other. The mirrors are decided
   // first, so that a primary refused at once (503) still completes their pair records; the
@@ -471,6 +472,7 @@ struct PairHead {
   std::string id;
   int64_t ts_us = 0;
   std::string route;
+  bool served_by_candidate = false;
 };
 
 // Makes and sends the admitted copies of `upstream` (the primary's request, immutable now) on
@@ -489,6 +491,7 @@ void SendMirrorCopies(const std::shared_ptr<GatewayState>& state, const MirrorCo
       record.ts_us = head.ts_us;
       record.route = head.route;
       record.mirror = config.name;
+      record.served_by_candidate = head.served_by_candidate;
       // Moved into the last copy's record, copied into the others'.
       record.request = &copy == &copies.back() ? std::move(*captured) : *captured;
       copy.collector->SetRequest(std::move(record));
@@ -535,6 +538,12 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
   MirrorCopies copies;
   for (auto& mirror_ptr : route.mirrors) {
     MirrorRuntime* mirror = mirror_ptr.get();
+    // Served by a cutover's candidate: the copy goes back to the old primary instead.
+    const bool reversed = served_by_candidate_ && mirror == route.candidate_mirror;
+    if (reversed) {
+      if (!route.cutover->MirrorsBack()) continue;
+      mirror = route.reverse_mirror.get();
+    }
     const auto& config = mirror->config();
     std::string_view key;
     if (!config.hash_header.empty()) {
@@ -550,7 +559,7 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
     }
     std::shared_ptr<PairCollector> collector;
     if (state_->sink) {
-      collector = std::make_shared<PairCollector>(state_->sink);
+      collector = std::make_shared<PairCollector>(state_->sink, reversed);
       collectors_.push_back(collector);
     }
     copies.push_back({mirror, std::move(collector)});
@@ -562,7 +571,7 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
   // of the primary's work, which writes the primary's request before it returns. The copies go
   // out microseconds later (the pair record's send_offset_us).
   PairHead head;
-  if (state_->sink) head = {request_id_, NowUnixMicros(), route.config.name};
+  if (state_->sink) head = {request_id_, NowUnixMicros(), route.config.name, served_by_candidate_};
   size_t mirror_shard = state_->MirrorShard(shard_);
   auto& context = state_->MirrorContext(mirror_shard);
   net::post(context, [state = state_, copies = std::move(copies), upstream, head = std::move(head),
@@ -744,6 +753,7 @@ void ProxySession::StartStreamed() {
   upstream_request_.version(11);
   upstream_request_.keep_alive(true);
   if (stream_parser_->chunked()) upstream_request_.chunked(true);
+  PickServingSide(upstream_request_);
 
   // Mirrors never get a streamed body: counted sampled_out, memory_budget or body_too_large.
   uint64_t body_size =
@@ -784,16 +794,23 @@ bool ProxySession::TakeReadBody() {
   return true;
 }
 
+void ProxySession::PickServingSide(const http::fields& head) {
+  Cutover* cutover = route_->cutover.get();
+  served_by_candidate_ = cutover && cutover->ServesCandidate(cutover->StickyKey(head, client_ip_));
+}
+
 void ProxySession::StartPrimary() {
+  // The exchange the client waits for: the route's upstream, or its cutover candidate's.
+  const auto& pool = served_by_candidate_ ? route_->candidate_primary : route_->primary;
   ExchangeOptions options;
-  options.deadline = dispatched_ + route_->primary->config().total_timeout;
+  options.deadline = dispatched_ + pool->config().total_timeout;
   options.head = head_;
   options.wait_for_connection = true;  // at max_connections: FIFO, max_pending, pending_timeout
   auto write_whole = [&](const http::request_header<>& head, net::const_buffer body) {
     // Head and body in one gather write.
     upstream_head_.clear();
     AppendHead(head, &upstream_head_);
-    exchange_.StartWhole(route_->primary, options, upstream_head_, body);
+    exchange_.StartWhole(pool, options, upstream_head_, body);
   };
   // A buffered body (mirrored requests) was re-framed with Content-Length (HandleRequest).
   if (buffered_request_) {
@@ -814,7 +831,7 @@ void ProxySession::StartPrimary() {
   } else {
     upstream_request_.body() = {first_piece_ ? piece_.get() : nullptr, first_piece_, !done};
   }
-  exchange_.StartStreamed(route_->primary, options, upstream_request_, retryable);
+  exchange_.StartStreamed(pool, options, upstream_request_, retryable);
 }
 
 std::shared_ptr<void> ProxySession::ExchangeKeepAlive() {

@@ -107,6 +107,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession>, private 
   void SendUpstreamResponse();
   void DispatchMirrors(RouteRuntime& route, const std::shared_ptr<const Request>& upstream,
                        std::chrono::steady_clock::time_point primary_dispatch);
+  // A route with a cutover: sets served_by_candidate_ from the request's sticky key.
+  void PickServingSide(const http::fields& head);
   void SendError(http::status status, const std::string& message, bool close);
   // Sets Connection on a response to the client from close_after_write_ and the request's version
   // (the response's hop-by-hop fields were removed).
@@ -167,7 +169,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession>, private 
   std::string method_;
   std::string target_;
   std::string route_name_;
-  RouteRuntime* route_ = nullptr;  // owned by state_
+  RouteRuntime* route_ = nullptr;     // owned by state_
+  bool served_by_candidate_ = false;  // the route's cutover candidate serves this request
   std::string request_id_;
   std::chrono::steady_clock::time_point request_start_;     // its first bytes arrived
   std::chrono::steady_clock::time_point request_complete_;  // read (or streamed); {}: not yet

@@ -66,6 +66,7 @@ class RecordGenerator {
     p.ts_us = huge_numbers ? Pick<int64_t>({INT64_MAX, INT64_MIN, -1}) : Small();
     p.route = Text(10);
     p.mirror = Coin() ? Text(8) : "";
+    p.served_by_candidate = Coin();
     p.request.method = Coin() ? "POST" : "";
     p.request.target = Text(30);
     p.request.size = huge_numbers ? Pick<uint64_t>({UINT64_MAX, uint64_t{1} << 63}) : 1234;

@@ -66,6 +66,7 @@ TEST(PairRecordTest, DirectEncoderWritesTheDomEncodersBytes) {
     p.ts_us = static_cast<int64_t>(random()) - 1000;
     p.route = RandomText(random);
     p.mirror = RandomText(random);
+    p.served_by_candidate = random() % 2;
     p.request.method = RandomText(random);
     p.request.target = RandomText(random);
     p.request.size = random();
@@ -89,6 +90,34 @@ TEST(PairRecordTest, DirectEncoderWritesTheDomEncodersBytes) {
     }
     ASSERT_EQ(EncodePairLogLine(p), EncodePairLogLineDom(p)) << i;
   }
+}
+
+// served_by (progressive cutover): written only for the candidate, so a line without it (every
+// line written before it existed) reads as served by the primary; another value is malformed.
+TEST(PairRecordTest, ServedByIsOptionalAndChecked) {
+  PairRecord p = SamplePair();
+  std::string line = EncodePairLogLine(p);
+  EXPECT_EQ(line.find("served_by"), std::string::npos);
+  std::string error;
+  auto decoded = DecodePairLogLine(line, &error);
+  ASSERT_TRUE(decoded) << error;
+  EXPECT_FALSE(std::get<PairRecord>(*decoded).served_by_candidate);
+
+  p.served_by_candidate = true;
+  line = EncodePairLogLine(p);
+  EXPECT_EQ(nlohmann::json::parse(line)["served_by"], "candidate");
+  decoded = DecodePairLogLine(line, &error);
+  ASSERT_TRUE(decoded) << error;
+  EXPECT_TRUE(std::get<PairRecord>(*decoded) == p);
+
+  auto json = nlohmann::json::parse(line);
+  json["served_by"] = "primary";
+  decoded = DecodePairLogLine(json.dump(), &error);
+  ASSERT_TRUE(decoded) << error;
+  EXPECT_FALSE(std::get<PairRecord>(*decoded).served_by_candidate);
+  json["served_by"] = "shadow";
+  EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
+  EXPECT_EQ(error, "bad value for field served_by");
 }
 
 TEST(PairRecordTest, CountersRoundTrip) {

@@ -234,5 +234,38 @@ TEST(MirrorTest, CollectorKeepsAPrimaryThatCameBeforeTheRequest) {
   EXPECT_EQ(sink->records[0].primary.outcome, "error");
 }
 
+// Served by the candidate: the client's answer (the session's exchange) is the record's shadow,
+// the copy to the old primary its primary, each outcome in its side's words.
+TEST(PairCollectorTest, AReversedPairKeepsTheOldPrimaryAsTheReference) {
+  auto sink = std::make_shared<RecordingSink>();
+  PairCollector collector(sink, /*reversed=*/true);
+  PairRecord request;
+  request.id = "x";
+  request.mirror = "cpu";
+  request.served_by_candidate = true;
+  collector.SetRequest(request);
+  CapturedResponse copy;  // the old primary's answer, from the mirror's exchange
+  copy.status = 200;
+  copy.outcome = "ok";
+  copy.body = "reference";
+  copy.send_offset_us = 12;
+  collector.SetShadow(copy);
+  EXPECT_TRUE(sink->records.empty());
+  CapturedResponse served;  // the candidate's answer, which the client got
+  served.status = 500;
+  served.outcome = "error";
+  served.body = "candidate";
+  collector.SetPrimary(served);
+  ASSERT_EQ(sink->records.size(), 1u);
+  const auto& record = sink->records[0];
+  EXPECT_TRUE(record.served_by_candidate);
+  EXPECT_EQ(record.primary.body, "reference");
+  EXPECT_EQ(record.primary.outcome, "ok");
+  EXPECT_EQ(record.primary.send_offset_us, 0);
+  EXPECT_EQ(record.shadow.body, "candidate");
+  EXPECT_EQ(record.shadow.outcome, "shadow_error");
+  EXPECT_EQ(record.shadow.send_offset_us, -12);
+}
+
 }  // namespace
 }  // namespace sg::gateway
