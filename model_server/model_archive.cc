@@ -13,7 +13,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
+
+#include "common/config.h"
 
 namespace sg::serve {
 namespace {
@@ -44,15 +45,6 @@ bool SafeEntryName(const std::string& name) {
   for (const auto& part : fs::path(name)) {
     if (part == "..") return false;
   }
-  return true;
-}
-
-bool ReadFile(const fs::path& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream text;
-  text << in.rdbuf();
-  *out = text.str();
   return true;
 }
 
@@ -94,9 +86,9 @@ std::string JsonString(const nlohmann::json& object, const char* key) {
 bool ApplyModelYaml(const fs::path& file, const std::string& shown, ModelConfig* m,
                     std::string* error, std::vector<std::string>* warnings,
                     std::set<std::string>* yaml_keys) {
-  std::string text;
-  if (!ReadFile(file, &text)) {
-    *error = shown + ": cannot read it (named by model.configFile in MANIFEST.json)";
+  std::string text, why;
+  if (!ReadSmallFile(file.string(), kMaxConfigFileBytes, &text, &why)) {
+    *error = shown + ": " + why + " (named by model.configFile in MANIFEST.json)";
     return false;
   }
   YAML::Node root;
@@ -196,11 +188,15 @@ bool ReadArchiveFolder(const fs::path& dir, const std::string& shown, const std:
     return false;
   };
   fs::path manifest_path = dir / "MAR-INF" / "MANIFEST.json";
-  std::string text;
-  if (!ReadFile(manifest_path, &text)) {
+  std::string text, why;
+  std::error_code ec;
+  if (!fs::exists(manifest_path, ec)) {
     return fail(
         "MAR-INF/MANIFEST.json is missing: not a model archive (write it with "
         "torch-model-archiver)");
+  }
+  if (!ReadSmallFile(manifest_path.string(), kMaxConfigFileBytes, &text, &why)) {
+    return fail("MAR-INF/MANIFEST.json: " + why);
   }
   nlohmann::json manifest = nlohmann::json::parse(text, nullptr, false);
   if (manifest.is_discarded() || !manifest.is_object()) {
@@ -266,7 +262,6 @@ bool ReadArchiveFolder(const fs::path& dir, const std::string& shown, const std:
                 "\" points outside the archive");
   }
   fs::path serialized_path = dir / serialized;
-  std::error_code ec;
   if (!fs::is_regular_file(serialized_path, ec)) {
     return fail("MAR-INF/MANIFEST.json: $.model.serializedFile: \"" + serialized +
                 "\" is not in the archive");

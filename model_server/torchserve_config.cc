@@ -2,10 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -153,16 +150,13 @@ class Builder {
     }
     if (file.empty()) return;
     start_.properties_file = file;
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      problems_.push_back(file + ": cannot read it: " + std::strerror(errno));
+    std::string text, error;
+    if (!ReadSmallFile(file, kMaxConfigFileBytes, &text, &error)) {
+      problems_.push_back(file + ": " + error);
       return;
     }
-    std::stringstream text;
-    text << in.rdbuf();
     Properties properties;
-    std::string error;
-    if (!ParseProperties(text.str(), &properties, &error)) {
+    if (!ParseProperties(text, &properties, &error)) {
       problems_.push_back(file + ": " + error);
       return;
     }
