@@ -18,6 +18,38 @@ constexpr std::string_view kReportPath = "/admin/comparison/report";
 
 }  // namespace
 
+std::variant<std::filesystem::path, sg::http::Response> ReportDirectory(
+    const sg::http::Request& request, std::string_view query, const std::string& report_dir,
+    std::string_view prefix) {
+  if (report_dir.empty()) {
+    return sg::http::MakeErrorResponse(request, sg::http::Status::forbidden,
+                                       "no report_dir configured (gateway config: "
+                                       "comparison.report_dir)");
+  }
+  std::string name;
+  for (const auto& parameter : Split(query, '&')) {
+    if (parameter.empty()) continue;
+    if (!parameter.starts_with("name=") || !name.empty()) {
+      return sg::http::MakeErrorResponse(request, sg::http::Status::bad_request,
+                                         "the only query parameter is one name=NAME");
+    }
+    name = parameter.substr(5);
+    if (!IsValidReportName(name)) {
+      return sg::http::MakeErrorResponse(
+          request, sg::http::Status::bad_request,
+          "name must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'");
+    }
+  }
+  if (name.empty()) name = TimestampedReportName(prefix);
+  const std::filesystem::path dir = std::filesystem::path(report_dir) / name;
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    return sg::http::MakeErrorResponse(request, sg::http::Status::conflict,
+                                       "report " + name + " exists; choose another name");
+  }
+  return dir;
+}
+
 bool IsValidReportName(std::string_view name) {
   if (name.empty() || name.size() > 64 || name[0] == '.') return false;
   for (char c : name) {
@@ -78,32 +110,10 @@ sg::http::Response ComparisonAdmin::Render(const sg::http::Request& request) con
 
 sg::http::Response ComparisonAdmin::WriteReport(const sg::http::Request& request,
                                                 std::string_view query) const {
-  if (config_.report_dir.empty()) {
-    return sg::http::MakeErrorResponse(request, sg::http::Status::forbidden,
-                                       "no report_dir configured (gateway config: "
-                                       "comparison.report_dir)");
-  }
-  std::string name;
-  for (const auto& parameter : Split(query, '&')) {
-    if (parameter.empty()) continue;
-    if (!parameter.starts_with("name=") || !name.empty()) {
-      return sg::http::MakeErrorResponse(request, sg::http::Status::bad_request,
-                                         "the only query parameter is one name=NAME");
-    }
-    name = parameter.substr(5);
-    if (!IsValidReportName(name)) {
-      return sg::http::MakeErrorResponse(
-          request, sg::http::Status::bad_request,
-          "name must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'");
-    }
-  }
-  if (name.empty()) name = TimestampedReportName("report");
-  const std::filesystem::path dir = std::filesystem::path(config_.report_dir) / name;
-  std::error_code ec;
-  if (std::filesystem::exists(dir, ec)) {
-    return sg::http::MakeErrorResponse(request, sg::http::Status::conflict,
-                                       "report " + name + " exists; choose another name");
-  }
+  auto where = ReportDirectory(request, query, config_.report_dir, "report");
+  if (auto* refusal = std::get_if<sg::http::Response>(&where)) return std::move(*refusal);
+  const auto dir = std::get<std::filesystem::path>(where);
+  const std::string name = dir.filename().string();
   std::string error;
   if (!online_->WriteReport(dir.string(), &error)) {
     spdlog::error("comparison report {}: {}", dir.string(), error);

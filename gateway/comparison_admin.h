@@ -13,9 +13,11 @@
 // report name (the gateway runs it on one admin worker thread).
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "common/http_server.h"
 #include "gateway/gateway_config.h"
@@ -30,6 +32,13 @@ namespace sg::gateway {
 bool IsValidReportName(std::string_view name);
 // "<prefix>-YYYYMMDDTHHMMSS.mmmZ" for now (UTC): a valid report name.
 std::string TimestampedReportName(std::string_view prefix);
+
+// Where a report asked for by `query` (one name=NAME, or nothing: "<prefix>-<UTC time>") goes:
+// <report_dir>/NAME, or the refusal: 403 without report_dir, 400 for a bad name or parameter,
+// 409 when it exists (a report is never overwritten).
+std::variant<std::filesystem::path, sg::http::Response> ReportDirectory(
+    const sg::http::Request& request, std::string_view query, const std::string& report_dir,
+    std::string_view prefix);
 
 class ComparisonAdmin {
  public:

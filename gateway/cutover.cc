@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/strings.h"
+#include "comparator/gate_metrics.h"
 #include "comparator/online_comparator.h"
 #include "gateway/sampling.h"
 
@@ -51,6 +52,31 @@ std::string FormatUnixMicros(int64_t unix_us) {
 
 std::string JsonNumber(const nlohmann::json& value) {
   return value.is_number() ? FormatDouble(value.get<double>()) : std::string("none");
+}
+
+// What the report's timeline shows of one evaluation of a step's comparison.
+nlohmann::json TimelinePoint(const nlohmann::json& comparison, CutoverInstant now) {
+  auto rate = [&](const char* metric) -> nlohmann::json {
+    comparator::Gate gate;
+    gate.metric = metric;
+    auto evidence = comparator::ReadMetric(gate, comparison);
+    if (evidence.state != comparator::Evidence::State::kOk) return nullptr;
+    return evidence.estimate;
+  };
+  auto p99 = [&](const char* side) -> nlohmann::json {
+    const auto* value = comparison.is_object() && comparison.contains("latency") &&
+                                comparison["latency"].contains(side)
+                            ? &comparison["latency"][side]
+                            : nullptr;
+    if (!value || !value->contains("p99_ms") || !(*value)["p99_ms"].is_number()) return nullptr;
+    return (*value)["p99_ms"];
+  };
+  return {{"at", FormatUnixMicros(now.unix_us)},
+          {"t_s", static_cast<double>(now.unix_us) / 1e6},
+          {"shadow_error_rate", rate("shadow_error_rate")},
+          {"mismatch_rate", rate("mismatch_rate")},
+          {"p99_primary_ms", p99("primary")},
+          {"p99_candidate_ms", p99("shadow")}};
 }
 
 }  // namespace
@@ -198,9 +224,15 @@ void Cutover::EvaluateNow(CutoverInstant now) {
   const uint64_t judged = comparison->queue_stats().judged;
   auto report = comparison->Report();
   StepVerdict verdict = ReadStepVerdict(report.value("verdict", nlohmann::json()), judged);
+  nlohmann::json point = TimelinePoint(report.value("comparison", nlohmann::json()), now);
   {
     std::lock_guard lock(mutex_);
     if (generation != generation_) return;  // the step changed meanwhile: judged another step
+    point["share"] = share_;
+    point["step"] = step_;
+    point["judged"] = judged;
+    timeline_.push_back(std::move(point));
+    while (timeline_.size() > kTimelineKept) timeline_.pop_front();
     DecideLocked(verdict, now);
   }
   CloseRetired();
@@ -346,6 +378,16 @@ nlohmann::json Cutover::StateJson(CutoverInstant now) const {
   out["verdict"] = {{"verdict", last_verdict_.verdict}, {"gates", last_verdict_.gates}};
   if (!last_verdict_.failure.empty()) out["verdict"]["failure"] = last_verdict_.failure;
   out["evaluation_interval_s"] = std::chrono::duration<double>(config_.evaluation_interval).count();
+  return out;
+}
+
+nlohmann::json Cutover::ReportJson(CutoverInstant now) const {
+  nlohmann::json out = StateJson(now);
+  std::lock_guard lock(mutex_);
+  nlohmann::json timeline = nlohmann::json::array();
+  for (const auto& point : timeline_) timeline.push_back(point);
+  out["timeline"] = std::move(timeline);
+  out["generated_at"] = FormatUnixMicros(now.unix_us);
   return out;
 }
 

@@ -116,6 +116,11 @@ class Cutover {
   // {"route", "candidate", "state", "step", "steps", "share", "step_started_at",
   //  "time_in_step_s", "judged", "verdict", "reason", "decisions"}.
   nlohmann::json StateJson(CutoverInstant now = CutoverInstant::Now()) const;
+  // The cutover report (docs/gateway.md): the state plus "timeline", one point per evaluation
+  // since this process started: {"at", "t_s" (Unix seconds), "share", "step", "judged",
+  // "shadow_error_rate", "mismatch_rate", "p99_primary_ms", "p99_candidate_ms"} (null where the
+  // step's comparison has no such evidence yet).
+  nlohmann::json ReportJson(CutoverInstant now = CutoverInstant::Now()) const;
   CutoverState state() const;
   double share() const;
   const std::string& route() const { return route_; }
@@ -123,6 +128,7 @@ class Cutover {
 
  private:
   static constexpr size_t kDecisionsKept = 100;
+  static constexpr size_t kTimelineKept = 10000;  // a day of 10 s evaluations
 
   // REQUIRES: mutex_ held. Each sets the state, writes the state file and updates the metrics.
   void EnterStep(int step, double share, CutoverState state, const char* decision,
@@ -158,6 +164,7 @@ class Cutover {
   StepVerdict last_verdict_;
   std::string reason_;
   std::deque<nlohmann::json> decisions_;
+  std::deque<nlohmann::json> timeline_;
   std::vector<std::shared_ptr<comparator::OnlineComparator>> retired_;  // closed outside mutex_
 
   // Guarded by comparison_mutex_ (I/O threads: Offer).

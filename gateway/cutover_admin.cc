@@ -1,6 +1,8 @@
 #include "gateway/cutover_admin.h"
 
 #include "common/strings.h"
+#include "gateway/comparison_admin.h"
+#include "gateway/cutover_report.h"
 
 namespace sg::gateway {
 
@@ -59,6 +61,22 @@ sg::http::Response CutoverAdmin::Handle(const sg::http::Request& request) const 
       return MakeErrorResponse(request, Status::method_not_allowed, "use POST");
     }
     const std::string& action = parts[5];
+    if (action == "report") {
+      const size_t question = target.find('?');
+      const auto query = question == std::string_view::npos ? "" : target.substr(question + 1);
+      auto where = ReportDirectory(request, query, report_dir_, "cutover-" + route);
+      if (auto* refusal = std::get_if<sg::http::Response>(&where)) return std::move(*refusal);
+      const auto dir = std::get<std::filesystem::path>(where);
+      std::string error;
+      if (!WriteCutoverReport(cutover->ReportJson(), dir, &error)) {
+        return MakeErrorResponse(request, Status::internal_server_error,
+                                 "cannot write the cutover report: " + error);
+      }
+      return MakeJsonResponse(request, Status::created,
+                              {{"name", dir.filename().string()},
+                               {"dir", dir.string()},
+                               {"files", {"cutover.json", "cutover.md", "cutover.html"}}});
+    }
     if (action == "start") {
       refused = cutover->Start();
     } else if (action == "pause") {

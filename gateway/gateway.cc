@@ -252,7 +252,8 @@ class Gateway::Impl {
       return false;
     }
     RegisterCollectHook();
-    cutover_admin_ = std::make_unique<CutoverAdmin>(state_->cutovers);
+    cutover_admin_ =
+        std::make_unique<CutoverAdmin>(state_->cutovers, config_.comparison.report_dir);
     if (!Listen(error)) return false;
     sg::http::ServerOptions admin_options;
     admin_options.address = config_.admin_host;

@@ -82,11 +82,13 @@ json CutoverConfig(const TempDir& dir, int gpu, int cpu, json cutover) {
   dir.Write("rules.json", kRules);
   dir.Write("gates.json", kGates);
   json config = MakeConfig(gpu, cpu);
+  const auto reports = dir.path() / "reports";
   config["upstreams"]["primary"]["header_timeout"] = "5s";
   config["upstreams"]["shadow"]["header_timeout"] = "5s";
   config["routes"][0]["mirrors"][0]["timeout"] = "5s";
   config["capture"]["response_headers"] = {"content-type", "x-served-by"};
-  config["comparison"] = {{"rules", "rules.json"}, {"gates", "gates.json"}};
+  config["comparison"] = {
+      {"rules", "rules.json"}, {"gates", "gates.json"}, {"report_dir", reports.string()}};
   json c = {{"candidate", "cpu"}, {"sticky", "header:x-user"}};
   c.update(cutover);
   config["routes"][0]["cutover"] = c;
@@ -328,6 +330,31 @@ TEST(CutoverIntegrationTest, AGoodCandidateIsPromotedThroughEveryStep) {
   const int before = gpu.received();
   for (int i = 0; i < 20; ++i) EXPECT_EQ(Ask(gateway, User(i)), "cpu");
   EXPECT_EQ(gpu.received(), before);
+
+  // The cutover report: the timeline of every evaluation (each step's share, its pairs, the
+  // candidate's errors, disagreement and p99 on each side) and the decisions.
+  auto written = Post(gateway, "report?name=promoted", 201);
+  EXPECT_EQ(written["files"], json({"cutover.json", "cutover.md", "cutover.html"}));
+  const auto report_dir = dir.path() / "reports" / "promoted";
+  json report = json::parse(ReadFile(report_dir / "cutover.json"), nullptr, false);
+  ASSERT_TRUE(report.is_object());
+  EXPECT_EQ(report["state"], "PROMOTED");
+  std::set<double> timeline_shares;
+  for (const auto& point : report["timeline"]) {
+    timeline_shares.insert(point["share"].get<double>());
+    if (point["judged"].get<int>() >= 5) {
+      EXPECT_EQ(point["shadow_error_rate"], 0.0) << point;
+      EXPECT_EQ(point["mismatch_rate"], 0.0) << point;
+      EXPECT_TRUE(point["p99_primary_ms"].is_number()) << point;
+      EXPECT_TRUE(point["p99_candidate_ms"].is_number()) << point;
+    }
+  }
+  EXPECT_EQ(timeline_shares, (std::set<double>{10, 50, 100}));
+  EXPECT_NE(ReadFile(report_dir / "cutover.md").find("| promote | PROMOTED |"), std::string::npos);
+  const std::string html = ReadFile(report_dir / "cutover.html");
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("every step passed"), std::string::npos);
+  Post(gateway, "report?name=promoted", 409);  // never overwritten
 }
 
 // Step 3: the admin controls under the admin security, and their refusals.
@@ -362,6 +389,7 @@ TEST(CutoverIntegrationTest, AdminControlsAndTheirRefusals) {
   EXPECT_EQ(call("PUT", "/admin/routes/r/cutover", R"({"percent": 1})").status, 400);
   EXPECT_EQ(call("POST", "/admin/routes/r/cutover/pause").status, 409);  // IDLE
   EXPECT_EQ(call("POST", "/admin/routes/r/cutover/resume").status, 409);
+  EXPECT_EQ(call("POST", "/admin/routes/r/cutover/report?name=../x").status, 400);
 
   auto state = [&](const HttpResponse& response) {
     EXPECT_EQ(response.status, 200) << response.body;
