@@ -10,27 +10,40 @@
 namespace sg::testing {
 
 ToolResult RunToCompletion(const std::vector<std::string>& argv, const std::filesystem::path& dir,
-                           std::chrono::seconds timeout) {
-  SpawnOptions options;
-  options.stdout_path = (dir / "stdout.txt").string();
-  options.stderr_path = (dir / "stderr.txt").string();
+                           const RunOptions& options) {
+  SpawnOptions spawn;
+  spawn.stdout_path = (dir / "stdout.txt").string();
+  spawn.stderr_path = options.merge_output ? spawn.stdout_path : (dir / "stderr.txt").string();
+  // Spawn redirects only the output: a shell opens the input file, then becomes the program.
+  std::vector<std::string> command = argv;
+  if (!options.stdin_path.empty()) {
+    command = {"/bin/sh", "-c", "exec \"$@\" < \"$0\"", options.stdin_path.string()};
+    command.insert(command.end(), argv.begin(), argv.end());
+  }
   ToolResult result;
   std::string error;
-  auto process = Subprocess::Spawn(argv, options, &error);
+  auto process = Subprocess::Spawn(command, spawn, &error);
   if (!process) {
     ADD_FAILURE() << "cannot start " << argv[0] << ": " << error;
     return result;
   }
-  auto status = process->WaitFor(timeout);
+  auto status = process->WaitFor(options.timeout);
   if (!status) {
-    ADD_FAILURE() << argv[0] << " did not finish in " << timeout.count() << " s";
+    ADD_FAILURE() << argv[0] << " did not finish in " << options.timeout.count() << " s";
     process->Stop();
     return result;
   }
   result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-  result.out = ReadFile(options.stdout_path);
-  result.err = ReadFile(options.stderr_path);
+  result.out = ReadFile(spawn.stdout_path);
+  if (!options.merge_output) result.err = ReadFile(spawn.stderr_path);
   return result;
+}
+
+ToolResult RunToCompletion(const std::vector<std::string>& argv, const std::filesystem::path& dir,
+                           std::chrono::seconds timeout) {
+  RunOptions options;
+  options.timeout = timeout;
+  return RunToCompletion(argv, dir, options);
 }
 
 ToolResult RunTool(const std::string& program, const std::vector<std::string>& args,

@@ -13,9 +13,21 @@ struct ToolResult {
   std::string out, err;
 };
 
+struct RunOptions {
+  // How long the program may run; it is stopped after, and the test fails.
+  std::chrono::seconds timeout = std::chrono::seconds(30);
+  // stderr into the same file as stdout (stdout.txt): `out` holds both in the order written and
+  // `err` is empty. For messages shown whole when an assertion fails.
+  bool merge_output = false;
+  // A file given as standard input; empty: the test's own.
+  std::filesystem::path stdin_path;
+};
+
 // Runs `argv` (argv[0] a path), its stdout and stderr captured to stdout.txt and stderr.txt in
-// `dir`, and waits up to `timeout`. A program that cannot be started or does not finish (it is
-// stopped then) fails the current test.
+// `dir`, and waits up to `options.timeout`. A program that cannot be started or does not finish
+// (it is stopped then) fails the current test.
+ToolResult RunToCompletion(const std::vector<std::string>& argv, const std::filesystem::path& dir,
+                           const RunOptions& options);
 ToolResult RunToCompletion(const std::vector<std::string>& argv, const std::filesystem::path& dir,
                            std::chrono::seconds timeout = std::chrono::seconds(30));
 

@@ -1,18 +1,17 @@
 // sg-compare capacity end to end: the real binary on real pair logs of two gateways, written
 // with the pair log's own encoder. The test knows every request's arrival time and computes the
 // peak minute from those alone; sg-compare only sees the gateways' counters and pairs.
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "common/pair_record.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 
 namespace sg {
@@ -81,14 +80,20 @@ void AddArrivals(std::vector<Arrival>& out, std::mt19937_64& rng, double rate, d
   }
 }
 
-int SgCompare(const std::string& args, const fs::path& dir, std::string* out, std::string* err) {
-  const fs::path out_path = dir / "stdout.txt", err_path = dir / "stderr.txt";
-  const std::string command = (sg::testing::BinDir() / "sg-compare").string() + " " + args + " > " +
-                              out_path.string() + " 2> " + err_path.string();
-  const int status = std::system(command.c_str());
-  *out = sg::testing::ReadFile(out_path);
-  *err = sg::testing::ReadFile(err_path);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+// sg-compare with `args` split at spaces (no argument here holds one), and `stdin_path` as its
+// standard input when given; its exit code, -1 when it did not exit (the test fails then).
+int SgCompare(const std::string& args, const fs::path& dir, std::string* out, std::string* err,
+              const fs::path& stdin_path = {}) {
+  std::vector<std::string> argv = {(sg::testing::BinDir() / "sg-compare").string()};
+  std::istringstream words(args);
+  for (std::string word; words >> word;) argv.push_back(word);
+  sg::testing::RunOptions options;
+  options.timeout = std::chrono::seconds(120);
+  options.stdin_path = stdin_path;
+  const sg::testing::ToolResult result = sg::testing::RunToCompletion(argv, dir, options);
+  *out = result.out;
+  *err = result.err;
+  return result.exit_code;
 }
 
 class CapacityCliTest : public ::testing::Test {
@@ -237,10 +242,8 @@ TEST_F(CapacityCliTest, BadInputExitsTwoNamingTheFileAndPath) {
             2);
   EXPECT_NE(err.find("need --fleet"), std::string::npos) << err;
   EXPECT_EQ(SgCompare("report --pairs - --out " + dir_.path().string() +
-                          "/r --pod-rps 5 --pod-cpus 2 "
-                          "--fleet " +
-                          fleet_ + " < " + log_a_.string(),
-                      dir_.path(), &out, &err),
+                          "/r --pod-rps 5 --pod-cpus 2 --fleet " + fleet_,
+                      dir_.path(), &out, &err, log_a_),
             2);
   EXPECT_NE(err.find("standard input is read for the verdict"), std::string::npos) << err;
   // A log with nothing to measure.

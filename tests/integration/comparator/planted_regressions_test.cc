@@ -97,8 +97,6 @@
 // at most MARGINAL, and nothing in it is wrong.
 //
 // Too few pairs: INSUFFICIENT_DATA. too_few_pairs has 40 pairs, too few to tell anything.
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -114,8 +112,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/pair_record.h"
-#include "common/subprocess.h"
 #include "tests/support/planted_pairs.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 
 namespace sg {
@@ -743,25 +741,12 @@ Judgement RunSgCompare(const sg::testing::TempDir& dir, const fs::path& pairs, J
       add({"--rules", dir.Write("noise-floor-rules.json", kNoiseFloorRules).string()});
       break;
   }
-  SpawnOptions options;
-  options.stdout_path = (dir.path() / "stdout.txt").string();
-  options.stderr_path = (dir.path() / "stderr.txt").string();
-  std::string error;
-  auto child = Subprocess::Spawn(argv, options, &error);
+  const sg::testing::ToolResult run =
+      sg::testing::RunToCompletion(argv, dir.path(), std::chrono::seconds(60));
   Judgement j;
-  if (!child) {
-    ADD_FAILURE() << "cannot start " << argv[0] << ": " << error;
-    return j;
-  }
-  auto status = child->WaitFor(std::chrono::seconds(60));
-  if (!status) {
-    ADD_FAILURE() << "sg-compare did not finish in 60 s";
-    child->Stop();
-    return j;
-  }
-  j.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-  j.out = sg::testing::ReadFile(dir.path() / "stdout.txt");
-  j.err = sg::testing::ReadFile(dir.path() / "stderr.txt");
+  j.exit_code = run.exit_code;
+  j.out = run.out;
+  j.err = run.err;
   const std::string report = sg::testing::ReadFile(out_dir / "report.json");
   if (!report.empty()) j.report = json::parse(report, nullptr, false);
   return j;

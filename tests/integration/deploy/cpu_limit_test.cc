@@ -7,19 +7,17 @@
 // Needs root and a writable cgroup hierarchy (skipped, naming what is missing, otherwise); the
 // podman case also needs podman and runc (scripts/setup installs both) and uses
 // deploy/podman/containers.conf (why: that file).
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <set>
-#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "common/subprocess.h"
+#include "tests/integration/deploy/scoped_cgroup.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 
 namespace sg {
@@ -28,147 +26,18 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 using sg::testing::ChildProcess;
+using sg::testing::OnlineCpuCount;
+using sg::testing::ScopedCgroup;
 using sg::testing::TempDir;
 namespace fs = std::filesystem;
 
-bool WriteText(const fs::path& path, const std::string& text, std::string* error) {
-  std::ofstream out(path);
-  out << text;
-  out.flush();
-  if (!out) {
-    *error = "cannot write '" + text + "' to " + path.string() + ": " + std::strerror(errno);
-    return false;
-  }
-  return true;
-}
-
-std::string FirstLine(const fs::path& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-int OnlineCpuCount() {
-  return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-}
-
-// A cgroup of this test with a CPU quota (in CPUs; 0: none) and a cpuset ("": the parent's):
-// v2 when /sys/fs/cgroup is the unified hierarchy, else the v1 `cpu` and `cpuset` hierarchies.
-// Removed on destruction (after every process in it has exited).
-class ScopedCgroup {
- public:
-  ScopedCgroup(double quota_cpus, const std::string& cpus) {
-    const std::string name = "sg-deploy-test-" + std::to_string(getpid()) + "-" +
-                             std::to_string(counter_++);
-    if (geteuid() != 0) {
-      error_ = "not root: cgroups cannot be made";
-      return;
-    }
-    const fs::path root = "/sys/fs/cgroup";
-    if (fs::exists(root / "cgroup.controllers")) {
-      version_ = 2;
-      // The controllers must be enabled for the children of the root.
-      std::string ignored;
-      WriteText(root / "cgroup.subtree_control", "+cpu +cpuset", &ignored);
-      dirs_.push_back(root / name);
-    } else if (fs::exists(root / "cpu/cpu.cfs_quota_us") && fs::exists(root / "cpuset/cpuset.cpus")) {
-      version_ = 1;
-      dirs_.push_back(root / "cpu" / name);
-      dirs_.push_back(root / "cpuset" / name);
-    } else {
-      error_ = "no cgroup v2 at /sys/fs/cgroup and no v1 cpu and cpuset hierarchies under it";
-      return;
-    }
-    for (const auto& dir : dirs_) {
-      std::error_code ec;
-      if (!fs::create_directory(dir, ec)) {
-        error_ = "cannot create " + dir.string() + ": " + ec.message();
-        dirs_.pop_back();
-        return;
-      }
-    }
-    const fs::path cpu = dirs_[0];
-    const fs::path cpuset = version_ == 2 ? dirs_[0] : dirs_[1];
-    if (quota_cpus > 0) {
-      const int period = 100000, quota = static_cast<int>(quota_cpus * period);
-      bool ok = version_ == 2
-                    ? WriteText(cpu / "cpu.max",
-                                std::to_string(quota) + " " + std::to_string(period), &error_)
-                    : WriteText(cpu / "cpu.cfs_period_us", std::to_string(period), &error_) &&
-                          WriteText(cpu / "cpu.cfs_quota_us", std::to_string(quota), &error_);
-      if (!ok) return;
-    }
-    if (version_ == 1) {
-      // A v1 cpuset starts empty: copy the parent's memory nodes, and its CPUs unless given.
-      if (!WriteText(cpuset / "cpuset.mems", FirstLine(cpuset.parent_path() / "cpuset.mems"),
-                     &error_)) {
-        return;
-      }
-      const std::string all = FirstLine(cpuset.parent_path() / "cpuset.cpus");
-      if (!WriteText(cpuset / "cpuset.cpus", cpus.empty() ? all : cpus, &error_)) return;
-    } else if (!cpus.empty() && !WriteText(cpuset / "cpuset.cpus", cpus, &error_)) {
-      return;
-    }
-  }
-  ~ScopedCgroup() {
-    for (const auto& dir : dirs_) {
-      // rmdir fails while a process that just exited is still being released: retry briefly.
-      for (int i = 0; i < 100 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i) {
-        std::this_thread::sleep_for(20ms);
-      }
-    }
-  }
-  ScopedCgroup(const ScopedCgroup&) = delete;
-  ScopedCgroup& operator=(const ScopedCgroup&) = delete;
-
-  // "" when the cgroup is ready, else why not.
-  const std::string& error() const { return error_; }
-  int version() const { return version_; }
-
-  // argv that runs `program args...` inside this cgroup: a shell moves itself in, then execs.
-  std::vector<std::string> Wrap(const std::vector<std::string>& command) const {
-    std::string script;
-    for (const auto& dir : dirs_) script += "echo $$ > " + (dir / "cgroup.procs").string() + " && ";
-    script += "exec \"$@\"";
-    std::vector<std::string> argv = {"/bin/sh", "-c", script, "sh"};
-    argv.insert(argv.end(), command.begin(), command.end());
-    return argv;
-  }
-
- private:
-  static inline int counter_ = 0;
-  int version_ = 0;
-  std::string error_;
-  std::vector<fs::path> dirs_;
-};
-
-struct Output {
-  int exit_code = -1;
-  std::string text;
-};
-
-Output RunToEnd(const std::vector<std::string>& argv, std::chrono::seconds timeout = 120s) {
+// `argv` run to its end, stdout and stderr in one text (`out`), as a person reads them.
+sg::testing::ToolResult RunToEnd(const std::vector<std::string>& argv) {
   TempDir dir;
-  SpawnOptions options;
-  options.stdout_path = (dir.path() / "out.txt").string();
-  options.stderr_path = options.stdout_path;
-  std::string error;
-  Output out;
-  auto child = Subprocess::Spawn(argv, options, &error);
-  if (!child) {
-    out.text = "cannot start " + argv[0] + ": " + error;
-    return out;
-  }
-  auto status = child->WaitFor(timeout);
-  if (!status) {
-    child->Stop();
-    out.text = argv[0] + " did not finish";
-    return out;
-  }
-  out.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-  out.text = sg::testing::ReadFile(options.stdout_path);
-  return out;
+  sg::testing::RunOptions options;
+  options.timeout = 120s;
+  options.merge_output = true;
+  return sg::testing::RunToCompletion(argv, dir.path(), options);
 }
 
 // The plan's headline: "budget: N CPUs" and one "worker i: cpus LIST (...), T threads" per worker.
@@ -193,6 +62,18 @@ PlanText ParsePlan(const std::string& text) {
   return plan;
 }
 
+// `sg-serve plan` exited 0 with a budget of `budget` CPUs and one worker on `cpus` running
+// `budget` threads; its plan in `plan`.
+void ExpectOneWorkerPlan(const sg::testing::ToolResult& out, int budget, const std::string& cpus,
+                         PlanText* plan) {
+  ASSERT_EQ(out.exit_code, 0) << out.out;
+  *plan = ParsePlan(out.out);
+  EXPECT_EQ(plan->budget, budget) << out.out;
+  ASSERT_EQ(plan->workers.size(), 1u) << out.out;
+  EXPECT_EQ(plan->workers[0].first, cpus) << out.out;
+  EXPECT_EQ(plan->workers[0].second, budget) << out.out;
+}
+
 std::string SgServe() {
   return (sg::testing::BinDir() / "sg-serve").string();
 }
@@ -210,10 +91,10 @@ std::vector<PlanCase> Cases() {
   const int n = OnlineCpuCount();
   const std::string last = std::to_string(n - 1);
   std::vector<PlanCase> cases = {
-      {0.5, "", 1, "0"},       // half a CPU: one worker, one thread
-      {1.0, "", 1, "0"},       // one CPU
-      {0, last, 1, last},      // no quota, one CPU in the cpuset: that CPU
-      {0.5, last, 1, last},    // both
+      {0.5, "", 1, "0"},     // half a CPU: one worker, one thread
+      {1.0, "", 1, "0"},     // one CPU
+      {0, last, 1, last},    // no quota, one CPU in the cpuset: that CPU
+      {0.5, last, 1, last},  // both
   };
   if (n >= 2) cases.push_back({2.0, "0-1", 2, "0-1"});  // a quota that does not bind
   return cases;
@@ -224,16 +105,12 @@ TEST(CpuLimitTest, PlanFollowsARealCgroupQuotaAndCpuset) {
     SCOPED_TRACE("quota " + std::to_string(c.quota) + " cpuset '" + c.cpus + "'");
     ScopedCgroup cgroup(c.quota, c.cpus);
     if (!cgroup.error().empty()) GTEST_SKIP() << "cgroup: " << cgroup.error();
-    Output out = RunToEnd(cgroup.Wrap({SgServe(), "plan"}));
-    ASSERT_EQ(out.exit_code, 0) << out.text;
-    PlanText plan = ParsePlan(out.text);
-    EXPECT_EQ(plan.budget, c.budget) << out.text;
-    ASSERT_EQ(plan.workers.size(), 1u) << out.text;
-    EXPECT_EQ(plan.workers[0].first, c.worker_cpus) << out.text;
-    EXPECT_EQ(plan.workers[0].second, c.budget) << out.text;
+    const sg::testing::ToolResult out = RunToEnd(cgroup.Wrap({SgServe(), "plan"}));
+    PlanText plan;
+    ASSERT_NO_FATAL_FAILURE(ExpectOneWorkerPlan(out, c.budget, c.worker_cpus, &plan));
     if (c.quota > 0) {
       // The quota was read from this cgroup's own file.
-      EXPECT_NE(plan.quota_line.find("sg-deploy-test-"), std::string::npos) << out.text;
+      EXPECT_NE(plan.quota_line.find("sg-deploy-test-"), std::string::npos) << out.out;
     }
   }
 }
@@ -250,8 +127,7 @@ std::string ReadProc(pid_t pid, const std::string& file) {
 std::set<std::string> ThreadAffinities(pid_t pid) {
   std::set<std::string> out;
   std::error_code ec;
-  for (const auto& task :
-       fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
     std::smatch m;
     std::string status = sg::testing::ReadFile(task.path() / "status");
     if (std::regex_search(status, m, std::regex(R"(Cpus_allowed_list:\s*(\S+))"))) {
@@ -271,14 +147,13 @@ TEST(CpuLimitTest, ServedModelWorkersFollowTheCgroup) {
   TempDir dir;
   const int inference = sg::testing::FreePort(), management = sg::testing::FreePort(),
             metrics = sg::testing::FreePort();
-  json config = {{"inference_address", "127.0.0.1:" + std::to_string(inference)},
-                 {"management_address", "127.0.0.1:" + std::to_string(management)},
-                 {"metrics_address", "127.0.0.1:" + std::to_string(metrics)},
-                 {"models",
-                  {{"vec",
-                    {{"path", Fixture("tensor_tiny.pt")},
-                     {"handler", "tensor"},
-                     {"input_shape", {4}}}}}}};
+  json config = {
+      {"inference_address", "127.0.0.1:" + std::to_string(inference)},
+      {"management_address", "127.0.0.1:" + std::to_string(management)},
+      {"metrics_address", "127.0.0.1:" + std::to_string(metrics)},
+      {"models",
+       {{"vec",
+         {{"path", Fixture("tensor_tiny.pt")}, {"handler", "tensor"}, {"input_shape", {4}}}}}}};
   auto path = dir.Write("serve.json", config.dump(1));
   auto argv = cgroup.Wrap({SgServe(), "--config", path.string()});
   ChildProcess server(argv[0], std::vector<std::string>(argv.begin() + 1, argv.end()));
@@ -334,21 +209,22 @@ TEST(CpuLimitTest, PlanFollowsPodmanCpusAndCpuset) {
     std::vector<std::string> argv = {
         "/usr/bin/env",
         "CONTAINERS_CONF=" + (sg::testing::SourceDir() / "deploy/podman/containers.conf").string(),
-        "/usr/bin/podman", "run", "--rm", "--network", "none", "--cpus", c.cpus_flag};
+        "/usr/bin/podman",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cpus",
+        c.cpus_flag};
     if (!c.cpuset_flag.empty()) argv.insert(argv.end(), {"--cpuset-cpus", c.cpuset_flag});
-    argv.insert(argv.end(),
-                {"-v", "/usr:/usr:ro", "-v", "/etc/alternatives:/etc/alternatives:ro", "-v",
-                 "/etc/ld.so.cache:/etc/ld.so.cache:ro", "-v",
-                 sg::testing::BinDir().string() + ":/opt/sg:ro", "--rootfs", root.path().string(),
-                 "/opt/sg/sg-serve", "plan"});
-    Output out = RunToEnd(argv);
-    ASSERT_EQ(out.exit_code, 0) << out.text;
-    PlanText plan = ParsePlan(out.text);
-    EXPECT_EQ(plan.budget, c.budget) << out.text;
-    ASSERT_EQ(plan.workers.size(), 1u) << out.text;
-    EXPECT_EQ(plan.workers[0].first, c.worker_cpus) << out.text;
-    EXPECT_EQ(plan.workers[0].second, c.budget) << out.text;
-    EXPECT_NE(plan.quota_line.find("cgroup quota " + c.cpus_flag), std::string::npos) << out.text;
+    argv.insert(argv.end(), {"-v", "/usr:/usr:ro", "-v", "/etc/alternatives:/etc/alternatives:ro",
+                             "-v", "/etc/ld.so.cache:/etc/ld.so.cache:ro", "-v",
+                             sg::testing::BinDir().string() + ":/opt/sg:ro", "--rootfs",
+                             root.path().string(), "/opt/sg/sg-serve", "plan"});
+    const sg::testing::ToolResult out = RunToEnd(argv);
+    PlanText plan;
+    ASSERT_NO_FATAL_FAILURE(ExpectOneWorkerPlan(out, c.budget, c.worker_cpus, &plan));
+    EXPECT_NE(plan.quota_line.find("cgroup quota " + c.cpus_flag), std::string::npos) << out.out;
   }
 }
 

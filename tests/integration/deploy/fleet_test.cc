@@ -11,9 +11,6 @@
 //   sums the instances' last lines, as docs/pair-log.md says a reader does. That is the log one
 //   gateway would have written for the same pairs; its report must equal the fleet's in every
 //   field (latencies included) but the number of instances and counters records.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -22,8 +19,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/pair_record.h"
-#include "common/subprocess.h"
 #include "tests/integration/gateway/gateway_process.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 
 namespace sg {
@@ -87,33 +84,6 @@ json GatewayConfig(int primary_port, int shadow_port) {
   return config;
 }
 
-struct Run {
-  int exit_code = -1;
-  std::string output;
-};
-
-Run Program(const std::vector<std::string>& argv, const fs::path& out) {
-  SpawnOptions options;
-  options.stdout_path = out.string();
-  options.stderr_path = out.string();
-  std::string error;
-  auto child = Subprocess::Spawn(argv, options, &error);
-  Run run;
-  if (!child) {
-    ADD_FAILURE() << "cannot start " << argv[0] << ": " << error;
-    return run;
-  }
-  auto status = child->WaitFor(120s);
-  if (!status) {
-    ADD_FAILURE() << argv[0] << " did not finish";
-    child->Stop();
-    return run;
-  }
-  run.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-  run.output = sg::testing::ReadFile(out);
-  return run;
-}
-
 // sg-compare report on `logs` (default rules and gates) -> report.json.
 json Compare(const std::vector<fs::path>& logs, const fs::path& out) {
   std::vector<std::string> argv = {(sg::testing::BinDir() / "sg-compare").string(), "report",
@@ -121,13 +91,16 @@ json Compare(const std::vector<fs::path>& logs, const fs::path& out) {
   for (const auto& log : logs) argv.push_back(log.string());
   argv.insert(argv.end(), {"--out", out.string()});
   fs::create_directories(out);
-  Run run = Program(argv, out / "output.txt");
+  sg::testing::RunOptions options;
+  options.timeout = 120s;
+  options.merge_output = true;
+  const sg::testing::ToolResult run = sg::testing::RunToCompletion(argv, out, options);
   // 0 PASS, 1 FAIL, 3 MARGINAL, 4 INSUFFICIENT_DATA; 2 is bad input.
-  EXPECT_NE(run.exit_code, 2) << run.output;
-  EXPECT_NE(run.exit_code, -1) << run.output;
+  EXPECT_NE(run.exit_code, 2) << run.out;
+  EXPECT_NE(run.exit_code, -1) << run.out;
   std::ifstream in(out / "report.json");
   json report = json::parse(in, nullptr, false);
-  EXPECT_FALSE(report.is_discarded()) << run.output;
+  EXPECT_FALSE(report.is_discarded()) << run.out;
   report["exit_code"] = run.exit_code;
   return report;
 }
