@@ -22,6 +22,7 @@
 #include <boost/beast/core/bind_handler.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/cpu_budget.h"
 #include "common/http_server.h"
 #include "common/strings.h"
 #include "comparator/online_comparator.h"
@@ -44,11 +45,11 @@ int64_t NowUnixMicros() {
       .count();
 }
 
+// io_threads 0: one I/O thread per CPU of the budget sg-serve plans from (affinity and cgroup
+// cpuset, capped by the cgroup quota rounded up), so a pod limited to 2 CPUs on a 64-CPU node runs
+// 2, not 64.
 int AvailableCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
+  return ThreadBudget(DiscoverCpuBudget("", CurrentAffinity()));
 }
 
 // "host:pid:start_us". Unique per process: in a container the gateway is PID 1 under the pod's

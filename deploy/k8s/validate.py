@@ -16,7 +16,8 @@ Then what the deployment depends on:
   key, PVC and environment reference exists;
 - the gateway's config (from the generated ConfigMap) passes `shadowgate check`, its pair log
   lies on the per-replica pair-log mount, which the sg-compare CronJob reads from the same
-  claim; io_threads equals the CPU limit; the termination grace covers preStop + shutdown_grace;
+  claim; io_threads is the CPU limit (or 0, which follows the limit's quota); the termination
+  grace covers preStop + shutdown_grace;
 - sg-serve's config names model files that the image holds (deploy/images puts models/ at
   /models).
 
@@ -31,6 +32,7 @@ too: scripts/setup installs them).
 """
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -229,9 +231,9 @@ def check_workload(where, obj, pod, containers, by_kind, shadowgate, repo):
         if gw is None:
             return problems + [f"{where}: gateway.json not mounted at /etc/shadowgate"]
         cpu = quantity_cpu(c["resources"]["limits"]["cpu"])
-        if gw.get("io_threads", 0) != cpu:
-            problems.append(f"{where}: io_threads {gw.get('io_threads', 0)} != CPU limit {cpu} "
-                            "(0 would start one per CPU of the node)")
+        if gw.get("io_threads", 0) not in (0, math.ceil(cpu)):
+            problems.append(f"{where}: io_threads {gw.get('io_threads', 0)} is neither the CPU "
+                            f"limit {cpu} rounded up nor 0 (one per CPU of the limit's quota)")
         grace = pod.get("terminationGracePeriodSeconds", 30)
         pre = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
         pre_s = float(pre[-1]) if pre and pre[0].endswith("sleep") else 0

@@ -1,4 +1,4 @@
-#include "model_server/cpu_budget.h"
+#include "common/cpu_budget.h"
 
 #include <sched.h>
 
@@ -15,7 +15,7 @@
 
 #include "common/strings.h"
 
-namespace sg::serve {
+namespace sg {
 namespace {
 
 namespace fs = std::filesystem;
@@ -281,6 +281,15 @@ CpuBudget DiscoverCpuBudget(const std::string& root, const std::vector<int>& aff
   return budget;
 }
 
+int ThreadBudget(const CpuBudget& budget) {
+  int threads = static_cast<int>(budget.allowed.size());
+  if (budget.quota_cpus) {
+    // The quota is a ratio of two integers: 1e-9 keeps an exact 2.0 from rounding up to 3.
+    threads = std::min(threads, static_cast<int>(std::ceil(*budget.quota_cpus - 1e-9)));
+  }
+  return std::max(1, threads);
+}
+
 std::vector<int> CurrentAffinity() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -315,4 +324,4 @@ bool PinProcess(const std::vector<int>& cpus, std::string* error) {
   return true;
 }
 
-}  // namespace sg::serve
+}  // namespace sg
