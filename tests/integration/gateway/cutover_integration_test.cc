@@ -196,6 +196,15 @@ TEST(CutoverIntegrationTest, TheShareSplitsStickyKeysAndBothDirectionsAreJudged)
   }
   EXPECT_GT(by_candidate, 200);
   EXPECT_GT(by_primary, 200);
+  // The candidate mirror's counters count the copies of both directions: one per pair.
+  const MirrorCounters* last = nullptr;
+  for (const auto& entry : entries) {
+    if (const auto* counters = std::get_if<MirrorCounters>(&entry)) last = counters;
+  }
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->mirror, "cpu");
+  EXPECT_EQ(last->mirrored.at("ok"), static_cast<uint64_t>(by_candidate + by_primary));
+  EXPECT_EQ(last->requests, static_cast<uint64_t>(by_candidate + by_primary));
 }
 
 json Post(const GatewayProcess& gateway, const std::string& action, int expected = 200) {
