@@ -24,9 +24,12 @@ Then what the deployment depends on:
 The kustomizations are written for kustomize v2.0.3, the one inside Debian 12's kubectl 1.20
 (kubernetes-client), and build to the same objects with current ones (kubectl 1.32, kustomize
 v5); docs/deploy.md says what that rules out. By default the builds use Debian's kubectl, the one
-scripts/setup installs (debian_kubectl below); --kubectl names another.
+scripts/setup installs (debian_kubectl below); --kubectl names another, and --compare-with
+another whose builds must give the same objects (`--compare-with /usr/bin/kubectl` with a
+current kustomize).
 
-Usage: validate.py [--kubectl KUBECTL] --shadowgate SHADOWGATE [--dir deploy/k8s]
+Usage: validate.py [--kubectl KUBECTL] [--compare-with KUBECTL] --shadowgate SHADOWGATE
+                   [--dir deploy/k8s]
 Exit 0 when everything holds, 1 with one line per problem (a missing kubectl or Python client
 too: scripts/setup installs them).
 """
@@ -306,10 +309,42 @@ def debian_kubectl():
                   "installs kubernetes-client, or unpacks it there); --kubectl names another")
 
 
+def kustomize(kubectl, path):
+    """The objects `kubectl kustomize path` builds, and None; or None and its error."""
+    run = subprocess.run([kubectl, "kustomize", path], capture_output=True, text=True)
+    if run.returncode != 0:
+        return None, run.stderr.strip()
+    return [o for o in yaml.safe_load_all(run.stdout) if o], None
+
+
+def comparable(objects):
+    """Objects by (kind, name), less what two kustomize versions may write differently without
+    meaning anything: the generated ConfigMaps' hash suffixes (each version hashes its own way)
+    and empty maps (v2.0.3 writes `annotations: {}` on the ConfigMaps an overlay replaces)."""
+    text = re.sub(r'"([a-z0-9-]+-config)-[a-z0-9]{10}"', r'"\1"', json.dumps(objects))
+
+    def prune(value):
+        if isinstance(value, dict):
+            return {k: prune(v) for k, v in value.items() if v != {}}
+        if isinstance(value, list):
+            return [prune(v) for v in value]
+        return value
+    return {(o["kind"], o["metadata"]["name"]): prune(o) for o in json.loads(text)}
+
+
+def differences(ours, theirs):
+    """The (kind, name) of every object that one build has and the other lacks or writes
+    otherwise."""
+    a, b = comparable(ours), comparable(theirs)
+    return sorted(f"{k[0]}/{k[1]}" for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kubectl", help="the kubectl to build with (default: Debian's "
                     "kubernetes-client, kubectl 1.20 with kustomize v2.0.3)")
+    ap.add_argument("--compare-with", metavar="KUBECTL", help="another kubectl (a current "
+                    "kustomize: /usr/bin/kubectl 1.32 here) whose builds must give the same objects")
     ap.add_argument("--shadowgate", required=True)
     ap.add_argument("--dir", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
@@ -331,13 +366,18 @@ def main():
                                                                                "overlays")))
     problems = []
     for build in builds:
-        run = subprocess.run([kubectl, "kustomize", os.path.join(args.dir, build)],
-                             capture_output=True, text=True)
-        if run.returncode != 0:
-            problems.append(f"{build}: kubectl kustomize: {run.stderr.strip()}")
+        objects, error = kustomize(kubectl, os.path.join(args.dir, build))
+        if error is not None:
+            problems.append(f"{build}: kubectl kustomize: {error}")
             continue
-        objects = [o for o in yaml.safe_load_all(run.stdout) if o]
         found = check_build(build, objects, args.shadowgate, repo)
+        if args.compare_with:
+            theirs, error = kustomize(args.compare_with, os.path.join(args.dir, build))
+            if error is not None:
+                found.append(f"{build}: {args.compare_with} kustomize: {error}")
+            elif differences(objects, theirs):
+                found.append(f"{build}: {args.compare_with} builds other objects: "
+                             f"{', '.join(differences(objects, theirs))}")
         problems += found
         print(f"{build}: {len(objects)} objects, {len(found)} problems")
     for p in problems:
