@@ -21,7 +21,7 @@ BUILD_DIR := build-sanitize
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_SANITIZE=$(SANITIZE)
 endif
 
-.PHONY: all setup configure build test coverage demo models bench format clean fuzz
+.PHONY: all setup configure build test coverage demo models bench format clean fuzz peer-test
 
 all: build
 
@@ -41,6 +41,11 @@ build: configure
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# TorchServe's own Postman collections run with newman against sg-serve (tests/peer/README.md);
+# the cases that cannot apply are listed in tests/peer/skipped.tsv and printed.
+peer-test: build
+	tests/peer/run-torchserve-collections.sh $(BUILD_DIR)
 
 # Line and branch coverage per module (gcovr), with the floors of scripts/coverage-floors.json.
 # Debug (-O0), so lines and branches are the source's; counters are reset before the tests run.

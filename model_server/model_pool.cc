@@ -26,10 +26,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int64_t Micros(Clock::duration d) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-}
-
 std::string SecondsText(std::chrono::milliseconds d) {
   return FormatDouble(static_cast<double>(d.count()) / 1000.0) + "s";
 }
@@ -200,8 +196,7 @@ void ModelPool::Stop(std::chrono::milliseconds grace) {
 }
 
 void ModelPool::CountFrontReply(int status) {
-  if (!metrics_.requests) return;
-  metrics_.requests->Increment();
+  if (!metrics_.responses) return;
   metrics_.responses->WithLabels({model_.name, std::to_string(status)}).Increment();
 }
 
@@ -219,13 +214,10 @@ void ModelPool::Finish(Job& job, int status, std::string body, const BatchTiming
     timings.forward = std::chrono::microseconds(worker->forward_us);
     timings.postprocess = std::chrono::microseconds(worker->postprocess_us);
   }
-  if (metrics_.requests) {
-    metrics_.requests->Increment();
+  if (metrics_.latency) {
     auto total = now - job.enqueued;
     metrics_.latency->Observe(std::chrono::duration<double>(total).count());
     if (job.dispatched != Clock::time_point()) {
-      metrics_.queue_us->Increment(static_cast<double>(Micros(job.dispatched - job.enqueued)));
-      metrics_.inference_us->Increment(static_cast<double>(Micros(now - job.dispatched)));
       metrics_.queue_latency->Observe(
           std::chrono::duration<double>(job.dispatched - job.enqueued).count());
     }
@@ -313,9 +305,12 @@ void ModelPool::Requeue(std::vector<Job>& batch) {
 }
 
 void ModelPool::SetStatus(Slot* slot, const std::string& status, pid_t pid) {
-  std::lock_guard lock(mutex_);
-  slot->status = status;
-  slot->pid = pid;
+  {
+    std::lock_guard lock(mutex_);
+    slot->status = status;
+    slot->pid = pid;
+  }
+  cv_.notify_all();
 }
 
 bool ModelPool::StartWorker(Slot* slot, std::unique_ptr<Subprocess>* process, int* fd) {
@@ -696,6 +691,34 @@ int ModelPool::min_workers() const {
   return static_cast<int>(slots_.size());
 }
 
+bool ModelPool::WaitReady(std::chrono::steady_clock::time_point deadline,
+                          std::string* error) const {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    bool all_ready = true;
+    for (const auto& s : slots_) {
+      if (s->status == "FAILED") {
+        *error = s->last_error.empty() ? "a worker failed to start" : s->last_error;
+        return false;
+      }
+      if (s->status != "READY") all_ready = false;
+    }
+    if (all_ready) return true;
+    if (Clock::now() >= deadline) {
+      *error = "workers not ready in time";
+      return false;
+    }
+    // Woken by status changes; the short step also catches a failed start, which is written
+    // without a notification.
+    cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(50)));
+  }
+}
+
+size_t ModelPool::pending() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size() + ahead_;
+}
+
 std::vector<pid_t> ModelPool::WorkerPids() const {
   std::lock_guard lock(mutex_);
   std::vector<pid_t> out;
@@ -742,7 +765,11 @@ nlohmann::json ModelPool::Describe() const {
           {"responseTimeout", model_.response_timeout.count() / 1000},
           {"loadedAtStartup", true},
           {"dispatchAhead", model_.dispatch_ahead},
-          {"queue", {{"capacity", model_.job_queue_size}, {"pending", queue_.size() + ahead_}}},
+          {"jobQueueStatus",
+           {{"remainingCapacity",
+             std::max<int64_t>(
+                 0, model_.job_queue_size - static_cast<int64_t>(queue_.size() + ahead_))},
+            {"pendingRequests", queue_.size() + ahead_}}},
           {"workers", std::move(workers)}};
 }
 

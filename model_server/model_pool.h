@@ -41,10 +41,9 @@ using JobCallback =
     std::function<void(int status, std::string body, const RequestTimings& timings)>;
 
 // Metrics of one model (references into the server's registry).
+// TorchServe's own per-request counters are the front's (ts_metrics.h): they are labelled by the
+// version a request named.
 struct PoolMetrics {
-  Counter* requests = nullptr;           // ts_inference_requests_total
-  Counter* inference_us = nullptr;       // ts_inference_latency_microseconds (cumulative)
-  Counter* queue_us = nullptr;           // ts_queue_latency_microseconds (cumulative)
   Histogram* latency = nullptr;          // request latency (s), enqueue to reply
   Histogram* queue_latency = nullptr;    // time in queue (s)
   Histogram* batch_size = nullptr;       // samples per batch
@@ -89,8 +88,14 @@ class ModelPool {
   const ModelConfig& model() const { return model_; }
   int ready_workers() const;
   int min_workers() const;
-  // TorchServe's describe-model entry, plus pinning, threads and queue state.
+  // TorchServe's describe-model entry (jobQueueStatus included), plus pinning and threads.
   nlohmann::json Describe() const;
+  // Waits until every worker is READY (true), or one has failed to start (false, with its reason
+  // in `error`), or `deadline` (false, "workers not ready within ..."). True at once with no
+  // workers.
+  bool WaitReady(std::chrono::steady_clock::time_point deadline, std::string* error) const;
+  // Predictions waiting: queued, and sent ahead to a busy worker.
+  size_t pending() const;
   // Worker pids (for tests and logs); 0 for a worker not running.
   std::vector<pid_t> WorkerPids() const;
   // Why a worker last refused to start (model file, labels, warm-up), empty when none did.
@@ -148,8 +153,8 @@ class ModelPool {
   std::mutex slots_mutex_;  // serialises SetWorkers and Stop
   // Guarded by mutex_.
   mutable std::mutex mutex_;
-  std::condition_variable cv_;         // queue changes, slot stops, answered batches, workers gone
-  std::condition_variable expire_cv_;  // wakes the expiry thread at destruction
+  mutable std::condition_variable cv_;  // queue changes, slot stops, answered batches, workers gone
+  std::condition_variable expire_cv_;   // wakes the expiry thread at destruction
   std::deque<Job> queue_;
   // Jobs sent to a worker behind the batch it runs (dispatch_ahead): still waiting, so they
   // count against job_queue_size and as pending.

@@ -2,6 +2,9 @@
 
 #include "common/strings.h"
 #include "model_server/handler.h"
+#include "model_server/openapi_json.h"
+
+#include <nlohmann/json.hpp>
 
 namespace sg::serve {
 
@@ -48,6 +51,12 @@ std::string QueryParam(const std::string& query, const std::string& name) {
     if (kv.substr(0, eq) == name) return eq == std::string::npos ? "" : kv.substr(eq + 1);
   }
   return "";
+}
+
+void ServeServer::Routes::ApiDescription(const Request& request, const Responder& respond,
+                                         const std::string& api) {
+  static const nlohmann::json document = nlohmann::json::parse(kOpenApiJson);
+  respond(http::MakeJsonResponse(request, Status::ok, document.at(api)));
 }
 
 }  // namespace sg::serve

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "common/http_server.h"
+#include "common/strings.h"
+#include "model_server/model_pool.h"
 #include "model_server/serve_server.h"
 
 namespace sg::serve {
@@ -37,11 +39,33 @@ std::string QueryParam(const std::string& query, const std::string& name);
 // (now or later, from any thread).
 struct ServeServer::Routes {
   static void Inference(ServeServer* self, http::Request&& request, http::Responder respond);
+  // KServe v1: /v1/models/{m}:predict; `segment`: "{m}:predict".
+  static void V1(ServeServer* self, http::Request&& request, http::Responder respond,
+                 const std::string& segment);
+  // Queues one prediction of `input` for `entry`, counted in TorchServe's metrics under
+  // `version_label` ("default" when the request named none). `done` is called exactly once
+  // (possibly before this returns: a refused input, a full queue).
+  static void Predict(ServeServer* self, const std::shared_ptr<ModelEntry>& entry,
+                      const std::string& version_label, std::string_view input, JobCallback done);
+  // The OpenAPI description of the "inference" or "management" API (OPTIONS /,
+  // /api-description), from model_server/openapi.json.
+  static void ApiDescription(const http::Request& request, const http::Responder& respond,
+                             const std::string& api);
   // Open Inference Protocol v2: /v2, /v2/health/{live,ready}, /v2/models/{m}[/versions/{v}]
   // [/ready | /infer]. `path`: the target's segments.
   static void V2(ServeServer* self, http::Request&& request, http::Responder respond,
                  const std::vector<std::string>& path);
   static void Management(ServeServer* self, http::Request&& request, http::Responder respond);
+  // GET /models: TorchServe's pagination (limit, next_page_token) over the default versions.
+  static void ListModels(ServeServer* self, const http::Request& request,
+                         const http::Responder& respond, const std::string& query);
+  // PUT /models/{m}[/{v}]: min_worker, max_worker, synchronous, as TorchServe reads them.
+  static void ScaleRoute(ServeServer* self, const http::Request& request,
+                         const http::Responder& respond, const std::string& query,
+                         const std::string& name, const std::string& version);
+  // POST /models?url=: an archive of the model store (model API on).
+  static void Register(ServeServer* self, const http::Request& request,
+                       const http::Responder& respond, const std::string& query);
   static void Metrics(ServeServer* self, http::Request&& request, http::Responder respond);
 };
 

@@ -3,6 +3,9 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
+#include <random>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
@@ -10,12 +13,10 @@
 
 #include "common/http_server.h"
 #include "model_server/serve_routes.h"
+#include "model_server/ts_metrics.h"
 
 namespace sg::serve {
 namespace {
-
-using http::Request;
-using http::Responder;
 
 http::ServerOptions Listener(const std::string& address, uint64_t body_limit,
                              uint64_t max_buffered_body_bytes) {
@@ -27,6 +28,20 @@ http::ServerOptions Listener(const std::string& address, uint64_t body_limit,
   o.max_buffered_body_bytes = max_buffered_body_bytes;
   o.server_name = "sg-serve";
   return o;
+}
+
+// A random version 4 UUID, as TorchServe's request ids.
+std::string NewRequestId() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  uint64_t hi = random(), lo = random();
+  hi = (hi & ~uint64_t{0xf000}) | 0x4000;                  // version 4
+  lo = (lo & ~(uint64_t{3} << 62)) | (uint64_t{1} << 63);  // variant 10
+  char text[37];
+  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return text;
 }
 
 }  // namespace
@@ -73,48 +88,55 @@ ModelsPlan PlanModels(const CpuBudget& budget, const PlanRequest& cpu,
   return out;
 }
 
+// The metric families every model's pool reports into (children are made per model).
+struct ServeServer::Families {
+  Family<Histogram>* latency;
+  Family<Histogram>* queue_latency;
+  Family<Histogram>* batch;
+  Family<Counter>* responses;
+  Family<Counter>* restarts;
+  Family<Histogram>* worker_preprocess;
+  Family<Histogram>* worker_forward;
+  Family<Histogram>* worker_postprocess;
+  Family<Histogram>* front_preprocess;
+};
+
 ServeServer::ServeServer(ServeConfig config, CpuBudget budget, PoolEnvironment env)
-    : config_(std::move(config)), budget_(std::move(budget)), env_(std::move(env)) {
-  worker_overrides_.assign(config_.models.size(), 0);
-  auto& requests =
-      registry_.AddCounter("ts_inference_requests_total", "Total number of inference requests.",
-                           {"model_name", "model_version"});
-  auto& inference_us =
-      registry_.AddCounter("ts_inference_latency_microseconds",
-                           "Cumulative inference duration in microseconds (dispatch to reply).",
-                           {"model_name", "model_version"});
-  auto& queue_us = registry_.AddCounter("ts_queue_latency_microseconds",
-                                        "Cumulative queue duration in microseconds.",
-                                        {"model_name", "model_version"});
-  auto& latency = registry_.AddHistogram("sg_request_latency_seconds",
-                                         "Prediction latency from queueing to reply.",
-                                         LatencyBucketsSeconds(), {"model_name"});
-  auto& queue_latency =
-      registry_.AddHistogram("sg_queue_latency_seconds", "Time a prediction waited for a worker.",
-                             LatencyBucketsSeconds(), {"model_name"});
-  auto& batch = registry_.AddHistogram("sg_batch_size", "Samples per batch sent to a worker.",
-                                       ExponentialBuckets(1, 2, 10), {"model_name"});
-  auto& responses =
-      registry_.AddCounter("sg_prediction_responses_total", "Prediction responses by status code.",
-                           {"model_name", "code"});
-  auto& restarts =
-      registry_.AddCounter("sg_worker_restarts_total",
-                           "Worker processes restarted after dying or timing out.", {"model_name"});
+    : config_(std::move(config)),
+      budget_(std::move(budget)),
+      env_(std::move(env)),
+      ts_metrics_(std::make_unique<TorchServeMetrics>(LocalHostname())),
+      families_(std::make_unique<Families>()) {
+  auto& f = *families_;
+  f.latency = &registry_.AddHistogram("sg_request_latency_seconds",
+                                      "Prediction latency from queueing to reply.",
+                                      LatencyBucketsSeconds(), {"model_name"});
+  f.queue_latency =
+      &registry_.AddHistogram("sg_queue_latency_seconds", "Time a prediction waited for a worker.",
+                              LatencyBucketsSeconds(), {"model_name"});
+  f.batch = &registry_.AddHistogram("sg_batch_size", "Samples per batch sent to a worker.",
+                                    ExponentialBuckets(1, 2, 10), {"model_name"});
+  f.responses =
+      &registry_.AddCounter("sg_prediction_responses_total", "Prediction responses by status code.",
+                            {"model_name", "code"});
+  f.restarts = &registry_.AddCounter("sg_worker_restarts_total",
+                                     "Worker processes restarted after dying or timing out.",
+                                     {"model_name"});
   // The worker's own per-batch stage times, from 10 us (postprocessing is that short).
   std::vector<double> stage_buckets = {0.00001, 0.000025, 0.00005};
   for (double b : LatencyBucketsSeconds()) stage_buckets.push_back(b);
-  auto& worker_preprocess =
-      registry_.AddHistogram("sg_worker_preprocess_seconds",
-                             "Worker time per batch decoding, resizing and normalising the inputs.",
-                             stage_buckets, {"model_name"});
-  auto& worker_forward =
-      registry_.AddHistogram("sg_worker_forward_seconds", "Worker time per batch in the model.",
-                             stage_buckets, {"model_name"});
-  auto& worker_postprocess = registry_.AddHistogram(
+  f.worker_preprocess = &registry_.AddHistogram(
+      "sg_worker_preprocess_seconds",
+      "Worker time per batch decoding, resizing and normalising the inputs.", stage_buckets,
+      {"model_name"});
+  f.worker_forward =
+      &registry_.AddHistogram("sg_worker_forward_seconds", "Worker time per batch in the model.",
+                              stage_buckets, {"model_name"});
+  f.worker_postprocess = &registry_.AddHistogram(
       "sg_worker_postprocess_seconds",
       "Worker time per batch turning the outputs into replies (softmax, top-k, JSON).",
       stage_buckets, {"model_name"});
-  auto& front_preprocess = registry_.AddHistogram(
+  f.front_preprocess = &registry_.AddHistogram(
       "sg_front_preprocess_seconds",
       "Front time per request decoding, resizing and normalising the input (front CPUs only).",
       stage_buckets, {"model_name"});
@@ -122,26 +144,15 @@ ServeServer::ServeServer(ServeConfig config, CpuBudget budget, PoolEnvironment e
   auto& pending =
       registry_.AddGauge("sg_queue_pending", "Predictions waiting in the queue.", {"model_name"});
   for (const auto& model : config_.models) {
-    PoolMetrics m;
-    m.requests = &requests.WithLabels({model.name, model.version});
-    m.inference_us = &inference_us.WithLabels({model.name, model.version});
-    m.queue_us = &queue_us.WithLabels({model.name, model.version});
-    m.latency = &latency.WithLabels({model.name});
-    m.queue_latency = &queue_latency.WithLabels({model.name});
-    m.batch_size = &batch.WithLabels({model.name});
-    m.responses = &responses;
-    m.worker_restarts = &restarts.WithLabels({model.name});
-    m.worker_preprocess = &worker_preprocess.WithLabels({model.name});
-    m.worker_forward = &worker_forward.WithLabels({model.name});
-    m.worker_postprocess = &worker_postprocess.WithLabels({model.name});
-    pools_.push_back(std::make_unique<ModelPool>(model, env_, m));
-    front_preprocess_seconds_.push_back(&front_preprocess.WithLabels({model.name}));
+    AddModel(MakeEntry(model, env_.worker_start_timeout));
   }
+  // The default version's workers and queue, per model name.
   registry_.AddCollectHook([this, &ready, &pending] {
-    for (const auto& pool : pools_) {
-      ready.WithLabels({pool->model().name}).Set(pool->ready_workers());
-      pending.WithLabels({pool->model().name})
-          .Set(pool->Describe()["queue"]["pending"].get<double>());
+    for (const auto& entry : AllEntries()) {
+      const auto& name = entry->pool->model().name;
+      if (Find(name, "") != entry) continue;
+      ready.WithLabels({name}).Set(entry->pool->ready_workers());
+      pending.WithLabels({name}).Set(static_cast<double>(entry->pool->pending()));
     }
   });
 }
@@ -150,11 +161,94 @@ ServeServer::~ServeServer() {
   Stop(std::chrono::milliseconds(0));
 }
 
+std::shared_ptr<ServeServer::ModelEntry> ServeServer::MakeEntry(
+    const ModelConfig& model, std::chrono::milliseconds start_timeout) {
+  auto& f = *families_;
+  PoolMetrics m;
+  m.latency = &f.latency->WithLabels({model.name});
+  m.queue_latency = &f.queue_latency->WithLabels({model.name});
+  m.batch_size = &f.batch->WithLabels({model.name});
+  m.responses = f.responses;
+  m.worker_restarts = &f.restarts->WithLabels({model.name});
+  m.worker_preprocess = &f.worker_preprocess->WithLabels({model.name});
+  m.worker_forward = &f.worker_forward->WithLabels({model.name});
+  m.worker_postprocess = &f.worker_postprocess->WithLabels({model.name});
+  PoolEnvironment env = env_;
+  env.worker_start_timeout = start_timeout;
+  auto entry = std::make_shared<ModelEntry>();
+  entry->pool = std::make_shared<ModelPool>(model, env, m);
+  entry->url = model.path;
+  entry->start_timeout = start_timeout;
+  entry->front_preprocess = &f.front_preprocess->WithLabels({model.name});
+  return entry;
+}
+
+bool ServeServer::AddModel(const std::shared_ptr<ModelEntry>& entry) {
+  const auto& model = entry->pool->model();
+  std::lock_guard lock(models_mutex_);
+  auto& versions = models_[model.name];
+  if (!versions.versions.emplace(model.version, entry).second) return false;
+  if (versions.default_version.empty()) versions.default_version = model.version;
+  return true;
+}
+
+std::shared_ptr<ServeServer::ModelEntry> ServeServer::Find(const std::string& name,
+                                                           const std::string& version) const {
+  std::lock_guard lock(models_mutex_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return nullptr;
+  auto v = it->second.versions.find(version.empty() ? it->second.default_version : version);
+  return v == it->second.versions.end() ? nullptr : v->second;
+}
+
+std::vector<std::shared_ptr<ServeServer::ModelEntry>> ServeServer::AllEntries() const {
+  std::lock_guard lock(models_mutex_);
+  std::vector<std::shared_ptr<ModelEntry>> out;
+  for (const auto& [name, versions] : models_) {
+    for (const auto& [version, entry] : versions.versions) out.push_back(entry);
+  }
+  return out;
+}
+
+void ServeServer::RemoveModel(const std::string& name, const std::string& version) {
+  std::shared_ptr<ModelEntry> removed;
+  {
+    std::lock_guard lock(models_mutex_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return;
+    auto v = it->second.versions.find(version);
+    if (v == it->second.versions.end()) return;
+    removed = v->second;
+    it->second.versions.erase(v);
+    if (it->second.versions.empty()) {
+      models_.erase(it);
+    } else if (it->second.default_version == version) {
+      it->second.default_version = it->second.versions.begin()->first;
+    }
+  }
+  // Requests already holding the pool are answered (or get 503 once it stops); its CPUs are
+  // free for the next plan as soon as it is out of the set.
+  Background([removed] {
+    removed->pool->Stop(std::chrono::seconds(10));
+    if (!removed->work_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(removed->work_dir, ec);
+    }
+  });
+}
+
+void ServeServer::Background(std::function<void()> work) {
+  std::lock_guard lock(threads_mutex_);
+  if (stopping_) return;
+  background_.emplace_back(std::move(work));
+}
+
 bool ServeServer::Start(boost::asio::io_context& io, std::string* error) {
   {
     std::lock_guard lock(replan_mutex_);
+    auto entries = AllEntries();
     std::vector<int> counts;
-    for (const auto& m : config_.models) counts.push_back(m.workers);
+    for (const auto& e : entries) counts.push_back(e->pool->model().workers);
     auto planned = PlanModels(budget_, config_.cpu, counts);
     plan_ = planned.plan;
     for (const auto& w : plan_.warnings) spdlog::warn("cpu plan: {}", w);
@@ -169,14 +263,26 @@ bool ServeServer::Start(boost::asio::io_context& io, std::string* error) {
       mallopt(M_MMAP_THRESHOLD, 4 << 20);
       mallopt(M_TRIM_THRESHOLD, 64 << 20);
     }
-    for (size_t i = 0; i < pools_.size(); ++i) pools_[i]->SetWorkers(planned.workers[i]);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      entries[i]->cpus = planned.workers[i];
+      entries[i]->pool->SetWorkers(entries[i]->cpus);
+    }
   }
   auto make = [&](const std::string& address, uint64_t limit, auto route) {
-    // Each listener bounds the bodies it is receiving by the same budget.
+    // Each listener bounds the bodies it is receiving by the same budget. Every response
+    // carries the request's id (the client's x-request-id, else a new one) and is counted in
+    // TorchServe's Requests2XX/4XX/5XX.
     return std::make_unique<http::HttpServer>(
         io, Listener(address, limit, config_.max_buffered_body_bytes),
         [this, route](Request&& request, Responder respond) {
-          route(this, std::move(request), std::move(respond));
+          std::string id(request["x-request-id"]);
+          if (id.empty() || id.size() > 200) id = NewRequestId();
+          Responder tagged = [this, id, respond = std::move(respond)](Response&& response) {
+            response.set("x-request-id", id);
+            ts_metrics_->CountResponse(response.result_int());
+            respond(std::move(response));
+          };
+          route(this, std::move(request), std::move(tagged));
         });
   };
   inference_ = make(config_.inference_address, config_.max_request_size, &Routes::Inference);
@@ -192,30 +298,61 @@ bool ServeServer::Start(boost::asio::io_context& io, std::string* error) {
   return true;
 }
 
-void ServeServer::Replan(const std::string& model, int workers) {
+ServeServer::ScaleResult ServeServer::Scale(const std::shared_ptr<ModelEntry>& entry, int workers,
+                                            std::string* error) {
   std::lock_guard lock(replan_mutex_);
-  std::vector<int> counts;
-  for (size_t i = 0; i < pools_.size(); ++i) {
-    if (pools_[i]->model().name == model) worker_overrides_[i] = workers;
-    int current = worker_overrides_[i] > 0 ? worker_overrides_[i] : pools_[i]->min_workers();
-    counts.push_back(std::max(1, current));
+  if (!entry->refusal.empty() && workers > 0) {
+    *error = entry->refusal;
+    return ScaleResult::kRefused;
   }
-  auto planned = PlanModels(budget_, config_.cpu, counts);
-  plan_ = planned.plan;
-  spdlog::info("re-planned for {} worker(s) of {}:\n{}", workers, model, DescribePlan(plan_));
-  for (size_t i = 0; i < pools_.size(); ++i) pools_[i]->SetWorkers(planned.workers[i]);
+  if (static_cast<int>(entry->cpus.size()) == workers) return ScaleResult::kUnchanged;
+  // The whole set with this model's new count; the others as they run now.
+  auto entries = AllEntries();
+  std::vector<int> counts;
+  std::map<int, int> used;  // CPU -> workers of other models on it
+  for (const auto& e : entries) {
+    if (e == entry) continue;
+    counts.push_back(static_cast<int>(e->cpus.size()));
+    for (const auto& w : e->cpus) {
+      for (int cpu : w.cpus) ++used[cpu];
+    }
+  }
+  std::vector<WorkerCpus> mine;
+  if (workers > 0) {
+    counts.push_back(workers);
+    for (auto& c : counts) c = std::max(c, 1);
+    auto planned = PlanModels(budget_, config_.cpu, counts);
+    auto candidates = planned.plan.workers;
+    auto load = [&](const WorkerCpus& w) {
+      int n = 0;
+      for (int cpu : w.cpus) n += used.count(cpu) ? used[cpu] : 0;
+      return n;
+    };
+    std::stable_sort(candidates.begin(), candidates.end(),
+                     [&](const auto& a, const auto& b) { return load(a) < load(b); });
+    for (int k = 0; k < workers && !candidates.empty(); ++k) {
+      mine.push_back(candidates[k % candidates.size()]);
+    }
+  }
+  spdlog::info("model {} version {}: {} worker(s) (was {})", entry->pool->model().name,
+               entry->pool->model().version, workers, entry->cpus.size());
+  entry->cpus = mine;
+  entry->pool->SetWorkers(mine);
+  return ScaleResult::kDone;
 }
 
 bool ServeServer::Healthy() const {
-  for (const auto& pool : pools_) {
-    if (pool->ready_workers() < pool->min_workers()) return false;
+  for (const auto& entry : AllEntries()) {
+    const auto& model = entry->pool->model();
+    if (Find(model.name, "") != entry) continue;
+    if (entry->pool->ready_workers() < entry->pool->min_workers()) return false;
   }
   return true;
 }
 
 std::string ServeServer::StartupError() const {
-  for (const auto& pool : pools_) {
-    auto e = pool->fatal_error();
+  for (const auto& entry : AllEntries()) {
+    auto e = entry->pool->fatal_error();
     if (!e.empty()) return e;
   }
   return "";
@@ -226,10 +363,11 @@ void ServeServer::Stop(std::chrono::milliseconds grace) {
   std::vector<std::thread> background;
   {
     std::lock_guard lock(threads_mutex_);
+    stopping_ = true;
     background.swap(background_);
   }
   for (auto& t : background) t.join();
-  for (auto& pool : pools_) pool->Stop(grace);
+  for (const auto& entry : AllEntries()) entry->pool->Stop(grace);
   if (management_) management_->Stop();
   if (metrics_) metrics_->Stop();
 }

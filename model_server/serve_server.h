@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,8 @@ struct ModelsPlan {
 ModelsPlan PlanModels(const CpuBudget& budget, const PlanRequest& cpu,
                       const std::vector<int>& model_workers);
 
+class TorchServeMetrics;
+
 class ServeServer {
  public:
   ServeServer(ServeConfig config, CpuBudget budget, PoolEnvironment env);
@@ -46,13 +49,15 @@ class ServeServer {
   // workers and the listeners (bound, accepting) on `io`. False with `error` when a listener
   // cannot bind or the front cannot be pinned.
   bool Start(boost::asio::io_context& io, std::string* error);
-  // True when every model has its minimum of ready workers.
+  // True when every model's default version has its minimum of ready workers (TorchServe's
+  // /ping: a model scaled to 0 workers does not make the server unhealthy).
   bool Healthy() const;
   // The first model whose worker refused to start (bad model file, ...), as text; "" if none.
   std::string StartupError() const;
   // Stops accepting, answers queued and in-flight requests (up to `grace`), stops the workers.
   void Stop(std::chrono::milliseconds grace);
 
+  // The plan made at start (the models of the configuration).
   const CpuPlan& plan() const { return plan_; }
   uint16_t inference_port() const;
   uint16_t management_port() const;
@@ -60,14 +65,54 @@ class ServeServer {
 
  private:
   struct Routes;
-  void Replan(const std::string& model, int workers);
+  // One registered version of a model.
+  struct ModelEntry {
+    std::shared_ptr<ModelPool> pool;
+    std::string url;  // modelUrl in list and describe: the archive name or the model file
+    // Why this model's workers cannot start (a handler sg-serve does not have), checked when
+    // workers are asked for, as TorchServe fails them at worker start; "" when they can.
+    std::string refusal;
+    bool loaded_at_startup = true;
+    std::string work_dir;  // where its archive was extracted; removed at unregister ("": none)
+    std::chrono::milliseconds start_timeout{0};  // its workers' load and warm-up bound
+    Histogram* front_preprocess = nullptr;
+    // Guarded by replan_mutex_: the CPUs of its workers as last planned.
+    std::vector<WorkerCpus> cpus;
+  };
+  struct ModelVersions {
+    std::string default_version;
+    std::map<std::string, std::shared_ptr<ModelEntry>> versions;
+  };
+  enum class ScaleResult { kDone, kUnchanged, kRefused };
+
+  // The entry of `name` at `version` ("" or absent: the default version); nullptr when none.
+  std::shared_ptr<ModelEntry> Find(const std::string& name, const std::string& version) const;
+  // Every entry, in name then version order.
+  std::vector<std::shared_ptr<ModelEntry>> AllEntries() const;
+  // A pool for `model` with its metrics. `start_timeout`: its workers' load and warm-up bound.
+  std::shared_ptr<ModelEntry> MakeEntry(const ModelConfig& model,
+                                        std::chrono::milliseconds start_timeout);
+  // Gives `entry` `workers` workers: a plan of the whole set with that count, from which this
+  // model takes the worker CPU sets the other models' workers use least; the other models'
+  // workers are left as they are. Nothing changes when the count is the same. kRefused (with
+  // `error`) when the model cannot start workers.
+  ScaleResult Scale(const std::shared_ptr<ModelEntry>& entry, int workers, std::string* error);
+  // Adds a model (its workers not started); false when name and version are taken.
+  bool AddModel(const std::shared_ptr<ModelEntry>& entry);
+  // Removes a version (another one becomes the default when it was); its queued requests get
+  // up to 10 s on a background thread, then its workers stop.
+  void RemoveModel(const std::string& name, const std::string& version);
+  // Runs `work` on a thread joined by Stop.
+  void Background(std::function<void()> work);
 
   const ServeConfig config_;
   const CpuBudget budget_;
   const PoolEnvironment env_;
   MetricsRegistry registry_;
-  std::vector<std::unique_ptr<ModelPool>> pools_;
-  std::vector<Histogram*> front_preprocess_seconds_;  // per model, as pools_
+  std::unique_ptr<TorchServeMetrics> ts_metrics_;
+  // The metric families every model's pool reports into.
+  struct Families;
+  std::unique_ptr<Families> families_;
   // The plan reserves CPUs for the front: image preprocessing runs here, not in the workers.
   // Set once by Start, before the listeners start.
   bool front_preprocess_ = false;
@@ -75,14 +120,18 @@ class ServeServer {
   std::unique_ptr<http::HttpServer> management_;
   std::unique_ptr<http::HttpServer> metrics_;
 
+  mutable std::mutex models_mutex_;
+  // Guarded by models_mutex_: the registered models by name.
+  std::map<std::string, ModelVersions> models_;
+
   std::mutex replan_mutex_;  // one re-plan at a time
-  // Guarded by replan_mutex_.
+  // Guarded by replan_mutex_ (written by Start, before the listeners start).
   CpuPlan plan_;
-  std::vector<int> worker_overrides_;  // per model; 0: as configured
 
   std::mutex threads_mutex_;
-  // Guarded by threads_mutex_: background re-plans (PUT /models), joined by Stop.
+  // Guarded by threads_mutex_: background work (scaling, unregistering), joined by Stop.
   std::vector<std::thread> background_;
+  bool stopping_ = false;
 };
 
 }  // namespace sg::serve

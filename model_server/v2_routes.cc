@@ -35,7 +35,7 @@ struct V2Infer {
   Request context;
   Responder respond;
   std::string model_name, model_version, id;
-  std::vector<int64_t> batch_shape;
+  bool unbatched = false;  // the request's shape had no batch dimension: nor has the output
   std::mutex mutex;
   // Guarded by mutex.
   std::vector<std::pair<int, std::string>> replies;
@@ -70,7 +70,7 @@ struct V2Infer {
       }
       for (const auto& v : out["data"]) data.push_back(v.is_number() ? v.get<float>() : NAN);
     }
-    shape.insert(shape.begin(), static_cast<int64_t>(replies.size()));
+    if (!unbatched) shape.insert(shape.begin(), static_cast<int64_t>(replies.size()));
     nlohmann::json body = {
         {"model_name", model_name},
         {"model_version", model_version},
@@ -99,21 +99,20 @@ void ServeServer::Routes::V2(ServeServer* self, Request&& request, Responder res
                                           {{path[2], ok}}));
   }
   if (path.size() < 3 || path[1] != "models") return respond(NotFound(request));
-  ModelPool* pool = nullptr;
-  for (auto& p : self->pools_) {
-    if (p->model().name == path[2]) pool = p.get();
-  }
-  if (!pool) return respond(V2Error(request, 404, "Model not found: " + path[2]));
+  auto entry = self->Find(path[2], "");
+  if (!entry) return respond(V2Error(request, 404, "Model not found: " + path[2]));
   size_t next = 3;
   if (path.size() > next && path[next] == "versions") {
     if (path.size() <= next + 1) return respond(NotFound(request));
-    if (path[next + 1] != pool->model().version) {
+    entry = self->Find(path[2], path[next + 1]);
+    if (!entry) {
       return respond(
           V2Error(request, 404,
                   "Model version: " + path[next + 1] + " does not exist for model: " + path[2]));
     }
     next += 2;
   }
+  ModelPool* pool = entry->pool.get();
   const auto& model = pool->model();
   std::string action = path.size() > next ? path[next] : "";
   if (path.size() > next + 1) return respond(NotFound(request));
@@ -192,14 +191,19 @@ void ServeServer::Routes::V2(ServeServer* self, Request&& request, Responder res
                            "\"shape\" needs " + std::to_string(numel) + " values, \"data\" has " +
                                std::to_string(data.size())));
   }
-  size_t batch = static_cast<size_t>(shape[0]);
+  // A shape of the sample's own rank has no batch dimension: one sample, answered without one
+  // (TorchServe's KServe v2 mnist request sends [1, 28, 28] to a model of [N, 1, 28, 28]).
+  size_t sample_rank = model.handler != HandlerKind::kTensor ? 3 : model.input_shape.size();
+  bool unbatched = sample_rank > 0 && shape.size() == sample_rank;
+  size_t batch = unbatched ? 1 : static_cast<size_t>(shape[0]);
   size_t per = data.size() / batch;
-  std::vector<int64_t> sample_shape(shape.begin() + 1, shape.end());
+  std::vector<int64_t> sample_shape(shape.begin() + (unbatched ? 0 : 1), shape.end());
   auto state = std::make_shared<V2Infer>();
   state->context = ReplyContext(request);
   state->respond = respond;
   state->model_name = model.name;
   state->model_version = model.version;
+  state->unbatched = unbatched;
   if (doc.contains("id") && doc["id"].is_string()) state->id = doc["id"];
   state->replies.resize(batch);
   state->remaining = batch;

@@ -19,6 +19,7 @@
 
 #include "common/strings.h"
 #include "model_server/cpu_budget.h"
+#include "model_server/ts_metrics.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/model_server/test_images.h"
 
@@ -244,7 +245,7 @@ TEST(ServeTest, TorchServeApiEndToEnd) {
   EXPECT_EQ(json::parse(models->body)["models"].size(), 3u);
   auto describe = server.Describe("fashion");
   EXPECT_EQ(describe["modelName"], "fashion");
-  EXPECT_EQ(describe["queue"]["capacity"], 100);
+  EXPECT_EQ(describe["jobQueueStatus"]["remainingCapacity"], 100);
   ASSERT_GE(describe["workers"].size(), 1u);
   auto worker = describe["workers"][0];
   EXPECT_EQ(worker["status"], "READY");
@@ -268,12 +269,20 @@ TEST(ServeTest, TorchServeApiEndToEnd) {
             std::string::npos)
       << no_version->body;
 
-  // Metrics with TorchServe's names, labelled by model.
+  // Metrics with TorchServe's names and labels, by the version the request named ("default"
+  // when none: 4 requests here, 1 named 1.0).
   auto metrics = HttpGet(server.metrics(), "/metrics");
   ASSERT_TRUE(metrics);
   ASSERT_EQ(metrics->status, 200);
-  EXPECT_NE(metrics->body.find(
-                "ts_inference_requests_total{model_name=\"fashion\",model_version=\"1.0\"} 5"),
+  std::string host = ",hostname=\"" + LocalHostname() + "\",} ";
+  EXPECT_NE(metrics->body.find("ts_inference_requests_total{model_name=\"fashion\",model_version="
+                               "\"default\"" +
+                               host + "4.0\n"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("ts_inference_requests_total{model_name=\"fashion\",model_version="
+                               "\"1.0\"" +
+                               host + "1.0\n"),
             std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("ts_inference_latency_microseconds{model_name=\"fashion\""),
@@ -639,7 +648,7 @@ double Batches(Server& server, const std::string& model) {
   return m ? MetricValue(m->body, "sg_batch_size_count{model_name=\"" + model + "\"}") : -1;
 }
 int Pending(Server& server, const std::string& model) {
-  return server.Describe(model)["queue"]["pending"].get<int>();
+  return server.Describe(model)["jobQueueStatus"]["pendingRequests"].get<int>();
 }
 double SlowBatches(Server& server) {
   return Batches(server, "slow");
