@@ -374,7 +374,12 @@ nlohmann::json Cutover::StateJson(CutoverInstant now) const {
   const bool judging = state_ == CutoverState::kRunning || state_ == CutoverState::kPaused;
   out["step_started_at"] = FormatUnixMicros(step_started_.unix_us);
   out["time_in_step_s"] = std::chrono::duration<double>(now.steady - step_started_.steady).count();
-  out["judged"] = judging ? last_verdict_.judged : 0;
+  uint64_t judged = 0;
+  if (judging) {
+    std::lock_guard comparison_lock(comparison_mutex_);
+    if (comparison_) judged = comparison_->queue_stats().judged;
+  }
+  out["judged"] = judged;  // now; the verdict's is the last evaluation's
   out["verdict"] = {{"verdict", last_verdict_.verdict}, {"gates", last_verdict_.gates}};
   if (!last_verdict_.failure.empty()) out["verdict"]["failure"] = last_verdict_.failure;
   out["evaluation_interval_s"] = std::chrono::duration<double>(config_.evaluation_interval).count();
