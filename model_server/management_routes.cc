@@ -109,10 +109,12 @@ void ServeServer::Routes::Management(ServeServer* self, Request&& request, Respo
     if (!self->Find(name, "")) return respond(ModelNotFound(request, name));
     {
       std::lock_guard lock(self->models_mutex_);
-      auto& versions = self->models_[name];
-      if (!versions.versions.count(version))
+      auto it = self->models_.find(name);
+      if (it == self->models_.end()) return respond(ModelNotFound(request, name));
+      if (!it->second.versions.count(version)) {
         return respond(VersionNotFound(request, name, version));
-      versions.default_version = version;
+      }
+      it->second.default_version = version;
     }
     return respond(Status200(
         request, 200,
@@ -161,7 +163,9 @@ void ServeServer::Routes::Management(ServeServer* self, Request&& request, Respo
     std::string actual = entry->pool->model().version;
     {
       std::lock_guard lock(self->models_mutex_);
-      const auto& versions = self->models_[name];
+      auto it = self->models_.find(name);
+      if (it == self->models_.end()) return respond(ModelNotFound(request, name));
+      const auto& versions = it->second;
       if (!version.empty() && versions.default_version == version && versions.versions.size() > 1) {
         return respond(Error(request, 403, "InvalidModelVersionException",
                              "Cannot remove default version for model " + name));

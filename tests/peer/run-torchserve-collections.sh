@@ -81,7 +81,7 @@ run_collection inference "$peers/postman/inference_api_test_collection.json" \
 run_collection kf "$peers/postman/kf_api_test_collection.json" "$peers/postman/kf_inference_data.json"
 run_collection kfv2 "$peers/postman/kfv2_api_test_collection.json" \
   "$peers/postman/kfv2_inference_data.json"
-echo "peer-test: $(( $(date +%s) - start )) s; sg-serve's log: kept on failure below"
+echo "peer-test: $(( $(date +%s) - start )) s"
 if ((status)); then
   tail -50 "$work/sg-serve.log" >&2
   echo "peer-test: FAILED" >&2
