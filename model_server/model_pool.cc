@@ -695,6 +695,10 @@ bool ModelPool::WaitReady(std::chrono::steady_clock::time_point deadline,
                           std::string* error) const {
   std::unique_lock lock(mutex_);
   while (true) {
+    if (stopping_) {
+      *error = "server is shutting down";
+      return false;
+    }
     bool all_ready = true;
     for (const auto& s : slots_) {
       if (s->status == "FAILED") {

@@ -91,8 +91,7 @@ class ModelPool {
   // TorchServe's describe-model entry (jobQueueStatus included), plus pinning and threads.
   nlohmann::json Describe() const;
   // Waits until every worker is READY (true), or one has failed to start (false, with its reason
-  // in `error`), or `deadline` (false, "workers not ready within ..."). True at once with no
-  // workers.
+  // in `error`), or `deadline`, or Stop (false). True at once with no workers.
   bool WaitReady(std::chrono::steady_clock::time_point deadline, std::string* error) const;
   // Predictions waiting: queued, and sent ahead to a busy worker.
   size_t pending() const;

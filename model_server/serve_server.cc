@@ -360,14 +360,21 @@ std::string ServeServer::StartupError() const {
 
 void ServeServer::Stop(std::chrono::milliseconds grace) {
   if (inference_) inference_->Stop();
-  std::vector<std::thread> background;
   {
     std::lock_guard lock(threads_mutex_);
     stopping_ = true;
+  }
+  // The pools first: a synchronous scale or registration waiting for its workers ends at once
+  // (500, shutting down) instead of holding the stop for up to its start timeout.
+  for (const auto& entry : AllEntries()) entry->pool->Stop(grace);
+  std::vector<std::thread> background;
+  {
+    std::lock_guard lock(threads_mutex_);
     background.swap(background_);
   }
   for (auto& t : background) t.join();
-  for (const auto& entry : AllEntries()) entry->pool->Stop(grace);
+  // A registration that finished meanwhile added a pool after the others stopped.
+  for (const auto& entry : AllEntries()) entry->pool->Stop(std::chrono::milliseconds(0));
   if (management_) management_->Stop();
   if (metrics_) metrics_->Stop();
 }
