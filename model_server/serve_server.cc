@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <random>
 
@@ -238,9 +239,22 @@ void ServeServer::RemoveModel(const std::string& name, const std::string& versio
 }
 
 void ServeServer::Background(std::function<void()> work) {
-  std::lock_guard lock(threads_mutex_);
-  if (stopping_) return;
-  background_.emplace_back(std::move(work));
+  std::vector<Task> finished;
+  {
+    std::lock_guard lock(threads_mutex_);
+    if (stopping_) return;
+    auto running = std::partition(background_.begin(), background_.end(),
+                                  [](const Task& t) { return !t.done->load(); });
+    std::move(running, background_.end(), std::back_inserter(finished));
+    background_.erase(running, background_.end());
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    background_.push_back({std::thread([work = std::move(work), done] {
+                             work();
+                             *done = true;
+                           }),
+                           done});
+  }
+  for (auto& t : finished) t.thread.join();
 }
 
 bool ServeServer::Start(boost::asio::io_context& io, std::string* error) {
@@ -367,12 +381,12 @@ void ServeServer::Stop(std::chrono::milliseconds grace) {
   // The pools first: a synchronous scale or registration waiting for its workers ends at once
   // (500, shutting down) instead of holding the stop for up to its start timeout.
   for (const auto& entry : AllEntries()) entry->pool->Stop(grace);
-  std::vector<std::thread> background;
+  std::vector<Task> background;
   {
     std::lock_guard lock(threads_mutex_);
     background.swap(background_);
   }
-  for (auto& t : background) t.join();
+  for (auto& t : background) t.thread.join();
   // A registration that finished meanwhile added a pool after the others stopped.
   for (const auto& entry : AllEntries()) entry->pool->Stop(std::chrono::milliseconds(0));
   if (management_) management_->Stop();

@@ -2,6 +2,7 @@
 // TorchServe listeners (inference, management, metrics) on the shared HTTP server.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -129,8 +130,14 @@ class ServeServer {
   CpuPlan plan_;
 
   std::mutex threads_mutex_;
-  // Guarded by threads_mutex_: background work (scaling, unregistering), joined by Stop.
-  std::vector<std::thread> background_;
+  // Guarded by threads_mutex_: background work (scaling, registering, unregistering), each
+  // with the flag it sets when done; finished ones are joined by the next Background call, the
+  // rest by Stop.
+  struct Task {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Task> background_;
   bool stopping_ = false;
 };
 
