@@ -156,7 +156,7 @@ int64_t ConfigNode::AsInt() const {
 }
 
 std::chrono::microseconds ConfigNode::AsDuration() const {
-  static constexpr std::string_view kHint = " (write a number with a unit: us, ms, s, m)";
+  static constexpr std::string_view kHint = " (write a number with a unit: us, ms, s, m, h, d)";
   if (!value_->is_string())
     Fail("must be a duration string, got " + TypeName(*value_) + std::string(kHint));
   const std::string text = value_->get<std::string>();
@@ -176,6 +176,10 @@ std::chrono::microseconds ConfigNode::AsDuration() const {
     us_per_unit = 1e6;
   else if (unit == "m")
     us_per_unit = 60e6;
+  else if (unit == "h")
+    us_per_unit = 3600e6;
+  else if (unit == "d")
+    us_per_unit = 86400e6;
   else
     Fail("invalid duration \"" + text + "\"" + std::string(kHint));
   double us = number * us_per_unit;

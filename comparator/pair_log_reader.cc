@@ -1,9 +1,6 @@
 #include "comparator/pair_log_reader.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <string_view>
@@ -11,12 +8,11 @@
 #include <vector>
 
 #include "common/pair_record.h"
+#include "common/zstd_file.h"
 #include "comparator/comparison.h"
 
 namespace sg::comparator {
 namespace {
-
-constexpr size_t kReadBufferBytes = 1 << 20;
 
 // What a gateway cannot have written: judged, it would count as a match or skew the latency.
 const char* Implausible(const PairRecord& pair) {
@@ -104,17 +100,16 @@ bool ReadPairLogFile(const std::string& path, Comparison& comparison, ReadStats*
     *stats = ReadPairLog(std::cin, comparison, options);
     return true;
   }
-  // Read in large blocks: with the default 8 KiB buffer the read(2) calls took ~10% of the time.
-  std::vector<char> buffer(kReadBufferBytes);
-  std::ifstream in;
-  in.rdbuf()->pubsetbuf(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-  in.open(path, std::ios::binary);
-  if (!in) {
-    *error = path + ": cannot open: " + std::strerror(errno);
+  // Plain or zstd (the gateway compresses rotated files), read in large blocks.
+  auto in = OpenMaybeCompressed(path, error);
+  if (!in) return false;
+  *stats = ReadPairLog(*in, comparison, options);
+  if (std::string bad = CompressedStreamError(*in); !bad.empty()) {
+    // What was read before the damage was judged; the file's problem is the run's error.
+    *error = path + ": " + bad;
     return false;
   }
-  *stats = ReadPairLog(in, comparison, options);
-  if (in.bad()) {
+  if (in->bad()) {
     *error = path + ": read error";
     return false;
   }

@@ -33,8 +33,10 @@ struct ReadStats {
 // are counted by reason and never stop the read.
 ReadStats ReadPairLog(std::istream& in, Comparison& comparison, const ReadOptions& options = {});
 
-// Opens `path` ("-" = standard input) and reads it as above. False with `error` when the file
-// cannot be opened or read.
+// Opens `path` ("-" = standard input) and reads it as above, decompressing a zstd file (the
+// gateway's rotated files). False with `error` when the file cannot be opened or read, or its
+// compressed data is corrupt or truncated (an unknown number of records lost: not a malformed
+// line to count, an input to fix).
 bool ReadPairLogFile(const std::string& path, Comparison& comparison, ReadStats* stats,
                      std::string* error, const ReadOptions& options = {});
 

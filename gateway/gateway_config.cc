@@ -267,6 +267,15 @@ void ParseCapture(const ConfigNode& node, CaptureConfig* config) {
       out.max_file_bytes =
           log.GetInRange<int64_t>("max_file_bytes", out.max_file_bytes, 4096, int64_t{1} << 40);
       out.max_files = log.GetInRange<int>("max_files", out.max_files, 1, 1000);
+      out.compression = log.Get<std::string>("compression", out.compression);
+      if (out.compression != "zstd" && out.compression != "none") {
+        log.Required("compression").Report("must be zstd or none, got \"" + out.compression + "\"");
+      }
+      out.compression_level =
+          log.GetInRange<int>("compression_level", out.compression_level, 1, 19);
+      out.max_total_bytes =
+          log.GetInRange<int64_t>("max_total_bytes", out.max_total_bytes, 0, int64_t{1} << 50);
+      out.max_age = log.Get<Micros>("max_age", out.max_age);
       out.queue_capacity = log.GetInRange<int>("queue_capacity", out.queue_capacity, 1, 10000000);
       out.counters_interval = PositiveDuration(log, "counters_interval", out.counters_interval);
       log.Finish();
@@ -730,6 +739,10 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
     capture["pair_log"] = {{"path", p.path},
                            {"max_file_bytes", p.max_file_bytes},
                            {"max_files", p.max_files},
+                           {"compression", p.compression},
+                           {"compression_level", p.compression_level},
+                           {"max_total_bytes", p.max_total_bytes},
+                           {"max_age", FormatMicros(p.max_age)},
                            {"queue_capacity", p.queue_capacity},
                            {"counters_interval", FormatMicros(p.counters_interval)}};
   }

@@ -100,7 +100,15 @@ struct PairLogConfig {
   std::string path;                    // empty: no pair log
   int64_t max_file_bytes = 256 << 20;  // rotate when the file would grow past this
   int max_files = 5;                   // rotated files kept (path.1 .. path.N)
-  int queue_capacity = 10000;          // records waiting for the writer; full: drop + count
+  // Rotated files are compressed (path.1.zst ...) by a background thread; "none": kept as text.
+  std::string compression = "zstd";
+  int compression_level = 3;  // zstd's levels, 1-19
+  // Retention beyond max_files: the oldest rotated files are removed while the log's files
+  // (current and rotated, as on disk) hold more than max_total_bytes (0: no size cap), and once
+  // they are older than max_age (by modification time; 0: none).
+  int64_t max_total_bytes = 0;
+  Micros max_age{0};
+  int queue_capacity = 10000;  // records waiting for the writer; full: drop + count
   Micros counters_interval = std::chrono::seconds(10);  // how often counters records are written
 };
 

@@ -8,8 +8,11 @@
 #include <cstring>
 #include <filesystem>
 #include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
+
+#include "common/zstd_file.h"
 
 namespace sg::gateway {
 
@@ -44,7 +47,11 @@ JsonlPairSink::JsonlPairSink(const PairLogConfig& config, std::FILE* file, uint6
     : config_(config), file_(file), file_size_(size) {
   writer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "sg-pairlog");
+    // Rotated files a previous run left plain (it stopped while compressing) are compressed now.
+    ApplyRetention();
+    StartCompression();
     WriterLoop();
+    WaitForCompression();
   });
 }
 
@@ -103,7 +110,13 @@ void JsonlPairSink::WriterLoop() {
     bool reopen = false;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return closing_ || reopen_ || !queue_.empty(); });
+      // Idle, the writer still wakes once a minute to apply max_age.
+      if (!wake_.wait_for(lock, kRetentionPeriod,
+                          [this] { return closing_ || reopen_ || !queue_.empty(); })) {
+        lock.unlock();
+        ApplyRetention();
+        continue;
+      }
       if (!reopen_) {
         wake_.wait_for(lock, kBatchDelay,
                        [this] { return closing_ || reopen_ || queue_.size() >= kBatchSize; });
@@ -121,6 +134,7 @@ void JsonlPairSink::WriterLoop() {
     }
     batch.clear();
     if (file_) std::fflush(file_);
+    if (std::chrono::steady_clock::now() - last_retention_ >= kRetentionPeriod) ApplyRetention();
   }
 }
 
@@ -156,17 +170,99 @@ void JsonlPairSink::ReopenFile() {
 void JsonlPairSink::Rotate() {
   std::fclose(file_);
   file_ = nullptr;
-  // path.N is dropped, path.(i) -> path.(i+1), path -> path.1.
+  // The files are renamed below: the compression of the last rotated one must be done first.
+  WaitForCompression();
+  // path.N is dropped, path.(i) -> path.(i+1), path -> path.1 (each in whichever form it has:
+  // compressed, or plain when compression is off or failed).
   std::error_code ec;
   const std::string& path = config_.path;
-  std::filesystem::remove(path + "." + std::to_string(config_.max_files), ec);
-  for (int i = config_.max_files - 1; i >= 1; --i) {
-    std::filesystem::rename(path + "." + std::to_string(i), path + "." + std::to_string(i + 1), ec);
+  for (const char* suffix : {"", ".zst"}) {
+    std::filesystem::remove(path + "." + std::to_string(config_.max_files) + suffix, ec);
+    for (int i = config_.max_files - 1; i >= 1; --i) {
+      std::filesystem::rename(path + "." + std::to_string(i) + suffix,
+                              path + "." + std::to_string(i + 1) + suffix, ec);
+    }
   }
   std::filesystem::rename(path, path + ".1", ec);
   file_ = OpenPrivate(path, "wb");
   file_size_ = 0;
   if (!file_) spdlog::error("pair log: cannot reopen {} after rotation", path);
+  ApplyRetention();
+  StartCompression();
+}
+
+void JsonlPairSink::StartCompression() {
+  if (config_.compression != "zstd" || compressor_.joinable()) return;
+  std::vector<std::string> plain;
+  std::error_code ec;
+  for (int i = 1; i <= config_.max_files; ++i) {
+    std::string file = config_.path + "." + std::to_string(i);
+    if (std::filesystem::is_regular_file(file, ec) && !IsZstdFile(file)) plain.push_back(file);
+  }
+  if (plain.empty()) return;
+  compressing_.store(true, std::memory_order_release);
+  compressor_ = std::thread([this, files = std::move(plain), level = config_.compression_level] {
+    pthread_setname_np(pthread_self(), "sg-pairlog-zst");
+    for (const auto& file : files) {
+      std::string error;
+      // The compressed file is complete (renamed into place) before the plain one goes: a
+      // reader listing the folder in between sees both for that instant, never neither.
+      if (!CompressFileZstd(file, file + ".zst", level, &error)) {
+        spdlog::error("pair log: {} stays uncompressed: {}", file, error);
+      } else if (::unlink(file.c_str()) != 0) {
+        spdlog::error("pair log: cannot remove {}: {}", file, std::strerror(errno));
+      }
+    }
+    compressing_.store(false, std::memory_order_release);
+  });
+}
+
+void JsonlPairSink::WaitForCompression() {
+  if (compressor_.joinable()) compressor_.join();
+}
+
+void JsonlPairSink::ApplyRetention() {
+  last_retention_ = std::chrono::steady_clock::now();
+  if (config_.max_total_bytes <= 0 && config_.max_age.count() <= 0) return;
+  // Not while a file is being compressed (its two forms would be counted twice, or one removed
+  // under the compressor): the next period, or the next rotation, which waits for it.
+  if (compressing_.load(std::memory_order_acquire)) return;
+  std::error_code ec;
+  struct Rotated {
+    std::string file;
+    uint64_t bytes;
+    std::filesystem::file_time_type written;
+  };
+  std::vector<Rotated> rotated;  // newest (path.1) first
+  uint64_t total = file_size_;
+  for (int i = 1; i <= config_.max_files; ++i) {
+    for (const std::string& file : {config_.path + "." + std::to_string(i),
+                                    config_.path + "." + std::to_string(i) + ".zst"}) {
+      auto bytes = std::filesystem::file_size(file, ec);
+      if (ec) continue;
+      auto written = std::filesystem::last_write_time(file, ec);
+      if (ec) continue;
+      rotated.push_back({file, bytes, written});
+      total += bytes;
+    }
+  }
+  const auto oldest_kept =
+      std::filesystem::file_time_type::clock::now() -
+      std::chrono::duration_cast<std::filesystem::file_time_type::duration>(config_.max_age);
+  // The oldest go first.
+  while (!rotated.empty()) {
+    const Rotated& last = rotated.back();
+    bool too_big =
+        config_.max_total_bytes > 0 && total > static_cast<uint64_t>(config_.max_total_bytes);
+    bool too_old = config_.max_age.count() > 0 && last.written < oldest_kept;
+    if (!too_big && !too_old) break;
+    if (std::filesystem::remove(last.file, ec)) {
+      spdlog::info("pair log: removed {} ({} bytes): {}", last.file, last.bytes,
+                   too_big ? "max_total_bytes" : "max_age");
+    }
+    total -= last.bytes;
+    rotated.pop_back();
+  }
 }
 
 }  // namespace sg::gateway

@@ -1,5 +1,6 @@
 // JsonlPairSink: the pair log as JSONL (docs/pair-log.md), encoded and written by one writer
-// thread fed through a bounded queue, with size-based rotation.
+// thread fed through a bounded queue, with size-based rotation, rotated files compressed with
+// zstd on a thread of their own, and retention by count, total size and age.
 #pragma once
 
 #include <chrono>
@@ -40,6 +41,12 @@ class JsonlPairSink : public PairSink {
   void Rotate();
   // Closes file_ and opens the path again (appending), for Reopen().
   void ReopenFile();
+  // Compresses the plain rotated files (path.i) into path.i.zst on compressor_, unless one is
+  // already running; WaitForCompression() joins it (the writer calls it before renaming files).
+  void StartCompression();
+  void WaitForCompression();
+  // Removes the oldest rotated files past max_total_bytes and max_age (writer thread).
+  void ApplyRetention();
 
   // The writer wakes for a batch, not for every record: when the queue gets its first record it
   // waits up to kBatchDelay for kBatchSize of them (a wake-up per record costs the I/O threads a
@@ -47,6 +54,8 @@ class JsonlPairSink : public PairSink {
   // cost). Lines reach the file at most kBatchDelay late.
   static constexpr size_t kBatchSize = 64;
   static constexpr std::chrono::milliseconds kBatchDelay{20};
+  // How often max_total_bytes and max_age are applied besides at each rotation.
+  static constexpr std::chrono::seconds kRetentionPeriod{60};
 
   const PairLogConfig config_;
   std::atomic<uint64_t> dropped_{0};
@@ -60,6 +69,9 @@ class JsonlPairSink : public PairSink {
   // Owned by the writer thread.
   std::FILE* file_;
   uint64_t file_size_;
+  std::chrono::steady_clock::time_point last_retention_{};
+  std::thread compressor_;                // started and joined by the writer thread only
+  std::atomic<bool> compressing_{false};  // compressor_ has not finished yet
   std::thread writer_;
 };
 

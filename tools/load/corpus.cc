@@ -9,6 +9,7 @@
 
 #include "common/pair_record.h"
 #include "common/strings.h"
+#include "common/zstd_file.h"
 #include "tools/load/idx_file.h"
 #include "tools/load/png_codec.h"
 
@@ -213,11 +214,9 @@ std::optional<size_t> RenderFashionMnist(const std::string& path, size_t limit,
 std::optional<std::vector<CorpusItem>> LoadPairLogCorpus(const std::string& path,
                                                          const std::string& label_header,
                                                          size_t* skipped, std::string* error) {
-  std::ifstream in(path);
-  if (!in) {
-    *error = path + ": cannot open";
-    return std::nullopt;
-  }
+  auto stream = OpenMaybeCompressed(path, error);  // a rotated pair log may be zstd
+  if (!stream) return std::nullopt;
+  std::istream& in = *stream;
   std::string header = ToLowerAscii(label_header);
   std::vector<CorpusItem> items;
   *skipped = 0;
@@ -246,6 +245,10 @@ std::optional<std::vector<CorpusItem>> LoadPairLogCorpus(const std::string& path
       }
     }
     items.push_back(std::move(item));
+  }
+  if (std::string bad = CompressedStreamError(in); !bad.empty()) {
+    *error = path + ": " + bad;
+    return std::nullopt;
   }
   if (items.empty()) {
     *error = path + ": no pair record with a whole captured request body (" +

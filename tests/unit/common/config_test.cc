@@ -101,7 +101,7 @@ TEST(ConfigTest, ReportsEveryProblemAtOnce) {
   EXPECT_EQ(problems[2], "configs/gateway.json: $.routes[0]: missing required key \"name\"");
   EXPECT_EQ(problems[3],
             "configs/gateway.json: $.routes[0].timeout: invalid duration \"5 parsecs\" (write a "
-            "number with a unit: us, ms, s, m)");
+            "number with a unit: us, ms, s, m, h, d)");
   EXPECT_EQ(problems[4], "configs/gateway.json: $.bogus: unknown key");
 }
 
@@ -167,6 +167,8 @@ TEST(ConfigTest, DurationsAcceptEveryUnit) {
   EXPECT_EQ(duration("1.5ms").count(), 1500);
   EXPECT_EQ(duration("2s").count(), 2000000);
   EXPECT_EQ(duration("1m").count(), 60000000);
+  EXPECT_EQ(duration("1.5h").count(), int64_t{5400} * 1000000);
+  EXPECT_EQ(duration("30d").count(), int64_t{30} * 86400 * 1000000);  // a month of mirroring
   EXPECT_THROW(duration("-1s"), ConfigError);
   EXPECT_THROW(duration("10"), ConfigError);
 }

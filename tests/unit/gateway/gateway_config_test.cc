@@ -52,6 +52,29 @@ TEST(GatewayConfigTest, MinimalConfigGetsDocumentedDefaults) {
   EXPECT_EQ(config.shadow_nice, 0);
 }
 
+TEST(GatewayConfigTest, PairLogCompressionAndRetention) {
+  auto config = Parse(R"({"capture": {"pair_log": {"path": "p.jsonl", "max_age": "30d",
+    "max_total_bytes": 1000000}}, "upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}},
+    "routes": [{"upstream": "a"}]})");
+  const auto& log = config.capture.pair_log;
+  EXPECT_EQ(log.compression, "zstd");  // rotated files are compressed unless asked otherwise
+  EXPECT_EQ(log.compression_level, 3);
+  EXPECT_EQ(log.max_age, std::chrono::hours(24 * 30));
+  EXPECT_EQ(log.max_total_bytes, 1000000);
+  auto problems = Problems(R"({"capture": {"pair_log": {"path": "p", "compression": "lz4",
+    "compression_level": 30, "max_age": "30x"}}, "upstreams": {"a": {"endpoints":
+    ["127.0.0.1:81"]}}, "routes": [{"upstream": "a"}]})");
+  ASSERT_EQ(problems.size(), 3u);
+  EXPECT_NE(problems[0].find("$.capture.pair_log.compression: must be zstd or none, got \"lz4\""),
+            std::string::npos)
+      << problems[0];
+  EXPECT_NE(problems[1].find("$.capture.pair_log.compression_level"), std::string::npos)
+      << problems[1];
+  EXPECT_NE(problems[2].find("$.capture.pair_log.max_age: invalid duration \"30x\""),
+            std::string::npos)
+      << problems[2];
+}
+
 TEST(GatewayConfigTest, ShadowThreadsAndTheirNiceValue) {
   auto config = Parse(R"({"shadow_threads": 3, "shadow_nice": 19, "upstreams": {"a":
     {"endpoints": ["127.0.0.1:81"]}}, "routes": [{"upstream": "a"}]})");
@@ -257,6 +280,10 @@ TEST(GatewayConfigTest, EffectiveConfigShowsEveryFieldAndRoundTripsThroughThePar
          {{"path", (dir.path() / "pairs.jsonl").string()},
           {"max_file_bytes", 8192},
           {"max_files", 2},
+          {"compression", "none"},
+          {"compression_level", 7},
+          {"max_total_bytes", 1 << 30},
+          {"max_age", "2592000s"},
           {"queue_capacity", 99},
           {"counters_interval", "3s"}}}}},
       {"comparison",

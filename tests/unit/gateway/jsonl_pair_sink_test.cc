@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/zstd_file.h"
 #include "tests/support/test_support.h"
 
 namespace sg::gateway {
@@ -92,6 +93,7 @@ TEST(JsonlPairSinkTest, RotatesBySizeKeepingMaxFiles) {
   config.path = (dir.path() / "pairs.jsonl").string();
   config.max_file_bytes = 4096;
   config.max_files = 2;
+  config.compression = "none";
   std::string error;
   auto sink = JsonlPairSink::Open(config, &error);
   ASSERT_TRUE(sink);
@@ -124,17 +126,140 @@ TEST(JsonlPairSinkTest, FilesAreReadableByTheirOwnerOnly) {
   config.max_files = 1;
   std::string error;
   auto sink = JsonlPairSink::Open(config, &error);
-  ::umask(old_umask);
   ASSERT_TRUE(sink) << error;
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(sink->Submit(Record(i)));
   sink->Close();
+  ::umask(old_umask);
   namespace fs = std::filesystem;
-  for (const auto& file : {config.path, config.path + ".1"}) {
+  for (const auto& file : {config.path, config.path + ".1.zst"}) {
     ASSERT_TRUE(fs::exists(file)) << file;
     EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
               fs::perms::owner_read | fs::perms::owner_write)
         << file;
   }
+}
+
+// Every record of a log, oldest first, across its rotated files (compressed or not).
+std::vector<std::string> AllIds(const PairLogConfig& config) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (int i = config.max_files; i >= 1; --i) {
+    std::string file = config.path + "." + std::to_string(i);
+    if (fs::exists(file + ".zst")) files.push_back(file + ".zst");
+    if (fs::exists(file)) files.push_back(file);
+  }
+  files.push_back(config.path);
+  std::vector<std::string> ids;
+  for (const auto& file : files) {
+    std::string error;
+    auto in = OpenMaybeCompressed(file, &error);
+    EXPECT_TRUE(in) << error;
+    if (!in) continue;
+    for (std::string line; std::getline(*in, line);) {
+      std::string why;
+      auto entry = DecodePairLogLine(line, &why);
+      EXPECT_TRUE(entry) << file << ": " << why;
+      if (entry) ids.push_back(std::get<PairRecord>(*entry).id);
+    }
+    EXPECT_EQ(CompressedStreamError(*in), "") << file;
+  }
+  return ids;
+}
+
+TEST(JsonlPairSinkTest, RotatedFilesAreCompressedAndReadBackWhole) {
+  testing::TempDir dir;
+  PairLogConfig config;
+  config.path = (dir.path() / "pairs.jsonl").string();
+  config.max_file_bytes = 8192;
+  config.max_files = 100;
+  std::string error;
+  auto sink = JsonlPairSink::Open(config, &error);
+  ASSERT_TRUE(sink) << error;
+  for (int i = 0; i < 400; ++i) ASSERT_TRUE(sink->Submit(Record(i)));
+  sink->Close();  // waits for the last compression
+  namespace fs = std::filesystem;
+  int compressed = 0;
+  for (int i = 1; i <= config.max_files; ++i) {
+    std::string file = config.path + "." + std::to_string(i);
+    EXPECT_FALSE(fs::exists(file)) << file << " left uncompressed";
+    if (!fs::exists(file + ".zst")) continue;
+    ++compressed;
+    EXPECT_TRUE(IsZstdFile(file + ".zst"));
+    EXPECT_LT(fs::file_size(file + ".zst"), 8192u / 4) << file;
+  }
+  EXPECT_GE(compressed, 5);
+  auto ids = AllIds(config);
+  ASSERT_EQ(ids.size(), 400u);
+  for (int i = 0; i < 400; ++i) EXPECT_EQ(ids[static_cast<size_t>(i)], "id-" + std::to_string(i));
+}
+
+TEST(JsonlPairSinkTest, RetentionByTotalSizeDropsTheOldestFilesOnly) {
+  testing::TempDir dir;
+  PairLogConfig config;
+  config.path = (dir.path() / "pairs.jsonl").string();
+  config.max_file_bytes = 4096;
+  config.max_files = 1000;
+  config.compression = "none";  // sizes as written: the cap is easy to check
+  config.max_total_bytes = 5 * 4096;
+  std::string error;
+  auto sink = JsonlPairSink::Open(config, &error);
+  ASSERT_TRUE(sink) << error;
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(sink->Submit(Record(i)));
+  sink->Close();
+  namespace fs = std::filesystem;
+  uint64_t rotated = 0;
+  for (int i = 1; i <= config.max_files; ++i) {
+    std::string file = config.path + "." + std::to_string(i);
+    if (fs::exists(file)) rotated += fs::file_size(file);
+  }
+  // At the last rotation the live file was empty: the rotated files fit the cap.
+  EXPECT_LE(rotated, static_cast<uint64_t>(config.max_total_bytes));
+  EXPECT_GT(rotated, static_cast<uint64_t>(config.max_total_bytes) / 2);
+  // What is kept is the newest records, with no gap.
+  auto ids = AllIds(config);
+  ASSERT_FALSE(ids.empty());
+  ASSERT_LT(ids.size(), 1000u);
+  size_t first = 1000 - ids.size();
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], "id-" + std::to_string(first + i));
+}
+
+TEST(JsonlPairSinkTest, RetentionByAgeRemovesOldRotatedFilesAtStart) {
+  testing::TempDir dir;
+  namespace fs = std::filesystem;
+  PairLogConfig config;
+  config.path = (dir.path() / "pairs.jsonl").string();
+  config.max_files = 10;
+  config.max_age = std::chrono::hours(24);
+  // Files of an earlier run: .1 from an hour ago, .2 and .3 from two days ago.
+  for (int i = 1; i <= 3; ++i) {
+    auto file = dir.Write("pairs.jsonl." + std::to_string(i) + ".zst", "x");
+    auto age = i == 1 ? std::chrono::hours(1) : std::chrono::hours(48);
+    fs::last_write_time(file, fs::file_time_type::clock::now() - age);
+  }
+  std::string error;
+  auto sink = JsonlPairSink::Open(config, &error);
+  ASSERT_TRUE(sink) << error;
+  sink->Close();
+  EXPECT_TRUE(fs::exists(config.path + ".1.zst"));
+  EXPECT_FALSE(fs::exists(config.path + ".2.zst"));
+  EXPECT_FALSE(fs::exists(config.path + ".3.zst"));
+}
+
+TEST(JsonlPairSinkTest, PlainRotatedFilesOfAnEarlierRunAreCompressedAtStart) {
+  testing::TempDir dir;
+  PairLogConfig config;
+  config.path = (dir.path() / "pairs.jsonl").string();
+  std::string text;
+  for (int i = 0; i < 10; ++i) text += EncodePairLogLine(Record(i)) + "\n";
+  dir.Write("pairs.jsonl.1", text);  // a run stopped while compressing it
+  std::string error;
+  auto sink = JsonlPairSink::Open(config, &error);
+  ASSERT_TRUE(sink) << error;
+  sink->Close();
+  namespace fs = std::filesystem;
+  EXPECT_FALSE(fs::exists(config.path + ".1"));
+  ASSERT_TRUE(fs::exists(config.path + ".1.zst"));
+  EXPECT_EQ(AllIds(config).size(), 10u);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "common/pair_record.h"
+#include "common/zstd_file.h"
 #include "tests/support/test_support.h"
 #include "tools/load/idx_file.h"
 #include "tools/load/png_codec.h"
@@ -133,6 +134,20 @@ TEST(CorpusTest, PairLogCorpusTakesWholeBodiesAndLabels) {
   ASSERT_TRUE(unlabelled) << error;
   EXPECT_EQ((*unlabelled)[0].label, std::nullopt);
   EXPECT_FALSE(LoadPairLogCorpus(dir.Write("none.jsonl", "{}\n").string(), "", &skipped, &error));
+
+  // A rotated log the gateway compressed gives the same corpus; a damaged one is an error.
+  const auto packed = dir.path() / "pairs.jsonl.1.zst";
+  ASSERT_TRUE(CompressFileZstd(path.string(), packed.string(), 3, &error)) << error;
+  auto from_zstd = LoadPairLogCorpus(packed.string(), "X-True-Label", &skipped, &error);
+  ASSERT_TRUE(from_zstd) << error;
+  ASSERT_EQ(from_zstd->size(), 2u);
+  EXPECT_EQ((*from_zstd)[0].body, (*items)[0].body);
+  EXPECT_EQ((*from_zstd)[1].label, "Bag 4");
+  std::ifstream in(packed, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto cut = dir.Write("cut.jsonl.zst", bytes.substr(0, bytes.size() - 8));
+  EXPECT_FALSE(LoadPairLogCorpus(cut.string(), "", &skipped, &error));
+  EXPECT_NE(error.find("cut.jsonl.zst: truncated zstd frame"), std::string::npos) << error;
 }
 
 }  // namespace
