@@ -279,7 +279,9 @@ void ServeServer::Routes::Register(ServeServer* self, const Request& request,
   std::string handler = UrlDecode(QueryParam(query, "handler"));
   auto context = ReplyContext(request);
   self->Background([=] {
-    ModelConfig model;
+    // TorchServe's defaults and config.properties' (registration_defaults), then the archive's
+    // model-config.yaml, then the request's parameters.
+    ModelConfig model = self->config_.registration_defaults;
     std::string error;
     std::vector<std::string> warnings;
     auto work = std::filesystem::path(self->env_.socket_dir) / "archives";

@@ -231,6 +231,12 @@ void ValidateModel(const ModelConfig& m, const ConfigNode& node) {
   }
 }
 
+ModelConfig TorchServeModelDefaults() {
+  ModelConfig m;
+  m.max_batch_delay = std::chrono::milliseconds(100);
+  return m;
+}
+
 ServeConfig ParseServeConfig(const ConfigNode& root) {
   ServeConfig c;
   ObjectReader r(root);

@@ -61,6 +61,10 @@ struct ModelConfig {
   std::string device = "cpu";  // cpu | cuda (a start-up error without CUDA)
 };
 
+// TorchServe's defaults for a model it loads from an archive, where they differ from
+// ModelConfig's: max_batch_delay 100 ms (TorchServe's maxBatchDelay).
+ModelConfig TorchServeModelDefaults();
+
 struct ServeConfig {
   std::string inference_address = "127.0.0.1:8080";
   std::string management_address = "127.0.0.1:8081";
@@ -78,6 +82,11 @@ struct ServeConfig {
   // Registering and unregistering models over the management API. Off by default, as in
   // TorchServe's model API control (config.properties `enable_model_api`, `--enable-model-api`).
   bool enable_model_api = false;
+  // What a model registered over the management API starts from, before its archive's
+  // model-config.yaml and the request's parameters: TorchServe's defaults, with
+  // config.properties' job_queue_size and default_response_timeout when sg-serve was started
+  // the TorchServe way (torchserve_config.h). Its name and path are not used.
+  ModelConfig registration_defaults = TorchServeModelDefaults();
   std::vector<ModelConfig> models;
 };
 

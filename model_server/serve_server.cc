@@ -178,7 +178,8 @@ std::shared_ptr<ServeServer::ModelEntry> ServeServer::MakeEntry(
   env.worker_start_timeout = start_timeout;
   auto entry = std::make_shared<ModelEntry>();
   entry->pool = std::make_shared<ModelPool>(model, env, m);
-  entry->url = model.path;
+  // TorchServe's modelUrl: the archive's name for a model from an archive, else its file.
+  entry->url = model.url.empty() ? model.path : model.url;
   entry->start_timeout = start_timeout;
   entry->front_preprocess = &f.front_preprocess->WithLabels({model.name});
   return entry;

@@ -238,9 +238,11 @@ class Builder {
     if (auto v = Int("max_request_size", 1, int64_t{1} << 32)) c.max_request_size = *v;
     if (auto v = Bool("enable_model_api")) c.enable_model_api = *v;
     if (auto v = Int("default_workers_per_model", 1, 4096)) default_workers_ = static_cast<int>(*v);
-    if (auto v = Int("job_queue_size", 1, 1'000'000)) job_queue_size_ = static_cast<int>(*v);
+    ModelConfig& defaults = c.registration_defaults;
+    if (auto v = Int("job_queue_size", 1, 1'000'000))
+      defaults.job_queue_size = static_cast<int>(*v);
     if (auto v = Int("default_response_timeout", 1, 86400)) {
-      response_timeout_ = std::chrono::seconds(*v);
+      defaults.response_timeout = std::chrono::seconds(*v);
     }
     if (auto v = Int("default_startup_timeout", 1, 86400)) {
       start_.startup_timeout = std::chrono::seconds(*v);
@@ -377,11 +379,9 @@ class Builder {
     const Setting* where = Find("load_models");
     std::set<std::string> names;
     for (const auto& [name, path] : targets) {
-      ModelConfig m;
-      // TorchServe's defaults for a model loaded at start-up.
-      m.max_batch_delay = std::chrono::milliseconds(100);
-      m.response_timeout = response_timeout_;
-      m.job_queue_size = job_queue_size_;
+      // TorchServe's defaults for a model loaded at start-up: those of a registered one, and
+      // default_workers_per_model.
+      ModelConfig m = start_.config.registration_defaults;
       m.workers = default_workers_;
       std::set<std::string> yaml_keys;
       std::string error;
@@ -419,8 +419,6 @@ class Builder {
   std::vector<std::string> problems_;
   TorchServeStart start_;
   int default_workers_ = 0;  // 0: planned (TorchServe: one per CPU)
-  int job_queue_size_ = 100;
-  std::chrono::milliseconds response_timeout_{std::chrono::seconds(120)};
   nlohmann::json per_model_ = nlohmann::json::object();
 };
 

@@ -191,6 +191,7 @@ TEST(ManagementApiTest, RegisterPaginateSetDefaultUnregister) {
   EXPECT_EQ(alpha["workers"][0]["status"], "READY");
   EXPECT_EQ(alpha["modelUrl"], "a.mar");
   EXPECT_EQ(alpha["loadedAtStartup"], false);
+  EXPECT_EQ(alpha["maxBatchDelay"], 100);  // TorchServe's default: the archive sets none
   EXPECT_EQ(serve.Manage("POST", "/models?url=a.mar").status, 409);
   auto beta = serve.Manage("POST", "/models?url=b.mar&model_name=beta");
   ASSERT_EQ(beta.status, 200) << beta.body;

@@ -108,6 +108,10 @@ TEST_F(TorchServeConfigTest, PropertiesFileLoadsTheModelStore) {
   EXPECT_EQ(boots.version, "3.1");
   EXPECT_EQ(boots.workers, 3);
   EXPECT_EQ(boots.batch_size, 1);
+  // A model registered later (POST /models) starts from the same defaults.
+  EXPECT_EQ(c.registration_defaults.job_queue_size, 40);
+  EXPECT_EQ(c.registration_defaults.response_timeout, std::chrono::seconds(9));
+  EXPECT_EQ(c.registration_defaults.max_batch_delay, std::chrono::milliseconds(100));
   EXPECT_TRUE(start.warnings.empty()) << start.warnings[0];
 }
 
