@@ -115,8 +115,11 @@ TEST_P(ShadowFaultTest, ClientResponsesAreByteIdenticalAndFaultIsCounted) {
   config["shadow_nice"] = 5;
   GatewayProcess gateway(config, dir);
   ASSERT_TRUE(gateway.ready());
-  EXPECT_EQ(NiceOfThreads(gateway.process().pid(), "sg-shadow"),
-            std::vector<int>(static_cast<size_t>(shadow_threads), 5));
+  // A shadow thread names itself and lowers its priority once it runs, which may be after the
+  // gateway answers /healthz: wait for it.
+  const std::vector<int> niced(static_cast<size_t>(shadow_threads), 5);
+  WaitUntil([&] { return NiceOfThreads(gateway.process().pid(), "sg-shadow") == niced; }, 5s);
+  EXPECT_EQ(NiceOfThreads(gateway.process().pid(), "sg-shadow"), niced);
   for (int i = 0; i < kRequests; ++i) {
     auto start = std::chrono::steady_clock::now();
     auto raw = RawGet(gateway.port(), "/p/" + std::to_string(i), "id-" + std::to_string(i));
