@@ -77,21 +77,18 @@ constexpr const char* kTuneSloMs = "250";
 // The student as sg-serve config JSON, 1 worker (a stand-in for a tune output's serve.json).
 json StudentServeConfig() {
   const fs::path models = testing::SourceDir() / "models" / "fashion-mnist";
-  return json{{"cpu", {{"workers", 1}, {"threads_per_worker", 1}, {"pinning", true}}},
-              {"models",
-               {{"fashion",
-                 {{"path", (models / "student.pt").string()},
-                  {"handler", "image_classifier"},
-                  {"labels", (models / "index_to_name.json").string()},
-                  {"preprocess",
-                   {{"resize", 28},
-                    {"crop", 28},
-                    {"channels", 1},
-                    {"mean", {0.2860}},
-                    {"std", {0.3530}}}},
-                  {"topk", 10},
-                  {"batch_size", 2},
-                  {"max_batch_delay_ms", 3}}}}}};
+  return json{
+      {"cpu", {{"workers", 1}, {"threads_per_worker", 1}, {"pinning", true}}},
+      {"models",
+       {{"fashion",
+         {{"path", (models / "student.pt").string()},
+          {"handler", "image_classifier"},
+          {"labels", (models / "index_to_name.json").string()},
+          {"preprocess",
+           {{"resize", 28}, {"crop", 28}, {"channels", 1}, {"mean", {0.2860}}, {"std", {0.3530}}}},
+          {"topk", 10},
+          {"batch_size", 2},
+          {"max_batch_delay_ms", 3}}}}}};
 }
 
 class DemoTest : public ::testing::Test {
@@ -99,12 +96,9 @@ class DemoTest : public ::testing::Test {
   // Starts scripts/demo with `env` on top of the test's defaults (a key in `env` replaces one).
   std::optional<Subprocess> StartDemo(std::vector<std::pair<std::string, std::string>> env) {
     SpawnOptions options;
-    options.set_env = {{"TMPDIR", dir_.path().string()},
-                       {"BIN_DIR", testing::BinDir().string()},
-                       {"OUT", out_.string()},
-                       {"TUNE_BUDGET", kTuneBudget},
-                       {"TUNE_SLO_MS", kTuneSloMs},
-                       {"TUNE_LIMIT", "300"}};
+    options.set_env = {{"TMPDIR", dir_.path().string()}, {"BIN_DIR", testing::BinDir().string()},
+                       {"OUT", out_.string()},           {"TUNE_BUDGET", kTuneBudget},
+                       {"TUNE_SLO_MS", kTuneSloMs},      {"TUNE_LIMIT", "300"}};
     for (auto& kv : env) {
       std::erase_if(options.set_env, [&](const auto& d) { return d.first == kv.first; });
       options.set_env.push_back(std::move(kv));
@@ -230,8 +224,7 @@ TEST_F(DemoTest, ReducedDemoJudgesBothCandidatesAndWritesReports) {
   // its management API describes it (the demo saves that description).
   EXPECT_NE(output.find("(" + (tune / "serve.json").string() + ")"), std::string::npos) << output;
   const json winner = result["winner"];
-  const json served =
-      json::parse(ReadFile(out_ / "student" / "served-model.json"), nullptr, false);
+  const json served = json::parse(ReadFile(out_ / "student" / "served-model.json"), nullptr, false);
   ASSERT_TRUE(served.is_array() && !served.empty()) << served.dump();
   EXPECT_EQ(served[0]["batchSize"], winner["batch_size"]) << served.dump(2);
   EXPECT_EQ(served[0]["maxBatchDelay"], winner["max_batch_delay_ms"]) << served.dump(2);
@@ -256,6 +249,31 @@ TEST_F(DemoTest, ReducedDemoJudgesBothCandidatesAndWritesReports) {
   EXPECT_NE(ReadFile(out_ / "capacity.txt").find("saving"), std::string::npos);
   EXPECT_NE(summary.find("capacity, example fleet"), std::string::npos) << summary;
   EXPECT_NE(summary.find(std::to_string(plan["pods"].get<int>()) + " pods"), std::string::npos)
+      << summary;
+
+  // The progressive cutover: the pinned teacher is promoted through every step; the broken
+  // candidate (wrong input normalisation) is rolled back at its first step by the agreement gate.
+  const json promoted =
+      json::parse(ReadFile(out_ / "cutover/teacher-cpu/state.json"), nullptr, false);
+  ASSERT_TRUE(promoted.is_object()) << output;
+  EXPECT_EQ(promoted["state"], "PROMOTED") << promoted.dump(2);
+  EXPECT_EQ(promoted["share"], 100.0);
+  std::vector<std::string> decisions;
+  for (const json& d : promoted["decisions"]) decisions.push_back(d["decision"]);
+  EXPECT_EQ(decisions, (std::vector<std::string>{"start", "advance", "advance", "promote"}))
+      << promoted.dump(2);
+  const json rolled = json::parse(ReadFile(out_ / "cutover/broken/state.json"), nullptr, false);
+  ASSERT_TRUE(rolled.is_object()) << output;
+  EXPECT_EQ(rolled["state"], "ROLLED_BACK") << rolled.dump(2);
+  EXPECT_EQ(rolled["share"], 0.0);
+  EXPECT_EQ(rolled["step"], 0) << "rolled back at the first step (20%)";
+  EXPECT_NE(rolled["reason"].get<std::string>().find("top1_agreement"), std::string::npos)
+      << rolled.dump(2);
+  for (const std::string name : {"teacher-cpu", "broken"}) {
+    EXPECT_TRUE(fs::exists(out_ / "cutover" / name / "report" / "cutover.html")) << name;
+  }
+  EXPECT_NE(summary.find("cutover: teacher-cpu PROMOTED (expected PROMOTED), broken ROLLED_BACK"),
+            std::string::npos)
       << summary;
 
   const auto left = WaitForNoProcesses(dir_.path().string(), 5s);
@@ -292,8 +310,7 @@ TEST_F(DemoTest, InterruptStopsEveryProcessItStarted) {
   EXPECT_NE(Output().find("(" + (earlier / "serve.json").string() + ")"), std::string::npos)
       << Output();
   // The student serves the given serve.json: its batch size, not the demo's own config's.
-  const json served =
-      json::parse(ReadFile(out_ / "student" / "served-model.json"), nullptr, false);
+  const json served = json::parse(ReadFile(out_ / "student" / "served-model.json"), nullptr, false);
   ASSERT_TRUE(served.is_array() && !served.empty()) << served.dump();
   EXPECT_EQ(served[0]["batchSize"], 2);
   EXPECT_EQ(served[0]["maxBatchDelay"], 3);
