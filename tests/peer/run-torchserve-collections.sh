@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TorchServe's own Postman collections (../shared/peers/torchserve/postman, or PEERS=DIR) run with
+# TorchServe's own Postman collections (tests/peer/torchserve/postman, or PEERS=DIR) run with
 # newman against sg-serve: a model store of stand-in archives (make_archives.py), sg-serve started
 # as `torchserve --start --model-store DIR --enable-model-api` would be, on free ports, and each
 # collection's data file less the cases listed in skipped.tsv (printed with their reason). Fails
@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build}
 [[ $build = /* ]] || build="$root/$build"
-peers=${PEERS:-$root/../shared/peers/torchserve}
+peers=${PEERS:-$root/tests/peer/torchserve}
 newman="$root/.cache/newman/node_modules/.bin/newman"
 serve="$build/bin/sg-serve"
 [[ -x $newman ]] || { echo "peer-test: $newman missing: run scripts/setup" >&2; exit 2; }
