@@ -24,6 +24,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "tools/load/locust_errors.h"
+
 namespace sg::load {
 namespace {
 
@@ -42,11 +44,26 @@ struct Job {
   Clock::time_point due;
 };
 
+int64_t UnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A socket error in Locust's words (ConnectionResetError(104, ...)), else `what: message`.
+std::string SocketError(const char* what, const boost::system::error_code& ec) {
+  if (ec.category() == boost::system::system_category() ||
+      ec.category() == boost::system::generic_category()) {
+    return LocustOsError(ec.value());
+  }
+  return std::string(what) + ": " + ec.message();
+}
+
 // How one attempt at a request ended.
 struct Exchange {
   int status = 0;  // 0: no response
   uint64_t bytes = 0;
-  std::string error;       // empty: a response with status < 400
+  std::string error;       // empty: a response with status < 400; else Locust's text for it
   bool retryable = false;  // a reused keep-alive connection was closed before any response
   std::string body;        // kept only for LoadOptions::on_answer
 };
@@ -60,6 +77,7 @@ class LoadRun {
         items_(items),
         schedule_timer_(io_),
         progress_timer_(io_),
+        second_timer_(io_),
         stop_timer_(io_),
         signals_(io_) {
     order_.resize(items.size());
@@ -79,6 +97,7 @@ class LoadRun {
     endpoints_ = resolver.resolve(options_.url.host, options_.url.port, ec);
     start_ = Clock::now();
     last_done_ = start_;
+    result_.stats.set_start_unix_s(UnixSeconds());
     deadline_ = options_.duration ? start_ + *options_.duration : Clock::time_point::max();
     if (ec) {
       result_.stats.Record(Method(), options_.url.target, 0, false, 0, "resolve: " + ec.message());
@@ -92,6 +111,7 @@ class LoadRun {
       asio::co_spawn(io_, HandleSignals(), asio::detached);
     }
     if (options_.progress) asio::co_spawn(io_, Progress(), asio::detached);
+    if (options_.every_second) asio::co_spawn(io_, EverySecond(), asio::detached);
     if (options_.rate) {
       asio::co_spawn(io_, Schedule(), asio::detached);
     } else {
@@ -148,6 +168,7 @@ class LoadRun {
     if (!schedule_done_ || live_workers_ > 0 || finished_) return;
     finished_ = true;
     progress_timer_.cancel();
+    second_timer_.cancel();
     stop_timer_.cancel();
     beast::error_code ec;
     signals_.cancel(ec);
@@ -214,7 +235,7 @@ class LoadRun {
       last_done_ = Clock::now();
       auto latency = std::chrono::duration_cast<std::chrono::microseconds>(last_done_ - job->due);
       result_.stats.Record(Method(), options_.url.target, latency.count(), outcome.error.empty(),
-                           outcome.bytes, outcome.error);
+                           outcome.bytes, outcome.error, UnixSeconds());
       if (options_.on_answer && outcome.error.empty()) options_.on_answer(job->item, outcome.body);
       window_latencies_us_.push_back(latency.count());
     }
@@ -243,8 +264,9 @@ class LoadRun {
       stream.expires_at(deadline);
       co_await stream.async_connect(endpoints_, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
-        outcome.error =
-            ec == beast::error::timeout ? "timeout (connect)" : "connect: " + ec.message();
+        outcome.error = ec == beast::error::timeout
+                            ? LocustConnectTimeout(options_.url.host, TimeoutSeconds())
+                            : SocketError("connect", ec);
         close();
         co_return outcome;
       }
@@ -255,7 +277,7 @@ class LoadRun {
     stream.expires_at(deadline);
     co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-      outcome.error = ec == beast::error::timeout ? "timeout" : "write: " + ec.message();
+      outcome.error = ec == beast::error::timeout ? ReadTimeout() : SocketError("write", ec);
       outcome.retryable = ec != beast::error::timeout;
       close();
       co_return outcome;
@@ -266,10 +288,16 @@ class LoadRun {
     co_await http::async_read(stream, buffer, parser,
                               asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-      outcome.error = ec == beast::error::timeout ? "timeout" : "read: " + ec.message();
       // A keep-alive connection the server closed while idle: nothing was answered.
       outcome.retryable = !parser.got_some() &&
                           (ec == http::error::end_of_stream || ec == asio::error::connection_reset);
+      if (ec == beast::error::timeout) {
+        outcome.error = ReadTimeout();
+      } else if (ec == http::error::end_of_stream && !parser.got_some()) {
+        outcome.error = LocustRemoteDisconnected();
+      } else {
+        outcome.error = SocketError("read", ec);
+      }
       close();
       co_return outcome;
     }
@@ -277,7 +305,13 @@ class LoadRun {
     outcome.status = response.result_int();
     outcome.bytes = response.body().size();
     if (options_.on_answer) outcome.body = response.body();
-    if (outcome.status >= 400) outcome.error = "HTTP " + std::to_string(outcome.status);
+    if (outcome.status >= 400) {
+      // Beast gives its own phrase for an empty reason: "<unknown-status>" for a code it does not
+      // know, where requests has "" (a known code with an empty reason reads as the standard one).
+      std::string_view reason = response.reason();
+      if (reason == "<unknown-status>") reason = "";
+      outcome.error = LocustHttpError(outcome.status, reason, options_.url.Normalized());
+    }
     if (!response.keep_alive()) close();
     co_return outcome;
   }
@@ -306,6 +340,24 @@ class LoadRun {
       last_requests = done;
       options_.progress(line);
     }
+  }
+
+  // LoadOptions::every_second: at the start, then each second until the run is over.
+  asio::awaitable<void> EverySecond() {
+    beast::error_code ec;
+    auto next = Clock::now();
+    while (!finished_) {
+      options_.every_second(result_.stats, UnixSeconds(), live_workers_);
+      next += std::chrono::seconds(1);
+      second_timer_.expires_at(next);
+      co_await second_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  double TimeoutSeconds() const { return std::chrono::duration<double>(options_.timeout).count(); }
+
+  std::string ReadTimeout() const {
+    return LocustReadTimeout(options_.url.host, options_.url.port, TimeoutSeconds());
   }
 
   // First SIGINT/SIGTERM: stop issuing, let in-flight requests finish. Second: stop at once.
@@ -356,6 +408,7 @@ class LoadRun {
   std::vector<int64_t> window_latencies_us_;  // since the last progress line
   asio::steady_timer schedule_timer_;
   asio::steady_timer progress_timer_;
+  asio::steady_timer second_timer_;
   asio::steady_timer stop_timer_;
   asio::signal_set signals_;
   LoadResult result_;
@@ -368,7 +421,7 @@ std::optional<std::string> CheckReachable(const HttpUrl& url, std::chrono::milli
   beast::error_code ec;
   tcp::resolver resolver(io);
   auto endpoints = resolver.resolve(url.host, url.port, ec);
-  std::string where = url.host + ":" + url.port;
+  std::string where = url.HostPort();
   if (ec) return "cannot resolve " + where + ": " + ec.message();
   beast::tcp_stream stream(io);
   stream.expires_after(timeout);

@@ -15,6 +15,14 @@ std::string Fixed(double value, int decimals) {
 
 namespace {
 
+// Locust's percentile column names (get_readable_percentiles): 50%, 99.9%, 100%.
+std::string PercentileLabel(double q) {
+  std::string text = Fixed(q * 100, 2);
+  while (text.back() == '0') text.pop_back();
+  if (text.back() == '.') text.pop_back();
+  return text + "%";
+}
+
 std::string Pad(const std::string& text, size_t width, bool left) {
   if (text.size() >= width) return text;
   std::string fill(width - text.size(), ' ');
@@ -47,30 +55,49 @@ std::string RequestRow(const EndpointSummary& row, double elapsed_s) {
          Pad(Fixed(PerSecond(row.failures, elapsed_s), 2), 11, false) + "\n";
 }
 
-std::string StatsCsvRow(const EndpointSummary& row, double elapsed_s) {
-  std::string line = CsvField(row.type) + "," + CsvField(row.name) + "," +
-                     std::to_string(row.requests) + "," + std::to_string(row.failures) + ",";
-  if (row.requests == 0) {
-    line += "0,0.0,0,0,0,0.0,0.0";
-    for (size_t i = 0; i < LocustPercentiles().size(); ++i) line += ",N/A";
-    return line + "\n";
-  }
-  line += Fixed(row.median_ms, 3) + "," + Fixed(row.avg_ms, 3) + "," + Fixed(row.min_ms, 3) + "," +
-          Fixed(row.max_ms, 3) + "," + Fixed(row.avg_content_bytes, 1) + "," +
-          Fixed(PerSecond(row.requests, elapsed_s), 3) + "," +
-          Fixed(PerSecond(row.failures, elapsed_s), 3);
-  for (double p : row.percentiles_ms) {
-    line += ',';
-    line += Fixed(p, 3);
-  }
-  return line + "\n";
+// Median, Average, Min and Max Response Time and Average Content Size, as Locust writes them
+// for a row without requests too.
+std::string TimesAndSize(const EndpointSummary& row) {
+  if (row.requests == 0) return "0,0.0,0,0,0";
+  return Fixed(row.median_ms, 3) + "," + Fixed(row.avg_ms, 3) + "," + Fixed(row.min_ms, 3) + "," +
+         Fixed(row.max_ms, 3) + "," + Fixed(row.avg_content_bytes, 1);
 }
 
-std::string PercentileLabel(double q) {
-  std::string text = Fixed(q * 100, 2);
-  while (text.back() == '0') text.pop_back();
-  if (text.back() == '.') text.pop_back();
-  return text + "%";
+// The percentile columns: "N/A" each when there is nothing to take them from, as Locust.
+std::string PercentileFields(const std::vector<double>& percentiles_ms) {
+  std::string fields;
+  for (size_t i = 0; i < LocustPercentiles().size(); ++i) {
+    if (i > 0) fields += ',';
+    fields += percentiles_ms.empty() ? "N/A" : Fixed(percentiles_ms[i], 3);
+  }
+  return fields;
+}
+
+std::string StatsCsvRow(const EndpointSummary& row, double elapsed_s) {
+  return CsvField(row.type) + "," + CsvField(row.name) + "," + std::to_string(row.requests) + "," +
+         std::to_string(row.failures) + "," + TimesAndSize(row) + "," +
+         (row.requests == 0 ? "0.0,0.0"
+                            : Fixed(PerSecond(row.requests, elapsed_s), 3) + "," +
+                                  Fixed(PerSecond(row.failures, elapsed_s), 3)) +
+         "," + PercentileFields(row.percentiles_ms) + "\n";
+}
+
+std::vector<double> PercentilesMs(std::vector<int64_t> latencies_us) {
+  std::vector<double> percentiles;
+  if (latencies_us.empty()) return percentiles;
+  std::sort(latencies_us.begin(), latencies_us.end());
+  for (double q : LocustPercentiles())
+    percentiles.push_back(static_cast<double>(NearestRankPercentile(latencies_us, q)) / 1000.0);
+  return percentiles;
+}
+
+std::string PercentileHeaders() {
+  std::string out;
+  for (double q : LocustPercentiles()) {
+    out += ',';
+    out += PercentileLabel(q);
+  }
+  return out;
 }
 
 }  // namespace
@@ -88,12 +115,18 @@ int64_t NearestRankPercentile(const std::vector<int64_t>& sorted, double q) {
 }
 
 void LoadStats::Record(const std::string& type, const std::string& name, int64_t latency_us,
-                       bool ok, uint64_t content_bytes, const std::string& error) {
+                       bool ok, uint64_t content_bytes, const std::string& error, int64_t unix_s) {
   Samples& samples = endpoints_[{name, type}];
   samples.latencies_us.push_back(latency_us);
   samples.content_bytes += content_bytes;
+  Second& second = samples.seconds[unix_s];
+  ++second.requests;
+  second.latencies_us.push_back(latency_us);
+  samples.seconds.erase(samples.seconds.begin(),
+                        samples.seconds.lower_bound(unix_s - kCurrentWindowS));
   ++requests_;
   if (!ok) {
+    ++second.failures;
     ++samples.failures;
     ++failures_;
     ++errors_[{type, name, error}];
@@ -118,8 +151,7 @@ EndpointSummary LoadStats::Summarize(const std::string& type, const std::string&
   row.median_ms = ms(NearestRankPercentile(sorted, 0.5));
   row.avg_content_bytes =
       static_cast<double>(samples.content_bytes) / static_cast<double>(row.requests);
-  for (double q : LocustPercentiles())
-    row.percentiles_ms.push_back(ms(NearestRankPercentile(sorted, q)));
+  row.percentiles_ms = PercentilesMs(std::move(sorted));
   return row;
 }
 
@@ -130,15 +162,57 @@ std::vector<EndpointSummary> LoadStats::Endpoints() const {
   return rows;
 }
 
-EndpointSummary LoadStats::Aggregated() const {
+LoadStats::Samples LoadStats::All() const {
   Samples all;
   for (const auto& [key, samples] : endpoints_) {
     all.latencies_us.insert(all.latencies_us.end(), samples.latencies_us.begin(),
                             samples.latencies_us.end());
     all.failures += samples.failures;
     all.content_bytes += samples.content_bytes;
+    for (const auto& [unix_s, second] : samples.seconds) {
+      Second& sum = all.seconds[unix_s];
+      sum.requests += second.requests;
+      sum.failures += second.failures;
+      sum.latencies_us.insert(sum.latencies_us.end(), second.latencies_us.begin(),
+                              second.latencies_us.end());
+    }
   }
-  return Summarize("", "Aggregated", all);
+  return all;
+}
+
+EndpointSummary LoadStats::Aggregated() const {
+  return Summarize("", "Aggregated", All());
+}
+
+CurrentSummary LoadStats::Current(const Samples& samples, int64_t now_s) const {
+  CurrentSummary current;
+  int64_t from = std::max(now_s - kCurrentWindowS, start_unix_s_);
+  uint64_t requests = 0, failures = 0;
+  std::vector<int64_t> latencies_us;
+  for (auto it = samples.seconds.lower_bound(now_s - kCurrentWindowS);
+       it != samples.seconds.end() && it->first <= now_s; ++it) {
+    if (it->first >= from && it->first < now_s) {  // whole seconds only
+      requests += it->second.requests;
+      failures += it->second.failures;
+    }
+    latencies_us.insert(latencies_us.end(), it->second.latencies_us.begin(),
+                        it->second.latencies_us.end());
+  }
+  if (now_s > from) {
+    current.requests_per_s = static_cast<double>(requests) / static_cast<double>(now_s - from);
+    current.failures_per_s = static_cast<double>(failures) / static_cast<double>(now_s - from);
+  }
+  current.percentiles_ms = PercentilesMs(std::move(latencies_us));
+  return current;
+}
+
+std::vector<std::pair<EndpointSummary, CurrentSummary>> LoadStats::History(int64_t now_s) const {
+  std::vector<std::pair<EndpointSummary, CurrentSummary>> rows;
+  for (const auto& [key, samples] : endpoints_)
+    rows.emplace_back(Summarize(key.second, key.first, samples), Current(samples, now_s));
+  Samples all = All();
+  rows.emplace_back(Summarize("", "Aggregated", all), Current(all, now_s));
+  return rows;
 }
 
 std::string FormatRequestTable(const LoadStats& stats, double elapsed_s) {
@@ -183,12 +257,8 @@ std::string FormatPercentileTable(const LoadStats& stats) {
 std::string LocustStatsCsv(const LoadStats& stats, double elapsed_s) {
   std::string out =
       "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
-      "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s";
-  for (double q : LocustPercentiles()) {
-    out += ',';
-    out += PercentileLabel(q);
-  }
-  out += "\n";
+      "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s" +
+      PercentileHeaders() + "\n";
   for (const auto& row : stats.Endpoints()) out += StatsCsvRow(row, elapsed_s);
   out += StatsCsvRow(stats.Aggregated(), elapsed_s);
   return out;
@@ -200,6 +270,35 @@ std::string LocustFailuresCsv(const LoadStats& stats) {
     const auto& [type, name, error] = key;
     out += CsvField(type) + "," + CsvField(name) + "," + CsvField(error) + "," +
            std::to_string(count) + "\n";
+  }
+  return out;
+}
+
+std::string LocustExceptionsCsv() {
+  return "Count,Message,Traceback,Nodes\n";
+}
+
+std::string LocustStatsHistoryHeader() {
+  return "Timestamp,User Count,Type,Name,Requests/s,Failures/s" + PercentileHeaders() +
+         ",Total Request Count,Total Failure Count,Total Median Response Time,"
+         "Total Average Response Time,Total Min Response Time,Total Max Response Time,"
+         "Total Average Content Size\n";
+}
+
+std::string LocustStatsHistoryRows(const LoadStats& stats, int64_t now_s, int user_count,
+                                   bool full_history) {
+  auto rows = stats.History(now_s);
+  // Without full history only the Aggregated row, with the run's percentiles (Locust's
+  // _stats_history_data_rows: use_current=full_history).
+  if (!full_history) rows.erase(rows.begin(), rows.end() - 1);
+  std::string out;
+  for (const auto& [row, current] : rows) {
+    out += std::to_string(now_s) + "," + std::to_string(user_count) + "," + CsvField(row.type) +
+           "," + CsvField(row.name) + "," + Fixed(current.requests_per_s, 6) + "," +
+           Fixed(current.failures_per_s, 6) + "," +
+           PercentileFields(full_history ? current.percentiles_ms : row.percentiles_ms) + "," +
+           std::to_string(row.requests) + "," + std::to_string(row.failures) + "," +
+           TimesAndSize(row) + "\n";
   }
   return out;
 }

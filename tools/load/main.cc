@@ -4,7 +4,10 @@
 // or unreachable endpoint.
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -42,6 +45,7 @@ struct Flags {
   double duration_s = 0;
   double timeout_s = 10;
   std::string csv_prefix;
+  bool csv_full_history = false;
   bool no_progress = false;
   // render subcommand
   std::string render_out;
@@ -52,10 +56,19 @@ int Fail(const std::string& message) {
   return kUsageError;
 }
 
-bool WriteFile(const std::string& path, const std::string& content) {
+// Writes `content` to `path`; false with `error` ("PATH: reason") when it cannot.
+bool WriteFile(const std::string& path, const std::string& content, std::string* error) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << content;
+  out.flush();
+  if (!out) *error = path + ": " + std::strerror(errno);
   return static_cast<bool>(out);
+}
+
+int64_t UnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int Render(const Flags& flags) {
@@ -130,6 +143,19 @@ int Run(const Flags& flags, const CLI::App& app) {
     return Fail(*why + " (--url " + flags.url + ")");
   }
 
+  // Locust's PREFIX_stats_history.csv grows during the run: a row (or, with --csv-full-history,
+  // a row per endpoint and one Aggregated row) each second, then one after the last request.
+  std::ofstream history;
+  std::string history_path = flags.csv_prefix + "_stats_history.csv";
+  if (!flags.csv_prefix.empty()) {
+    history.open(history_path, std::ios::binary | std::ios::trunc);
+    history << LocustStatsHistoryHeader() << std::flush;
+    if (!history) return Fail("--csv: cannot write " + history_path + ": " + std::strerror(errno));
+    options.every_second = [&history, &flags](const LoadStats& stats, int64_t unix_s, int users) {
+      history << LocustStatsHistoryRows(stats, unix_s, users, flags.csv_full_history) << std::flush;
+    };
+  }
+
   bool tty = isatty(STDERR_FILENO);
   if (!flags.no_progress) {
     options.progress = [tty](const std::string& line) {
@@ -165,13 +191,17 @@ int Run(const Flags& flags, const CLI::App& app) {
     spdlog::warn("{} x {}", count, std::get<2>(key));
   }
   if (!flags.csv_prefix.empty()) {
-    std::string stats_path = flags.csv_prefix + "_stats.csv";
-    std::string failures_path = flags.csv_prefix + "_failures.csv";
-    if (!WriteFile(stats_path, LocustStatsCsv(result.stats, result.elapsed_s)) ||
-        !WriteFile(failures_path, LocustFailuresCsv(result.stats))) {
-      return Fail("cannot write " + stats_path + " / " + failures_path);
+    const std::string& prefix = flags.csv_prefix;
+    history << LocustStatsHistoryRows(result.stats, UnixSeconds(), 0, flags.csv_full_history)
+            << std::flush;
+    if (!history) return Fail("cannot write " + history_path + ": " + std::strerror(errno));
+    if (!WriteFile(prefix + "_stats.csv", LocustStatsCsv(result.stats, result.elapsed_s), &error) ||
+        !WriteFile(prefix + "_failures.csv", LocustFailuresCsv(result.stats), &error) ||
+        !WriteFile(prefix + "_exceptions.csv", LocustExceptionsCsv(), &error)) {
+      return Fail("cannot write " + error);
     }
-    spdlog::info("wrote {} and {}", stats_path, failures_path);
+    spdlog::info("wrote {}_stats.csv, _stats_history.csv, _failures.csv and _exceptions.csv",
+                 prefix);
   }
   return result.stats.failures() > 0 ? 1 : 0;
 }
@@ -186,7 +216,8 @@ int main(int argc, char** argv) {
       "Locust-style statistics.\nExit codes: 0 all requests succeeded, 1 some failed, 2 bad "
       "flags / corpus / unreachable URL."};
   sg::AddVersionFlag(app, "sg-load");
-  app.add_option("--url", flags.url, "Target, http://HOST:PORT/PATH");
+  app.add_option("--url", flags.url,
+                 "Target, http://HOST[:PORT][/PATH][?QUERY] (HOST: a name, IPv4 or [IPv6])");
   app.add_option("--corpus", flags.corpus_dir,
                  "Directory of request bodies, one per file (label from NAME__LABEL.ext)");
   app.add_option("--fashion-mnist", flags.fashion_mnist,
@@ -221,8 +252,13 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", flags.timeout_s, "Per-request timeout, seconds, connect included")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--csv", flags.csv_prefix,
-                 "Write PREFIX_stats.csv and PREFIX_failures.csv (Locust's format)");
+  CLI::Option* csv = app.add_option(
+      "--csv", flags.csv_prefix,
+      "Write Locust's PREFIX_stats.csv, PREFIX_stats_history.csv (a row each second), "
+      "PREFIX_failures.csv and PREFIX_exceptions.csv");
+  app.add_flag("--csv-full-history", flags.csv_full_history,
+               "Also a history row per endpoint each second (as Locust's --csv-full-history)")
+      ->needs(csv);
   app.add_flag("--no-progress", flags.no_progress, "No live progress line on stderr");
   sg::AddLoggingFlags(app, log_options);
 

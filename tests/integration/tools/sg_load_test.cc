@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -173,8 +174,12 @@ TEST(SgLoadTest, FailuresAreCountedAndExitCodeIsOne) {
   std::string csv = ReadFile(prefix + "_stats.csv");
   EXPECT_EQ(CsvField(csv, "/fail", 2), "25");
   EXPECT_EQ(CsvField(csv, "/fail", 3), "25");
+  // Locust's text for it (requests' HTTPError, with nginx's reason phrase and the URL).
   EXPECT_EQ(ReadFile(prefix + "_failures.csv"),
-            "Method,Name,Error,Occurrences\nPOST,/fail,HTTP 503,25\n");
+            "Method,Name,Error,Occurrences\nPOST,/fail,HTTPError('503 Server Error: Service "
+            "Temporarily Unavailable for url: " +
+                nginx.Url("/fail") + "'),25\n");
+  EXPECT_EQ(ReadFile(prefix + "_exceptions.csv"), "Count,Message,Traceback,Nodes\n");
 }
 
 TEST(SgLoadTest, OpenLoopKeepsTheRate) {
@@ -201,21 +206,41 @@ TEST(SgLoadTest, OpenLoopKeepsTheRate) {
   EXPECT_GT(wall, 1.9);
   // The progress line appears about once a second (stderr is not a terminal here).
   EXPECT_NE(run.err.find("s  sent "), std::string::npos) << run.err;
+  // The history has a row at the start, each second, and one after the last request, whose
+  // totals are the run's.
+  auto history = Lines(ReadFile(prefix + "_stats_history.csv"));
+  ASSERT_GE(history.size(), 4u);
+  EXPECT_EQ(history[0].substr(0, 26), "Timestamp,User Count,Type,");
+  for (size_t i = 1; i < history.size(); ++i) {
+    EXPECT_EQ(Split(history[i], ',')[3], "Aggregated") << history[i];
+  }
+  EXPECT_EQ(Split(history.back(), ',')[17], "200") << history.back();
 }
 
-// A server that answers each request on a connection after `delay`, one at a time.
+// A server on 127.0.0.1 (or ::1) that answers each request on a connection after `delay`, one
+// at a time, and keeps each request's head (request line and headers).
 class SlowServer {
  public:
-  explicit SlowServer(std::chrono::milliseconds delay) : delay_(delay) {
-    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof addr;
-    bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    listen(listener_, 16);
-    getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &length);
-    port_ = ntohs(addr.sin_port);
+  explicit SlowServer(std::chrono::milliseconds delay, bool ipv6 = false) : delay_(delay) {
+    listener_ = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+    if (ipv6) {
+      auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
+      addr->sin6_family = AF_INET6;
+      addr->sin6_addr = in6addr_loopback;
+      length = sizeof *addr;
+    } else {
+      auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
+      addr->sin_family = AF_INET;
+      addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      length = sizeof *addr;
+    }
+    auto* addr = reinterpret_cast<sockaddr*>(&storage);
+    listening_ = bind(listener_, addr, length) == 0 && listen(listener_, 16) == 0 &&
+                 getsockname(listener_, addr, &length) == 0;
+    port_ = ntohs(ipv6 ? reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port
+                       : reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
     thread_ = std::thread([this] { Serve(); });
   }
   ~SlowServer() {
@@ -223,8 +248,13 @@ class SlowServer {
     thread_.join();
     close(listener_);
   }
+  bool listening() const { return listening_; }
   int port() const { return port_; }
   int answered() const { return answered_; }
+  std::vector<std::string> heads() const {
+    std::lock_guard lock(mutex_);
+    return heads_;
+  }
 
  private:
   // Handles connections one after another (sg-load uses one here).
@@ -242,6 +272,10 @@ class SlowServer {
           size_t at = ToLowerAscii(buffer.substr(0, end)).find("content-length:");
           if (at != std::string::npos) body = std::stoul(buffer.substr(at + 15));
           if (buffer.size() >= end + 4 + body) {
+            {
+              std::lock_guard lock(mutex_);
+              heads_.push_back(buffer.substr(0, end));
+            }
             buffer.erase(0, end + 4 + body);
             std::this_thread::sleep_for(delay_);
             std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -263,7 +297,10 @@ class SlowServer {
 
   std::chrono::milliseconds delay_;
   int listener_ = -1;
+  bool listening_ = false;
   int port_ = 0;
+  mutable std::mutex mutex_;
+  std::vector<std::string> heads_;  // guarded by mutex_
   std::atomic<bool> stop_{false};
   std::atomic<int> answered_{0};
   std::thread thread_;
@@ -292,6 +329,37 @@ TEST(SgLoadTest, OpenLoopLatencyIncludesQueueingBehindASlowServer) {
   EXPECT_GT(median_ms, 400.0) << csv;
   EXPECT_GT(max_ms, 900.0) << csv;
   EXPECT_NE(run.err.find("1 connections opened"), std::string::npos) << run.err;
+}
+
+// The request line and Host header received for `url`, as curl sends them: IPv6 literals keep
+// their brackets in Host, the scheme is case-insensitive, path and query go as written.
+TEST(SgLoadTest, HostHeaderAndTargetAreSentAsCurlSendsThem) {
+  struct Case {
+    bool ipv6;
+    std::string url_head;  // before the port
+    std::string path;
+    std::string host_head;
+  };
+  for (const Case& c : {Case{false, "http://127.0.0.1:", "/v4/a%20b?x=1&y=%2F", "127.0.0.1:"},
+                        Case{true, "http://[::1]:", "/v6?q", "[::1]:"},
+                        Case{true, "HTTP://[::1]:", "/upper", "[::1]:"}}) {
+    SlowServer server(std::chrono::milliseconds(0), c.ipv6);
+    ASSERT_TRUE(server.listening()) << (c.ipv6 ? "no ::1 here" : "no 127.0.0.1 here");
+    std::string port = std::to_string(server.port());
+    testing::TempDir dir;
+    auto body = dir.Write("body__x.bin", "b");
+    auto run = RunSgLoad({"--url", c.url_head + port + c.path, "--corpus", dir.path().string(),
+                          "-n", "2", "--no-progress"},
+                         dir);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    auto heads = server.heads();
+    ASSERT_EQ(heads.size(), 2u);
+    for (const auto& head : heads) {
+      auto lines = Split(head, '\n');
+      EXPECT_EQ(lines[0], "POST " + c.path + " HTTP/1.1\r") << head;
+      EXPECT_NE(head.find("\nHost: " + c.host_head + port + "\r"), std::string::npos) << head;
+    }
+  }
 }
 
 TEST(SgLoadTest, ReplaysAPairLogsRequests) {
@@ -339,7 +407,19 @@ TEST(SgLoadTest, BadFlagsAndUnreachableUrlExitWithTwo) {
   EXPECT_NE(both.err.find("exclude each other"), std::string::npos) << both.err;
   auto https = RunSgLoad({"--url", "https://x/", "--corpus", dir.path().string()}, dir);
   EXPECT_EQ(https.exit_code, 2);
-  EXPECT_NE(https.err.find("--url: URL must start with http://"), std::string::npos) << https.err;
+  EXPECT_NE(https.err.find("--url: URL must start with http://: sg-load speaks plain HTTP"),
+            std::string::npos)
+      << https.err;
+  auto user = RunSgLoad({"--url", "http://u:p@127.0.0.1:1/", "--corpus", dir.path().string()}, dir);
+  EXPECT_EQ(user.exit_code, 2);
+  EXPECT_NE(user.err.find("--url: URL user info (user:password@) is not supported"),
+            std::string::npos)
+      << user.err;
+  auto history = RunSgLoad(
+      {"--url", "http://127.0.0.1:1/", "--corpus", dir.path().string(), "--csv-full-history"}, dir);
+  EXPECT_EQ(history.exit_code, 2);
+  EXPECT_NE(history.err.find("--csv-full-history requires --csv"), std::string::npos)
+      << history.err;
   EXPECT_EQ(
       RunSgLoad({"--url", "http://127.0.0.1:1/", "--rate", "0", "--corpus", "x"}, dir).exit_code,
       2);

@@ -22,7 +22,7 @@ TEST(LoadStatsTest, SummarizesPerEndpointAndAggregated) {
   LoadStats stats;
   // 1..10 ms on /a (two failures), 100 ms on /b.
   for (int i = 1; i <= 10; ++i)
-    stats.Record("POST", "/a", i * 1000, i > 2, 10, i > 2 ? "" : "HTTP 503");
+    stats.Record("POST", "/a", i * 1000, i > 2, 10, i > 2 ? "" : "E503");
   stats.Record("GET", "/b", 100000, true, 30);
   EXPECT_EQ(stats.requests(), 11u);
   EXPECT_EQ(stats.failures(), 2u);
@@ -41,13 +41,13 @@ TEST(LoadStatsTest, SummarizesPerEndpointAndAggregated) {
   EXPECT_EQ(total.requests, 11u);
   EXPECT_DOUBLE_EQ(total.max_ms, 100.0);
   EXPECT_DOUBLE_EQ(total.median_ms, 6.0);
-  EXPECT_EQ((stats.errors().at({"POST", "/a", "HTTP 503"})), 2u);
+  EXPECT_EQ((stats.errors().at({"POST", "/a", "E503"})), 2u);
 }
 
 TEST(LoadStatsTest, CsvFollowsLocustsColumns) {
   LoadStats stats;
   stats.Record("POST", "/p", 2000, true, 100);
-  stats.Record("POST", "/p", 4000, false, 0, "read: end of stream, \"eof\"");
+  stats.Record("POST", "/p", 4000, false, 0, "HTTPError('500 Server Error: x, \"y\"')");
   std::string csv = LocustStatsCsv(stats, 2.0);
   auto lines = Split(csv, '\n');
   ASSERT_EQ(lines.size(), 4u);  // header, /p, Aggregated, trailing empty
@@ -59,8 +59,66 @@ TEST(LoadStatsTest, CsvFollowsLocustsColumns) {
             "POST,/p,2,1,2.000,3.000,2.000,4.000,50.0,1.000,0.500,2.000,4.000,4.000,4.000,4.000,"
             "4.000,4.000,4.000,4.000,4.000,4.000");
   EXPECT_EQ(lines[2].substr(0, 16), ",Aggregated,2,1,");
-  EXPECT_EQ(LocustFailuresCsv(stats),
-            "Method,Name,Error,Occurrences\nPOST,/p,\"read: end of stream, \"\"eof\"\"\",1\n");
+  EXPECT_EQ(
+      LocustFailuresCsv(stats),
+      "Method,Name,Error,Occurrences\nPOST,/p,\"HTTPError('500 Server Error: x, \"\"y\"\"')\",1\n");
+}
+
+// Locust's StatsCSVFileWriter.stats_history_csv_columns and StatsCSV.exceptions_columns
+// (locust/stats.py, 2.12.1); tests/integration/tools/locust_csv_test.py checks them against
+// Locust's module itself.
+TEST(LoadStatsTest, HistoryAndExceptionsHeadersAreLocusts) {
+  EXPECT_EQ(LocustStatsHistoryHeader(),
+            "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,"
+            "99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,"
+            "Total Median Response Time,Total Average Response Time,Total Min Response Time,"
+            "Total Max Response Time,Total Average Content Size\n");
+  EXPECT_EQ(LocustExceptionsCsv(), "Count,Message,Traceback,Nodes\n");
+}
+
+TEST(LoadStatsTest, HistoryRowsBeforeAnyRequestAreLocusts) {
+  LoadStats stats;
+  stats.set_start_unix_s(1000);
+  // As Locust's first row: no rate, N/A percentiles, zero totals.
+  EXPECT_EQ(LocustStatsHistoryRows(stats, 1000, 4, false),
+            "1000,4,,Aggregated,0.000000,0.000000,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,"
+            "0,0,0,0.0,0,0,0\n");
+  EXPECT_EQ(LocustStatsHistoryRows(stats, 1000, 4, true),
+            LocustStatsHistoryRows(stats, 1000, 4, false));
+}
+
+// Current rates: completions per whole second over the last 10 s before the row's second (from
+// the start at the earliest); percentiles: the run's (Aggregated only), or the last 10 s and the
+// current second's (full history, every row).
+TEST(LoadStatsTest, HistoryRowsCarryCurrentRatesAndWindowPercentiles) {
+  LoadStats stats;
+  stats.set_start_unix_s(1000);
+  // Second 1000: 4 requests of 1 ms on /a (one failed). Second 1001: 2 of 50 ms on /b.
+  for (int i = 0; i < 4; ++i) stats.Record("POST", "/a", 1000, i > 0, 10, i > 0 ? "" : "E", 1000);
+  stats.Record("GET", "/b", 50000, true, 0, "", 1001);
+  stats.Record("GET", "/b", 50000, true, 0, "", 1001);
+  // At 1002: two whole seconds (1000, 1001) since the start: 6 / 2 = 3 req/s, 1 / 2 failures/s.
+  auto lines = Split(LocustStatsHistoryRows(stats, 1002, 2, false), '\n');
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0],
+            "1002,2,,Aggregated,3.000000,0.500000,1.000,1.000,50.000,50.000,50.000,50.000,50.000,"
+            "50.000,50.000,50.000,50.000,6,1,1.000,17.333,1.000,50.000,6.7");
+  lines = Split(LocustStatsHistoryRows(stats, 1002, 2, true), '\n');
+  ASSERT_EQ(lines.size(), 4u);  // /a, /b (sorted by name), Aggregated, trailing empty
+  EXPECT_EQ(lines[0].substr(0, 42), "1002,2,POST,/a,2.000000,0.500000,1.000,1.0");
+  EXPECT_EQ(lines[1].substr(0, 43), "1002,2,GET,/b,1.000000,0.000000,50.000,50.0");
+  EXPECT_EQ(lines[2].substr(0, 37), "1002,2,,Aggregated,3.000000,0.500000,");
+  // 11 s later the window has moved past both seconds: no rate, and (full history) no
+  // percentiles; the run's totals stay.
+  lines = Split(LocustStatsHistoryRows(stats, 1012, 0, true), '\n');
+  EXPECT_EQ(lines[2],
+            "1012,0,,Aggregated,0.000000,0.000000,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,"
+            "6,1,1.000,17.333,1.000,50.000,6.7");
+  lines = Split(LocustStatsHistoryRows(stats, 1012, 0, false), '\n');
+  EXPECT_EQ(lines[0].substr(0, 44), "1012,0,,Aggregated,0.000000,0.000000,1.000,1");
+  // At 1011 only second 1001 is in the window: 2 requests over 10 seconds, its 50 ms.
+  lines = Split(LocustStatsHistoryRows(stats, 1011, 0, true), '\n');
+  EXPECT_EQ(lines[2].substr(0, 44), "1011,0,,Aggregated,0.200000,0.000000,50.000,");
 }
 
 TEST(LoadStatsTest, TablesNameLocustsColumns) {
