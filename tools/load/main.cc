@@ -1,6 +1,6 @@
 // sg-load: replays a corpus (files, the Fashion-MNIST test set, or a pair log's requests) against
 // one HTTP endpoint in closed or open loop, then prints Locust-style tables and writes Locust's
-// CSV files. Exit codes: 0 every request succeeded, 1 some failed, 2 bad flags, unreadable corpus
+// four CSV files (the history one as the run goes). Exit codes: 0 every request succeeded, 1 some failed, 2 bad flags, unreadable corpus
 // or unreachable endpoint.
 #include <unistd.h>
 
