@@ -120,6 +120,7 @@ class LoadRun {
     }
     io_.run();
     result_.elapsed_s = std::chrono::duration<double>(last_done_ - start_).count();
+    if (options_.every_second) options_.every_second(result_.stats, UnixSeconds(), 0);
     return std::move(result_);
   }
 

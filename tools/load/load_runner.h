@@ -51,9 +51,9 @@ struct LoadOptions {
 
   // Called about once a second with a one-line status; empty: no progress.
   std::function<void(const std::string&)> progress;
-  // Called at the start and then once a second while the run lasts, with the statistics so far,
-  // the second (Unix time) and the users running (closed loop: users; open loop: connections
-  // open): PREFIX_stats_history.csv's rows. Empty: not called.
+  // Called at the start, once a second while the run lasts and once after the last request, with
+  // the statistics so far, the second (Unix time) and the users running (closed loop: users; open
+  // loop: connections open; 0 after the end): PREFIX_stats_history.csv's rows. Empty: not called.
   std::function<void(const LoadStats& stats, int64_t unix_s, int users)> every_second;
   // When set, RunLoad leaves SIGINT and SIGTERM to its caller and stops issuing (as at a first
   // SIGINT: in-flight requests finish, `interrupted` is set) once *stop is true, checked every

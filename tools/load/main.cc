@@ -1,11 +1,10 @@
 // sg-load: replays a corpus (files, the Fashion-MNIST test set, or a pair log's requests) against
 // one HTTP endpoint in closed or open loop, then prints Locust-style tables and writes Locust's
-// four CSV files (the history one as the run goes). Exit codes: 0 every request succeeded, 1 some failed, 2 bad flags, unreadable corpus
-// or unreachable endpoint.
+// four CSV files (the history one as the run goes). Exit codes: 0 every request succeeded, 1 some
+// failed, 2 bad flags, unreadable corpus or unreachable endpoint.
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -63,12 +62,6 @@ bool WriteFile(const std::string& path, const std::string& content, std::string*
   out.flush();
   if (!out) *error = path + ": " + std::strerror(errno);
   return static_cast<bool>(out);
-}
-
-int64_t UnixSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 int Render(const Flags& flags) {
@@ -192,8 +185,6 @@ int Run(const Flags& flags, const CLI::App& app) {
   }
   if (!flags.csv_prefix.empty()) {
     const std::string& prefix = flags.csv_prefix;
-    history << LocustStatsHistoryRows(result.stats, UnixSeconds(), 0, flags.csv_full_history)
-            << std::flush;
     if (!history) return Fail("cannot write " + history_path + ": " + std::strerror(errno));
     if (!WriteFile(prefix + "_stats.csv", LocustStatsCsv(result.stats, result.elapsed_s), &error) ||
         !WriteFile(prefix + "_failures.csv", LocustFailuresCsv(result.stats), &error) ||
