@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <numeric>
 
 namespace sg::load {
 
@@ -82,12 +81,12 @@ std::string StatsCsvRow(const EndpointSummary& row, double elapsed_s) {
          "," + PercentileFields(row.percentiles_ms) + "\n";
 }
 
-std::vector<double> PercentilesMs(std::vector<int64_t> latencies_us) {
+// Locust's percentiles of `sorted` latencies, in ms; empty when there are none.
+std::vector<double> PercentilesMs(const std::vector<int64_t>& sorted) {
   std::vector<double> percentiles;
-  if (latencies_us.empty()) return percentiles;
-  std::sort(latencies_us.begin(), latencies_us.end());
+  if (sorted.empty()) return percentiles;
   for (double q : LocustPercentiles())
-    percentiles.push_back(static_cast<double>(NearestRankPercentile(latencies_us, q)) / 1000.0);
+    percentiles.push_back(static_cast<double>(NearestRankPercentile(sorted, q)) / 1000.0);
   return percentiles;
 }
 
@@ -114,20 +113,26 @@ int64_t NearestRankPercentile(const std::vector<int64_t>& sorted, double q) {
   return sorted[std::min(index, sorted.size() - 1)];
 }
 
-void LoadStats::Record(const std::string& type, const std::string& name, int64_t latency_us,
-                       bool ok, uint64_t content_bytes, const std::string& error, int64_t unix_s) {
-  Samples& samples = endpoints_[{name, type}];
-  samples.latencies_us.push_back(latency_us);
-  samples.content_bytes += content_bytes;
-  Second& second = samples.seconds[unix_s];
+void LoadStats::Samples::Add(int64_t latency_us, bool ok, uint64_t bytes, int64_t unix_s) {
+  latencies_us.push_back(latency_us);
+  sum_us += static_cast<double>(latency_us);
+  content_bytes += bytes;
+  Second& second = seconds[unix_s];
   ++second.requests;
   second.latencies_us.push_back(latency_us);
-  samples.seconds.erase(samples.seconds.begin(),
-                        samples.seconds.lower_bound(unix_s - kCurrentWindowS));
-  ++requests_;
+  seconds.erase(seconds.begin(), seconds.lower_bound(unix_s - kCurrentWindowS));
   if (!ok) {
     ++second.failures;
-    ++samples.failures;
+    ++failures;
+  }
+}
+
+void LoadStats::Record(const std::string& type, const std::string& name, int64_t latency_us,
+                       bool ok, uint64_t content_bytes, const std::string& error, int64_t unix_s) {
+  endpoints_[{name, type}].Add(latency_us, ok, content_bytes, unix_s);
+  all_.Add(latency_us, ok, content_bytes, unix_s);
+  ++requests_;
+  if (!ok) {
     ++failures_;
     ++errors_[{type, name, error}];
   }
@@ -141,17 +146,19 @@ EndpointSummary LoadStats::Summarize(const std::string& type, const std::string&
   row.requests = samples.latencies_us.size();
   row.failures = samples.failures;
   if (row.requests == 0) return row;
-  std::vector<int64_t> sorted = samples.latencies_us;
-  std::sort(sorted.begin(), sorted.end());
+  std::vector<int64_t>& sorted = samples.latencies_us;
+  auto middle = sorted.begin() + static_cast<std::ptrdiff_t>(samples.sorted);
+  std::sort(middle, sorted.end());
+  std::inplace_merge(sorted.begin(), middle, sorted.end());
+  samples.sorted = sorted.size();
   auto ms = [](int64_t us) { return static_cast<double>(us) / 1000.0; };
-  double sum = std::accumulate(sorted.begin(), sorted.end(), 0.0);
-  row.avg_ms = sum / static_cast<double>(sorted.size()) / 1000.0;
+  row.avg_ms = samples.sum_us / static_cast<double>(sorted.size()) / 1000.0;
   row.min_ms = ms(sorted.front());
   row.max_ms = ms(sorted.back());
   row.median_ms = ms(NearestRankPercentile(sorted, 0.5));
   row.avg_content_bytes =
       static_cast<double>(samples.content_bytes) / static_cast<double>(row.requests);
-  row.percentiles_ms = PercentilesMs(std::move(sorted));
+  row.percentiles_ms = PercentilesMs(sorted);
   return row;
 }
 
@@ -162,26 +169,8 @@ std::vector<EndpointSummary> LoadStats::Endpoints() const {
   return rows;
 }
 
-LoadStats::Samples LoadStats::All() const {
-  Samples all;
-  for (const auto& [key, samples] : endpoints_) {
-    all.latencies_us.insert(all.latencies_us.end(), samples.latencies_us.begin(),
-                            samples.latencies_us.end());
-    all.failures += samples.failures;
-    all.content_bytes += samples.content_bytes;
-    for (const auto& [unix_s, second] : samples.seconds) {
-      Second& sum = all.seconds[unix_s];
-      sum.requests += second.requests;
-      sum.failures += second.failures;
-      sum.latencies_us.insert(sum.latencies_us.end(), second.latencies_us.begin(),
-                              second.latencies_us.end());
-    }
-  }
-  return all;
-}
-
 EndpointSummary LoadStats::Aggregated() const {
-  return Summarize("", "Aggregated", All());
+  return Summarize("", "Aggregated", all_);
 }
 
 CurrentSummary LoadStats::Current(const Samples& samples, int64_t now_s) const {
@@ -202,16 +191,19 @@ CurrentSummary LoadStats::Current(const Samples& samples, int64_t now_s) const {
     current.requests_per_s = static_cast<double>(requests) / static_cast<double>(now_s - from);
     current.failures_per_s = static_cast<double>(failures) / static_cast<double>(now_s - from);
   }
-  current.percentiles_ms = PercentilesMs(std::move(latencies_us));
+  std::sort(latencies_us.begin(), latencies_us.end());
+  current.percentiles_ms = PercentilesMs(latencies_us);
   return current;
 }
 
-std::vector<std::pair<EndpointSummary, CurrentSummary>> LoadStats::History(int64_t now_s) const {
+std::vector<std::pair<EndpointSummary, CurrentSummary>> LoadStats::History(
+    int64_t now_s, bool per_endpoint) const {
   std::vector<std::pair<EndpointSummary, CurrentSummary>> rows;
-  for (const auto& [key, samples] : endpoints_)
-    rows.emplace_back(Summarize(key.second, key.first, samples), Current(samples, now_s));
-  Samples all = All();
-  rows.emplace_back(Summarize("", "Aggregated", all), Current(all, now_s));
+  for (const auto& [key, samples] : endpoints_) {
+    if (per_endpoint)
+      rows.emplace_back(Summarize(key.second, key.first, samples), Current(samples, now_s));
+  }
+  rows.emplace_back(Aggregated(), Current(all_, now_s));
   return rows;
 }
 
@@ -287,10 +279,9 @@ std::string LocustStatsHistoryHeader() {
 
 std::string LocustStatsHistoryRows(const LoadStats& stats, int64_t now_s, int user_count,
                                    bool full_history) {
-  auto rows = stats.History(now_s);
   // Without full history only the Aggregated row, with the run's percentiles (Locust's
   // _stats_history_data_rows: use_current=full_history).
-  if (!full_history) rows.erase(rows.begin(), rows.end() - 1);
+  auto rows = stats.History(now_s, full_history);
   std::string out;
   for (const auto& [row, current] : rows) {
     out += std::to_string(now_s) + "," + std::to_string(user_count) + "," + CsvField(row.type) +

@@ -44,6 +44,23 @@ TEST(LoadStatsTest, SummarizesPerEndpointAndAggregated) {
   EXPECT_EQ((stats.errors().at({"POST", "/a", "E503"})), 2u);
 }
 
+// The history summarises the run every second; requests recorded after one summary are merged
+// into the order it left, not appended.
+TEST(LoadStatsTest, SummariesStayExactAcrossRepeatedCalls) {
+  LoadStats stats;
+  for (int ms : {5, 1, 3}) stats.Record("GET", "/x", ms * 1000, true, 0);
+  EXPECT_DOUBLE_EQ(stats.Aggregated().median_ms, 3.0);
+  for (int ms : {0, 4, 2, 6}) stats.Record("GET", "/x", ms * 1000, true, 0);
+  for (const auto& row : {stats.Aggregated(), stats.Endpoints().at(0)}) {
+    EXPECT_DOUBLE_EQ(row.min_ms, 0.0);
+    EXPECT_DOUBLE_EQ(row.max_ms, 6.0);
+    EXPECT_DOUBLE_EQ(row.median_ms, 3.0);
+    EXPECT_DOUBLE_EQ(row.avg_ms, 3.0);
+    EXPECT_EQ(row.percentiles_ms,
+              (std::vector<double>{3.0, 4.0, 5.0, 5.0, 6.0, 6.0, 6.0, 6.0, 6.0, 6.0, 6.0}));
+  }
+}
+
 TEST(LoadStatsTest, CsvFollowsLocustsColumns) {
   LoadStats stats;
   stats.Record("POST", "/p", 2000, true, 100);
