@@ -259,6 +259,8 @@ CompareConfig ParseCompareConfig(const ConfigNode& root) {
       "min_slice_pairs", static_cast<int64_t>(config.min_slice_pairs), 1, INT64_MAX));
   config.max_time_slices = static_cast<size_t>(r.GetInRange<int64_t>(
       "max_time_slices", static_cast<int64_t>(config.max_time_slices), 1, 1000));
+  config.min_window_pairs = static_cast<uint64_t>(r.GetInRange<int64_t>(
+      "min_window_pairs", static_cast<int64_t>(config.min_window_pairs), 1, INT64_MAX));
   config.tail_multiple = r.GetInRange<double>("tail_multiple", config.tail_multiple, 1.0, 1000.0);
   if (auto n = r.Optional("noise_floor")) {
     ObjectReader nr(*n);

@@ -118,6 +118,9 @@ struct CompareConfig {
   uint64_t min_slice_pairs = 30;  // a slice is judged by the per-slice gates from this many pairs
   size_t max_time_slices = 20;    // the run is judged in at most this many time slices
   double tail_multiple = 1.25;    // tail excess: latencies above this x the primary's p99
+  // An hour or a day of the run timeline is judged (named worst, read by the worst_window_*
+  // gates) from this many eligible pairs: fewer, and one bad pair would name a quiet hour.
+  uint64_t min_window_pairs = 100;
   RedactOptions redact;
   NoiseFloor noise_floor;
 };

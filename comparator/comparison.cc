@@ -97,12 +97,14 @@ PairJudgement Comparison::Add(const PairRecord& pair) {
   by_size_.At(SizeBucket(pair.request.size)).Add(pair, j, true_label);
   timeline_.At(pair.ts_us).Add(pair, j, true_label);
   timeline_.Bound();
+  run_timeline_.Add(pair, j, true_label);
   examples_.Consider(pair, j);
   return j;
 }
 
 void Comparison::AddCounters(const MirrorCounters& counters) {
   coverage_.Add(counters);
+  run_timeline_.AddCounters(counters);
 }
 
 void Comparison::AddMalformed(const std::string& reason) {
@@ -121,6 +123,7 @@ void Comparison::Merge(const Comparison& o) {
   by_true_label_.Merge(o.by_true_label_);
   by_size_.Merge(o.by_size_);
   timeline_.Merge(o.timeline_);
+  run_timeline_.Merge(o.run_timeline_);
   examples_.Merge(o.examples_);
   coverage_.Merge(o.coverage_);
   if (noise_ && o.noise_) noise_->Merge(*o.noise_);
@@ -131,7 +134,8 @@ bool Comparison::SameState(const Comparison& o) const {
          classification_.pairs() == o.classification_.pairs() && scores_ == o.scores_ &&
          embeddings_ == o.embeddings_ && by_route_ == o.by_route_ && by_model_ == o.by_model_ &&
          by_label_ == o.by_label_ && by_true_label_ == o.by_true_label_ && by_size_ == o.by_size_ &&
-         timeline_ == o.timeline_ && examples_ == o.examples_ && coverage_.SameState(o.coverage_) &&
+         timeline_ == o.timeline_ && run_timeline_.SameState(o.run_timeline_) &&
+         examples_ == o.examples_ && coverage_.SameState(o.coverage_) &&
          (noise_ == nullptr) == (o.noise_ == nullptr) && (!noise_ || noise_->SameState(*o.noise_));
 }
 
@@ -173,6 +177,7 @@ json Comparison::ToJson() const {
                    {"latency_level", slice_level}};
   out["timeline"] = {{"window_s", static_cast<double>(timeline_.width_us()) / 1e6},
                      {"points", timeline_.PointsJson()}};
+  out["run_timeline"] = run_timeline_.ToJson(config_->min_window_pairs, level);
   coverage_.ToJson(out);
   out["examples"] = examples_.ToJson();
   if (noise_) out["noise_floor"] = NoiseFloorJson(out, noise_->ToJson(), config_->noise_floor);

@@ -7,7 +7,8 @@
 //   ScoreStats           regression/scorer errors (vs the primary and vs a true score)
 //   EmbeddingStats       cosine and relative L2
 //   SliceMap x 6         per route, model, primary label, true label, request size
-//   Timeline             per time window
+//   Timeline             per time window (the short run's charts: 10 s windows, doubled)
+//   RunTimeline          per hour and per day (UTC), bounded to the newest 45 days / 400 days
 //   WorstExamples        the pairs to look at first
 //   Coverage             the gateway's counters: what was not mirrored, and why
 //
@@ -32,6 +33,7 @@
 #include "comparator/latency_stats.h"
 #include "comparator/outcome_stats.h"
 #include "comparator/pair_judge.h"
+#include "comparator/run_timeline.h"
 #include "comparator/slices.h"
 #include "comparator/value_stats.h"
 
@@ -86,6 +88,7 @@ class Comparison {
   SliceMap by_true_label_;  // the true label: per class recall
   SliceMap by_size_;
   Timeline timeline_;
+  RunTimeline run_timeline_;
   WorstExamples examples_;
   Coverage coverage_;
 

@@ -154,15 +154,13 @@ std::vector<SliceRef> Judgeable(const json& c, std::initializer_list<const char*
   return out;
 }
 
-// The worst slice under `read` (its evidence at the Bonferroni level for all slices judged).
-Evidence WorstSlice(const Gate& g, const json& c, std::initializer_list<const char*> dimensions,
-                    const char* count_key, const char* what,
-                    const std::function<Evidence(const SliceRef&, double level)>& read) {
-  const uint64_t min_pairs = g.min_pairs.value_or(Count(c, {"slices", "min_pairs"}));
-  const auto slices = Judgeable(c, dimensions, count_key, std::max<uint64_t>(1, min_pairs));
+// The worst of `slices` under `read` (its evidence at the Bonferroni level for all of them).
+// `what` names one slice in the reason ("slice", "class", "day").
+Evidence WorstOf(const Gate& g, const std::vector<SliceRef>& slices, uint64_t min_pairs,
+                 const std::string& what,
+                 const std::function<Evidence(const SliceRef&, double level)>& read) {
   if (slices.empty()) {
-    return Absent(std::string("no ") + what + " has " + std::to_string(min_pairs) +
-                  " pairs to judge");
+    return Absent("no " + what + " has " + std::to_string(min_pairs) + " pairs to judge");
   }
   const double level = BonferroniLevel(OneSided(g), slices.size());
   Evidence worst;
@@ -176,13 +174,62 @@ Evidence WorstSlice(const Gate& g, const json& c, std::initializer_list<const ch
       worst_badness = b;
       worst = std::move(e);
       worst_name = ref.dimension + " \"" + ref.slice->value("name", std::string()) + "\"";
+      if (ref.slice->contains("run_day")) {
+        worst_name +=
+            " (day " + std::to_string(ref.slice->value("run_day", int64_t{0})) + " of the run)";
+      }
     }
   }
-  if (worst_badness == -INFINITY) return Absent(std::string("no ") + what + " could be judged");
-  const std::string plural = std::string(what) + (std::string(what).back() == 's' ? "es" : "s");
+  if (worst_badness == -INFINITY) return Absent("no " + what + " could be judged");
+  const std::string plural = what + (what.back() == 's' ? "es" : "s");
   worst.detail = "worst of " + std::to_string(slices.size()) + " " + plural + ": " + worst_name +
                  ", " + worst.detail + "; Bonferroni over " + std::to_string(slices.size());
   return worst;
+}
+
+// The worst slice of `dimensions` under `read`.
+Evidence WorstSlice(const Gate& g, const json& c, std::initializer_list<const char*> dimensions,
+                    const char* count_key, const char* what,
+                    const std::function<Evidence(const SliceRef&, double level)>& read) {
+  const uint64_t min_pairs = g.min_pairs.value_or(Count(c, {"slices", "min_pairs"}));
+  return WorstOf(g, Judgeable(c, dimensions, count_key, std::max<uint64_t>(1, min_pairs)),
+                 min_pairs, what, read);
+}
+
+// The worst hour or day (gate.window) of the run timeline under `read`: windows with at least
+// min_pairs eligible pairs, when the run has two or more of them (one window is the whole run,
+// which the overall gates judge).
+Evidence WorstWindow(const Gate& g, const json& c,
+                     const std::function<Evidence(const SliceRef&, double level)>& read) {
+  const json* series = Find(c, {"run_timeline", g.window == "hour" ? "hours" : "days"});
+  if (!series) return Absent("no run timeline in this comparison");
+  const uint64_t min_pairs =
+      std::max<uint64_t>(1, g.min_pairs.value_or(Count(c, {"run_timeline", "min_pairs"})));
+  std::vector<SliceRef> windows;
+  for (const auto& w : (*series)["windows"]) {
+    if (w.value("eligible", uint64_t{0}) >= min_pairs) windows.push_back({g.window, &w});
+  }
+  if (windows.size() < 2) {
+    return Absent("fewer than two " + g.window + "s have " + std::to_string(min_pairs) +
+                  " eligible pairs (" + std::to_string(windows.size()) + ")");
+  }
+  return WorstOf(g, windows, min_pairs, g.window, read);
+}
+
+// The worst window's proportion `successes_key` / `trials_key`, widened by the run's noise
+// floor `noise_metric` (per-window noise is not kept).
+Evidence WorstWindowProportion(const Gate& g, const json& c, const char* successes_key,
+                               const char* trials_key, const char* noise_metric, bool agreement,
+                               const std::string& label) {
+  return WorstWindow(g, c, [&](const SliceRef& ref, double level) {
+    const json& w = *ref.slice;
+    const uint64_t trials = w.value(trials_key, uint64_t{0});
+    if (!trials) return Absent("no " + std::string(trials_key) + " pairs");
+    Evidence e = Proportion(w.value(successes_key, uint64_t{0}), trials, level);
+    if (noise_metric) AddNoise(e, c, noise_metric, agreement);
+    e.detail = label + " " + e.detail;
+    return e;
+  });
 }
 
 // The noise floor's value for one slice (by dimension and name), when there is one.
@@ -509,6 +556,39 @@ const std::map<std::string, Reader>& Readers() {
          }
          return WorstSliceProportion(g, c, kAllDimensions, "top1_agree", "classified", "slice",
                                      "top1_agreement", true, "top-1 agreement");
+       }},
+      {"worst_window_agreement_rate",
+       [](const Gate& g, const json& c) {
+         return WorstWindowProportion(g, c, "agreed", "eligible", nullptr, false, "agreed");
+       }},
+      {"worst_window_failure_rate",
+       [](const Gate& g, const json& c) {
+         return WorstWindowProportion(g, c, "failed", "eligible", "failure_rate", false, "failed");
+       }},
+      {"worst_window_mismatch_rate",
+       [](const Gate& g, const json& c) {
+         return WorstWindowProportion(g, c, "mismatched", "eligible", "mismatch_rate", false,
+                                      "mismatched");
+       }},
+      {"worst_window_top1_agreement",
+       [](const Gate& g, const json& c) {
+         if (!Count(c, {"classification", "pairs"})) {
+           return Absent("no classification pairs were judged");
+         }
+         return WorstWindowProportion(g, c, "top1_agree", "classified", "top1_flip_rate", true,
+                                      "top-1 agreement");
+       }},
+      {"worst_window_p99_ratio",
+       [](const Gate& g, const json& c) {
+         return WorstWindow(g, c, [&](const SliceRef& ref, double) {
+           const json* r = Find(*ref.slice, {"p99_ratio"});
+           if (!r) return Absent("no latencies on both sides");
+           Evidence e = FromInterval(*r, r->value("level", 0.98));
+           e.detail = "shadow / primary p99 " +
+                      Fmt(Number(*ref.slice, {"shadow", "p99_ms"}).value_or(0)) + " / " +
+                      Fmt(Number(*ref.slice, {"primary", "p99_ms"}).value_or(0)) + " ms";
+           return e;
+         });
        }},
       {"worst_slice_p50_ratio",
        [](const Gate& g, const json& c) {

@@ -134,6 +134,12 @@ Gate ParseGate(const ConfigNode& node) {
       r.Required("min_pairs").Report("only worst_* metrics take min_pairs");
     }
   }
+  g.window = r.Get<std::string>("window", g.window);
+  if (g.window != "day" && g.window != "hour") {
+    r.Required("window").Report("must be \"day\" or \"hour\", got \"" + g.window + "\"");
+  } else if (r.Has("window") && g.metric.rfind("worst_window_", 0) != 0) {
+    r.Required("window").Report("only worst_window_* metrics take a window");
+  }
   r.Finish();
   return g;
 }

@@ -51,6 +51,10 @@ struct Gate {
   // Per-slice metrics: the least eligible pairs a slice needs to be judged (default: the
   // comparison's slices.min_pairs).
   std::optional<uint64_t> min_pairs;
+  // worst_window_* only: the windows judged, "day" (default) or "hour" (UTC, the comparison's
+  // run_timeline); each window needs min_pairs eligible pairs (default: the compare config's
+  // min_window_pairs).
+  std::string window = "day";
 };
 
 struct GateConfig {

@@ -367,6 +367,85 @@ Table WorstSliceTable(const json& report) {
   return t;
 }
 
+// --- the run by day and hour (comparison.run_timeline) ------------------------------------
+
+std::string WindowText(const json& w) {
+  std::string s = S(w, "name") + " (day " + std::to_string(w.value("run_day", int64_t{0})) +
+                  " of the run): agreement " + Pct(D(w, "agreement_rate")) + ", failures " +
+                  Pct(D(w, "failure_rate")) + " of " + Fmt(D(w, "eligible"), 12) +
+                  " eligible pairs";
+  if (w.contains("p99_ratio")) s += ", p99 ratio " + Fmt(D(w["p99_ratio"], "estimate"), 3);
+  return s;
+}
+
+std::string RunTimelineHeadline(const json& c) {
+  const json& t = c.value("run_timeline", json::object());
+  if (!t.contains("days")) return "No run timeline.";
+  std::string s = "Days and hours in UTC. " + S(t, "rule") + " (min_pairs " +
+                  Fmt(D(t, "min_pairs"), 12) + ").\n\n";
+  for (const auto& [series, unit] : {std::pair{"days", "day"}, std::pair{"hours", "hour"}}) {
+    const json& x = t[series];
+    const std::string unit_s(unit);
+    s += "- Worst " + unit_s + ": " +
+         (x["worst"].is_object() ? WindowText(x["worst"])
+                                 : "none (no " + unit_s + " has enough pairs)") +
+         "\n";
+    if (x["slowest"].is_object())
+      s += "- Slowest " + unit_s + ": " + WindowText(x["slowest"]) + "\n";
+    if (U(x, "dropped_pairs")) {
+      s += "- " + Fmt(D(x, "dropped_pairs"), 12) + " pairs older than the newest " +
+           Fmt(D(x, "max_windows"), 12) + " " + series + " are not in the " + unit_s +
+           " view (they count everywhere else)\n";
+    }
+  }
+  return s;
+}
+
+Table DayTable(const json& c) {
+  Table t{{"Day", "Date (UTC)", "Pairs", "Agreement", "Failures", "Top-1 agreement",
+           "Primary p50/p99 (ms)", "Shadow p50/p99 (ms)", "p99 ratio", "Coverage"},
+          {}};
+  const json& t_ = c.value("run_timeline", json::object());
+  if (!t_.contains("days")) return t;
+  for (const auto& w : t_["days"]["windows"]) {
+    t.rows.push_back({std::to_string(w.value("run_day", int64_t{0})) +
+                          (w.value("judged", false) ? "" : " (few)"),
+                      S(w, "name"), Fmt(D(w, "pairs"), 12), Pct(D(w, "agreement_rate")),
+                      Pct(D(w, "failure_rate")), NumOrDash(w, "top1_agreement", true),
+                      Fmt(D(w["primary"], "p50_ms")) + " / " + Fmt(D(w["primary"], "p99_ms")),
+                      Fmt(D(w["shadow"], "p50_ms")) + " / " + Fmt(D(w["shadow"], "p99_ms")),
+                      w.contains("p99_ratio") ? Fmt(D(w["p99_ratio"], "estimate"), 3) : "-",
+                      NumOrDash(w, "coverage", true)});
+  }
+  return t;
+}
+
+// The `limit` worst judged hours by the timeline's rule.
+Table WorstHoursTable(const json& c, size_t limit) {
+  Table t{{"Hour (UTC)", "Day", "Pairs", "Agreement", "Failures", "Primary p99 (ms)",
+           "Shadow p99 (ms)"},
+          {}};
+  const json& t_ = c.value("run_timeline", json::object());
+  if (!t_.contains("hours")) return t;
+  std::vector<const json*> judged;
+  for (const auto& w : t_["hours"]["windows"]) {
+    if (w.value("judged", false)) judged.push_back(&w);
+  }
+  std::stable_sort(judged.begin(), judged.end(), [](const json* a, const json* b) {
+    if (D(*a, "agreement_rate") != D(*b, "agreement_rate"))
+      return D(*a, "agreement_rate") < D(*b, "agreement_rate");
+    return D(*a, "failure_rate") > D(*b, "failure_rate");
+  });
+  for (const json* w : judged) {
+    if (t.rows.size() >= limit) break;
+    t.rows.push_back({S(*w, "name"), std::to_string(w->value("run_day", int64_t{0})),
+                      Fmt(D(*w, "pairs"), 12), Pct(D(*w, "agreement_rate")),
+                      Pct(D(*w, "failure_rate")), Fmt(D((*w)["primary"], "p99_ms")),
+                      Fmt(D((*w)["shadow"], "p99_ms"))});
+  }
+  return t;
+}
+
 Table FieldTable(const json& c, size_t limit) {
   Table t{{"Field", "Pairs"}, {}};
   for (const auto& f : c["differing_fields"]) {
@@ -453,6 +532,24 @@ std::string Headline(const json& report) {
     s += "\n\n> **Note:** " + MdCell(note.get<std::string>());
   }
   return s;
+}
+
+// The headline's lines ("text\n\n- item\n- item") as HTML paragraphs and a list.
+std::string MarkdownListHtml(const std::string& text) {
+  std::string out, items;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    if (line.rfind("- ", 0) == 0) {
+      items += "<li>" + HtmlEscape(line.substr(2)) + "</li>";
+    } else if (!line.empty()) {
+      out += "<p>" + HtmlEscape(line) + "</p>";
+    }
+    start = end + 1;
+  }
+  return out + (items.empty() ? "" : "<ul>" + items + "</ul>");
 }
 
 // --- chart data --------------------------------------------------------------------------------
@@ -568,6 +665,35 @@ std::string Charts(const json& c) {
   return s;
 }
 
+// Agreement and p99 by day and agreement by hour, x in days of the run.
+std::string RunTimelineCharts(const json& c) {
+  const json& t = c.value("run_timeline", json::object());
+  if (!t.contains("days")) return "";
+  Series agree{"agreement rate", "#2ca02c", {}}, hour_agree{"agreement rate", "#2ca02c", {}};
+  Series p99p{"primary p99", kPrimaryColor, {}}, p99s{"shadow p99", kShadowColor, {}};
+  for (const auto& w : t["days"]["windows"]) {
+    const double x = D(w, "run_day");
+    if (w.value("judged", false)) agree.points.emplace_back(x, D(w, "agreement_rate"));
+    p99p.points.emplace_back(x, D(w["primary"], "p99_ms"));
+    p99s.points.emplace_back(x, D(w["shadow"], "p99_ms"));
+  }
+  for (const auto& w : t["hours"]["windows"]) {
+    if (!w.value("judged", false)) continue;
+    // The day of the run plus the hour's share of its day.
+    const double hour_of_day = std::fmod(D(w, "start_us"), 86400e6) / 86400e6;
+    hour_agree.points.emplace_back(D(w, "run_day") + hour_of_day, D(w, "agreement_rate"));
+  }
+  std::string s = "<div class=\"charts\">";
+  s += LineChart(agree.points.empty() ? std::vector<Series>{} : std::vector<Series>{agree},
+                 {"Agreement by day", "day of the run", "fraction", false, false, 640, 300});
+  s += LineChart(p99p.points.empty() ? std::vector<Series>{} : std::vector<Series>{p99p, p99s},
+                 {"p99 latency by day", "day of the run", "ms", false, false, 640, 300});
+  s +=
+      LineChart(hour_agree.points.empty() ? std::vector<Series>{} : std::vector<Series>{hour_agree},
+                {"Agreement by hour", "day of the run", "fraction", false, false, 640, 300});
+  return s + "</div>";
+}
+
 std::string ExamplesHtml(const json& c) {
   std::string s;
   for (const auto& e : c["examples"]) {
@@ -628,6 +754,8 @@ std::string RenderMarkdown(const json& report) {
                   "\n\nGenerated " + S(report, "generated_at") + " by `sg-compare`.\n";
   s += "\n## Gates\n\n" + Markdown(GateTable(report));
   s += "\n## Where a regression could hide (worst slices)\n\n" + Markdown(WorstSliceTable(report));
+  s += "\n## The run by day\n\n" + RunTimelineHeadline(c) + "\n" + Markdown(DayTable(c));
+  s += "\nThe worst hours:\n\n" + Markdown(WorstHoursTable(c, 10));
   s += "\n## Coverage\n\n" + Markdown(CoverageTable(c));
   s += "\n## Requests\n\n" + Markdown(StatsTable(c));
   s += "\n## Outcomes\n\n" + Markdown(OutcomeTable(c));
@@ -682,6 +810,8 @@ std::string RenderHtml(const json& report) {
   s += "<h2>Gates</h2>" + Html(GateTable(report), "gates");
   s += "<h2>Where a regression could hide (worst slices)</h2>" +
        Html(WorstSliceTable(report), "gates");
+  s += "<h2>The run by day</h2>" + MarkdownListHtml(RunTimelineHeadline(c)) + Html(DayTable(c)) +
+       RunTimelineCharts(c) + "<h3>The worst hours</h3>" + Html(WorstHoursTable(c, 10));
   s += "<h2>Coverage</h2>" + Html(CoverageTable(c));
   s += "<h2>Requests</h2>" + Html(StatsTable(c));
   s += "<h2>Charts</h2>" + Charts(c);
