@@ -18,7 +18,7 @@ namespace sg::pair_log_internal {
 
 // True with `out` filled when `line` is a well-formed version 1 pair line and the result is the
 // one DecodePairLineDom returns. False (with `out` unspecified) when it cannot vouch for that:
-// malformed JSON, a counters line, a required field missing, a known field null, mistyped or
+// malformed JSON, a counters or cutover line, a required field missing, a known field null, mistyped or
 // repeated, an integer with a fraction, an exponent or more than 18 digits, an int field outside
 // int, a negative unsigned field, a header that is not a string or repeats a name, base64
 // Base64Decode rejects, nesting deeper than 32, a byte order mark. Never sets an error: the

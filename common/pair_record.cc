@@ -334,6 +334,20 @@ std::string EncodePairLogLine(const MirrorCounters& c) {
   return line.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+std::string EncodePairLogLine(const CutoverDecision& d) {
+  json line = {{"v", kPairLogVersion},   {"type", "cutover"}, {"ts_us", d.ts_us},
+               {"instance", d.instance}, {"route", d.route},  {"mirror", d.mirror},
+               {"decision", d.decision}, {"state", d.state},  {"step", d.step},
+               {"share", d.share},       {"reason", d.reason}};
+  if (!d.gate.empty()) line["gate"] = d.gate;
+  if (!d.metric.empty()) line["metric"] = d.metric;
+  if (d.value) line["value"] = *d.value;
+  if (d.bound) line["bound"] = *d.bound;
+  if (!d.bound_kind.empty()) line["bound_kind"] = d.bound_kind;
+  if (d.judged) line["judged"] = *d.judged;
+  return line.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::optional<PairLogEntry> DecodePairLogLine(std::string_view line, std::string* error) {
   PairRecord record;
   if (pair_log_internal::DecodePairLineFast(line, &record)) return record;
@@ -367,6 +381,27 @@ std::optional<PairLogEntry> pair_log_internal::DecodePairLineDom(std::string_vie
     c.sink_dropped = r.Get<uint64_t>(doc, "sink_dropped", "", false);
     if (!r.ok()) return std::nullopt;
     return c;
+  }
+  if (type == "cutover") {
+    CutoverDecision d;
+    d.ts_us = r.Get<int64_t>(doc, "ts_us", "");
+    d.instance = r.Get<std::string>(doc, "instance", "", false);
+    d.route = r.Get<std::string>(doc, "route", "");
+    d.mirror = r.Get<std::string>(doc, "mirror", "", false);
+    d.decision = r.Get<std::string>(doc, "decision", "");
+    d.state = r.Get<std::string>(doc, "state", "");
+    d.step = r.Get<int>(doc, "step", "");
+    d.share = r.Get<double>(doc, "share", "");
+    d.reason = r.Get<std::string>(doc, "reason", "", false);
+    d.gate = r.Get<std::string>(doc, "gate", "", false);
+    d.metric = r.Get<std::string>(doc, "metric", "", false);
+    d.bound_kind = r.Get<std::string>(doc, "bound_kind", "", false);
+    auto present = [&](const char* key) { return doc.contains(key) && !doc[key].is_null(); };
+    if (present("value")) d.value = r.Get<double>(doc, "value", "");
+    if (present("bound")) d.bound = r.Get<double>(doc, "bound", "");
+    if (present("judged")) d.judged = r.Get<uint64_t>(doc, "judged", "");
+    if (!r.ok()) return std::nullopt;
+    return d;
   }
   if (type != "pair") {
     if (r.ok() && error) *error = "unknown record type \"" + type + "\"";

@@ -70,11 +70,37 @@ struct MirrorCounters {
   bool operator==(const MirrorCounters&) const = default;
 };
 
-using PairLogEntry = std::variant<PairRecord, MirrorCounters>;
+// A progressive cutover's decision (docs/gateway.md, "Progressive cutover"): the gateway writes
+// one whenever a route's cutover starts, advances, is promoted, rolls back, pauses, resumes or
+// takes a manual share.
+struct CutoverDecision {
+  int64_t ts_us = 0;
+  std::string instance;
+  std::string route;
+  std::string mirror;    // the candidate
+  std::string decision;  // start|advance|promote|rollback|pause|resume|share
+  std::string state;     // after it: RUNNING|PAUSED|ROLLED_BACK|PROMOTED
+  int step = -1;         // after it; -1: a manual share before the first step
+  double share = 0;      // percent served by the candidate after it
+  std::string reason;
+  // The failing gate of an automatic rollback (empty otherwise): the gate's name and metric, its
+  // value and bound, and which side of the bound passes ("max": value <= bound, or "min").
+  std::string gate;
+  std::string metric;
+  std::optional<double> value;
+  std::optional<double> bound;
+  std::string bound_kind;
+  std::optional<uint64_t> judged;  // pairs judged at the step, for the schedule's own decisions
+
+  bool operator==(const CutoverDecision&) const = default;
+};
+
+using PairLogEntry = std::variant<PairRecord, MirrorCounters, CutoverDecision>;
 
 // One JSONL line, without the trailing newline.
 std::string EncodePairLogLine(const PairRecord& record);
 std::string EncodePairLogLine(const MirrorCounters& counters);
+std::string EncodePairLogLine(const CutoverDecision& decision);
 // The same pair line built through a JSON DOM: slower, kept as the reference the direct
 // encoder is tested against.
 std::string EncodePairLogLineDom(const PairRecord& record);

@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 
 namespace sg {
 
@@ -11,6 +13,16 @@ std::string FormatDouble(double value) {
   char buffer[64];
   auto [ptr, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
   return std::string(buffer, ptr);
+}
+
+std::string FormatUtcMicros(int64_t unix_us) {
+  const auto seconds = static_cast<std::time_t>(unix_us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[48];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(unix_us % 1'000'000 / 1000));
+  return buf;
 }
 
 std::string ToLowerAscii(std::string_view text) {

@@ -25,17 +25,6 @@ namespace {
 constexpr int64_t kMinuteUs = 60'000'000;
 constexpr const char* kCapacitySchema = "shadowgate.capacity.v1";
 
-std::string Utc(int64_t ts_us) {
-  const std::time_t seconds = static_cast<std::time_t>(ts_us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[48];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char millis[16];
-  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ts_us % 1'000'000 / 1000));
-  return std::string(buf) + millis;
-}
-
 // A number that must be > 0 (an ObjectReader has ranges for closed intervals only); `if_zero`,
 // when given, says what a 0 means.
 double Positive(ObjectReader& reader, std::string_view key, const char* if_zero = nullptr) {
@@ -227,7 +216,11 @@ bool ReadTrafficFile(const std::string& path, TrafficMeter& meter, std::string* 
       meter.AddMalformed();
       continue;
     }
-    std::visit([&meter](const auto& e) { meter.Add(e); }, *entry);
+    if (const auto* pair = std::get_if<PairRecord>(&*entry)) {
+      meter.Add(*pair);
+    } else if (const auto* counters = std::get_if<MirrorCounters>(&*entry)) {
+      meter.Add(*counters);
+    }  // a cutover decision carries no traffic
   }
   if (in->bad()) {
     *error = path + ": read failed";
@@ -240,7 +233,7 @@ json TrafficToJson(const TrafficSummary& t) {
   json minutes = json::array();
   for (const auto& m : t.minutes) {
     minutes.push_back({{"start_us", m.start_us},
-                       {"start", Utc(m.start_us)},
+                       {"start", FormatUtcMicros(m.start_us)},
                        {"requests", m.requests},
                        {"pairs", m.pairs},
                        {"full", m.full}});
@@ -451,8 +444,9 @@ std::string TrafficText(const json& t) {
   const auto& minutes = t["minutes"];
   std::string s = "Production traffic (" + t["source"].get<std::string>() +
                   "): " + FormatTrimmed(t["requests"].get<double>(), 1) + " requests from " +
-                  Utc(t["start_us"].get<int64_t>()) + " to " + Utc(t["end_us"].get<int64_t>()) +
-                  " (" + FormatTrimmed(t["duration_s"].get<double>()) + " s), mean " +
+                  FormatUtcMicros(t["start_us"].get<int64_t>()) + " to " +
+                  FormatUtcMicros(t["end_us"].get<int64_t>()) + " (" +
+                  FormatTrimmed(t["duration_s"].get<double>()) + " s), mean " +
                   FormatTrimmed(t["mean_rps"].get<double>()) + " req/s, " +
                   std::to_string(t["series"].get<int>()) + " counters series (instance x route), " +
                   std::to_string(t["pairs"].get<uint64_t>()) + " pairs, " +

@@ -163,6 +163,7 @@ int main(int argc, char** argv) {
     read_options.mirrors.insert(rules->noise_floor.mirror);
   }
   Comparison comparison(rules);
+  std::vector<sg::CutoverDecision> decisions;
   for (const auto& path : pair_files) {
     ReadStats stats;
     if (!ReadPairLogFile(path, comparison, &stats, &error, read_options)) {
@@ -171,6 +172,7 @@ int main(int argc, char** argv) {
     }
     spdlog::info("{}: {} lines, {} pairs, {} counters, {} malformed, {} of other mirrors skipped",
                  path, stats.lines, stats.pairs, stats.counters, stats.malformed, stats.skipped);
+    for (auto& decision : stats.cutover_decisions) decisions.push_back(std::move(decision));
   }
   ReportInputs inputs;
   inputs.run = run.empty() ? std::filesystem::path(out_dir).filename().string() : run;
@@ -181,6 +183,7 @@ int main(int argc, char** argv) {
   inputs.gates_file = gates_path.empty() ? "(built-in configs/gates.json)" : gates_path;
   nlohmann::json result = BuildReport(comparison, gates, inputs);
   if (!capacity_section.is_null()) result["capacity"] = std::move(capacity_section);
+  if (!decisions.empty()) result["cutover_decisions"] = CutoverDecisionsJson(std::move(decisions));
 
   // The candidates judged: the "model" slices are per mirror (the noise floor's pairs are not
   // among them).

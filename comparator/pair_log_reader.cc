@@ -81,14 +81,19 @@ ReadStats ReadPairLog(std::istream& in, Comparison& comparison, const ReadOption
       }
       ++stats.pairs;
       comparison.Add(*pair);
-    } else {
-      auto& counters = std::get<MirrorCounters>(*entry);
-      if (!selected(counters.mirror)) {
+    } else if (auto* counters = std::get_if<MirrorCounters>(&*entry)) {
+      if (!selected(counters->mirror)) {
         ++stats.skipped;
         continue;
       }
       ++stats.counters;
-      comparison.AddCounters(counters);
+      comparison.AddCounters(*counters);
+    } else if (auto* decision = std::get_if<CutoverDecision>(&*entry)) {
+      if (!selected(decision->mirror)) {
+        ++stats.skipped;
+        continue;
+      }
+      stats.cutover_decisions.push_back(std::move(*decision));
     }
   }
   return stats;

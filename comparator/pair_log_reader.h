@@ -6,6 +6,9 @@
 #include <istream>
 #include <set>
 #include <string>
+#include <vector>
+
+#include "common/pair_record.h"
 
 namespace sg::comparator {
 
@@ -26,6 +29,9 @@ struct ReadStats {
   uint64_t counters = 0;
   uint64_t malformed = 0;  // also counted, with the reason, in the Comparison
   uint64_t skipped = 0;    // records of mirrors that ReadOptions::mirrors leaves out
+  // The progressive cutovers' decisions ("cutover" lines), as read: shown in the report, not
+  // judged.
+  std::vector<CutoverDecision> cutover_decisions;
 };
 
 // Reads every line of `in`. Malformed lines (bad JSON, missing fields, unsupported version, a

@@ -1,5 +1,6 @@
 #include "comparator/report_writer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/strings.h"
 #include "comparator/capacity.h"
 #include "comparator/comparison.h"
 #include "comparator/gates.h"
@@ -503,6 +505,22 @@ std::string NoiseHeadline(const json& c) {
          ") + " + Fmt(D(nf, "abs")) + ".";
 }
 
+// The report's "cutover_decisions" (CutoverDecisionsJson), one row each.
+Table CutoverDecisionTable(const json& report) {
+  Table t{{"Time (UTC)", "Instance", "Route", "Candidate", "Decision", "State", "Step", "Share",
+           "Gate", "Value", "Bound", "Reason"},
+          {}};
+  for (const auto& d : report.value("cutover_decisions", json::array())) {
+    const std::string gate = d.contains("gate") ? S(d, "gate") + " (" + S(d, "metric") + ")" : "-";
+    const std::string bound =
+        d.contains("bound") ? S(d, "bound_kind") + " " + NumOrDash(d, "bound") : "-";
+    t.rows.push_back({S(d, "at"), S(d, "instance"), S(d, "route"), S(d, "mirror"), S(d, "decision"),
+                      S(d, "state"), NumOrDash(d, "step"), Fmt(D(d, "share")) + "%", gate,
+                      NumOrDash(d, "value"), bound, S(d, "reason")});
+  }
+  return t;
+}
+
 Table MalformedTable(const json& c) {
   Table t{{"Reason", "Lines"}, {}};
   for (auto it = c["malformed"]["reasons"].begin(); it != c["malformed"]["reasons"].end(); ++it) {
@@ -748,6 +766,20 @@ json BuildReport(const Comparison& comparison, const GateConfig& gates,
           {"comparison", std::move(c)}};
 }
 
+json CutoverDecisionsJson(std::vector<CutoverDecision> decisions) {
+  std::stable_sort(decisions.begin(), decisions.end(),
+                   [](const auto& a, const auto& b) { return a.ts_us < b.ts_us; });
+  json out = json::array();
+  for (const auto& d : decisions) {
+    json line = json::parse(EncodePairLogLine(d));
+    line.erase("v");
+    line.erase("type");
+    line["at"] = FormatUtcMicros(d.ts_us);
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
 std::string RenderMarkdown(const json& report) {
   const json& c = report["comparison"];
   std::string s = "# shadowgate comparison: " + S(report, "run") + "\n\n" + Headline(report) +
@@ -783,6 +815,9 @@ std::string RenderMarkdown(const json& report) {
   }
   s += "\n## Malformed records\n\n" + Markdown(MalformedTable(c));
   s += "\n## Worst examples\n\n" + Markdown(ExampleTable(c));
+  if (report.contains("cutover_decisions")) {
+    s += "\n## Cutover decisions\n\n" + Markdown(CutoverDecisionTable(report));
+  }
   if (report.contains("capacity")) {
     s += "\n## Capacity and cost\n\n" + RenderCapacityText(report["capacity"]);
   }
@@ -838,6 +873,9 @@ std::string RenderHtml(const json& report) {
   s += "<h2>Worst examples</h2><p>Request bodies are never shown; configured headers and JSON "
        "fields are redacted and response bodies are cut.</p>" +
        ExamplesHtml(c);
+  if (report.contains("cutover_decisions")) {
+    s += "<h2>Cutover decisions</h2>" + Html(CutoverDecisionTable(report));
+  }
   if (report.contains("capacity")) {
     s += "<h2>Capacity and cost</h2><pre class=\"capacity\">" +
          HtmlEscape(RenderCapacityText(report["capacity"])) + "</pre>";

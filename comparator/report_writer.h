@@ -8,6 +8,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "common/pair_record.h"
+
 namespace sg::comparator {
 
 class Comparison;
@@ -26,6 +28,10 @@ inline constexpr const char* kReportSchema = "shadowgate.comparison.v1";
 // {"schema", "run", "generated_at", "inputs", "verdict", "comparison"}.
 nlohmann::json BuildReport(const Comparison& comparison, const GateConfig& gates,
                            const ReportInputs& inputs);
+
+// The progressive cutovers' decisions found in the logs ("cutover" lines), in time order: the
+// report's "cutover_decisions" (each line's fields, plus "at", its time in UTC).
+nlohmann::json CutoverDecisionsJson(std::vector<CutoverDecision> decisions);
 
 std::string RenderMarkdown(const nlohmann::json& report);
 std::string RenderHtml(const nlohmann::json& report);

@@ -39,17 +39,6 @@ std::string StepName(int step, double share) {
   return "step " + std::to_string(step) + " (" + FormatDouble(share) + "%)";
 }
 
-// "2026-12-07T08:30:00.123Z".
-std::string FormatUnixMicros(int64_t unix_us) {
-  std::time_t seconds = static_cast<std::time_t>(unix_us / 1000000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>((unix_us / 1000) % 1000));
-  return buf;
-}
-
 std::string JsonNumber(const nlohmann::json& value) {
   return value.is_number() ? FormatDouble(value.get<double>()) : std::string("none");
 }
@@ -71,7 +60,7 @@ nlohmann::json TimelinePoint(const nlohmann::json& comparison, CutoverInstant no
     if (!value || !value->contains("p99_ms") || !(*value)["p99_ms"].is_number()) return nullptr;
     return (*value)["p99_ms"];
   };
-  return {{"at", FormatUnixMicros(now.unix_us)},
+  return {{"at", FormatUtcMicros(now.unix_us)},
           {"t_s", static_cast<double>(now.unix_us) / 1e6},
           {"shadow_error_rate", rate("shadow_error_rate")},
           {"mismatch_rate", rate("mismatch_rate")},
@@ -101,6 +90,7 @@ StepVerdict ReadStepVerdict(const nlohmann::json& verdict, uint64_t judged) {
                             {"value", gate.value("value", nlohmann::json())},
                             {is_min ? "min" : "max", bound}};
     if (out.failure.empty() && shown["status"] == "FAIL") {
+      out.failed_gate = shown;
       out.failure = "gate \"" + shown["name"].get<std::string>() + "\" (" +
                     shown["metric"].get<std::string>() + ") value " + JsonNumber(shown["value"]) +
                     (is_min ? " < bound " : " > bound ") + JsonNumber(bound);
@@ -145,6 +135,11 @@ Cutover::Cutover(std::string route, CutoverConfig config, Judging judging, Gatew
   step_started_ = now;
   Restore(now);
   PublishMetrics();
+}
+
+void Cutover::SetDecisionLog(DecisionLog log) {
+  std::lock_guard lock(mutex_);
+  decision_log_ = std::move(log);
 }
 
 Cutover::~Cutover() {
@@ -233,7 +228,10 @@ void Cutover::EvaluateNow(CutoverInstant now) {
     point["judged"] = judged;
     timeline_.push_back(std::move(point));
     while (timeline_.size() > kTimelineKept) timeline_.pop_front();
+    const uint64_t before = generation_;
     DecideLocked(verdict, now);
+    // The point survives a restart: a decision wrote the state file, else it is written here.
+    if (generation_ == before) WriteStateFile();
   }
   CloseRetired();
 }
@@ -252,7 +250,7 @@ void Cutover::DecideLocked(const StepVerdict& verdict, CutoverInstant now) {
   if (!verdict.failure.empty()) {
     const std::string at = StepName(step_, share_);
     // The share goes to 0 first: the next request is served by the old primary.
-    Finish(CutoverState::kRolledBack, 0, "rollback", verdict.failure, now);
+    Finish(CutoverState::kRolledBack, 0, "rollback", verdict.failure, now, &verdict);
     spdlog::error("cutover {}: ROLLED_BACK at {}: {} ({} pairs judged at the step)", route_, at,
                   verdict.failure, verdict.judged);
     return;
@@ -266,7 +264,7 @@ void Cutover::DecideLocked(const StepVerdict& verdict, CutoverInstant now) {
   if (static_cast<size_t>(step_) + 1 == config_.steps.size()) {
     Finish(CutoverState::kPromoted, 100, "promote",
            "every step passed (" + std::to_string(verdict.judged) + " pairs judged at the last)",
-           now);
+           now, &verdict);
     spdlog::info("cutover {}: PROMOTED: every step passed; the old primary is no longer mirrored",
                  route_);
     return;
@@ -275,7 +273,7 @@ void Cutover::DecideLocked(const StepVerdict& verdict, CutoverInstant now) {
   const double share = config_.steps[static_cast<size_t>(next)].share;
   std::string reason = StepName(step_, share_) + " passed: " + std::to_string(verdict.judged) +
                        " pairs judged, every gate PASS or not applicable";
-  EnterStep(next, share, CutoverState::kRunning, "advance", reason, now);
+  EnterStep(next, share, CutoverState::kRunning, "advance", reason, now, &verdict);
   spdlog::info("cutover {}: advance to {}: {}", route_, StepName(next, share), reason);
 }
 
@@ -298,7 +296,7 @@ std::optional<std::string> Cutover::Pause(CutoverInstant now) {
     return std::string("cannot pause: the cutover is ") + StateName(state_);
   }
   state_ = CutoverState::kPaused;
-  Record("pause", "manual", now);
+  Record("pause", "manual", now, nullptr);
   Changed();
   spdlog::info("cutover {}: paused at {}", route_, StepName(step_, share_));
   return std::nullopt;
@@ -372,7 +370,7 @@ nlohmann::json Cutover::StateJson(CutoverInstant now) const {
   nlohmann::json out = PersistedJson();
   out.erase("version");
   const bool judging = state_ == CutoverState::kRunning || state_ == CutoverState::kPaused;
-  out["step_started_at"] = FormatUnixMicros(step_started_.unix_us);
+  out["step_started_at"] = FormatUtcMicros(step_started_.unix_us);
   out["time_in_step_s"] = std::chrono::duration<double>(now.steady - step_started_.steady).count();
   uint64_t judged = 0;
   if (judging) {
@@ -392,12 +390,12 @@ nlohmann::json Cutover::ReportJson(CutoverInstant now) const {
   nlohmann::json timeline = nlohmann::json::array();
   for (const auto& point : timeline_) timeline.push_back(point);
   out["timeline"] = std::move(timeline);
-  out["generated_at"] = FormatUnixMicros(now.unix_us);
+  out["generated_at"] = FormatUtcMicros(now.unix_us);
   return out;
 }
 
 void Cutover::EnterStep(int step, double share, CutoverState state, const char* decision,
-                        const std::string& reason, CutoverInstant now) {
+                        const std::string& reason, CutoverInstant now, const StepVerdict* verdict) {
   state_ = state;
   step_ = step;
   share_ = share;
@@ -406,20 +404,20 @@ void Cutover::EnterStep(int step, double share, CutoverState state, const char* 
   reason_ = reason;
   share_ppm_.store(PercentToPpm(share), std::memory_order_relaxed);
   mirrors_back_.store(true, std::memory_order_relaxed);
-  Record(decision, reason, now);
+  Record(decision, reason, now, verdict);
   NewStepComparison();
   Changed();
 }
 
 void Cutover::Finish(CutoverState state, double share, const char* decision,
-                     const std::string& reason, CutoverInstant now) {
+                     const std::string& reason, CutoverInstant now, const StepVerdict* verdict) {
   share_ppm_.store(PercentToPpm(share), std::memory_order_relaxed);
   mirrors_back_.store(state != CutoverState::kPromoted, std::memory_order_relaxed);
   state_ = state;
   share_ = share;
   reason_ = reason;
   step_started_ = now;
-  Record(decision, reason, now);
+  Record(decision, reason, now, verdict);
   ++generation_;
   std::lock_guard lock(comparison_mutex_);
   if (comparison_) retired_.push_back(std::move(comparison_));
@@ -428,15 +426,39 @@ void Cutover::Finish(CutoverState state, double share, const char* decision,
   Changed();
 }
 
-void Cutover::Record(const char* decision, const std::string& reason, CutoverInstant now) {
-  decisions_.push_back({{"at", FormatUnixMicros(now.unix_us)},
-                        {"decision", decision},
-                        {"state", StateName(state_)},
-                        {"step", step_},
-                        {"share", share_},
-                        {"reason", reason}});
+void Cutover::Record(const char* decision, const std::string& reason, CutoverInstant now,
+                     const StepVerdict* verdict) {
+  nlohmann::json entry = {{"at", FormatUtcMicros(now.unix_us)},
+                          {"decision", decision},
+                          {"state", StateName(state_)},
+                          {"step", step_},
+                          {"share", share_},
+                          {"reason", reason}};
+  CutoverDecision line;
+  line.ts_us = now.unix_us;
+  line.route = route_;
+  line.mirror = config_.candidate;
+  line.decision = decision;
+  line.state = StateName(state_);
+  line.step = step_;
+  line.share = share_;
+  line.reason = reason;
+  if (verdict) {
+    entry["judged"] = verdict->judged;
+    line.judged = verdict->judged;
+    if (const auto& gate = verdict->failed_gate; gate.is_object()) {
+      entry["gate"] = gate;
+      line.gate = gate.value("name", "");
+      line.metric = gate.value("metric", "");
+      line.bound_kind = gate.contains("min") ? "min" : "max";
+      if (gate["value"].is_number()) line.value = gate["value"].get<double>();
+      if (gate[line.bound_kind].is_number()) line.bound = gate[line.bound_kind].get<double>();
+    }
+  }
+  decisions_.push_back(std::move(entry));
   while (decisions_.size() > kDecisionsKept) decisions_.pop_front();
   if (metrics_) metrics_->cutover_decisions.WithLabels({route_, decision}).Increment();
+  if (decision_log_) decision_log_(std::move(line));
 }
 
 void Cutover::NewStepComparison() {
@@ -494,7 +516,14 @@ void Cutover::WriteStateFile() const {
   if (config_.state_file.empty()) return;
   // A temporary file renamed over the old one: a crash leaves the old or the new state whole.
   const std::string temporary = config_.state_file + ".tmp";
-  const std::string text = PersistedJson().dump(2) + "\n";
+  // Indented, but one line per timeline point: thousands of points stay thousands of lines.
+  std::string text = PersistedJson().dump(2);
+  text.resize(text.size() - 2);  // "\n}": the object goes on
+  text += ",\n  \"timeline\": [";
+  for (size_t i = 0; i < timeline_.size(); ++i) {
+    text += (i == 0 ? "\n    " : ",\n    ") + timeline_[i].dump();
+  }
+  text += timeline_.empty() ? "]\n}\n" : "\n  ]\n}\n";
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   bool ok = fd >= 0;
   size_t written = 0;
@@ -553,6 +582,15 @@ void Cutover::Restore(CutoverInstant now) {
     decisions_.push_back(decision);
   }
   while (decisions_.size() > kDecisionsKept) decisions_.pop_front();
+  // The report's timeline from before the restart (files written before it was kept have none).
+  if (const auto timeline = doc.value("timeline", nlohmann::json::array()); timeline.is_array()) {
+    for (const auto& point : timeline) {
+      if (point.is_object() && point.value("t_s", nlohmann::json()).is_number()) {
+        timeline_.push_back(point);
+      }
+    }
+  }
+  while (timeline_.size() > kTimelineKept) timeline_.pop_front();
   state_ = *state;
   step_ = step_index;
   share_ = percent;

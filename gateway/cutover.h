@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -54,6 +55,7 @@ struct StepVerdict {
   uint64_t judged = 0;                        // pairs judged at the step
   // The first gate that failed: `gate "NAME" (METRIC) value V > bound B`; empty: none failed.
   std::string failure;
+  nlohmann::json failed_gate;                      // that gate as in `gates`; null when none failed
   nlohmann::json gates = nlohmann::json::array();  // each gate: name, metric, status, value, bound
 };
 // Reads a verdict object (comparator::VerdictJson: "verdict", "gates").
@@ -78,6 +80,12 @@ class Cutover {
   ~Cutover();
   Cutover(const Cutover&) = delete;
   Cutover& operator=(const Cutover&) = delete;
+
+  // Where each decision goes besides the state (the pair log's "cutover" lines: the gateway
+  // sets the instance and submits it to its sink). Called with the cutover's lock held: it must
+  // not block or call back. Set before StartEvaluating and the admin API.
+  using DecisionLog = std::function<void(CutoverDecision)>;
+  void SetDecisionLog(DecisionLog log);
 
   // ---- I/O threads ----
   // The key that decides who serves a request: its sticky header or cookie, else the client's
@@ -117,25 +125,30 @@ class Cutover {
   //  "time_in_step_s", "judged", "verdict", "reason", "decisions"}.
   nlohmann::json StateJson(CutoverInstant now = CutoverInstant::Now()) const;
   // The cutover report (docs/gateway.md): the state plus "timeline", one point per evaluation
-  // since this process started: {"at", "t_s" (Unix seconds), "share", "step", "judged",
-  // "shadow_error_rate", "mismatch_rate", "p99_primary_ms", "p99_candidate_ms"} (null where the
-  // step's comparison has no such evidence yet).
+  // (the last kTimelineKept, kept in the state file across restarts): {"at", "t_s" (Unix
+  // seconds), "share", "step", "judged", "shadow_error_rate", "mismatch_rate", "p99_primary_ms",
+  // "p99_candidate_ms"} (null where the step's comparison has no such evidence yet).
   nlohmann::json ReportJson(CutoverInstant now = CutoverInstant::Now()) const;
   CutoverState state() const;
   double share() const;
   const std::string& route() const { return route_; }
   const CutoverConfig& config() const { return config_; }
 
+  // The timeline points kept (in memory and in the state file): 12 hours of 10 s evaluations.
+  static constexpr size_t kTimelineKept = 4320;
+
  private:
   static constexpr size_t kDecisionsKept = 100;
-  static constexpr size_t kTimelineKept = 10000;  // a day of 10 s evaluations
 
   // REQUIRES: mutex_ held. Each sets the state, writes the state file and updates the metrics.
   void EnterStep(int step, double share, CutoverState state, const char* decision,
-                 const std::string& reason, CutoverInstant now);
+                 const std::string& reason, CutoverInstant now,
+                 const StepVerdict* verdict = nullptr);
   void Finish(CutoverState state, double share, const char* decision, const std::string& reason,
-              CutoverInstant now);
-  void Record(const char* decision, const std::string& reason, CutoverInstant now);
+              CutoverInstant now, const StepVerdict* verdict = nullptr);
+  // `verdict`: the evaluation the schedule decided on; null for the admin's decisions.
+  void Record(const char* decision, const std::string& reason, CutoverInstant now,
+              const StepVerdict* verdict);
   void DecideLocked(const StepVerdict& verdict, CutoverInstant now);
   void NewStepComparison();
   void CloseRetired();
@@ -143,6 +156,7 @@ class Cutover {
   void WriteStateFile() const;
   void Restore(CutoverInstant now);
   void PublishMetrics();
+  // What the state file holds but its timeline (WriteStateFile writes that a point per line).
   nlohmann::json PersistedJson() const;
 
   const std::string route_;
@@ -165,6 +179,7 @@ class Cutover {
   std::string reason_;
   std::deque<nlohmann::json> decisions_;
   std::deque<nlohmann::json> timeline_;
+  DecisionLog decision_log_;
   std::vector<std::shared_ptr<comparator::OnlineComparator>> retired_;  // closed outside mutex_
 
   // Guarded by comparison_mutex_ (I/O threads: Offer).

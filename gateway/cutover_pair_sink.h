@@ -18,6 +18,7 @@ class CutoverPairSink : public PairSink {
 
   bool Submit(PairRecord record) override;
   bool Submit(MirrorCounters counters) override { return next_->Submit(std::move(counters)); }
+  bool Submit(CutoverDecision decision) override { return next_->Submit(std::move(decision)); }
   uint64_t dropped() const override { return next_->dropped(); }
   void Close() override { next_->Close(); }
   void Reopen() override { next_->Reopen(); }

@@ -28,6 +28,12 @@ bool FanOutPairSink::Submit(MirrorCounters counters) {
   return all;
 }
 
+bool FanOutPairSink::Submit(CutoverDecision decision) {
+  bool all = true;
+  for (const auto& sink : sinks_) all = sink->Submit(CutoverDecision(decision)) && all;
+  return all;
+}
+
 uint64_t FanOutPairSink::dropped() const {
   uint64_t total = 0;
   for (const auto& sink : sinks_) total += sink->dropped();

@@ -23,6 +23,7 @@ class FanOutPairSink : public PairSink {
   // Each sink gets the counters with `sink_dropped` set to its own dropped(): a pair log's
   // counters records report the log's drops, the comparator's its queue's.
   bool Submit(MirrorCounters counters) override;
+  bool Submit(CutoverDecision decision) override;
   // Sum over the sinks (a record dropped by two sinks counts twice).
   uint64_t dropped() const override;
   // Closes the sinks in order.

@@ -252,6 +252,14 @@ class Gateway::Impl {
       *error = e.what();
       return false;
     }
+    // Every cutover decision also goes to the pair log: a "cutover" line of this instance.
+    for (auto& cutover : state_->cutovers) {
+      if (!sink_) break;
+      cutover->SetDecisionLog([sink = sink_, instance = instance_](CutoverDecision decision) {
+        decision.instance = instance;
+        sink->Submit(std::move(decision));
+      });
+    }
     RegisterCollectHook();
     cutover_admin_ =
         std::make_unique<CutoverAdmin>(state_->cutovers, config_.comparison.report_dir);

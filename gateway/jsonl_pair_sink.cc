@@ -66,6 +66,10 @@ bool JsonlPairSink::Submit(MirrorCounters counters) {
   return Enqueue(std::move(counters));
 }
 
+bool JsonlPairSink::Submit(CutoverDecision decision) {
+  return Enqueue(std::move(decision));
+}
+
 bool JsonlPairSink::Enqueue(PairLogEntry entry) {
   bool wake = false;
   {

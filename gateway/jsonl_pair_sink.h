@@ -25,6 +25,7 @@ class JsonlPairSink : public PairSink {
 
   bool Submit(PairRecord record) override;
   bool Submit(MirrorCounters counters) override;
+  bool Submit(CutoverDecision decision) override;
   uint64_t dropped() const override { return dropped_.load(std::memory_order_relaxed); }
   void Close() override;
   // The writer reopens the path before its next batch (at once when idle).

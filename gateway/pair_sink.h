@@ -17,6 +17,9 @@ class PairSink {
   // waiting on a full queue). Returns false when the record was dropped (and counted).
   virtual bool Submit(PairRecord record) = 0;
   virtual bool Submit(MirrorCounters counters) = 0;
+  // A cutover's decision (Cutover, on its evaluation or admin thread). Default: not recorded (the
+  // in-process comparator judges pairs and counters only).
+  virtual bool Submit(CutoverDecision /*decision*/) { return true; }
 
   // Records dropped so far. Thread-safe.
   virtual uint64_t dropped() const = 0;

@@ -3,6 +3,7 @@
 // changes behaviour on command), its admin API, its pair log and its state file.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -17,6 +18,7 @@
 
 #include "common/http_server.h"
 #include "tests/integration/gateway/gateway_process.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 
 namespace sg::testing {
@@ -292,6 +294,51 @@ TEST_P(CutoverRollbackTest, ACandidateTurningBadIsRolledBackWithTheGateInTheStat
 
   // Rolled back: everybody is served by the old primary again.
   for (int i : on_candidate) EXPECT_EQ(Ask(gateway, User(i)), "gpu");
+
+  // The pair log has the decisions: the start, then the rollback with its gate, value and bound.
+  std::vector<CutoverDecision> decisions;
+  for (const auto& entry : gateway.StopAndReadPairs()) {
+    if (const auto* decision = std::get_if<CutoverDecision>(&entry)) decisions.push_back(*decision);
+  }
+  ASSERT_EQ(decisions.size(), 2u);
+  EXPECT_EQ(decisions[0].decision, "start");
+  EXPECT_EQ(decisions[0].share, 25);
+  const auto& rollback = decisions[1];
+  EXPECT_EQ(rollback.decision, "rollback");
+  EXPECT_EQ(rollback.state, "ROLLED_BACK");
+  EXPECT_EQ(rollback.route, "r");
+  EXPECT_EQ(rollback.mirror, "cpu");
+  EXPECT_EQ(rollback.step, 0);
+  EXPECT_EQ(rollback.share, 0);
+  EXPECT_EQ(rollback.metric, metric);
+  EXPECT_EQ(rollback.bound_kind, "max");
+  EXPECT_EQ(rollback.bound, 0.05);
+  ASSERT_TRUE(rollback.value);
+  EXPECT_GT(*rollback.value, 0.05);
+  EXPECT_EQ(rollback.reason, state["reason"]);
+  EXPECT_GT(rollback.judged.value_or(0), 0u);
+  EXPECT_FALSE(rollback.instance.empty());
+  EXPECT_EQ(rollback.instance, decisions[0].instance);
+
+  // sg-compare judges the log as before (a decision is no malformed line) and shows the
+  // decisions in its report.
+  const auto out = dir.path() / "compared";
+  auto compared = RunTool("sg-compare",
+                          {"report", "--pairs", gateway.pairs_path(), "--rules",
+                           (dir.path() / "rules.json").string(), "--out", out.string()},
+                          dir.path());
+  ASSERT_NE(compared.exit_code, 2) << compared.out << compared.err;
+  json report = json::parse(ReadFile(out / "report.json"), nullptr, false);
+  ASSERT_TRUE(report.is_object());
+  EXPECT_EQ(report["comparison"]["malformed"]["count"], 0) << report["comparison"]["malformed"];
+  ASSERT_EQ(report["cutover_decisions"].size(), 2u) << report["cutover_decisions"];
+  EXPECT_EQ(report["cutover_decisions"][1]["decision"], "rollback");
+  EXPECT_EQ(report["cutover_decisions"][1]["metric"], metric);
+  EXPECT_EQ(report["cutover_decisions"][1]["bound"], 0.05);
+  const std::string md = ReadFile(out / "report.md");
+  EXPECT_NE(md.find("## Cutover decisions"), std::string::npos);
+  EXPECT_NE(md.find("| rollback | ROLLED_BACK |"), std::string::npos) << md;
+  EXPECT_NE(ReadFile(out / "report.html").find("<h2>Cutover decisions</h2>"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, CutoverRollbackTest,
@@ -473,6 +520,101 @@ TEST(CutoverIntegrationTest, TheStateSurvivesARestart) {
   for (int i = 0; i < 100; ++i) {
     EXPECT_EQ(Ask(restarted, User(i)), served_by_candidate.count(i) ? "cpu" : "gpu") << User(i);
   }
+}
+
+// Step 3: the report's timeline is kept in the state file, so a report written after a restart
+// shows the evaluations from before it too.
+TEST(CutoverIntegrationTest, TheReportAfterARestartShowsTheWholeTimeline) {
+  TempDir dir;
+  SwitchableUpstream gpu("gpu"), cpu("cpu");
+  const std::string state_file = (dir.path() / "cutover-r.json").string();
+  auto config =
+      CutoverConfig(dir, gpu.port(), cpu.port(),
+                    {{"evaluation_interval", "200ms"},
+                     {"state_file", state_file},
+                     {"steps", {{{"share", 50}, {"min_judged", 1000000}}, {{"share", 100}}}}});
+  auto points_in_file = [&] {
+    json saved = json::parse(ReadFile(state_file), nullptr, false);
+    return saved.is_object() ? saved.value("timeline", json::array()).size() : size_t{0};
+  };
+  size_t before = 0;
+  {
+    GatewayProcess gateway(config, dir);
+    ASSERT_TRUE(gateway.ready());
+    Post(gateway, "start");
+    for (int i = 0; i < 40; ++i) ASSERT_FALSE(Ask(gateway, User(i)).empty());
+    ASSERT_TRUE(WaitUntil([&] { return points_in_file() >= 3; }, 20s)) << ReadFile(state_file);
+    gateway.StopAndReadPairs();
+    before = points_in_file();
+  }
+  const double restarted_at =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  GatewayProcess restarted(config, dir);
+  ASSERT_TRUE(restarted.ready());
+  for (int i = 0; i < 40; ++i) ASSERT_FALSE(Ask(restarted, User(i)).empty());
+  ASSERT_TRUE(WaitUntil([&] { return points_in_file() >= before + 2; }, 20s));
+  Post(restarted, "report?name=after-restart", 201);
+  json report = json::parse(ReadFile(dir.path() / "reports" / "after-restart" / "cutover.json"),
+                            nullptr, false);
+  ASSERT_TRUE(report.is_object());
+  size_t earlier = 0, later = 0, judged_earlier = 0;
+  for (const auto& point : report["timeline"]) {
+    EXPECT_EQ(point["share"], 50) << point;
+    if (point["t_s"].get<double>() < restarted_at) {
+      ++earlier;
+      judged_earlier = std::max(judged_earlier, point["judged"].get<size_t>());
+    } else {
+      ++later;
+    }
+  }
+  EXPECT_EQ(earlier, before);
+  EXPECT_GE(later, 2u);
+  EXPECT_GT(judged_earlier, 0u);  // the evidence judged before the restart is on the chart
+  EXPECT_EQ(report["decisions"][0]["decision"], "start");
+  EXPECT_EQ(report["state"], "RUNNING");
+}
+
+// A state file the gateway could not write: `check` and the start refuse the config with the
+// config file, the JSON path and the reason (exit 2), before anything starts.
+TEST(CutoverIntegrationTest, AStateFileThatCannotBeWrittenIsRefusedByCheckAndAtStart) {
+  TempDir dir;
+  dir.Write("plain-file", "");
+  std::filesystem::create_directories(dir.path() / "a-folder");
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {(dir.path() / "missing" / "cutover.json").string(),
+       "folder \"" + (dir.path() / "missing").string() + "\" does not exist"},
+      {(dir.path() / "plain-file" / "cutover.json").string(),
+       "\"" + (dir.path() / "plain-file").string() + "\" is not a folder"},
+      {(dir.path() / "a-folder").string(),
+       "\"" + (dir.path() / "a-folder").string() + "\" is a folder, not a file"}};
+  if (geteuid() != 0) {  // root writes everywhere
+    std::filesystem::create_directories(dir.path() / "read-only");
+    chmod((dir.path() / "read-only").c_str(), 0500);
+    cases.push_back({(dir.path() / "read-only" / "cutover.json").string(),
+                     "folder \"" + (dir.path() / "read-only").string() + "\" is not writable"});
+  }
+  for (const auto& [state_file, reason] : cases) {
+    auto config = CutoverConfig(dir, FreePort(), FreePort(),
+                                {{"state_file", state_file}, {"steps", {{{"share", 100}}}}});
+    config["listen"] = Addr(FreePort());
+    config["admin_listen"] = Addr(FreePort());
+    auto path = dir.Write("gw.json", config.dump());
+    for (auto args : {std::vector<std::string>{"check", "--config", path.string()},
+                      std::vector<std::string>{"--config", path.string()}}) {
+      auto result = RunShadowgate(args, dir.path());
+      EXPECT_EQ(result.exit_code, 2) << args[0] << ": " << result.output;
+      EXPECT_NE(result.output.find(path.string() + ": $.routes[0].cutover.state_file: " + reason),
+                std::string::npos)
+          << result.output;
+    }
+  }
+  // A folder that exists and a new file: accepted.
+  auto config = CutoverConfig(dir, FreePort(), FreePort(),
+                              {{"state_file", (dir.path() / "a-folder" / "cutover.json").string()},
+                               {"steps", {{{"share", 100}}}}});
+  auto result = RunShadowgate({"check", "--config", dir.Write("gw.json", config.dump()).string()},
+                              dir.path());
+  EXPECT_EQ(result.exit_code, 0) << result.output;
 }
 
 }  // namespace

@@ -35,6 +35,8 @@ class GatewayProcess {
   int admin_port() const { return admin_port_; }
   bool ready() const { return ready_; }
   ChildProcess& process() { return *process_; }
+  // The pair log it writes.
+  const std::string& pairs_path() const { return pairs_; }
 
   // The value of one sample line of /metrics ("name{labels}"), 0 when absent, -1 when /metrics
   // cannot be read.

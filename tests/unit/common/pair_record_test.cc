@@ -138,6 +138,67 @@ TEST(PairRecordTest, CountersRoundTrip) {
   EXPECT_EQ(d.mirrored.at("ok"), 8u);
 }
 
+// A cutover decision line (docs/pair-log.md): as documented, and round-tripped with and without
+// the failing gate's fields.
+TEST(PairRecordTest, CutoverDecisionLines) {
+  std::string error;
+  auto decoded = DecodePairLogLine(
+      R"({"v": 1, "type": "cutover", "ts_us": 1795000000123456, "instance": "h:7:1",
+          "route": "classify", "mirror": "cpu", "decision": "rollback", "state": "ROLLED_BACK",
+          "step": 2, "share": 0, "reason": "gate \"errors\" (shadow_error_rate) value 0.31 > bound 0.002",
+          "gate": "errors", "metric": "shadow_error_rate", "value": 0.31, "bound": 0.002,
+          "bound_kind": "max", "judged": 412})",
+      &error);
+  ASSERT_TRUE(decoded) << error;
+  ASSERT_TRUE(std::holds_alternative<CutoverDecision>(*decoded));
+  const auto& d = std::get<CutoverDecision>(*decoded);
+  CutoverDecision expected;
+  expected.ts_us = 1795000000123456;
+  expected.instance = "h:7:1";
+  expected.route = "classify";
+  expected.mirror = "cpu";
+  expected.decision = "rollback";
+  expected.state = "ROLLED_BACK";
+  expected.step = 2;
+  expected.share = 0;
+  expected.reason = "gate \"errors\" (shadow_error_rate) value 0.31 > bound 0.002";
+  expected.gate = "errors";
+  expected.metric = "shadow_error_rate";
+  expected.value = 0.31;
+  expected.bound = 0.002;
+  expected.bound_kind = "max";
+  expected.judged = 412;
+  EXPECT_EQ(d, expected);
+  auto again = DecodePairLogLine(EncodePairLogLine(d), &error);
+  ASSERT_TRUE(again) << error;
+  EXPECT_EQ(std::get<CutoverDecision>(*again), d);
+
+  CutoverDecision manual;  // no gate: the optional fields are left out
+  manual.ts_us = 5;
+  manual.route = "r";
+  manual.decision = "pause";
+  manual.state = "PAUSED";
+  manual.step = 0;
+  manual.share = 12.5;
+  manual.reason = "manual";
+  const std::string line = EncodePairLogLine(manual);
+  for (const char* absent : {"\"gate\"", "\"value\"", "\"bound\"", "\"judged\""}) {
+    EXPECT_EQ(line.find(absent), std::string::npos) << line;
+  }
+  again = DecodePairLogLine(line, &error);
+  ASSERT_TRUE(again) << error;
+  EXPECT_EQ(std::get<CutoverDecision>(*again), manual);
+
+  auto json = nlohmann::json::parse(line);
+  json.erase("decision");
+  EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
+  EXPECT_EQ(error, "missing field decision");
+  json = nlohmann::json::parse(line);
+  json["value"] = "high";
+  EXPECT_FALSE(DecodePairLogLine(json.dump(), &error));
+  EXPECT_EQ(error, "bad type for field value");
+}
+
 TEST(PairRecordTest, MalformedLinesAreRejectedWithReason) {
   std::string error;
   std::string line = EncodePairLogLine(SamplePair());

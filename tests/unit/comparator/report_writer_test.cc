@@ -116,6 +116,52 @@ TEST(ReportWriter, NotesCoverageAndWorstSlicesLeadTheReports) {
   EXPECT_LT(html.find("class=\"note\""), html.find("<h2>Gates</h2>"));
 }
 
+// The cutovers' decisions from the logs (docs/pair-log.md, "cutover"): in time order whatever
+// order the logs gave them, with their UTC time, and as a table in report.md and report.html
+// only when there are some.
+TEST(ReportWriter, CutoverDecisionsInTimeOrder) {
+  CutoverDecision start, rollback;
+  start.ts_us = 1795000000000000;
+  start.instance = "gw-a";
+  start.route = "classify";
+  start.mirror = "cpu";
+  start.decision = "start";
+  start.state = "RUNNING";
+  start.step = 0;
+  start.share = 25;
+  rollback = start;
+  rollback.ts_us += 3500000;
+  rollback.decision = "rollback";
+  rollback.state = "ROLLED_BACK";
+  rollback.share = 0;
+  rollback.gate = "errors";
+  rollback.metric = "shadow_error_rate";
+  rollback.value = 0.31;
+  rollback.bound = 0.002;
+  rollback.bound_kind = "max";
+  rollback.reason = "<gate>";
+  json decisions = CutoverDecisionsJson({rollback, start});
+  ASSERT_EQ(decisions.size(), 2u);
+  EXPECT_EQ(decisions[0]["decision"], "start");
+  EXPECT_EQ(decisions[0]["at"], "2026-11-18T11:06:40.000Z");
+  EXPECT_FALSE(decisions[0].contains("gate"));
+  EXPECT_EQ(decisions[1]["bound"], 0.002);
+  EXPECT_FALSE(decisions[1].contains("type"));
+
+  json r = SampleReport();
+  EXPECT_EQ(RenderMarkdown(r).find("Cutover decisions"), std::string::npos);
+  r["cutover_decisions"] = decisions;
+  const std::string md = RenderMarkdown(r);
+  EXPECT_NE(md.find("## Cutover decisions"), std::string::npos);
+  EXPECT_NE(md.find("| 2026-11-18T11:06:43.500Z | gw-a | classify | cpu | rollback | ROLLED_BACK | "
+                    "0 | 0% | errors (shadow_error_rate) | 0.31 | max 0.002 | &lt;gate&gt; |"),
+            std::string::npos)
+      << md;
+  const std::string html = RenderHtml(r);
+  EXPECT_NE(html.find("<h2>Cutover decisions</h2>"), std::string::npos);
+  EXPECT_EQ(html.find("<gate>"), std::string::npos);
+}
+
 TEST(ReportWriter, HtmlIsSelfContainedAndEscaped) {
   const std::string html = RenderHtml(SampleReport());
   EXPECT_GE(Count(html, "<svg"), 7u);  // percentiles, CDF, histogram, agreement, p99, fields,

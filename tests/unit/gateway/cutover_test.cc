@@ -276,6 +276,113 @@ TEST(CutoverTest, TheStateSurvivesARestartThroughTheStateFile) {
   EXPECT_EQ(cutover.state(), CutoverState::kIdle);
 }
 
+// The pair log's "cutover" lines: every decision goes to the decision log with the state after
+// it, the schedule's with the pairs judged, an automatic rollback with its gate, value and bound.
+TEST(CutoverTest, EveryDecisionGoesToTheDecisionLogWithTheFailingGate) {
+  Cutover cutover("r", Schedule({{10, seconds(0), 0}, {25, seconds(0), 0}, {100, seconds(0), 0}}),
+                  DefaultJudging(), nullptr, At(0));
+  std::vector<CutoverDecision> lines;
+  cutover.SetDecisionLog([&](CutoverDecision decision) { lines.push_back(std::move(decision)); });
+  ASSERT_EQ(cutover.Start(At(1)), std::nullopt);
+  cutover.Decide(Verdict("PASS", 40), At(2));
+  ASSERT_EQ(cutover.Pause(At(3)), std::nullopt);
+  ASSERT_EQ(cutover.Resume(At(4)), std::nullopt);
+  auto failing = ReadStepVerdict(nlohmann::json::parse(R"({"verdict": "FAIL", "gates": [
+      {"name": "agreement", "metric": "top1_agreement", "status": "FAIL", "value": 0.69,
+       "min": 0.99, "effective_bound": 0.985}]})"),
+                                 300);
+  cutover.Decide(failing, At(5));
+  ASSERT_EQ(lines.size(), 5u);
+  std::vector<std::string> decisions, states;
+  for (const auto& line : lines) {
+    decisions.push_back(line.decision);
+    states.push_back(line.state);
+    EXPECT_EQ(line.route, "r");
+    EXPECT_EQ(line.mirror, "cpu");
+  }
+  EXPECT_EQ(decisions,
+            (std::vector<std::string>{"start", "advance", "pause", "resume", "rollback"}));
+  EXPECT_EQ(states,
+            (std::vector<std::string>{"RUNNING", "RUNNING", "PAUSED", "RUNNING", "ROLLED_BACK"}));
+  EXPECT_EQ(lines[0].ts_us, 1000000);
+  EXPECT_EQ(lines[0].share, 10);
+  EXPECT_FALSE(lines[0].judged);  // the admin's
+  EXPECT_EQ(lines[1].share, 25);
+  EXPECT_EQ(lines[1].step, 1);
+  EXPECT_EQ(lines[1].judged, 40u);
+  EXPECT_TRUE(lines[1].gate.empty());
+  const auto& rollback = lines[4];
+  EXPECT_EQ(rollback.share, 0);
+  EXPECT_EQ(rollback.step, 1);  // the step it rolled back from
+  EXPECT_EQ(rollback.gate, "agreement");
+  EXPECT_EQ(rollback.metric, "top1_agreement");
+  EXPECT_EQ(rollback.value, 0.69);
+  EXPECT_EQ(rollback.bound, 0.985);
+  EXPECT_EQ(rollback.bound_kind, "min");
+  EXPECT_EQ(rollback.judged, 300u);
+  EXPECT_EQ(rollback.reason, failing.failure);
+  // The state's decisions carry the same gate.
+  auto state = cutover.StateJson(At(6));
+  EXPECT_EQ(state["decisions"].back()["gate"]["name"], "agreement");
+  EXPECT_EQ(state["decisions"].back()["judged"], 300);
+  // A manual rollback names no gate.
+  ASSERT_EQ(cutover.Start(At(7)), std::nullopt);
+  ASSERT_EQ(cutover.RollBack("manual", At(8)), std::nullopt);
+  EXPECT_EQ(lines.back().decision, "rollback");
+  EXPECT_EQ(lines.back().reason, "manual");
+  EXPECT_TRUE(lines.back().gate.empty());
+  EXPECT_FALSE(lines.back().value);
+  // Each line reads back as written.
+  for (const auto& line : lines) {
+    std::string error;
+    auto decoded = DecodePairLogLine(EncodePairLogLine(line), &error);
+    ASSERT_TRUE(decoded) << error;
+    EXPECT_EQ(std::get<CutoverDecision>(*decoded), line);
+  }
+}
+
+// The report's timeline is kept in the state file: a restarted gateway's report shows the points
+// from before the restart, and the file keeps the last kTimelineKept.
+TEST(CutoverTest, TheTimelineSurvivesARestartThroughTheStateFile) {
+  testing::TempDir dir;
+  const std::string file = (dir.path() / "cutover.json").string();
+  auto schedule = Schedule({{10, seconds(600), 1000}, {100, seconds(0), 0}}, file);
+  {
+    Cutover cutover("r", schedule, DefaultJudging(), nullptr, At(0));
+    ASSERT_EQ(cutover.Start(At(1)), std::nullopt);
+    cutover.EvaluateNow(At(2));
+    cutover.EvaluateNow(At(3));
+    ASSERT_EQ(cutover.state(), CutoverState::kRunning);  // no pairs yet: the step holds
+    EXPECT_EQ(cutover.ReportJson(At(3))["timeline"].size(), 2u);
+  }
+  {
+    Cutover cutover("r", schedule, DefaultJudging(), nullptr, At(100));
+    cutover.EvaluateNow(At(101));
+    auto timeline = cutover.ReportJson(At(101))["timeline"];
+    ASSERT_EQ(timeline.size(), 3u) << timeline;
+    EXPECT_EQ(timeline[0]["t_s"], 2.0);
+    EXPECT_EQ(timeline[1]["t_s"], 3.0);
+    EXPECT_EQ(timeline[2]["t_s"], 101.0);
+    EXPECT_EQ(timeline[0]["share"], 10);
+    EXPECT_EQ(timeline[0]["step"], 0);
+  }
+  // Past the bound, the oldest points go.
+  auto saved = nlohmann::json::parse(testing::ReadFile(file));
+  auto& points = saved["timeline"];
+  const auto point = points[0];
+  points = nlohmann::json::array();
+  for (size_t i = 0; i < Cutover::kTimelineKept + 5; ++i) {
+    points.push_back(point);
+    points.back()["t_s"] = static_cast<double>(i);
+  }
+  dir.Write("cutover.json", saved.dump());
+  Cutover cutover("r", schedule, DefaultJudging(), nullptr, At(200));
+  auto timeline = cutover.ReportJson(At(200))["timeline"];
+  ASSERT_EQ(timeline.size(), Cutover::kTimelineKept);
+  EXPECT_EQ(timeline[0]["t_s"], 5.0);
+  EXPECT_EQ(cutover.state(), CutoverState::kRunning);
+}
+
 TEST(CutoverTest, ReadStepVerdictNamesTheFirstFailingGate) {
   auto verdict = nlohmann::json::parse(R"({"verdict": "FAIL", "gates": [
       {"name": "enough pairs", "metric": "pairs", "status": "PASS", "value": 300, "min": 200},

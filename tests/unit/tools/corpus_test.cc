@@ -114,12 +114,16 @@ TEST(CorpusTest, PairLogCorpusTakesWholeBodiesAndLabels) {
   };
   MirrorCounters counters;
   counters.route = "r";
+  CutoverDecision decision;  // a cutover's line carries no request: passed by, not skipped
+  decision.route = "r";
+  decision.decision = "rollback";
+  decision.state = "ROLLED_BACK";
   testing::TempDir dir;
-  auto path =
-      dir.Write("pairs.jsonl", pair("1", std::string("\x89PNG\0\1", 6), false) + "\n" +
-                                   pair("2", std::nullopt, false) + "\n" +
-                                   EncodePairLogLine(counters) + "\n" + "not json\n" +
-                                   pair("3", "cut", true) + "\n" + pair("4", "ok", false) + "\n");
+  auto path = dir.Write("pairs.jsonl",
+                        pair("1", std::string("\x89PNG\0\1", 6), false) + "\n" +
+                            pair("2", std::nullopt, false) + "\n" + EncodePairLogLine(counters) +
+                            "\n" + EncodePairLogLine(decision) + "\n" + "not json\n" +
+                            pair("3", "cut", true) + "\n" + pair("4", "ok", false) + "\n");
   std::string error;
   size_t skipped = 0;
   auto items = LoadPairLogCorpus(path.string(), "X-True-Label", &skipped, &error);
