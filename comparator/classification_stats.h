@@ -36,6 +36,7 @@ class ClassificationStats {
   uint64_t pairs() const { return n_; }
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   void AddConfusion(const std::string& primary, const std::string& shadow, uint64_t count);
 
   std::vector<double> margin_edges_;

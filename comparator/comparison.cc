@@ -68,6 +68,7 @@ Comparison::Comparison(std::shared_ptr<const CompareConfig> config)
 
 Comparison::~Comparison() = default;
 Comparison::Comparison(Comparison&&) noexcept = default;
+Comparison& Comparison::operator=(Comparison&&) noexcept = default;
 
 const std::string& Comparison::SizeBucket(uint64_t size) const {
   const auto& edges = config_->size_buckets;

@@ -45,6 +45,7 @@ class Comparison {
   explicit Comparison(std::shared_ptr<const CompareConfig> config);
   ~Comparison();
   Comparison(Comparison&&) noexcept;
+  Comparison& operator=(Comparison&&) noexcept;
 
   // Judges one pair and folds it in; returns the judgement.
   PairJudgement Add(const PairRecord& pair);
@@ -72,6 +73,7 @@ class Comparison {
   bool SameState(const Comparison& other) const;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   const std::string& SizeBucket(uint64_t size) const;
 
   std::shared_ptr<const CompareConfig> config_;

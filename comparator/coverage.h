@@ -28,6 +28,7 @@ class Coverage {
   bool SameState(const Coverage& other) const;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   std::map<std::tuple<std::string, std::string, std::string>, MirrorCounters> latest_;
 };
 

@@ -47,6 +47,7 @@ class WorstExamples {
   bool operator==(const WorstExamples& other) const { return examples_ == other.examples_; }
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   void Insert(Example example);
   const CompareConfig* config_;
   std::vector<Example> examples_;  // sorted worst first, at most max_examples

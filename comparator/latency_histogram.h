@@ -58,6 +58,7 @@ class LatencyHistogram {
   bool operator==(const LatencyHistogram& other) const = default;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   std::vector<uint64_t> counts_;
   uint64_t count_ = 0;
   double sum_ = 0;
@@ -81,6 +82,7 @@ class SignedHistogram {
   bool operator==(const SignedHistogram& other) const = default;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   LatencyHistogram negative_;  // magnitudes of values < 0
   LatencyHistogram positive_;  // values >= 0
 };

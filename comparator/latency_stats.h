@@ -39,6 +39,7 @@ class LatencyStats {
   const LatencyHistogram& shadow() const { return shadow_; }
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   size_t reservoir_size_;
   uint64_t pairs_ = 0;
   LatencyHistogram primary_;

@@ -38,6 +38,7 @@ class OutcomeStats {
   uint64_t count(Outcome o) const { return outcomes_[static_cast<size_t>(o)]; }
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   size_t max_rules_;
   size_t max_fields_;
   uint64_t pairs_ = 0;

@@ -50,6 +50,7 @@ class WindowSeries {
   bool operator==(const WindowSeries&) const = default;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   void Evict();
   int64_t width_us_;
   size_t max_windows_;
@@ -82,6 +83,7 @@ class RunTimeline {
   bool SameState(const RunTimeline& other) const;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   using CounterKey = std::tuple<std::string, std::string, std::string>;
   using Snapshots = std::map<CounterKey, MirrorCounters>;
   // Per day: coverage computed from the counters' differences; null when the day has none.

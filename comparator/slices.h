@@ -70,6 +70,7 @@ class SliceMap {
   bool operator==(const SliceMap& other) const { return slices_ == other.slices_; }
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   size_t max_slices_;
   std::map<std::string, SliceStats> slices_;
 };
@@ -96,6 +97,7 @@ class Timeline {
   bool operator==(const Timeline&) const = default;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   void Coarsen(int level);
   int64_t base_us_;
   int level_ = 0;

@@ -25,6 +25,7 @@ class SparseHistogram {
   bool operator==(const SparseHistogram&) const = default;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   std::vector<std::pair<uint32_t, uint64_t>> buckets_;  // (bucket index, count), sorted
   uint64_t count_ = 0;
   double sum_ = 0;

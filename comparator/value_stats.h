@@ -23,6 +23,7 @@ class ScoreStats {
   bool operator==(const ScoreStats&) const = default;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   uint64_t pairs_ = 0;
   uint64_t values_ = 0;
   uint64_t beyond_ = 0;  // pairs with a value beyond the rule's tolerance
@@ -49,6 +50,7 @@ class EmbeddingStats {
   bool operator==(const EmbeddingStats&) const = default;
 
  private:
+  friend struct StateCodec;  // comparator/state_codec.h: the exact state, for checkpoints
   uint64_t pairs_ = 0;
   double sum_cosine_ = 0;
   double min_cosine_ = 1;
