@@ -8,6 +8,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <set>
 #include <variant>
 
@@ -15,6 +16,7 @@
 
 #include "common/config.h"
 #include "common/strings.h"
+#include "common/zstd_file.h"
 
 namespace sg::comparator {
 
@@ -196,15 +198,12 @@ TrafficSummary TrafficMeter::Summarize() const {
 }
 
 bool ReadTrafficFile(const std::string& path, TrafficMeter& meter, std::string* error) {
-  std::ifstream file;
+  std::unique_ptr<std::istream> file;  // plain or zstd, as the gateway leaves its rotated files
   std::istream* in = &std::cin;
   if (path != "-") {
-    file.open(path, std::ios::binary);
-    if (!file) {
-      *error = path + ": " + std::strerror(errno);
-      return false;
-    }
-    in = &file;
+    file = OpenMaybeCompressed(path, error);
+    if (!file) return false;
+    in = file.get();
   }
   std::string line;
   while (std::getline(*in, line)) {
@@ -221,6 +220,10 @@ bool ReadTrafficFile(const std::string& path, TrafficMeter& meter, std::string* 
     } else if (const auto* counters = std::get_if<MirrorCounters>(&*entry)) {
       meter.Add(*counters);
     }  // a cutover decision carries no traffic
+  }
+  if (std::string bad = CompressedStreamError(*in); !bad.empty()) {
+    *error = path + ": " + bad;
+    return false;
   }
   if (in->bad()) {
     *error = path + ": read failed";

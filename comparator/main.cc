@@ -1,6 +1,6 @@
 // sg-compare: judge pair logs, issue a cutover verdict and write reports.
 //
-//   sg-compare report --pairs FILE... [--rules FILE] [--gates FILE] --out DIR [--run NAME]
+//   sg-compare report --pairs FILE|FOLDER... [--rules FILE] [--gates FILE] --out DIR [--run NAME]
 //       exit 0 PASS, 1 FAIL, 3 MARGINAL, 4 INSUFFICIENT_DATA, 2 bad input
 //       without --rules / --gates: the built-in configs/compare-default.json and configs/gates.json
 //   sg-compare check [--rules FILE] [--gates FILE]     validate configs (exit 0, or 2)
@@ -54,9 +54,19 @@ int main(int argc, char** argv) {
   auto* report = app.add_subcommand("report", "judge pair logs and write reports/<run>/");
   std::vector<std::string> pair_files;
   std::string rules_path, gates_path, out_dir, run;
-  report->add_option("--pairs", pair_files, "pair log files (JSONL, \"-\" = stdin)")
+  report
+      ->add_option("--pairs", pair_files,
+                   "pair logs: files (JSONL, plain or zstd), folders (their *.jsonl, "
+                   "*.jsonl.N, *.jsonl.N.zst files), \"-\" = stdin; judged as one log in "
+                   "time order")
       ->required()
       ->expected(1, -1);
+  double reorder_window_s = 60;
+  report
+      ->add_option("--reorder-window", reorder_window_s,
+                   "seconds a log's lines may be out of time order (a pair is written when both "
+                   "answers are in); later ones are judged where read and counted late")
+      ->check(CLI::NonNegativeNumber);
   report->add_option("--rules", rules_path,
                      "comparison rules (configs/compare*.json; default: the built-in "
                      "configs/compare-default.json, which reads each answer by its shape)");
@@ -83,7 +93,9 @@ int main(int argc, char** argv) {
   CapacityFlags capacity_flags;
   std::vector<std::string> capacity_pairs;
   bool capacity_json = false;
-  capacity->add_option("--pairs", capacity_pairs, "pair logs to measure the peak from")
+  capacity
+      ->add_option("--pairs", capacity_pairs,
+                   "pair logs to measure the peak from (files or folders, as report's)")
       ->expected(1, -1);
   AddCapacityFlags(*capacity, capacity_flags);
   capacity->get_option("--fleet")->required();
@@ -121,10 +133,18 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // Folders become their pair-log files (ExpandPairLogInputs); a missing one is bad input.
+  std::string error;
+  std::vector<std::string> capacity_files, report_files;
+  if (!ExpandPairLogInputs(capacity_pairs, &capacity_files, &error) ||
+      !ExpandPairLogInputs(pair_files, &report_files, &error)) {
+    std::cerr << error << "\n";
+    return kBadInput;
+  }
+
   if (capacity->parsed()) {
     nlohmann::json out;
-    std::string error;
-    if (!BuildCapacity(capacity_flags, capacity_pairs, false, &out, &error)) {
+    if (!BuildCapacity(capacity_flags, capacity_files, false, &out, &error)) {
       std::cerr << error << "\n";
       return kBadInput;
     }
@@ -137,9 +157,8 @@ int main(int argc, char** argv) {
   }
   // Before judging, so a bad fleet or tune file fails fast; "-" is left to the judging.
   nlohmann::json capacity_section;
-  std::string error;
   if (!report_capacity.fleet.empty() &&
-      !BuildCapacity(report_capacity, pair_files, true, &capacity_section, &error)) {
+      !BuildCapacity(report_capacity, report_files, true, &capacity_section, &error)) {
     std::cerr << error << "\n";
     return kBadInput;
   }
@@ -162,17 +181,31 @@ int main(int argc, char** argv) {
   if (!mirrors.empty() && !rules->noise_floor.mirror.empty()) {
     read_options.mirrors.insert(rules->noise_floor.mirror);
   }
+  read_options.reorder_window =
+      std::chrono::microseconds(static_cast<int64_t>(reorder_window_s * 1e6));
   Comparison comparison(rules);
-  std::vector<sg::CutoverDecision> decisions;
-  for (const auto& path : pair_files) {
-    ReadStats stats;
-    if (!ReadPairLogFile(path, comparison, &stats, &error, read_options)) {
-      std::cerr << error << "\n";
-      return kBadInput;
-    }
-    spdlog::info("{}: {} lines, {} pairs, {} counters, {} malformed, {} of other mirrors skipped",
-                 path, stats.lines, stats.pairs, stats.counters, stats.malformed, stats.skipped);
-    for (auto& decision : stats.cutover_decisions) decisions.push_back(std::move(decision));
+  std::vector<ReadStats> read_stats;
+  size_t most_open = 0;
+  if (!ReadPairLogs(report_files, comparison, &read_stats, &error, read_options, &most_open)) {
+    std::cerr << error << "\n";
+    return kBadInput;
+  }
+  spdlog::info("{} pair-log files merged by time, at most {} open at once", report_files.size(),
+               most_open);
+  uint64_t late = 0;
+  for (size_t i = 0; i < read_stats.size(); ++i) {
+    const ReadStats& stats = read_stats[i];
+    spdlog::info(
+        "{}: {} lines, {} pairs, {} counters, {} malformed, {} of other mirrors skipped, {} late",
+        report_files[i], stats.lines, stats.pairs, stats.counters, stats.malformed, stats.skipped,
+        stats.late);
+    late += stats.late;
+  }
+  if (late > 0) {
+    spdlog::warn(
+        "{} records were more than --reorder-window ({} s) out of time order in their log: "
+        "judged where read",
+        late, reorder_window_s);
   }
   ReportInputs inputs;
   inputs.run = run.empty() ? std::filesystem::path(out_dir).filename().string() : run;
@@ -183,6 +216,10 @@ int main(int argc, char** argv) {
   inputs.gates_file = gates_path.empty() ? "(built-in configs/gates.json)" : gates_path;
   nlohmann::json result = BuildReport(comparison, gates, inputs);
   if (!capacity_section.is_null()) result["capacity"] = std::move(capacity_section);
+  std::vector<sg::CutoverDecision> decisions;
+  for (auto& stats : read_stats) {
+    for (auto& decision : stats.cutover_decisions) decisions.push_back(std::move(decision));
+  }
   if (!decisions.empty()) result["cutover_decisions"] = CutoverDecisionsJson(std::move(decisions));
 
   // The candidates judged: the "model" slices are per mirror (the noise floor's pairs are not
