@@ -1,7 +1,9 @@
 #include "comparator/online_comparator.h"
 
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "comparator/checkpoint.h"
 #include "comparator/report_writer.h"
 
 namespace sg::comparator {
@@ -14,7 +16,34 @@ OnlineComparator::OnlineComparator(std::shared_ptr<const CompareConfig> config,
       gates_(std::move(gates)),
       options_(std::move(options)),
       comparison_(config_),
-      worker_([this] { Run(); }) {}
+      worker_([this] { Run(); }) {
+  if (options_.checkpoint_path.empty()) return;
+  std::lock_guard lock(state_mutex_);
+  checkpoint_.path = options_.checkpoint_path;
+  const LoadedCheckpoint loaded = LoadCheckpoint(
+      options_.checkpoint_path, {options_.run, options_.config_sha256}, config_, &comparison_);
+  switch (loaded.result) {
+    case LoadedCheckpoint::Result::kNone:
+      spdlog::info("comparison checkpoint {}: none yet, run \"{}\" starts empty",
+                   options_.checkpoint_path, options_.run);
+      break;
+    case LoadedCheckpoint::Result::kLoaded:
+      checkpoint_.resumed_judged = loaded.judged;
+      checkpoint_.resumed = std::to_string(loaded.pairs) + " pairs (" +
+                            std::to_string(loaded.judged) + " records), written at " +
+                            std::to_string(loaded.written_at_us) + " us";
+      spdlog::info("comparison checkpoint {}: run \"{}\" resumed with {}", options_.checkpoint_path,
+                   options_.run, checkpoint_.resumed);
+      break;
+    case LoadedCheckpoint::Result::kRefused:
+      checkpoint_.refused = loaded.reason;
+      spdlog::error(
+          "comparison checkpoint {} refused: {}; set aside as {}; run \"{}\" starts empty",
+          options_.checkpoint_path, loaded.reason,
+          loaded.set_aside.empty() ? "(could not rename it)" : loaded.set_aside, options_.run);
+      break;
+  }
+}
 
 OnlineComparator::~OnlineComparator() {
   Close();
@@ -26,7 +55,30 @@ void OnlineComparator::Close() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  std::call_once(joined_, [this] { worker_.join(); });
+  std::call_once(joined_, [this] {
+    worker_.join();
+    // The final state, whatever the interval: a graceful stop loses nothing.
+    if (!options_.checkpoint_path.empty()) Checkpoint();
+  });
+}
+
+void OnlineComparator::Checkpoint() {
+  const uint64_t judged = queue_stats().judged;
+  std::lock_guard lock(state_mutex_);
+  std::string error;
+  if (WriteCheckpoint(options_.checkpoint_path, {options_.run, options_.config_sha256}, comparison_,
+                      checkpoint_.resumed_judged + judged, &error)) {
+    ++checkpoint_.written;
+  } else {
+    ++checkpoint_.failed;
+    checkpoint_.last_error = error;
+    spdlog::error("comparison checkpoint not written: {}", error);
+  }
+}
+
+OnlineComparator::CheckpointStats OnlineComparator::checkpoint_stats() const {
+  std::lock_guard lock(state_mutex_);
+  return checkpoint_;
 }
 
 bool OnlineComparator::Offer(PairRecord record) {
@@ -69,13 +121,28 @@ OnlineComparator::QueueStats OnlineComparator::queue_stats() const {
 }
 
 void OnlineComparator::Run() {
+  using Clock = std::chrono::steady_clock;
+  const bool checkpoints = !options_.checkpoint_path.empty();
+  auto next_checkpoint = Clock::now() + options_.checkpoint_interval;
+  bool dirty = false;  // judged something since the last checkpoint
   std::deque<std::variant<PairRecord, MirrorCounters>> batch;
   for (;;) {
     {
       std::unique_lock lock(queue_mutex_);
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
+      auto ready = [&] { return stopping_ || !queue_.empty(); };
+      if (checkpoints && dirty) {
+        queue_cv_.wait_until(lock, next_checkpoint, ready);
+      } else {
+        queue_cv_.wait(lock, ready);
+      }
+      if (queue_.empty() && stopping_) return;  // Close() writes the last checkpoint
       batch.swap(queue_);
+    }
+    dirty |= !batch.empty();
+    if (checkpoints && dirty && Clock::now() >= next_checkpoint) {
+      Checkpoint();
+      dirty = false;
+      next_checkpoint = Clock::now() + options_.checkpoint_interval;
     }
     {
       std::lock_guard lock(state_mutex_);
@@ -111,6 +178,14 @@ json OnlineComparator::Report() const {
                      {"judged", q.judged},
                      {"depth", q.depth},
                      {"capacity", q.capacity}};
+  if (!options_.checkpoint_path.empty()) {
+    const CheckpointStats c = checkpoint_stats();
+    report["checkpoint"] = {
+        {"path", c.path},       {"interval_s", options_.checkpoint_interval.count() / 1000.0},
+        {"resumed", c.resumed}, {"resumed_judged", c.resumed_judged},
+        {"refused", c.refused}, {"written", c.written},
+        {"failed", c.failed},   {"last_error", c.last_error}};
+  }
   return report;
 }
 

@@ -6,6 +6,7 @@
 // Thread safety: every public method may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -29,6 +30,13 @@ struct OnlineOptions {
   std::string run = "online";    // run name shown in reports
   std::string rules_file;        // where the rules and gates came from, shown in reports
   std::string gates_file;
+  // Checkpoints (comparator/checkpoint.h, docs/comparator.md): the state is written to
+  // checkpoint_path every checkpoint_interval while pairs arrive, and at Close; at start a
+  // checkpoint of this run (`run`) and this config (`config_sha256`) is resumed, any other is
+  // refused, logged and set aside. Empty path: no checkpoints.
+  std::string checkpoint_path;
+  std::chrono::milliseconds checkpoint_interval = std::chrono::seconds(60);
+  std::string config_sha256;  // CompareConfigHash of the rules' text
 };
 
 class OnlineComparator {
@@ -72,8 +80,21 @@ class OnlineComparator {
   // Writes report.json/.md/.html for the current state into `dir`.
   bool WriteReport(const std::string& dir, std::string* error) const;
 
+  struct CheckpointStats {
+    std::string path;             // empty: no checkpoints
+    std::string resumed;          // "": started empty; else what was resumed (pairs, when written)
+    std::string refused;          // why a checkpoint found at start was refused ("" when none)
+    uint64_t resumed_judged = 0;  // records judged before this process, from the checkpoint
+    uint64_t written = 0;
+    uint64_t failed = 0;
+    std::string last_error;
+  };
+  CheckpointStats checkpoint_stats() const;
+
  private:
   void Run();
+  // Writes the checkpoint now (worker thread or Close).
+  void Checkpoint();
 
   std::shared_ptr<const CompareConfig> config_;
   std::shared_ptr<const GateConfig> gates_;
@@ -92,6 +113,7 @@ class OnlineComparator {
   // Guarded by state_mutex_.
   mutable std::mutex state_mutex_;
   Comparison comparison_;
+  CheckpointStats checkpoint_;
 
   std::once_flag joined_;  // Close() joins the worker once, whichever thread calls it
   std::thread worker_;     // last: started after everything it uses

@@ -12,6 +12,13 @@
 namespace sg::comparator {
 namespace {
 
+OnlineOptions Options(size_t queue_capacity, const std::string& run) {
+  OnlineOptions o;
+  o.queue_capacity = queue_capacity;
+  o.run = run;
+  return o;
+}
+
 using nlohmann::json;
 using testing::MakePair;
 
@@ -34,7 +41,7 @@ std::shared_ptr<const GateConfig> PairsGate(double min) {
 }
 
 TEST(OnlineComparator, JudgesFromManyThreads) {
-  OnlineComparator online(Config(), PairsGate(400), {100000, "test", "", ""});
+  OnlineComparator online(Config(), PairsGate(400), Options(100000, "test"));
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -74,7 +81,7 @@ TEST(OnlineComparator, FullQueueDropsAndCounts) {
   // A queue of 2 behind a worker busy with a slow pair: offers beyond the 2 waiting are refused
   // and counted, and the queue never holds more than its capacity (an unbounded queue fails
   // both). Offered until the first drop, at most 20,000 times.
-  OnlineComparator online(Config(), nullptr, {2, "test", "", ""});
+  OnlineComparator online(Config(), nullptr, Options(2, "test"));
   ASSERT_TRUE(online.Offer(SlowPair(2000)));
   const auto pair = MakePair("x", R"({"a": 1})", R"({"a": 1})");
   int offered = 1, accepted = 1;
@@ -122,8 +129,7 @@ TEST(OnlineComparator, CloseJudgesWhatWasQueued) {
 TEST(OnlineComparator, DestructorReturnsWithRecordsQueued) {
   // The destructor is Close(): it judges the queue (above) and joins the worker, without
   // hanging on a full queue or on records offered from another thread meanwhile.
-  auto online =
-      std::make_unique<OnlineComparator>(Config(), nullptr, OnlineOptions{4, "t", "", ""});
+  auto online = std::make_unique<OnlineComparator>(Config(), nullptr, Options(4, "t"));
   ASSERT_TRUE(online->Offer(SlowPair(2000)));
   std::thread offering([&] {
     for (int i = 0; i < 1000; ++i) online->Offer(MakePair("x", "{}", "{}"));

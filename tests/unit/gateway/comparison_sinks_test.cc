@@ -96,8 +96,12 @@ TEST(FanOutPairSinkTest, CombineAddsAFanOutOnlyForSeveralSinks) {
 
 std::shared_ptr<comparator::OnlineComparator> MakeOnline(size_t capacity) {
   auto rules = std::make_shared<const comparator::CompareConfig>();  // exact bytes
-  return std::make_shared<comparator::OnlineComparator>(
-      rules, nullptr, comparator::OnlineOptions{capacity, "test", "", ""});
+  return std::make_shared<comparator::OnlineComparator>(rules, nullptr, [&] {
+    comparator::OnlineOptions o;
+    o.queue_capacity = capacity;
+    o.run = "test";
+    return o;
+  }());
 }
 
 TEST(ComparatorPairSinkTest, CloseJudgesEverythingAcceptedAndLaterRecordsAreDropped) {
