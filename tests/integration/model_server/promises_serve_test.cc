@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/subprocess.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/model_server/test_images.h"
 
@@ -67,6 +68,7 @@ class ServeProcess {
   }
   ChildProcess& child() { return *child_; }
   int inference() const { return inference_; }
+  int metrics() const { return metrics_; }
 
   std::optional<HttpResponse> Post(const std::string& target, const std::string& body,
                                    std::chrono::milliseconds timeout = 60s) {
@@ -136,6 +138,40 @@ TEST(ServePromisesTest, TheQuickFormServesTheModel) {
   }
 }
 
+// /metrics passes `promtool check metrics` except for TorchServe's own families, which keep
+// TorchServe's names (counters without _total) so that tools reading TorchServe read sg-serve:
+// every problem promtool finds names one of those, none names sg-serve's own families.
+TEST(ServePromisesTest, MetricsPassPromtoolButForTorchServesOwnNames) {
+  ServeProcess serve({"--model", "tiny=" + FixtureModel("tensor_tiny.pt").string(), "--handler",
+                      "tensor", "--workers", "1", "--threads-per-worker", "1"});
+  ASSERT_TRUE(serve.WaitReady());
+  auto ok = serve.Post("/predictions/tiny", json{{"data", {0.1, 0.2, 0.3, 0.4}}}.dump());
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  auto missing = serve.Post("/predictions/none", "{}");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  auto metrics = HttpGet(serve.metrics(), "/metrics");
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics->status, 200);
+  for (const char* sample : {"sg_request_latency_seconds_bucket{", "sg_prediction_responses_total{",
+                             "sg_workers_ready{", "ts_inference_latency_microseconds{"}) {
+    EXPECT_NE(metrics->body.find(sample), std::string::npos) << sample;
+  }
+  TempDir dir;
+  std::istringstream problems(PromtoolProblems(metrics->body, dir.path()));
+  const std::set<std::string> torchserve = {"Requests2XX", "Requests4XX", "Requests5XX",
+                                            "ts_inference_latency_microseconds",
+                                            "ts_queue_latency_microseconds"};
+  std::set<std::string> named;
+  for (std::string line; std::getline(problems, line);) {
+    const std::string name = line.substr(0, line.find(' '));
+    EXPECT_TRUE(torchserve.count(name)) << line;
+    named.insert(name);
+  }
+  EXPECT_EQ(named, torchserve) << metrics->body;  // promtool saw the whole text
+}
+
 TEST(ServePromisesTest, WarmupIterationsRunBeforeTheWorkerIsReady) {
   // input_shape [3] for a model that takes 4 values: a warm-up forward fails, so the model
   // cannot start; without warm-up it starts (and would fail on requests instead).
@@ -158,10 +194,12 @@ TEST(ServePromisesTest, WarmupIterationsRunBeforeTheWorkerIsReady) {
 }
 
 TEST(ServePromisesTest, ImagesOverMaxPixelsAreRefusedWith400) {
-  // A 28 x 28 PNG (784 pixels) against max_pixels 783 and 784.
+  // A 56 x 56 PNG (3,136 pixels) against max_pixels 3,135 and 3,136. It is resized to 28 x 28
+  // (784 pixels, under both), so the refusal is the decoder's bound on the image as sent, not
+  // the bound on the resized image (which a 1 x 20,000 image would hit).
   TempDir dir;
   const std::string png =
-      serve::testing::EncodePng(serve::testing::GradientPixels(28, 28, 1, 3), 28, 28, 1);
+      serve::testing::EncodePng(serve::testing::GradientPixels(56, 56, 1, 3), 56, 56, 1);
   auto model = [](int max_pixels) {
     return json{{"path", FixtureModel("fashion_tiny.pt").string()},
                 {"labels", FixtureModel("fashion_index_to_name.json").string()},
@@ -175,7 +213,7 @@ TEST(ServePromisesTest, ImagesOverMaxPixelsAreRefusedWith400) {
                   {"max_pixels", max_pixels}}}};
   };
   ServeProcess serve({"--config",
-                      WriteConfig(dir, {{"small", model(783)}, {"exact", model(784)}}).string(),
+                      WriteConfig(dir, {{"small", model(3135)}, {"exact", model(3136)}}).string(),
                       "--threads-per-worker", "1"});
   ASSERT_TRUE(serve.WaitReady());
   auto refused = serve.Post("/predictions/small", png);
@@ -183,6 +221,8 @@ TEST(ServePromisesTest, ImagesOverMaxPixelsAreRefusedWith400) {
   EXPECT_EQ(refused->status, 400) << refused->body;
   const json error = json::parse(refused->body, nullptr, false);
   EXPECT_EQ(error.value("code", 0), 400) << refused->body;
+  EXPECT_NE(error.value("message", "").find("image too large: 56x56 pixels"), std::string::npos)
+      << refused->body;
   auto served = serve.Post("/predictions/exact", png);
   ASSERT_TRUE(served);
   EXPECT_EQ(served->status, 200) << served->body;
