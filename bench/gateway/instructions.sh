@@ -10,6 +10,8 @@
 # Needs build/bin/shadowgate (or SHADOWGATE=path), valgrind, nginx, wrk, python3. Both proxies
 # run one worker/thread under callgrind; wrk (1 thread, 4 connections) warms up for 2 s, the
 # counters are zeroed, then wrk runs REQUESTS_SECONDS and the counts are dumped.
+# KEEP=DIR keeps each run's callgrind profile there (nginx.out, nginx-mirror.out, shadowgate.out,
+# shadowgate-mirror.out) for callgrind_annotate, e.g. the metrics' share (docs/ARCHITECTURE.md).
 set -euo pipefail
 SECONDS_RUN=${1:-4}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -54,16 +56,24 @@ count() {
   sleep 0.5
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local ir
-  ir=$(callgrind_annotate "$(ls -S "$WORK"/cg.out.* | head -1)" 2>/dev/null |
+  local profile
+  profile=$(ls -S "$WORK"/cg.out.* | head -1)
+  if [[ -n "${KEEP:-}" ]]; then mkdir -p "$KEEP" && cp "$profile" "$KEEP/$KEEP_AS.out"; fi
+  ir=$(callgrind_annotate "$profile" 2>/dev/null |
        awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   echo "$((ir / n)) $n"
 }
 
 shadowgate_conf '[]' > "$WORK/none.json"
 shadowgate_conf '[{"name": "shadow", "upstream": "shadow", "percent": 100}]' > "$WORK/mirror.json"
+KEEP_AS=nginx
 read -r ngx ngx_n < <(count nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy.err")
-read -r ngx_m ngx_m_n < <(count nginx -p "$WORK" -c "$WORK/proxy-mirror.conf" -e "$WORK/proxy.err")
+KEEP_AS=nginx-mirror
+read -r ngx_m ngx_m_n < <(count nginx -p "$WORK" -c "$WORK/proxy-mirror.conf" \
+                            -e "$WORK/proxy.err")
+KEEP_AS=shadowgate
 read -r none none_n < <(count "$SHADOWGATE" --config "$WORK/none.json" --log-level warn)
+KEEP_AS=shadowgate-mirror
 read -r mirror mirror_n < <(count "$SHADOWGATE" --config "$WORK/mirror.json" --log-level warn)
 echo "user-space instructions per request (callgrind; ${SECONDS_RUN}s of wrk -t1 -c4 per row; nginx" \
   "headers ${NGINX_HEADERS:-same})"

@@ -2,6 +2,8 @@
 
 #include <sys/wait.h>
 
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "common/subprocess.h"
@@ -51,6 +53,22 @@ ToolResult RunTool(const std::string& program, const std::vector<std::string>& a
   std::vector<std::string> argv = {(BinDir() / program).string()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunToCompletion(argv, dir, timeout);
+}
+
+std::string PromtoolProblems(const std::string& metrics_text, const std::filesystem::path& dir) {
+  const std::filesystem::path unpacked = "/opt/shadowgate/prometheus/usr/bin/promtool";
+  const std::string promtool = std::filesystem::exists(unpacked) ? unpacked.string() : "promtool";
+  const auto input = dir / "metrics.txt";
+  std::ofstream(input, std::ios::binary) << metrics_text;
+  RunOptions options;
+  options.merge_output = true;
+  options.stdin_path = input;
+  auto result = RunToCompletion({promtool, "check", "metrics"}, dir, options);
+  // 0: clean; 3: lint problems, listed; anything else: the text did not parse, or no promtool.
+  if (result.exit_code == 0) return "";
+  EXPECT_EQ(result.exit_code, 3) << promtool << " check metrics: " << result.out;
+  return result.out.empty() ? "(promtool exited " + std::to_string(result.exit_code) + ")"
+                            : result.out;
 }
 
 }  // namespace sg::testing

@@ -36,4 +36,10 @@ ToolResult RunTool(const std::string& program, const std::vector<std::string>& a
                    const std::filesystem::path& dir,
                    std::chrono::seconds timeout = std::chrono::seconds(30));
 
+// `promtool check metrics` on a /metrics text (written to `dir`): the problems it reports, one a
+// line, "" when the text is clean. promtool is Debian's, unpacked by scripts/setup under
+// /opt/shadowgate/prometheus (else the one in PATH); a parse error or a missing promtool fails
+// the current test.
+std::string PromtoolProblems(const std::string& metrics_text, const std::filesystem::path& dir);
+
 }  // namespace sg::testing

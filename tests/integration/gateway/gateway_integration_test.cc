@@ -16,6 +16,7 @@
 #include "common/strings.h"
 #include "tests/integration/gateway/gateway_process.h"
 #include "tests/integration/gateway/test_upstream.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 
 namespace sg::testing {
@@ -250,6 +251,33 @@ TEST(GatewayTest, NginxPrimaryAndShadowWithPairsAndConnectionReuse) {
     EXPECT_LT(pair->shadow.send_offset_us, 1000000);
   }
   EXPECT_EQ(pairs, kRequests);
+}
+
+// /metrics after traffic of every kind passes `promtool check metrics` (counters end in _total,
+// no reserved or malformed names), with every family the gateway registers in it.
+TEST(GatewayTest, MetricsPassPromtool) {
+  TempDir dir;
+  TestUpstream primary({Mode::kFixed});
+  TestUpstream shadow({Mode::kFixed});
+  GatewayProcess gateway(MakeConfig(primary.port(), shadow.port()), dir);
+  ASSERT_TRUE(gateway.ready());
+  for (int i = 0; i < 5; ++i) {
+    auto response = HttpGet(gateway.port(), "/predictions/m");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+  }
+  EXPECT_EQ(StatusOf(RawExchange(gateway.port(), "NOT HTTP AT ALL\r\n\r\n")), 400);
+  ASSERT_TRUE(WaitUntil([&] { return gateway.Outcome("ok") == 5; }, 10s));
+  auto metrics = HttpGet(gateway.admin_port(), "/metrics");
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics->status, 200);
+  for (const char* sample :
+       {"sg_gateway_requests_total{", "sg_gateway_client_errors_total{reason=\"bad_request\"}",
+        "sg_gateway_primary_latency_seconds_bucket{", "sg_gateway_shadow_latency_seconds_sum{",
+        "sg_gateway_pool_connections{", "sg_gateway_client_connections "}) {
+    EXPECT_NE(metrics->body.find(sample), std::string::npos) << sample;
+  }
+  EXPECT_EQ(PromtoolProblems(metrics->body, dir.path()), "") << metrics->body;
 }
 
 TEST(GatewayTest, ProxySemanticsAndShadowRedaction) {

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/subprocess.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/model_server/test_images.h"
 
@@ -67,6 +68,7 @@ class ServeProcess {
   }
   ChildProcess& child() { return *child_; }
   int inference() const { return inference_; }
+  int metrics() const { return metrics_; }
 
   std::optional<HttpResponse> Post(const std::string& target, const std::string& body,
                                    std::chrono::milliseconds timeout = 60s) {
@@ -134,6 +136,40 @@ TEST(ServePromisesTest, TheQuickFormServesTheModel) {
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_NEAR(got["data"][i].get<double>(), want[i].get<double>(), 1e-5) << i;
   }
+}
+
+// /metrics passes `promtool check metrics` except for TorchServe's own families, which keep
+// TorchServe's names (counters without _total) so that tools reading TorchServe read sg-serve:
+// every problem promtool finds names one of those, none names sg-serve's own families.
+TEST(ServePromisesTest, MetricsPassPromtoolButForTorchServesOwnNames) {
+  ServeProcess serve({"--model", "tiny=" + FixtureModel("tensor_tiny.pt").string(), "--handler",
+                      "tensor", "--workers", "1", "--threads-per-worker", "1"});
+  ASSERT_TRUE(serve.WaitReady());
+  auto ok = serve.Post("/predictions/tiny", json{{"data", {0.1, 0.2, 0.3, 0.4}}}.dump());
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  auto missing = serve.Post("/predictions/none", "{}");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  auto metrics = HttpGet(serve.metrics(), "/metrics");
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics->status, 200);
+  for (const char* sample : {"sg_request_latency_seconds_bucket{", "sg_prediction_responses_total{",
+                             "sg_workers_ready{", "ts_inference_latency_microseconds{"}) {
+    EXPECT_NE(metrics->body.find(sample), std::string::npos) << sample;
+  }
+  TempDir dir;
+  std::istringstream problems(PromtoolProblems(metrics->body, dir.path()));
+  const std::set<std::string> torchserve = {"Requests2XX", "Requests4XX", "Requests5XX",
+                                            "ts_inference_latency_microseconds",
+                                            "ts_queue_latency_microseconds"};
+  std::set<std::string> named;
+  for (std::string line; std::getline(problems, line);) {
+    const std::string name = line.substr(0, line.find(' '));
+    EXPECT_TRUE(torchserve.count(name)) << line;
+    named.insert(name);
+  }
+  EXPECT_EQ(named, torchserve) << metrics->body;  // promtool saw the whole text
 }
 
 TEST(ServePromisesTest, WarmupIterationsRunBeforeTheWorkerIsReady) {
