@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <sstream>
@@ -94,6 +95,22 @@ void ApplyQuota(CpuBudget& budget, double cpus, const fs::path& source) {
   }
 }
 
+// The first of `names` in `dir` that holds a CPU list (the effective set first, then the
+// configured one); a file that cannot be parsed is noted and the next one tried.
+void ReadCpuset(const fs::path& dir, std::initializer_list<const char*> names, CpuBudget& budget,
+                std::optional<std::vector<int>>& cpuset) {
+  for (const char* name : names) {
+    auto line = ReadLine(dir / name);
+    if (!line || line->empty()) continue;
+    if (auto cpus = ParseCpuList(*line)) {
+      cpuset = *cpus;
+      budget.cpuset_source = (dir / name).string();
+      return;
+    }
+    budget.notes.push_back("cannot parse " + (dir / name).string() + ": " + *line);
+  }
+}
+
 // cgroup v2: cpu.max ("max 100000" or "QUOTA PERIOD") along the path, cpuset.cpus.effective.
 void ReadCgroupV2(const fs::path& mount, const std::string& path, CpuBudget& budget,
                   std::optional<std::vector<int>>& cpuset) {
@@ -111,18 +128,7 @@ void ReadCgroupV2(const fs::path& mount, const std::string& path, CpuBudget& bud
         }
       }
     }
-    if (!cpuset) {
-      for (const char* name : {"cpuset.cpus.effective", "cpuset.cpus"}) {
-        auto line = ReadLine(dir / name);
-        if (!line || line->empty()) continue;
-        if (auto cpus = ParseCpuList(*line)) {
-          cpuset = *cpus;
-          budget.cpuset_source = (dir / name).string();
-          break;
-        }
-        budget.notes.push_back("cannot parse " + (dir / name).string() + ": " + *line);
-      }
-    }
+    if (!cpuset) ReadCpuset(dir, {"cpuset.cpus.effective", "cpuset.cpus"}, budget, cpuset);
   }
 }
 
@@ -148,15 +154,7 @@ void ReadCgroupV1(const fs::path& mount, const CgroupLine& entry, CpuBudget& bud
       }
     }
     if (has_cpuset && !cpuset) {
-      for (const char* name : {"cpuset.effective_cpus", "cpuset.cpus"}) {
-        auto line = ReadLine(dir / name);
-        if (!line || line->empty()) continue;
-        if (auto cpus = ParseCpuList(*line)) {
-          cpuset = *cpus;
-          budget.cpuset_source = (dir / name).string();
-          break;
-        }
-      }
+      ReadCpuset(dir, {"cpuset.effective_cpus", "cpuset.cpus"}, budget, cpuset);
     }
   }
 }

@@ -28,11 +28,15 @@ std::string ResolveProblem(const Endpoint& endpoint) {
 std::string WritableFolderProblem(const fs::path& dir) {
   std::error_code ec;
   auto status = fs::status(dir, ec);
-  if (!fs::exists(status)) return "folder \"" + dir.string() + "\" does not exist";
-  if (!fs::is_directory(status)) return "\"" + dir.string() + "\" is not a folder";
+  // Built by appending: GCC 12's -Wrestrict misfires on "literal" + std::string&& (PR 105329).
+  std::string quoted = "\"";
+  quoted += dir.string();
+  quoted += '"';
+  if (!fs::exists(status)) return "folder " + quoted + " does not exist";
+  if (!fs::is_directory(status)) return quoted + " is not a folder";
   if (access(dir.c_str(), W_OK | X_OK) != 0) {
-    return "folder \"" + dir.string() +
-           "\" is not writable: " + std::error_code(errno, std::generic_category()).message();
+    return "folder " + quoted +
+           " is not writable: " + std::error_code(errno, std::generic_category()).message();
   }
   return {};
 }

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -240,8 +239,7 @@ int RunTune(const ServeConfig& config, const std::string& cpu_root, const TuneFl
     }
   }
   int logical_cpus = static_cast<int>(budget.allowed.size());
-  int pod_cpus =
-      budget.quota_cpus ? static_cast<int>(std::ceil(*budget.quota_cpus - 1e-9)) : logical_cpus;
+  int pod_cpus = ThreadBudget(budget);  // the CPUs the pod may use: allowed, capped by the quota
 
   MeasureSetup setup;
   setup.base = base;

@@ -117,6 +117,10 @@ std::filesystem::path SourceDir() {
   return SG_SOURCE_DIR;
 }
 
+std::string ModelFixture(const std::string& name) {
+  return (SourceDir() / "tests/fixtures/models" / name).string();
+}
+
 std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream out;

@@ -21,6 +21,8 @@ namespace sg::testing {
 // Directory of the built executables (build/bin) and the source tree, set by CMake.
 std::filesystem::path BinDir();
 std::filesystem::path SourceDir();
+// A model of tests/fixtures/models (exported by scripts/export-test-models), by file name.
+std::string ModelFixture(const std::string& name);
 
 // A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range (so no
 // outgoing connection takes it before the caller's server binds it); -1 when none is free.

@@ -115,10 +115,6 @@ TEST(CpuLimitTest, PlanFollowsARealCgroupQuotaAndCpuset) {
   }
 }
 
-std::string Fixture(const std::string& name) {
-  return (sg::testing::SourceDir() / "tests/fixtures/models" / name).string();
-}
-
 std::string ReadProc(pid_t pid, const std::string& file) {
   return sg::testing::ReadFile("/proc/" + std::to_string(pid) + "/" + file);
 }
@@ -147,13 +143,14 @@ TEST(CpuLimitTest, ServedModelWorkersFollowTheCgroup) {
   TempDir dir;
   const int inference = sg::testing::FreePort(), management = sg::testing::FreePort(),
             metrics = sg::testing::FreePort();
-  json config = {
-      {"inference_address", "127.0.0.1:" + std::to_string(inference)},
-      {"management_address", "127.0.0.1:" + std::to_string(management)},
-      {"metrics_address", "127.0.0.1:" + std::to_string(metrics)},
-      {"models",
-       {{"vec",
-         {{"path", Fixture("tensor_tiny.pt")}, {"handler", "tensor"}, {"input_shape", {4}}}}}}};
+  json config = {{"inference_address", "127.0.0.1:" + std::to_string(inference)},
+                 {"management_address", "127.0.0.1:" + std::to_string(management)},
+                 {"metrics_address", "127.0.0.1:" + std::to_string(metrics)},
+                 {"models",
+                  {{"vec",
+                    {{"path", sg::testing::ModelFixture("tensor_tiny.pt")},
+                     {"handler", "tensor"},
+                     {"input_shape", {4}}}}}}};
   auto path = dir.Write("serve.json", config.dump(1));
   auto argv = cgroup.Wrap({SgServe(), "--config", path.string()});
   ChildProcess server(argv[0], std::vector<std::string>(argv.begin() + 1, argv.end()));

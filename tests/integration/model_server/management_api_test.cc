@@ -27,13 +27,9 @@ using sg::testing::HttpRequestSpec;
 using sg::testing::HttpResponse;
 using sg::testing::TempDir;
 
-std::string Fixture(const std::string& name) {
-  return (sg::testing::SourceDir() / "tests/fixtures/models" / name).string();
-}
-
 json FashionModel(int workers) {
-  return {{"path", Fixture("fashion_tiny.pt")},
-          {"labels", Fixture("fashion_index_to_name.json")},
+  return {{"path", sg::testing::ModelFixture("fashion_tiny.pt")},
+          {"labels", sg::testing::ModelFixture("fashion_index_to_name.json")},
           {"workers", workers},
           {"preprocess",
            {{"resize", 28}, {"crop", 28}, {"channels", 1}, {"mean", {0.286}}, {"std", {0.353}}}}};
@@ -171,8 +167,8 @@ TEST(ManagementApiTest, RegisterPaginateSetDefaultUnregister) {
   // scorer_tiny takes TorchServe's default 224x224 RGB input, as an archive's model gets.
   auto mar = [&](const std::string& file, const std::string& name, const std::string& version) {
     ASSERT_TRUE(serve::testing::WriteZip(
-        store.path() / file,
-        MarEntries(MarModel(name, version, "model.pt"), Fixture("scorer_tiny.pt"), "", "")));
+        store.path() / file, MarEntries(MarModel(name, version, "model.pt"),
+                                        sg::testing::ModelFixture("scorer_tiny.pt"), "", "")));
   };
   mar("a.mar", "alpha", "1.0");
   mar("a2.mar", "alpha", "2.0");
@@ -240,7 +236,7 @@ TEST(ManagementApiTest, RegisterPaginateSetDefaultUnregister) {
 TEST(ManagementApiTest, RequestIdKServeMetricsAndApiDescription) {
   Serve serve(json{{"fashion", FashionModel(1)},
                    {"vec",
-                    {{"path", Fixture("tensor_tiny.pt")},
+                    {{"path", sg::testing::ModelFixture("tensor_tiny.pt")},
                      {"handler", "tensor"},
                      {"input_shape", {4}},
                      {"workers", 1}}}});

@@ -35,23 +35,19 @@ using sg::testing::HttpRequestSpec;
 using sg::testing::HttpResponse;
 using sg::testing::TempDir;
 
-std::string Fixture(const std::string& name) {
-  return (sg::testing::SourceDir() / "tests/fixtures/models" / name).string();
-}
-
 std::string Png28(int seed) {
   return serve::testing::EncodePng(serve::testing::GradientPixels(28, 28, 1, seed), 28, 28, 1);
 }
 
 json FashionModel() {
-  return {{"path", Fixture("fashion_tiny.pt")},
-          {"labels", Fixture("fashion_index_to_name.json")},
+  return {{"path", sg::testing::ModelFixture("fashion_tiny.pt")},
+          {"labels", sg::testing::ModelFixture("fashion_index_to_name.json")},
           {"preprocess",
            {{"resize", 28}, {"crop", 28}, {"channels", 1}, {"mean", {0.286}}, {"std", {0.353}}}}};
 }
 
 json SlowModel() {
-  return {{"path", Fixture("slow.pt")},
+  return {{"path", sg::testing::ModelFixture("slow.pt")},
           {"handler", "tensor"},
           {"input_shape", {2}},
           {"optimize", false}};
@@ -149,12 +145,12 @@ std::vector<std::string> ThreadAffinities(pid_t pid) {
 TEST(ServeTest, TorchServeApiEndToEnd) {
   Server server({{"fashion", FashionModel()},
                  {"vec",
-                  {{"path", Fixture("tensor_tiny.pt")},
+                  {{"path", sg::testing::ModelFixture("tensor_tiny.pt")},
                    {"handler", "tensor"},
                    {"input_shape", {4}},
                    {"version", "2.0"}}},
                  {"score",
-                  {{"path", Fixture("scorer_tiny.pt")},
+                  {{"path", sg::testing::ModelFixture("scorer_tiny.pt")},
                    {"handler", "image_scorer"},
                    {"preprocess", {{"resize", 32}, {"crop", 32}}}}}},
                 {{"max_request_size", 100000}});

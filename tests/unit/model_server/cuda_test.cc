@@ -18,13 +18,9 @@
 namespace sg::serve {
 namespace {
 
-std::string Fixture(const std::string& name) {
-  return (sg::testing::SourceDir() / "tests/fixtures/models" / name).string();
-}
-
 nlohmann::json FashionModelJson(const std::string& device) {
-  return {{"path", Fixture("fashion_tiny.pt")},
-          {"labels", Fixture("fashion_index_to_name.json")},
+  return {{"path", sg::testing::ModelFixture("fashion_tiny.pt")},
+          {"labels", sg::testing::ModelFixture("fashion_index_to_name.json")},
           {"handler", "image_classifier"},
           {"preprocess",
            {{"resize", 28}, {"crop", 28}, {"channels", 1}, {"mean", {0.286}}, {"std", {0.353}}}},
@@ -65,8 +61,8 @@ TEST(CudaRunnerTest, GpuAnswersMatchTheCpuOnes) {
   auto config = [](const std::string& device) {
     ModelConfig m;
     m.name = "fashion";
-    m.path = Fixture("fashion_tiny.pt");
-    m.labels_path = Fixture("fashion_index_to_name.json");
+    m.path = sg::testing::ModelFixture("fashion_tiny.pt");
+    m.labels_path = sg::testing::ModelFixture("fashion_index_to_name.json");
     m.batch_size = 4;
     m.preprocess.resize = 28;
     m.preprocess.crop = 28;
@@ -113,7 +109,7 @@ TEST(CudaRunnerTest, GpuAnswersMatchTheCpuOnes) {
 TEST(CudaRunnerTest, Bf16IsRefusedOnCuda) {
   ModelConfig m;
   m.name = "fashion";
-  m.path = Fixture("fashion_tiny.pt");
+  m.path = sg::testing::ModelFixture("fashion_tiny.pt");
   m.device = "cuda";
   m.precision = "bf16";
   std::string error;

@@ -23,7 +23,7 @@ using Entries = serve::testing::ArchiveEntries;
 using serve::testing::MarManifest;
 
 std::string Fixture(const std::string& name) {
-  return ReadFile(sg::testing::SourceDir() / "tests/fixtures/models" / name);
+  return ReadFile(sg::testing::ModelFixture(name));
 }
 
 json FashionModel() {

@@ -16,15 +16,11 @@
 namespace sg::serve {
 namespace {
 
-std::string Fixture(const std::string& name) {
-  return (sg::testing::SourceDir() / "tests/fixtures/models" / name).string();
-}
-
 ModelConfig Fashion(int batch_size, bool optimize) {
   ModelConfig m;
   m.name = "fashion";
-  m.path = Fixture("fashion_tiny.pt");
-  m.labels_path = Fixture("fashion_index_to_name.json");
+  m.path = sg::testing::ModelFixture("fashion_tiny.pt");
+  m.labels_path = sg::testing::ModelFixture("fashion_index_to_name.json");
   m.batch_size = batch_size;
   m.optimize = optimize;
   m.preprocess.resize = 28;
@@ -44,13 +40,13 @@ class RunnerTest : public ::testing::Test {
 TEST_F(RunnerTest, TensorModelMatchesPythonReference) {
   ModelConfig m;
   m.name = "t";
-  m.path = Fixture("tensor_tiny.pt");
+  m.path = sg::testing::ModelFixture("tensor_tiny.pt");
   m.handler = HandlerKind::kTensor;
   m.input_shape = {4};
   std::string error;
   auto runner = LoadTorchScriptModel(m, &error);
   ASSERT_TRUE(runner) << error;
-  std::ifstream in(Fixture("tensor_tiny_reference.json"));
+  std::ifstream in(sg::testing::ModelFixture("tensor_tiny_reference.json"));
   auto ref = nlohmann::json::parse(in);
   nlohmann::json request = {{"data", ref["input"]}, {"shape", {4}}};
   auto replies = HandleBatch(*runner, m, {}, {request.dump()});
@@ -173,12 +169,12 @@ TEST_F(RunnerTest, Bf16AutocastCloseToFp32OrAClearError) {
 // quantize_dynamic_jit's output on the same model and input (model_server/models/
 // export_test_models.py), which differs from fp32's by 4e-3 to 6e-3 here.
 TEST_F(RunnerTest, Int8MatchesPyTorchsDynamicQuantisation) {
-  std::ifstream in(Fixture("tensor_tiny_reference.json"));
+  std::ifstream in(sg::testing::ModelFixture("tensor_tiny_reference.json"));
   auto ref = nlohmann::json::parse(in);
   for (bool optimize : {true, false}) {
     ModelConfig m;
     m.name = "t";
-    m.path = Fixture("tensor_tiny.pt");
+    m.path = sg::testing::ModelFixture("tensor_tiny.pt");
     m.handler = HandlerKind::kTensor;
     m.input_shape = {4};
     m.precision = "int8";
@@ -204,7 +200,7 @@ TEST_F(RunnerTest, Int8MatchesPyTorchsDynamicQuantisation) {
 TEST_F(RunnerTest, Int8OfAModelWithoutLinearLayersIsAClearError) {
   ModelConfig m;
   m.name = "slow";
-  m.path = Fixture("slow.pt");
+  m.path = sg::testing::ModelFixture("slow.pt");
   m.handler = HandlerKind::kTensor;
   m.precision = "int8";
   std::string error;
@@ -241,7 +237,7 @@ TEST_F(RunnerTest, ChannelsLastGivesTheSameAnswers) {
 TEST_F(RunnerTest, ModelExceptionFailsOnlyThatRequest) {
   ModelConfig m;
   m.name = "t";
-  m.path = Fixture("tensor_tiny.pt");
+  m.path = sg::testing::ModelFixture("tensor_tiny.pt");
   m.handler = HandlerKind::kTensor;  // no input_shape: the model itself rejects bad shapes
   std::string error;
   auto runner = LoadTorchScriptModel(m, &error);

@@ -18,10 +18,6 @@ using serve::testing::MarEntries;
 using serve::testing::MarModel;
 using sg::testing::TempDir;
 
-fs::path Fixture(const std::string& name) {
-  return sg::testing::SourceDir() / "tests/fixtures/models" / name;
-}
-
 // Every line of `expected` is found in `all`.
 void ExpectLines(const std::string& all, const std::vector<std::string>& expected) {
   for (const auto& e : expected) {
@@ -37,8 +33,9 @@ class TorchServeConfigTest : public ::testing::Test {
   void Archive(const std::string& file, const std::string& name, const std::string& version,
                const std::string& yaml = "") {
     ASSERT_TRUE(serve::testing::WriteZip(
-        store_ / file, MarEntries(MarModel(name, version, "model.pt"), Fixture("fashion_tiny.pt"),
-                                  Fixture("fashion_index_to_name.json"), yaml)));
+        store_ / file, MarEntries(MarModel(name, version, "model.pt"),
+                                  sg::testing::ModelFixture("fashion_tiny.pt"),
+                                  sg::testing::ModelFixture("fashion_index_to_name.json"), yaml)));
   }
   fs::path Properties(const std::string& text) { return dir_.Write("config.properties", text); }
 
