@@ -331,6 +331,7 @@ std::string EncodePairLogLine(const MirrorCounters& c) {
                {"route", c.route},       {"mirror", c.mirror},
                {"requests", c.requests}, {"not_mirrored", c.not_mirrored},
                {"mirrored", c.mirrored}, {"sink_dropped", c.sink_dropped}};
+  if (!c.not_captured.empty()) line["not_captured"] = c.not_captured;
   return line.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -379,6 +380,7 @@ std::optional<PairLogEntry> pair_log_internal::DecodePairLineDom(std::string_vie
     c.not_mirrored = r.Get<std::map<std::string, uint64_t>>(doc, "not_mirrored", "", false);
     c.mirrored = r.Get<std::map<std::string, uint64_t>>(doc, "mirrored", "", false);
     c.sink_dropped = r.Get<uint64_t>(doc, "sink_dropped", "", false);
+    c.not_captured = r.Get<std::map<std::string, uint64_t>>(doc, "not_captured", "", false);
     if (!r.ok()) return std::nullopt;
     return c;
   }

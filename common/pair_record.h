@@ -66,6 +66,9 @@ struct MirrorCounters {
   std::map<std::string, uint64_t> not_mirrored;  // sampled_out, body_too_large, overload
   std::map<std::string, uint64_t> mirrored;      // ok, shadow_error, shadow_timeout, connect_failed
   uint64_t sink_dropped = 0;
+  // Parts of the mirrored pairs left out of the records: body_sampled_out, body_truncated (JSON:
+  // "not_captured", written when not empty; older lines have none).
+  std::map<std::string, uint64_t> not_captured;
 
   bool operator==(const MirrorCounters&) const = default;
 };

@@ -38,7 +38,7 @@ bool Coverage::SameState(const Coverage& o) const {
 void Coverage::ToJson(json& out) const {
   // Totals over every instance, route and mirror.
   uint64_t requests = 0, dropped = 0;
-  std::map<std::string, uint64_t> not_mirrored, mirrored;
+  std::map<std::string, uint64_t> not_mirrored, mirrored, not_captured;
   std::set<std::string> instances;
   // Per (route, mirror), summed over instances.
   struct Part {
@@ -74,6 +74,7 @@ void Coverage::ToJson(json& out) const {
       mirrored[k] += v;
       part.mirrored += v;
     }
+    for (const auto& [k, v] : m.not_captured) not_captured[k] += v;
   }
   for (const auto& [key, n] : route_requests) requests += n;
   for (const auto& [instance, n] : instance_dropped) dropped += n;
@@ -88,7 +89,8 @@ void Coverage::ToJson(json& out) const {
                      {"not_mirrored", not_mirrored},
                      {"not_mirrored_total", not_mirrored_total},
                      {"mirrored_fraction", copies ? json(Rate(mirrored_total, copies)) : json()},
-                     {"sink_dropped", dropped}};
+                     {"sink_dropped", dropped},
+                     {"not_captured", not_captured}};
 
   // Coverage per (route, mirror): of the requests sampling selected, the share whose pair
   // reached the log. The worst part is what the coverage gate reads.

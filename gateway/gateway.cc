@@ -503,6 +503,9 @@ class Gateway::Impl {
           counters.not_mirrored[kNotMirroredReasons[i]] = mirror->not_mirrored(i);
         }
         for (int i = 0; i < 4; ++i) counters.mirrored[kShadowOutcomes[i]] = mirror->outcome(i);
+        for (int i = 0; i < kNotCapturedReasonCount; ++i) {
+          counters.not_captured[kNotCapturedReasons[i]] = mirror->not_captured(i);
+        }
         if (mirror.get() == route.candidate_mirror) {
           // During a cutover the candidate's pairs also come from the copies mirrored back to the
           // old primary: counted here too, so coverage (pairs per request) stays whole.
@@ -511,6 +514,9 @@ class Gateway::Impl {
             counters.not_mirrored[kNotMirroredReasons[i]] += back.not_mirrored(i);
           }
           for (int i = 0; i < 4; ++i) counters.mirrored[kShadowOutcomes[i]] += back.outcome(i);
+          for (int i = 0; i < kNotCapturedReasonCount; ++i) {
+            counters.not_captured[kNotCapturedReasons[i]] += back.not_captured(i);
+          }
         }
         counters.sink_dropped = sink_->dropped();
         sink_->Submit(std::move(counters));

@@ -136,6 +136,9 @@ MirrorConfig ParseMirror(size_t index, const ConfigNode& node) {
       reader.GetInRange<int64_t>("max_body_bytes", config.max_body_bytes, 0, int64_t{1} << 40);
   config.timeout = PositiveDuration(reader, "timeout", config.timeout);
   config.max_in_flight = reader.GetInRange<int>("max_in_flight", config.max_in_flight, 1, 1000000);
+  if (reader.Optional("capture_body_sample")) {
+    config.capture_body_sample = reader.GetInRange<double>("capture_body_sample", 1.0, 0.0, 1.0);
+  }
   reader.Finish();
   return config;
 }
@@ -259,6 +262,7 @@ void ParseCapture(const ConfigNode& node, CaptureConfig* config) {
   }
   config->max_body_bytes =
       reader.GetInRange<int64_t>("max_body_bytes", config->max_body_bytes, 0, int64_t{1} << 30);
+  config->body_sample = reader.GetInRange<double>("body_sample", config->body_sample, 0.0, 1.0);
   if (auto pair_log = reader.Optional("pair_log")) {
     try {
       ObjectReader log(*pair_log);
@@ -721,6 +725,7 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
                          {"max_body_bytes", m.max_body_bytes},
                          {"timeout", FormatMicros(m.timeout)},
                          {"max_in_flight", m.max_in_flight}});
+      if (m.capture_body_sample) mirrors.back()["capture_body_sample"] = *m.capture_body_sample;
     }
     routes.push_back({{"name", r.name},
                       {"hosts", r.hosts},
@@ -733,7 +738,8 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
   out["routes"] = routes;
   json capture = {{"request_headers", config.capture.request_headers},
                   {"response_headers", config.capture.response_headers},
-                  {"max_body_bytes", config.capture.max_body_bytes}};
+                  {"max_body_bytes", config.capture.max_body_bytes},
+                  {"body_sample", config.capture.body_sample}};
   if (!config.capture.pair_log.path.empty()) {
     const auto& p = config.capture.pair_log;
     capture["pair_log"] = {{"path", p.path},

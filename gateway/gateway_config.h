@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,8 @@ struct MirrorConfig {
   int64_t max_body_bytes = 1 << 20;  // larger bodies are not mirrored (counted body_too_large)
   Micros timeout = std::chrono::seconds(10);  // whole shadow exchange
   int max_in_flight = 64;                     // over it, the copy is dropped (counted overload)
+  // This mirror's share of pairs whose request body is captured (0-1); unset: capture.body_sample.
+  std::optional<double> capture_body_sample;
 };
 
 // A route's progressive cutover (docs/gateway.md, "Progressive cutover"): the candidate, one of
@@ -119,6 +122,11 @@ struct CaptureConfig {
   std::vector<std::string> redacted;
   std::vector<std::string> response_headers;  // default: content-type
   int64_t max_body_bytes = 64 << 10;          // request/response bodies captured up to this
+  // Share of pairs (0-1) whose request body is captured, chosen by a hash of the request id; the
+  // others keep the body's size and sha256 only (counted body_sampled_out). 1: every body, as
+  // before; a month of an image service at 0.01 keeps a sample to replay at a fraction of the
+  // disk. Responses are always captured: they are what is judged.
+  double body_sample = 1;
   PairLogConfig pair_log;
 };
 

@@ -159,6 +159,10 @@ uint64_t MirrorRuntime::outcome(int index) const {
   return static_cast<uint64_t>(outcomes_[index]->Value());
 }
 
+bool MirrorRuntime::KeepsBody(std::string_view id, double default_share) const {
+  return BodySampled(id, PercentToPpm(config_.capture_body_sample.value_or(default_share) * 100));
+}
+
 void PairCollector::SetRequest(PairRecord record) {
   // Field by field: record_.primary may be being set by the session's thread.
   record_.id = std::move(record.id);
@@ -203,7 +207,8 @@ void PairCollector::Arrived() {
   }
 }
 
-CapturedRequest CaptureRequest(const Request& request, const CaptureConfig& capture) {
+CapturedRequest CaptureRequest(const Request& request, const CaptureConfig& capture,
+                               bool with_body) {
   CapturedRequest captured;
   captured.method = std::string(request.method_string());
   captured.target = std::string(request.target());
@@ -217,6 +222,7 @@ CapturedRequest CaptureRequest(const Request& request, const CaptureConfig& capt
         std::find(capture.redacted.begin(), capture.redacted.end(), name) != capture.redacted.end();
     captured.headers[name] = secret ? std::string("[redacted]") : std::string(it->value());
   }
+  if (!with_body) return captured;
   auto limit = static_cast<size_t>(capture.max_body_bytes);
   captured.body = body.substr(0, std::min(limit, body.size()));
   captured.body_truncated = body.size() > limit;

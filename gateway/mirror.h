@@ -25,6 +25,12 @@ inline constexpr const char* kNotMirroredReasons[] = {"sampled_out", "body_too_l
 inline constexpr int kNotMirroredReasonCount = 4;
 inline constexpr const char* kShadowOutcomes[] = {"ok", "shadow_error", "shadow_timeout",
                                                   "connect_failed"};
+// What of a mirrored request's pair record was not captured, and why (the counters line's
+// "not_captured"): the body left out by capture.body_sample (its size and sha256 are kept), or
+// cut at capture.max_body_bytes.
+enum class NotCaptured { kBodySampledOut, kBodyTruncated };
+inline constexpr const char* kNotCapturedReasons[] = {"body_sampled_out", "body_truncated"};
+inline constexpr int kNotCapturedReasonCount = 2;
 
 // Shadow outcome index into kShadowOutcomes: ok needs a complete response with status < 500.
 int ShadowOutcomeIndex(const UpstreamResult& result);
@@ -93,6 +99,15 @@ class MirrorRuntime {
   int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   uint64_t not_mirrored(int reason) const;
   uint64_t outcome(int index) const;
+  // Whether this mirror's pair of request `id` keeps the request body (capture.body_sample, or
+  // the mirror's capture_body_sample); thread-safe.
+  bool KeepsBody(std::string_view id, double default_share) const;
+  void CountNotCaptured(NotCaptured reason) {
+    not_captured_[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t not_captured(int reason) const {
+    return not_captured_[reason].load(std::memory_order_relaxed);
+  }
 
  private:
   const MirrorConfig config_;
@@ -107,6 +122,7 @@ class MirrorRuntime {
   Counter* not_mirrored_[kNotMirroredReasonCount];
   Counter* outcomes_[4];
   Histogram* latency_;
+  std::atomic<uint64_t> not_captured_[kNotCapturedReasonCount] = {};
 };
 
 // Joins the two halves of one pair; whichever arrives second submits the record. Each part is
@@ -143,8 +159,9 @@ class PairCollector {
 };
 
 // The request as the pair log records it: method, target, size and digest of the body, the
-// `capture.request_headers` subset and the body cut at `capture.max_body_bytes`.
-CapturedRequest CaptureRequest(const Request& request, const CaptureConfig& capture);
+// `capture.request_headers` subset and, `with_body`, the body cut at `capture.max_body_bytes`.
+CapturedRequest CaptureRequest(const Request& request, const CaptureConfig& capture,
+                               bool with_body = true);
 
 // A response (or its absence) as the pair log records it: status, the `header_names` subset,
 // the body cut at `max_body_bytes`.

@@ -480,12 +480,24 @@ struct PairHead {
 void SendMirrorCopies(const std::shared_ptr<GatewayState>& state, const MirrorCopies& copies,
                       const std::shared_ptr<const Request>& upstream, const PairHead& head,
                       Clock::time_point primary_dispatch, size_t shard, net::io_context& context) {
-  std::optional<CapturedRequest> captured;  // the same for every copy
+  // Which copies' records keep the request body (capture.body_sample, by the request id): the
+  // body is copied out of the request only when one of them does.
+  const auto& capture = state->config.capture;
+  const bool has_body = !upstream->body().empty();
+  boost::container::small_vector<bool, 1> keeps_body;
+  bool any_body = false;
   for (const auto& copy : copies) {
+    keeps_body.push_back(has_body && copy.collector &&
+                         copy.mirror->KeepsBody(head.id, capture.body_sample));
+    any_body |= keeps_body.back();
+  }
+  std::optional<CapturedRequest> captured;  // the same for every copy
+  for (size_t i = 0; i < copies.size(); ++i) {
+    const auto& copy = copies[i];
     MirrorRuntime* mirror = copy.mirror;
     const auto& config = mirror->config();
     if (copy.collector) {
-      if (!captured) captured = CaptureRequest(*upstream, state->config.capture);
+      if (!captured) captured = CaptureRequest(*upstream, capture, any_body || !has_body);
       PairRecord record;
       record.id = head.id;
       record.ts_us = head.ts_us;
@@ -493,7 +505,14 @@ void SendMirrorCopies(const std::shared_ptr<GatewayState>& state, const MirrorCo
       record.mirror = config.name;
       record.served_by_candidate = head.served_by_candidate;
       // Moved into the last copy's record, copied into the others'.
-      record.request = &copy == &copies.back() ? std::move(*captured) : *captured;
+      record.request = i + 1 == copies.size() ? std::move(*captured) : *captured;
+      if (!keeps_body[i] && has_body) {
+        record.request.body.reset();  // its size and sha256 stay
+        record.request.body_truncated = false;
+        mirror->CountNotCaptured(NotCaptured::kBodySampledOut);
+      } else if (record.request.body_truncated) {
+        mirror->CountNotCaptured(NotCaptured::kBodyTruncated);
+      }
       copy.collector->SetRequest(std::move(record));
     }
     // The copy shares the primary's request and only writes a head of its own (redacted,

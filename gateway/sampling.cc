@@ -38,6 +38,17 @@ bool HashSelected(std::string_view key, uint64_t ppm) {
   return HashKey(key) % kMillion < ppm;
 }
 
+bool BodySampled(std::string_view request_id, uint64_t ppm) {
+  if (ppm >= kMillion) return true;
+  if (ppm == 0) return false;
+  // splitmix64's finalizer over the key's hash plus a constant: another, independent hash.
+  uint64_t h = HashKey(request_id) + 0x9e3779b97f4a7c15ull;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return h % kMillion < ppm;
+}
+
 bool MirrorSampler::Sample(uint64_t ppm, std::string_view key) {
   if (ppm >= kMillion) return true;
   if (ppm == 0) return false;

@@ -19,6 +19,11 @@ bool CounterSelected(uint64_t n, uint64_t ppm);
 uint64_t HashKey(std::string_view key);
 bool HashSelected(std::string_view key, uint64_t ppm);
 
+// Body capture sampling (capture.body_sample): by a hash of the request id, salted so that it
+// does not follow hash sampling on the same key (a request a mirror took at 10% is not more
+// likely to keep its body). The same id gets the same answer on every mirror with the same share.
+bool BodySampled(std::string_view request_id, uint64_t ppm);
+
 // Per-mirror sampler: counter sampling, or hash sampling on a header value (requests without the
 // header fall back to the counter, so they are still sampled at the configured rate).
 class MirrorSampler {

@@ -136,6 +136,14 @@ TEST(PairRecordTest, CountersRoundTrip) {
   EXPECT_EQ(d.requests, 10u);
   EXPECT_EQ(d.not_mirrored.at("overload"), 2u);
   EXPECT_EQ(d.mirrored.at("ok"), 8u);
+  EXPECT_TRUE(d.not_captured.empty());
+  // What was not captured (capture.body_sample): written only when there is something to say,
+  // so lines without it read as before.
+  EXPECT_EQ(EncodePairLogLine(c).find("not_captured"), std::string::npos);
+  c.not_captured = {{"body_sampled_out", 7}, {"body_truncated", 1}};
+  decoded = DecodePairLogLine(EncodePairLogLine(c), &error);
+  ASSERT_TRUE(decoded) << error;
+  EXPECT_EQ(std::get<MirrorCounters>(*decoded), c);
 }
 
 // A cutover decision line (docs/pair-log.md): as documented, and round-tripped with and without

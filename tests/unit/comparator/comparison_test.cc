@@ -214,6 +214,21 @@ TEST(Comparison, CountersKeepTheLatestPerInstance) {
   EXPECT_EQ(k["mirrored_total"], 350 - 12);
 }
 
+TEST(Comparison, CountersSumWhatWasNotCaptured) {
+  // The capture policy's counts (capture.body_sample): the latest line per instance and mirror,
+  // summed; lines written before the policy have none.
+  Comparison c(ClassificationConfig());
+  auto a = Counters("h:1", 10, 100);
+  a.not_captured = {{"body_sampled_out", 90}, {"body_truncated", 1}};
+  auto a_later = Counters("h:1", 20, 200);
+  a_later.not_captured = {{"body_sampled_out", 180}, {"body_truncated", 2}};
+  auto b = Counters("h:2", 15, 50);
+  b.not_captured = {{"body_sampled_out", 45}};
+  for (const auto& m : {a, a_later, b, Counters("h:3", 5, 10)}) c.AddCounters(m);
+  json k = c.ToJson()["counters"];
+  EXPECT_EQ(k["not_captured"], (json{{"body_sampled_out", 225}, {"body_truncated", 2}}));
+}
+
 TEST(Comparison, CountersCountARouteWithTwoMirrorsOnce) {
   // One gateway, one route, two mirrors: each mirror's line repeats the route's requests and the
   // instance's sink drops. The totals counted both twice (20 requests for 10, 6 drops for 3).

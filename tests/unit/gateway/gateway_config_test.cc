@@ -75,6 +75,24 @@ TEST(GatewayConfigTest, PairLogCompressionAndRetention) {
       << problems[2];
 }
 
+TEST(GatewayConfigTest, BodySampleGlobalAndPerMirror) {
+  auto config = Parse(kMinimal);
+  EXPECT_EQ(config.capture.body_sample, 1.0);  // every body, as before the setting
+  config = Parse(R"({"capture": {"body_sample": 0.01}, "upstreams": {"a": {"endpoints":
+    ["127.0.0.1:81"]}}, "routes": [{"upstream": "a", "mirrors": [{"upstream": "a"},
+    {"name": "x", "upstream": "a", "capture_body_sample": 0}]}]})");
+  EXPECT_EQ(config.capture.body_sample, 0.01);
+  EXPECT_FALSE(config.routes[0].mirrors[0].capture_body_sample);
+  EXPECT_EQ(config.routes[0].mirrors[1].capture_body_sample, 0.0);
+  auto problems = Problems(R"({"capture": {"body_sample": 2}, "upstreams": {"a": {"endpoints":
+    ["127.0.0.1:81"]}}, "routes": [{"upstream": "a", "mirrors": [{"upstream": "a",
+    "capture_body_sample": -0.5}]}]})");
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_NE(problems[0].find("$.routes[0].mirrors[0].capture_body_sample"), std::string::npos)
+      << problems[0];
+  EXPECT_NE(problems[1].find("$.capture.body_sample"), std::string::npos) << problems[1];
+}
+
 TEST(GatewayConfigTest, ShadowThreadsAndTheirNiceValue) {
   auto config = Parse(R"({"shadow_threads": 3, "shadow_nice": 19, "upstreams": {"a":
     {"endpoints": ["127.0.0.1:81"]}}, "routes": [{"upstream": "a"}]})");
@@ -271,11 +289,13 @@ TEST(GatewayConfigTest, EffectiveConfigShowsEveryFieldAndRoundTripsThroughThePar
             {"mirror_body", false},
             {"max_body_bytes", 4321},
             {"timeout", "2s"},
-            {"max_in_flight", 17}}}}}}},
+            {"max_in_flight", 17},
+            {"capture_body_sample", 0.5}}}}}}},
       {"capture",
        {{"request_headers", {"x-user"}},
         {"response_headers", {"x-model"}},
         {"max_body_bytes", 555},
+        {"body_sample", 0.25},
         {"pair_log",
          {{"path", (dir.path() / "pairs.jsonl").string()},
           {"max_file_bytes", 8192},

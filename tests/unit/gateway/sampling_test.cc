@@ -43,6 +43,29 @@ TEST(SamplingTest, HashIsConsistentAndAccurate) {
   EXPECT_NEAR(selected / double(n), 0.20, 0.01);
 }
 
+TEST(SamplingTest, BodySampleIsConsistentAccurateAndIndependentOfHashSampling) {
+  const uint64_t tenth = PercentToPpm(10), percent = PercentToPpm(1);
+  int bodies = 0, mirrored = 0, both = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) {
+    const std::string id = "req-" + std::to_string(i);
+    const bool body = BodySampled(id, percent);
+    EXPECT_EQ(body, BodySampled(id, percent));  // the same id, the same answer on every mirror
+    if (body) {
+      EXPECT_TRUE(BodySampled(id, tenth));  // a larger share only adds ids
+    }
+    const bool mirror = HashSelected(id, tenth);  // a mirror hash-sampling on the same key
+    bodies += body;
+    mirrored += mirror;
+    both += body && mirror;
+  }
+  EXPECT_NEAR(bodies / double(n), 0.01, 0.001);
+  // Of the requests a mirror took by the same key, still 1% keep their body, not 10%.
+  EXPECT_NEAR(both / double(mirrored), 0.01, 0.003);
+  EXPECT_TRUE(BodySampled("x", PercentToPpm(100)));
+  EXPECT_FALSE(BodySampled("x", 0));
+}
+
 TEST(SamplingTest, SamplerFallsBackToCounterWithoutKey) {
   MirrorSampler hash(true);
   int selected = 0;
