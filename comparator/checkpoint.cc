@@ -1,12 +1,7 @@
 #include "comparator/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "common/pair_record.h"
 #include "comparator/comparison.h"
 #include "comparator/state_codec.h"
@@ -28,55 +24,6 @@ int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string Errno(const std::string& what) {
-  return what + ": " + std::strerror(errno);
-}
-
-bool WriteAll(int fd, const std::string& bytes) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// The temporary file, fsynced, renamed over `path`, then the folder fsynced: the rename itself
-// reaches the disk, so a power cut after the call keeps the new file.
-bool WriteAtomically(const std::string& path, const std::string& bytes, std::string* error) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    *error = Errno(tmp);
-    return false;
-  }
-  const bool written = WriteAll(fd, bytes) && ::fsync(fd) == 0;
-  const std::string why = written ? "" : Errno(tmp);
-  ::close(fd);
-  if (!written) {
-    *error = why;
-    std::remove(tmp.c_str());
-    return false;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    *error = Errno(tmp + ": cannot rename to " + path);
-    std::remove(tmp.c_str());
-    return false;
-  }
-  std::string folder = std::filesystem::path(path).parent_path().string();
-  if (folder.empty()) folder = ".";
-  const int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0 || ::fsync(dir) != 0) {
-    *error = Errno(folder + ": fsync");
-    if (dir >= 0) ::close(dir);
-    return false;
-  }
-  ::close(dir);
-  return true;
 }
 
 std::string UtcStamp() {
@@ -108,8 +55,8 @@ bool WriteCheckpoint(const std::string& path, const CheckpointIdentity& identity
                     {"pairs", comparison.pairs()},
                     {"state_sha256", Sha256Hex(state_text)},
                     {"state", state}};
-  return WriteAtomically(path, doc.dump(-1, ' ', false, json::error_handler_t::strict) + "\n",
-                         error);
+  return WriteFileAtomically(path, doc.dump(-1, ' ', false, json::error_handler_t::strict) + "\n",
+                             0644, error);
 }
 
 LoadedCheckpoint LoadCheckpoint(const std::string& path, const CheckpointIdentity& identity,

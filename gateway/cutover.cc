@@ -1,17 +1,13 @@
 #include "gateway/cutover.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
+#include "common/atomic_file.h"
 #include "common/strings.h"
 #include "comparator/gate_metrics.h"
 #include "comparator/online_comparator.h"
@@ -515,7 +511,6 @@ nlohmann::json Cutover::PersistedJson() const {
 void Cutover::WriteStateFile() const {
   if (config_.state_file.empty()) return;
   // A temporary file renamed over the old one: a crash leaves the old or the new state whole.
-  const std::string temporary = config_.state_file + ".tmp";
   // Indented, but one line per timeline point: thousands of points stay thousands of lines.
   std::string text = PersistedJson().dump(2);
   text.resize(text.size() - 2);  // "\n}": the object goes on
@@ -524,21 +519,10 @@ void Cutover::WriteStateFile() const {
     text += (i == 0 ? "\n    " : ",\n    ") + timeline_[i].dump();
   }
   text += timeline_.empty() ? "]\n}\n" : "\n  ]\n}\n";
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  bool ok = fd >= 0;
-  size_t written = 0;
-  while (ok && written < text.size()) {
-    ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) written += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  if (fd >= 0 && ::close(fd) != 0) ok = false;
-  ok = ok && std::rename(temporary.c_str(), config_.state_file.c_str()) == 0;
-  if (!ok) {
+  std::string error;
+  if (!WriteFileAtomically(config_.state_file, text, 0600, &error)) {
     spdlog::error("cutover {}: cannot write the state file {}: {}", route_, config_.state_file,
-                  std::strerror(errno));
+                  error);
   }
 }
 
