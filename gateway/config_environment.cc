@@ -47,6 +47,15 @@ fs::path FolderOf(const std::string& path) {
   return parent.empty() ? fs::path(".") : parent;
 }
 
+// Empty when a file at `file` can be replaced the atomic way (a temporary file beside it renamed
+// over it: the folder must take new files, and the name must not be a folder), else the reason.
+std::string ReplaceableFileProblem(const std::string& file) {
+  if (auto why = WritableFolderProblem(FolderOf(file)); !why.empty()) return why;
+  std::error_code ec;
+  if (fs::is_directory(file, ec)) return "\"" + file + "\" is a folder, not a file";
+  return {};
+}
+
 }  // namespace
 
 std::vector<std::string> CheckGatewayEnvironment(const std::string& file,
@@ -83,6 +92,12 @@ std::vector<std::string> CheckGatewayEnvironment(const std::string& file,
   if (const auto& path = config.access_log_path; !path.empty()) {
     if (auto why = WritableFolderProblem(FolderOf(path)); !why.empty()) {
       report("$.access_log_path", why);
+    }
+  }
+  if (const auto& file = config.comparison.checkpoint_file; !file.empty()) {
+    // Written the same way every checkpoint_interval, and set aside beside itself when refused.
+    if (auto why = ReplaceableFileProblem(file); !why.empty()) {
+      report("$.comparison.checkpoint_file", why);
     }
   }
   if (fs::path dir = config.comparison.report_dir; !dir.empty()) {

@@ -550,6 +550,12 @@ class Gateway::Impl {
         catch_up(m.comparator_judged.WithLabels({}), queue.judged);
         m.comparator_depth.WithLabels({}).Set(static_cast<double>(queue.depth));
         m.comparator_capacity.WithLabels({}).Set(static_cast<double>(queue.capacity));
+        if (auto c = online->checkpoint_stats(); !c.path.empty()) {
+          catch_up(m.comparator_checkpoints.WithLabels({"written"}), c.written);
+          catch_up(m.comparator_checkpoints.WithLabels({"failed"}), c.failed);
+          catch_up(m.comparator_checkpoints.WithLabels({"refused"}), c.refused.empty() ? 0 : 1);
+          m.comparator_checkpoint_resumed.WithLabels({}).Set(static_cast<double>(c.resumed_judged));
+        }
       }
       auto pool_gauges = [&](UpstreamPool& pool) {
         const auto& upstream = pool.upstream_name();

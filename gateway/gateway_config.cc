@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "common/strings.h"
+#include "comparator/checkpoint.h"
 #include "comparator/compare_config.h"
 #include "comparator/gates.h"
 
@@ -372,13 +373,34 @@ void ParseComparison(const ConfigNode& node, ComparisonConfig* config) {
   config->run = reader.Get<std::string>("run", config->run);
   config->report_dir = reader.Get<std::string>("report_dir", "");
   config->final_report = reader.Get<bool>("final_report", config->final_report);
+  config->checkpoint_file = reader.Get<std::string>("checkpoint_file", "");
+  const bool has_interval = reader.Has("checkpoint_interval");
+  config->checkpoint_interval =
+      PositiveDuration(reader, "checkpoint_interval", config->checkpoint_interval);
   reader.Finish();
-  for (const char* key : {"rules", "gates", "run", "report_dir"}) {
+  for (const char* key : {"rules", "gates", "run", "report_dir", "checkpoint_file"}) {
     if (IsEmptyString(node, key)) node.Child(key).Report("must not be empty");
+  }
+  // Each checkpoint encodes the whole state: more often than this costs more than it saves.
+  if (config->checkpoint_interval.count() > 0 &&
+      config->checkpoint_interval < std::chrono::milliseconds(100)) {
+    node.Child("checkpoint_interval").Report("must be at least 100ms");
+  }
+  if (has_interval && !reader.Has("checkpoint_file")) {
+    node.Child("checkpoint_interval").Report("needs \"checkpoint_file\"");
   }
   if (!config->rules_path.empty()) {
     config->rules = LoadReferenced<comparator::CompareConfig>(
         node.Child("rules"), config->rules_path, comparator::LoadCompareConfig, "compare config");
+  }
+  if (config->rules) {
+    // A checkpoint is resumed only under the rules it was judged with (their text as JSON).
+    std::string text, error;
+    if (ReadSmallFile(config->rules_path, kMaxConfigFileBytes, &text, &error)) {
+      config->rules_sha256 = comparator::CompareConfigHash(text);
+    } else {
+      node.Child("rules").Report("\"" + config->rules_path + "\": " + error);
+    }
   }
   if (!config->gates_path.empty()) {
     config->gates = LoadReferenced<comparator::GateConfig>(
@@ -761,6 +783,10 @@ nlohmann::json GatewayConfigToJson(const GatewayConfig& config) {
                        {"final_report", c.final_report}};
     if (!c.gates_path.empty()) comparison["gates"] = c.gates_path;
     if (!c.report_dir.empty()) comparison["report_dir"] = c.report_dir;
+    if (!c.checkpoint_file.empty()) {
+      comparison["checkpoint_file"] = c.checkpoint_file;
+      comparison["checkpoint_interval"] = FormatMicros(c.checkpoint_interval);
+    }
     out["comparison"] = comparison;
   }
   return out;

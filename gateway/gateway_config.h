@@ -143,6 +143,12 @@ struct ComparisonConfig {
   std::string run = "online";  // run name shown in reports
   std::string report_dir;      // on-demand and final reports go to <report_dir>/<name>; empty: none
   bool final_report = true;    // with report_dir: <report_dir>/final-<UTC time> at graceful stop
+  // The comparison's state, written every checkpoint_interval while pairs arrive and at a graceful
+  // stop, resumed at start for the same run and rules (docs/gateway.md, "Checkpoints"); an output,
+  // relative to the working directory. Empty: none, a restart starts from zero.
+  std::string checkpoint_file;
+  Micros checkpoint_interval = std::chrono::seconds(60);
+  std::string rules_sha256;  // comparator::CompareConfigHash of the rules file's text
 
   bool enabled() const { return rules != nullptr; }
 };

@@ -53,6 +53,14 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& registry)
                                          "Records waiting in the comparator queue.")),
       comparator_capacity(registry.AddGauge("sg_gateway_comparator_queue_capacity",
                                             "Capacity of the comparator queue.")),
+      comparator_checkpoints(registry.AddCounter(
+          "sg_gateway_comparator_checkpoints_total",
+          "Checkpoints of the comparison: written, failed to write, or refused at start (found "
+          "but of another run or rules, or corrupt: set aside).",
+          {"result"})),
+      comparator_checkpoint_resumed(registry.AddGauge(
+          "sg_gateway_comparator_checkpoint_resumed_records",
+          "Records judged before this process started, resumed from the checkpoint.")),
       cutover_share(registry.AddGauge("sg_gateway_cutover_share",
                                       "Percent of the route's keys the cutover candidate serves.",
                                       {"route"})),

@@ -29,6 +29,9 @@ struct GatewayMetrics {
   Family<Counter>& comparator_judged;    // records judged
   Family<Gauge>& comparator_depth;       // records waiting now
   Family<Gauge>& comparator_capacity;    // queue capacity
+  // Its checkpoints (with comparison.checkpoint_file).
+  Family<Counter>& comparator_checkpoints;       // {result=written|failed|refused}
+  Family<Gauge>& comparator_checkpoint_resumed;  // records judged before this process, resumed
   // Progressive cutovers (only routes with a cutover).
   Family<Gauge>& cutover_share;        // {route}: percent of keys the candidate serves
   Family<Gauge>& cutover_step;         // {route}: step index, -1 before the first

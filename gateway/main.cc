@@ -102,6 +102,11 @@ int main(int argc, char** argv) {
     options.run = comparison.run;
     options.rules_file = comparison.rules_path;
     options.gates_file = comparison.gates_path;
+    // Resumed here when a checkpoint of this run and rules is there (logged either way).
+    options.checkpoint_path = comparison.checkpoint_file;
+    options.checkpoint_interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(comparison.checkpoint_interval);
+    options.config_sha256 = comparison.rules_sha256;
     online = std::make_shared<sg::comparator::OnlineComparator>(comparison.rules, comparison.gates,
                                                                 options);
     sinks.push_back(std::make_shared<sg::gateway::ComparatorPairSink>(online));
@@ -127,6 +132,15 @@ int main(int argc, char** argv) {
       spdlog::info("comparison: final report in {}", dir.string());
     } else {
       spdlog::error("comparison: final report {}: {}", dir.string(), error);
+    }
+  }
+  if (online && !comparison.checkpoint_file.empty()) {
+    // The last checkpoint, holding every judged record (the final counters included).
+    const uint64_t written_before = online->checkpoint_stats().written;
+    online->Close();  // a failure is logged by the comparator
+    if (const auto stats = online->checkpoint_stats(); stats.written > written_before) {
+      spdlog::info("comparison: last checkpoint written to {} ({} records judged in all)",
+                   stats.path, online->queue_stats().judged + stats.resumed_judged);
     }
   }
   spdlog::info("stopped");

@@ -19,17 +19,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// Numbers within 1e-3 of the primary's are within tolerance; anything else differs.
-constexpr const char* kRules = R"({"rules": [{"name": "api", "kind": "json",
-                                              "tolerance": [{"path": "$.v", "abs": 0.001}]}]})";
-constexpr const char* kGates = R"({"gates": [{"metric": "pairs", "min": 5},
-                                             {"metric": "mismatch_rate", "max": 0.05}]})";
-
-json ReadJsonFile(const fs::path& path) {
-  std::ifstream in(path);
-  return json::parse(in, nullptr, false);
-}
-
 std::optional<HttpResponse> Post(int port, const std::string& target) {
   HttpRequestSpec spec;
   spec.method = "POST";
@@ -37,33 +26,16 @@ std::optional<HttpResponse> Post(int port, const std::string& target) {
   return Http(port, spec);
 }
 
-// The gateway's current comparison, or a null json when it cannot be read.
-json Comparison(const GatewayProcess& gateway) {
-  auto response = HttpGet(gateway.admin_port(), "/admin/comparison");
-  if (!response || response->status != 200) return json();
-  return json::parse(response->body, nullptr, false);
-}
-
 TEST(ComparisonTest, JudgesMirroredPairsOnlineReportsOnDemandAndFlushesAtStop) {
   TempDir dir;
-  int primary_port = FreePort();
-  int shadow_port = FreePort();
-  auto conf = WriteNginxConfig(
-      dir,
-      {{primary_port, R"(default_type application/json; location / { return 200 '{"v": 1}'; })"},
-       {shadow_port, R"(default_type application/json;
-                             location /same { return 200 '{"v": 1}'; }
-                             location /close { return 200 '{"v": 1.0005}'; }
-                             location /diff { return 200 '{"v": 2}'; })"}});
-  ChildProcess nginx("/usr/sbin/nginx",
-                     {"-p", dir.path().string(), "-c", conf.string(), "-e", "stderr"});
-  std::string why;
-  ASSERT_TRUE(nginx.WaitReady(primary_port, "", 10s, &why)) << why;
-  ASSERT_TRUE(WaitForPort(shadow_port, 5s));
+  auto upstreams = StartJudgedUpstreams(dir);
+  ASSERT_TRUE(upstreams.ready);
+  const int primary_port = upstreams.primary_port;
+  const int shadow_port = upstreams.shadow_port;
 
   // Relative input paths are relative to the gateway config's directory (dir).
-  dir.Write("rules.json", kRules);
-  dir.Write("gates.json", kGates);
+  dir.Write("rules.json", kJudgedRules);
+  dir.Write("gates.json", kJudgedGates);
   const fs::path reports = dir.path() / "reports";
   auto config = MakeConfig(primary_port, shadow_port);
   config["comparison"] = {{"rules", "rules.json"},
@@ -89,7 +61,7 @@ TEST(ComparisonTest, JudgesMirroredPairsOnlineReportsOnDemandAndFlushesAtStop) {
   json current;
   ASSERT_TRUE(WaitUntil(
       [&] {
-        current = Comparison(gateway);
+        current = AdminComparison(gateway);
         return current.is_object() && current["comparison"]["pairs"] == total;
       },
       5s))
@@ -198,12 +170,12 @@ TEST(ComparisonTest, EndpointsAnswer404WithoutAComparisonSection) {
 TEST(ComparisonTest, ReportOnDemandNeedsAReportDir) {
   TempDir dir;
   TestUpstream primary({TestUpstream::Mode::kFixed});
-  auto rules = dir.Write("rules.json", kRules);
+  auto rules = dir.Write("rules.json", kJudgedRules);
   auto config = MakeConfig(primary.port());
   config["comparison"] = {{"rules", rules.string()}};  // no gates, no report_dir
   GatewayProcess gateway(config, dir);
   ASSERT_TRUE(gateway.ready());
-  auto current = Comparison(gateway);
+  auto current = AdminComparison(gateway);
   ASSERT_TRUE(current.is_object());
   EXPECT_EQ(current["comparison"]["pairs"], 0);
   EXPECT_FALSE(current.contains("verdict"));  // no gates, no verdict
@@ -259,8 +231,8 @@ TEST(ComparisonTest, CheckRefusesBadComparisonSectionsWithTheirJsonPaths) {
             std::string::npos)
       << check.output;
 
-  dir.Write("rules.json", kRules);
-  dir.Write("gates.json", kGates);
+  dir.Write("rules.json", kJudgedRules);
+  dir.Write("gates.json", kJudgedGates);
   auto good = write_config("good.json", {{"rules", "rules.json"}, {"gates", "gates.json"}});
   check = RunCheck(good);
   EXPECT_EQ(check.exit_code, 0) << check.output;

@@ -50,6 +50,17 @@ bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds
   return condition();
 }
 
+json ReadJsonFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return json::parse(in, nullptr, false);
+}
+
+json AdminComparison(const GatewayProcess& gateway) {
+  auto response = HttpGet(gateway.admin_port(), "/admin/comparison");
+  if (!response || response->status != 200) return json();
+  return json::parse(response->body, nullptr, false);
+}
+
 GatewayProcess::GatewayProcess(json config, const TempDir& dir) {
   port_ = FreePort();
   admin_port_ = FreePort();
@@ -115,6 +126,27 @@ std::filesystem::path WriteNginxConfig(const TempDir& dir,
   }
   conf += "}\n";
   return dir.Write("nginx.conf", conf);
+}
+
+JudgedUpstreams StartJudgedUpstreams(const TempDir& dir) {
+  JudgedUpstreams upstreams;
+  upstreams.primary_port = FreePort();
+  upstreams.shadow_port = FreePort();
+  auto conf = WriteNginxConfig(
+      dir, {{upstreams.primary_port,
+             R"(default_type application/json; location / { return 200 '{"v": 1}'; })"},
+            {upstreams.shadow_port, R"(default_type application/json;
+                                      location /same { return 200 '{"v": 1}'; }
+                                      location /close { return 200 '{"v": 1.0005}'; }
+                                      location /diff { return 200 '{"v": 2}'; })"}});
+  upstreams.nginx.emplace(
+      "/usr/sbin/nginx",
+      std::vector<std::string>{"-p", dir.path().string(), "-c", conf.string(), "-e", "stderr"});
+  std::string why;
+  upstreams.ready = upstreams.nginx->WaitReady(upstreams.primary_port, "", 10s, &why) &&
+                    WaitForPort(upstreams.shadow_port, 5s);
+  EXPECT_TRUE(upstreams.ready) << why;
+  return upstreams;
 }
 
 CheckResult RunCheck(const std::filesystem::path& config,

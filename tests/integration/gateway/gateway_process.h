@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -25,6 +26,14 @@ nlohmann::json MakeConfig(int primary_port, int shadow_port = 0,
 
 // True once `condition` holds (polled every 10 ms), or its value at `timeout`.
 bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// A JSON file's content; a discarded value (is_discarded()) when it is missing or not JSON.
+nlohmann::json ReadJsonFile(const std::filesystem::path& path);
+
+class GatewayProcess;
+// GET /admin/comparison of `gateway`: the current comparison, or a null json when it cannot be
+// read.
+nlohmann::json AdminComparison(const GatewayProcess& gateway);
 
 class GatewayProcess {
  public:
@@ -60,6 +69,24 @@ class GatewayProcess {
 //   ChildProcess("/usr/sbin/nginx", {"-p", dir, "-c", <returned path>, "-e", "stderr"}).
 std::filesystem::path WriteNginxConfig(const TempDir& dir,
                                        const std::vector<std::pair<int, std::string>>& servers);
+
+// The comparison tests' upstreams: nginx (from WriteNginxConfig in `dir`) as a primary that
+// answers {"v": 1} on every path, and a shadow that answers /same alike, /close within the
+// tolerance of kJudgedRules ({"v": 1.0005}) and /diff otherwise ({"v": 2}). `ready` false (with
+// a failed EXPECT) when nginx did not start.
+struct JudgedUpstreams {
+  int primary_port = 0;
+  int shadow_port = 0;
+  std::optional<ChildProcess> nginx;
+  bool ready = false;
+};
+JudgedUpstreams StartJudgedUpstreams(const TempDir& dir);
+// Numbers within 1e-3 of the primary's are within tolerance; anything else differs.
+inline constexpr const char* kJudgedRules =
+    R"({"rules": [{"name": "api", "kind": "json", "tolerance": [{"path": "$.v", "abs": 0.001}]}]})";
+// At least 5 pairs, at most 5% mismatches.
+inline constexpr const char* kJudgedGates = R"({"gates": [{"metric": "pairs", "min": 5},
+                                             {"metric": "mismatch_rate", "max": 0.05}]})";
 
 struct CheckResult {
   int exit_code = -1;  // -1: did not exit normally

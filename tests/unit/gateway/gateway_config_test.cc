@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "comparator/checkpoint.h"
 #include "comparator/compare_config.h"
 #include "comparator/gates.h"
 #include "gateway/mirror.h"
@@ -312,7 +313,9 @@ TEST(GatewayConfigTest, EffectiveConfigShowsEveryFieldAndRoundTripsThroughThePar
         {"queue_capacity", 98},
         {"run", "canary"},
         {"report_dir", (dir.path() / "reports").string()},
-        {"final_report", false}}}};
+        {"final_report", false},
+        {"checkpoint_file", (dir.path() / "online.ckpt").string()},
+        {"checkpoint_interval", "90s"}}}};
   const auto file = (dir.path() / "gw.json").string();
   auto config = ParseConfig<GatewayConfig>(full.dump(), file, ParseGatewayConfig);
   EXPECT_EQ(GatewayConfigToJson(config), full);
@@ -353,6 +356,62 @@ TEST(GatewayConfigTest, ComparisonSectionLoadsRulesAndGatesBesideTheConfig) {
   EXPECT_EQ(json["comparison"]["gates"], (dir.path() / "gates.json").string());
   EXPECT_FALSE(json["comparison"].contains("report_dir"));
   EXPECT_EQ(GatewayConfigToJson(Parse(json.dump())), json);
+}
+
+TEST(GatewayConfigTest, ComparisonCheckpointFileIntervalAndRulesHash) {
+  testing::TempDir dir;
+  dir.Write("rules.json", R"({"rules": [{"name": "api", "kind": "json"}]})");
+  const std::string head = R"({"upstreams": {"a": {"endpoints": ["127.0.0.1:81"]}},
+                               "routes": [{"upstream": "a"}], "comparison": {"rules": "rules.json")";
+  const auto file = (dir.path() / "gw.json").string();
+  auto parse = [&](const std::string& more) {
+    return ParseConfig<GatewayConfig>(head + more + "}}", file, ParseGatewayConfig);
+  };
+  // Without checkpoint_file: none, and /admin/config shows no checkpoint keys.
+  auto plain = parse("");
+  EXPECT_TRUE(plain.comparison.checkpoint_file.empty());
+  EXPECT_EQ(plain.comparison.checkpoint_interval, std::chrono::seconds(60));
+  EXPECT_FALSE(GatewayConfigToJson(plain)["comparison"].contains("checkpoint_file"));
+  EXPECT_FALSE(GatewayConfigToJson(plain)["comparison"].contains("checkpoint_interval"));
+  // The file is an output: relative to the working directory, as report_dir, not to the config.
+  auto config = parse(R"(, "checkpoint_file": "state/online.ckpt", "checkpoint_interval": "2s")");
+  EXPECT_EQ(config.comparison.checkpoint_file, "state/online.ckpt");
+  EXPECT_EQ(config.comparison.checkpoint_interval, std::chrono::seconds(2));
+  EXPECT_EQ(GatewayConfigToJson(config)["comparison"]["checkpoint_interval"], "2s");
+  // The rules' hash names the rules' content as JSON: spacing and key order do not change it, a
+  // rule does.
+  EXPECT_EQ(config.comparison.rules_sha256,
+            comparator::CompareConfigHash(R"({"rules": [{"name": "api", "kind": "json"}]})"));
+  dir.Write("rules.json", "{\"rules\":[{\"kind\":\"json\",  \"name\":\"api\"}]}\n");
+  EXPECT_EQ(parse("").comparison.rules_sha256, config.comparison.rules_sha256);
+  dir.Write("rules.json", R"({"rules": [{"name": "api", "kind": "exact"}]})");
+  EXPECT_NE(parse("").comparison.rules_sha256, config.comparison.rules_sha256);
+
+  auto problems = [&](const std::string& more) {
+    try {
+      parse(more);
+    } catch (const ConfigError& e) {
+      return e.problems();
+    }
+    return std::vector<std::string>{};
+  };
+  EXPECT_EQ(problems(R"(, "checkpoint_file": "")"),
+            std::vector<std::string>{file + ": $.comparison.checkpoint_file: must not be empty"});
+  EXPECT_EQ(problems(R"(, "checkpoint_interval": "5s")"),
+            std::vector<std::string>{
+                file + ": $.comparison.checkpoint_interval: needs \"checkpoint_file\""});
+  EXPECT_EQ(problems(R"(, "checkpoint_file": "c", "checkpoint_interval": "50ms")"),
+            std::vector<std::string>{file +
+                                     ": $.comparison.checkpoint_interval: must be at least 100ms"});
+  EXPECT_EQ(problems(R"(, "checkpoint_file": "c", "checkpoint_interval": "0s")"),
+            std::vector<std::string>{
+                file + ": $.comparison.checkpoint_interval: must be a positive duration"});
+  auto wrong_type = problems(R"(, "checkpoint_file": 3, "checkpoint_interval": "soon")");
+  ASSERT_EQ(wrong_type.size(), 2u);
+  EXPECT_TRUE(wrong_type[0].starts_with(file + ": $.comparison.checkpoint_file: "))
+      << wrong_type[0];
+  EXPECT_TRUE(wrong_type[1].starts_with(file + ": $.comparison.checkpoint_interval: "))
+      << wrong_type[1];
 }
 
 TEST(GatewayConfigTest, NoComparisonSectionMeansNoComparison) {
