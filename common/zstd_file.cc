@@ -149,8 +149,10 @@ bool CompressFileZstd(const std::string& from, const std::string& to, int level,
   }
   // Hidden until complete: a reader globbing the folder (pairs.jsonl*) never sees half a file.
   const std::filesystem::path target(to);
-  const std::string tmp =
-      (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
+  std::string hidden = ".";  // appended: GCC 12's -Wrestrict misfires on "." + std::string&&
+  hidden += target.filename().string();
+  hidden += ".tmp";
+  const std::string tmp = (target.parent_path() / hidden).string();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     *error = tmp + ": cannot create: " + std::strerror(errno);

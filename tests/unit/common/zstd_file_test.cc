@@ -43,7 +43,9 @@ bool HaveZstdCommand() {
 }
 
 std::string Quote(const fs::path& path) {
-  return "'" + path.string() + "'";
+  std::string quoted = "'";  // appended: GCC 12's -Wrestrict misfires on "'" + std::string&&
+  quoted += path.string();
+  return quoted += "'";
 }
 
 TEST(ZstdFileTest, CompressedHereDecompressesWithTheZstdCommand) {
