@@ -42,10 +42,14 @@ std::string CompareConfigHash(const std::string& config_text) {
   return Sha256Hex(parsed.is_discarded() ? config_text : parsed.dump());
 }
 
-bool WriteCheckpoint(const std::string& path, const CheckpointIdentity& identity,
-                     const Comparison& comparison, uint64_t judged, std::string* error) {
+std::string EncodeCheckpoint(const CheckpointIdentity& identity, const Comparison& comparison,
+                             uint64_t judged) {
   const json state = StateCodec::Encode(comparison);
-  const std::string state_text = state.dump();
+  // A string that is not UTF-8 (a header value such as the true label, or a request id, may be
+  // any bytes) is written with U+FFFD for each bad byte, as the pair log and the report write
+  // it: a strict dump would throw in the judging thread and end the gateway.
+  constexpr auto kReplace = json::error_handler_t::replace;
+  const std::string state_text = state.dump(-1, ' ', false, kReplace);
   const json doc = {{"format", kCheckpointFormat},
                     {"version", kCheckpointVersion},
                     {"run", identity.run},
@@ -55,8 +59,12 @@ bool WriteCheckpoint(const std::string& path, const CheckpointIdentity& identity
                     {"pairs", comparison.pairs()},
                     {"state_sha256", Sha256Hex(state_text)},
                     {"state", state}};
-  return WriteFileAtomically(path, doc.dump(-1, ' ', false, json::error_handler_t::strict) + "\n",
-                             0644, error);
+  return doc.dump(-1, ' ', false, kReplace) + "\n";
+}
+
+bool WriteCheckpoint(const std::string& path, const CheckpointIdentity& identity,
+                     const Comparison& comparison, uint64_t judged, std::string* error) {
+  return WriteFileAtomically(path, EncodeCheckpoint(identity, comparison, judged), 0644, error);
 }
 
 LoadedCheckpoint LoadCheckpoint(const std::string& path, const CheckpointIdentity& identity,

@@ -35,7 +35,14 @@ struct CheckpointIdentity {
 // The hash of a compare config's text as JSON (whitespace and key order do not count).
 std::string CompareConfigHash(const std::string& config_text);
 
-// Writes `comparison`'s state to `path` atomically. False with `error` (path and reason).
+// The checkpoint document of `comparison`'s state (one line of JSON). Strings that are not UTF-8
+// are written with U+FFFD for each bad byte (so they resume as the report shows them); every
+// other value reads back exactly.
+std::string EncodeCheckpoint(const CheckpointIdentity& identity, const Comparison& comparison,
+                             uint64_t judged);
+
+// Writes EncodeCheckpoint(...) to `path` atomically (common/atomic_file.h). False with `error`
+// (path and reason).
 bool WriteCheckpoint(const std::string& path, const CheckpointIdentity& identity,
                      const Comparison& comparison, uint64_t judged, std::string* error);
 

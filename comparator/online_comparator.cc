@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "comparator/checkpoint.h"
 #include "comparator/report_writer.h"
 
@@ -63,11 +64,22 @@ void OnlineComparator::Close() {
 }
 
 void OnlineComparator::Checkpoint() {
+  // Only the worker (or Close, after it stopped) changes the state, so it is encoded under the
+  // lock and written (fsync included) outside it: /admin/comparison and the cutover's evaluations
+  // do not wait for the disk.
   const uint64_t judged = queue_stats().judged;
+  std::string text, error;
+  try {
+    std::lock_guard lock(state_mutex_);
+    text = EncodeCheckpoint({options_.run, options_.config_sha256}, comparison_,
+                            checkpoint_.resumed_judged + judged);
+  } catch (const std::exception& e) {  // never the end of the gateway: counted as a failure
+    error = options_.checkpoint_path + ": cannot encode the state: " + e.what();
+  }
+  const bool written =
+      error.empty() && WriteFileAtomically(options_.checkpoint_path, text, 0644, &error);
   std::lock_guard lock(state_mutex_);
-  std::string error;
-  if (WriteCheckpoint(options_.checkpoint_path, {options_.run, options_.config_sha256}, comparison_,
-                      checkpoint_.resumed_judged + judged, &error)) {
+  if (written) {
     ++checkpoint_.written;
   } else {
     ++checkpoint_.failed;

@@ -170,3 +170,38 @@ TEST(Checkpoint, ForeignOrCorruptCheckpointsAreRefusedAndSetAside) {
 
 }  // namespace
 }  // namespace sg::comparator
+
+namespace sg::comparator {
+namespace {
+
+TEST(Checkpoint, BytesThatAreNotUtf8AreWrittenAndResumedAsTheReportShowsThem) {
+  // A header value is any bytes (obs-text): as the true label it names a slice in the state. The
+  // checkpoint must not throw in the judging thread (that ended the gateway); it writes U+FFFD
+  // for each bad byte, as the report does, so the resumed run reports what the first one did.
+  sg::testing::TempDir dir;
+  const fs::path path = dir.path() / "comparison.ckpt";
+  std::vector<PairRecord> pairs = Pairs(30, 3);
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    pairs[i].request.headers["x-true-label"] = i % 2 ? "Coat"
+                                                     : "Co\xff\xfe"
+                                                       "at";
+    pairs[i].route = i % 3 ? "classify" : "cl\xc3(assify";
+  }
+  json first;
+  {
+    OnlineComparator online(Config(), nullptr, Options(path));
+    for (auto p : pairs) ASSERT_TRUE(online.Offer(std::move(p)));
+    online.Close();
+    EXPECT_EQ(online.checkpoint_stats().written, 1u) << online.checkpoint_stats().last_error;
+    first = json::parse(online.RenderJson())["comparison"];
+  }
+  OnlineComparator resumed(Config(), nullptr, Options(path));
+  EXPECT_EQ(resumed.checkpoint_stats().refused, "");
+  EXPECT_EQ(resumed.checkpoint_stats().resumed_judged, pairs.size());
+  const json again = json::parse(resumed.RenderJson())["comparison"];
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(again["pairs"], pairs.size());
+}
+
+}  // namespace
+}  // namespace sg::comparator
