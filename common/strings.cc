@@ -15,6 +15,12 @@ std::string FormatDouble(double value) {
   return std::string(buffer, ptr);
 }
 
+std::string Fixed(double value, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
 std::string FormatUtcMicros(int64_t unix_us) {
   const auto seconds = static_cast<std::time_t>(unix_us / 1'000'000);
   std::tm tm{};
@@ -49,6 +55,36 @@ std::string_view Trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
   return text;
+}
+
+std::string HostPort::ToString() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::optional<HostPort> ParseHostPort(std::string_view text) {
+  std::string_view host, port_text;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return std::nullopt;
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;
+  }
+  if (host.empty() || port_text.empty()) return std::nullopt;
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    return std::nullopt;
+  }
+  return HostPort{std::string(host), static_cast<uint16_t>(port)};
 }
 
 }  // namespace sg

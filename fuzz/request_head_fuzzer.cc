@@ -52,10 +52,6 @@ const std::string kShadowHeader = "X-Shadow-Request";
   std::abort();
 }
 
-std::string_view View(beast::string_view text) {
-  return {text.data(), text.size()};
-}
-
 template <bool isRequest>
 std::string BeastHead(const http::header<isRequest>& head) {
   std::ostringstream out;
@@ -66,7 +62,8 @@ std::string BeastHead(const http::header<isRequest>& head) {
 // The fields as a list of (name as sent, value).
 std::vector<std::pair<std::string, std::string>> Fields(const http::fields& fields) {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& field : fields) out.emplace_back(View(field.name_string()), View(field.value()));
+  for (const auto& field : fields)
+    out.emplace_back(std::string_view(field.name_string()), std::string_view(field.value()));
   return out;
 }
 
@@ -125,7 +122,7 @@ void CheckSentUpstream(const http::request_header<>& head, bool chunked,
     Fail("the head sent upstream has a framing the gateway refuses", text);
   }
   for (const auto& field : back) {
-    if (IsHopByHop(View(field.name_string())) &&
+    if (IsHopByHop(field.name_string()) &&
         !(chunked && field.name() == http::field::transfer_encoding) &&
         field.name() != http::field::connection) {
       Fail("a hop-by-hop field is sent upstream", text);
@@ -150,7 +147,7 @@ void ShapeUpstream(http::request<Body>& head) {
   head.erase(kShadowHeader);
   std::string id = sg::gateway::EnsureRequestId(head);
   if (!sg::gateway::IsValidRequestId(id) || head.count("X-Request-Id") != 1 ||
-      View(head["X-Request-Id"]) != id) {
+      std::string_view(head["X-Request-Id"]) != id) {
     Fail("EnsureRequestId left no single valid id");
   }
   sg::gateway::SetForwardedHeaders(head, "127.0.0.1", "http");

@@ -22,6 +22,7 @@
 #include <boost/beast/core/bind_handler.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "common/cpu_budget.h"
 #include "common/http_server.h"
 #include "common/strings.h"
@@ -39,12 +40,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-int64_t NowUnixMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // io_threads 0: one I/O thread per CPU of the budget sg-serve plans from (affinity and cgroup
 // cpuset, capped by the cgroup quota rounded up), so a pod limited to 2 CPUs on a 64-CPU node runs
 // 2, not 64.
@@ -58,10 +53,7 @@ int AvailableCpus() {
 std::string InstanceName() {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
-  auto start_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
-  return std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(start_us);
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(NowUnixMicros());
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -48,13 +47,13 @@ void ReadListen(ObjectReader& reader, const char* key, std::string* host, uint16
     node->Absorb(e);
     return;
   }
-  Endpoint endpoint;
-  if (!ParseEndpoint(text, &endpoint)) {
+  auto endpoint = ParseHostPort(text);
+  if (!endpoint) {
     node->Report("must be \"host:port\", got \"" + text + "\"");
     return;
   }
-  *host = endpoint.host;
-  *port = endpoint.port;
+  *host = endpoint->host;
+  *port = endpoint->port;
 }
 
 Micros PositiveDuration(ObjectReader& reader, const char* key, Micros fallback) {
@@ -76,7 +75,6 @@ UpstreamConfig ParseUpstream(const std::string& name, const ConfigNode& node) {
   } else {
     try {
       for (const auto& element : endpoints->Elements()) {
-        Endpoint endpoint;
         std::string text;
         try {
           text = element.AsString();
@@ -84,11 +82,12 @@ UpstreamConfig ParseUpstream(const std::string& name, const ConfigNode& node) {
           element.Absorb(e);
           continue;
         }
-        if (!ParseEndpoint(text, &endpoint)) {
+        auto endpoint = ParseHostPort(text);
+        if (!endpoint) {
           element.Report("must be \"host:port\", got \"" + text + "\"");
           continue;
         }
-        config.endpoints.push_back(endpoint);
+        config.endpoints.push_back(*endpoint);
       }
       if (endpoints->json().is_array() && endpoints->json().empty()) {
         endpoints->Report("must list at least one endpoint");
@@ -458,44 +457,11 @@ void CheckReferences(const ConfigNode& root, const GatewayConfig& config) {
 
 }  // namespace
 
-std::string Endpoint::ToString() const {
-  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
-  return host + ":" + std::to_string(port);
-}
-
 bool IsLoopbackAddress(const std::string& host) {
   in_addr v4{};
   if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
   in6_addr v6{};
   return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
-}
-
-bool ParseEndpoint(const std::string& text, Endpoint* out) {
-  std::string host;
-  std::string port_text;
-  if (!text.empty() && text[0] == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return false;
-    }
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-    if (host.find(':') != std::string::npos) return false;
-  }
-  if (host.empty() || port_text.empty()) return false;
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return false;
-  }
-  out->host = host;
-  out->port = static_cast<uint16_t>(port);
-  return true;
 }
 
 const UpstreamConfig* GatewayConfig::FindUpstream(const std::string& name) const {

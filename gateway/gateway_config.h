@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/strings.h"
 
 namespace sg::comparator {
 struct CompareConfig;
@@ -21,11 +22,7 @@ namespace sg::gateway {
 using Micros = std::chrono::microseconds;
 
 // "host:port"; host is an IPv4/IPv6 literal or a name resolved once at start-up.
-struct Endpoint {
-  std::string host;
-  uint16_t port = 0;
-  std::string ToString() const;
-};
+using Endpoint = HostPort;
 
 struct UpstreamConfig {
   std::string name;
@@ -208,9 +205,6 @@ struct GatewayConfig {
 GatewayConfig ParseGatewayConfig(const ConfigNode& root);
 // Reads and parses `path`. Throws ConfigError.
 GatewayConfig LoadGatewayConfig(const std::string& path);
-
-// Parses "host:port" ("[::1]:80" for IPv6). False when malformed.
-bool ParseEndpoint(const std::string& text, Endpoint* out);
 
 // True when `host` is an IPv4 loopback address (127.0.0.0/8) or ::1.
 bool IsLoopbackAddress(const std::string& host);

@@ -11,10 +11,6 @@
 namespace sg::gateway {
 namespace {
 
-std::string_view View(boost::beast::string_view text) {
-  return {text.data(), text.size()};
-}
-
 bool IsDigits(std::string_view text) {
   if (text.empty()) return false;
   for (char c : text) {
@@ -28,7 +24,7 @@ std::vector<std::string> ListValues(const http::fields& fields, http::field name
   std::vector<std::string> items;
   auto [begin, end] = fields.equal_range(name);
   for (auto it = begin; it != end; ++it) {
-    for (const auto& item : Split(View(it->value()), ',')) items.emplace_back(Trim(item));
+    for (const auto& item : Split(it->value(), ',')) items.emplace_back(Trim(item));
   }
   return items;
 }
@@ -51,7 +47,7 @@ void RemoveHopByHop(http::fields& fields) {
   for (const auto& field : fields) {
     if (field.name() == http::field::connection) {
       // Each comma-separated token of Connection names a hop-by-hop header too.
-      std::string_view value = View(field.value());
+      std::string_view value = field.value();
       while (!value.empty()) {
         auto comma = value.find(',');
         auto token = Trim(value.substr(0, comma));
@@ -73,7 +69,7 @@ void RemoveHopByHop(http::fields& fields) {
     }
     auto name = field.name_string();
     if (name.size() >= 6 && boost::beast::iequals(name.substr(0, 6), "proxy-")) {
-      named.emplace_back(View(name));
+      named.emplace_back(std::string_view(name));
     }
   }
   for (size_t i = 0; i < kHopByHop.size(); ++i) {
@@ -90,14 +86,14 @@ void SetForwardedHeaders(http::fields& fields, std::string_view client_ip, std::
   bool has_host = false, had_for = false, had_proto = false, had_host = false;
   for (const auto& field : fields) {
     if (field.name() == http::field::host) {
-      if (!has_host) host = View(field.value());
+      if (!has_host) host = field.value();
       has_host = true;
       continue;
     }
     auto name = field.name_string();
     if (boost::beast::iequals(name, "X-Forwarded-For")) {
       if (!forwarded_for.empty()) forwarded_for += ", ";
-      forwarded_for += View(field.value());
+      forwarded_for += field.value();
       had_for = true;
     } else if (boost::beast::iequals(name, "X-Forwarded-Proto")) {
       had_proto = true;
@@ -139,8 +135,8 @@ std::string GenerateRequestId() {
 
 std::string EnsureRequestId(http::fields& fields) {
   auto [begin, end] = fields.equal_range("X-Request-Id");
-  if (begin != end && std::next(begin) == end && IsValidRequestId(View(begin->value()))) {
-    return std::string(View(begin->value()));
+  if (begin != end && std::next(begin) == end && IsValidRequestId(begin->value())) {
+    return std::string(begin->value());
   }
   std::string id = GenerateRequestId();
   if (begin != end) fields.erase("X-Request-Id");  // invalid or repeated
@@ -208,7 +204,7 @@ std::string CheckRequestHost(const http::request_header<>& head) {
   if (hosts > 1) return "more than one Host";
   // Every request the gateway takes is for an http URI, whose authority may not be empty (RFC
   // 9110 section 4.2.1: a recipient must reject it); nginx answers 400 too.
-  if (hosts == 1 && Trim(View(head[http::field::host])).empty()) return "empty Host";
+  if (hosts == 1 && Trim(head[http::field::host]).empty()) return "empty Host";
   return {};
 }
 

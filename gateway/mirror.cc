@@ -2,15 +2,12 @@
 
 #include <algorithm>
 
+#include "common/clock.h"
 #include "common/strings.h"
 
 namespace sg::gateway {
 
 namespace {
-int64_t ToMicros(std::chrono::steady_clock::duration d) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-}
-
 int64_t SteadyNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())

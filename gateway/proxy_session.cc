@@ -15,6 +15,7 @@
 #include <boost/container/small_vector.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "common/pair_record.h"
 #include "common/strings.h"
 #include "gateway/header_rules.h"
@@ -22,24 +23,6 @@
 namespace sg::gateway {
 
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-int64_t ToMicros(Clock::duration d) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-}
-
-int64_t NowUnixMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string_view View(boost::beast::string_view text) {
-  return {text.data(), text.size()};
-}
-
-}  // namespace
 
 ProxySession::ProxySession(Socket socket, std::shared_ptr<GatewayState> state, size_t shard)
     : socket_(std::move(socket)),
@@ -116,7 +99,7 @@ void ProxySession::OnWaitRequest(beast::error_code ec, std::size_t bytes) {
 }
 
 void ProxySession::DoReadHeader() {
-  phase_ = Phase::kReading;
+  phase_ = Phase::kBusy;
   // Read the request header within the header timeout and the header size limit.
   parser_.emplace();
   parser_->header_limit(static_cast<uint32_t>(state_->config.max_header_bytes));
@@ -207,7 +190,7 @@ void ProxySession::OnReadHeader(beast::error_code ec) {
   // 10.1.1), and its body is read when it comes.
   auto expect = request.find(http::field::expect);
   if (request.version() >= 11 && expect != request.end() &&
-      ToLowerAscii(View(expect->value())) == "100-continue") {
+      ToLowerAscii(expect->value()) == "100-continue") {
     // The client waits for this before sending its body.
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     ArmTimer(state_->config.write_timeout);
@@ -375,12 +358,13 @@ void ProxySession::RouteRequest() {
   request_version_ = request.version();
   keep_alive_ = request.keep_alive();
   head_ = request.method() == http::verb::head;
-  method_ = std::string(View(request.method_string()));
-  target_ = std::string(View(request.target()));
+  method_ = std::string(request.method_string());
+  target_ = std::string(request.target());
   std::string_view path = target_;
   path = path.substr(0, path.find('?'));
   auto host = request.find(http::field::host);
-  int index = state_->routes.Match(host == request.end() ? "" : View(host->value()), path, method_);
+  int index = state_->routes.Match(host == request.end() ? "" : std::string_view(host->value()),
+                                   path, method_);
   request_id_.clear();
   if (index < 0) {
     route_name_.clear();
@@ -416,7 +400,6 @@ bool ProxySession::ShouldStream() const {
 }
 
 void ProxySession::HandleRequest(Request request) {
-  phase_ = Phase::kProxying;
   request_complete_ = Clock::now();
   if (!route_) {
     parser_.reset();
@@ -567,7 +550,7 @@ void ProxySession::DispatchMirrors(RouteRuntime& route,
     std::string_view key;
     if (!config.hash_header.empty()) {
       auto it = upstream->find(config.hash_header);
-      if (it != upstream->end()) key = View(it->value());
+      if (it != upstream->end()) key = it->value();
     }
     if (mirror->Admit(key, upstream->body().size()) != NotMirrored::kNone) continue;
     if (mirror->pool().Down()) {
@@ -610,7 +593,7 @@ void ProxySession::SendUpstreamResponse() {
     // Usually the upstream's own Content-Length is already right: kept as it is.
     auto length = std::to_string(response_.body().size());
     auto [first, end] = response_.equal_range(http::field::content_length);
-    if (first == end || std::next(first) != end || View(first->value()) != length) {
+    if (first == end || std::next(first) != end || std::string_view(first->value()) != length) {
       response_.content_length(response_.body().size());
     }
   }
@@ -630,7 +613,7 @@ void ProxySession::SendError(http::status status, const std::string& message, bo
   response_.set(http::field::content_type, "application/json");
   if (!request_id_.empty()) response_.set("X-Request-Id", request_id_);
   nlohmann::json body = {{"code", static_cast<int>(status)},
-                         {"type", std::string(View(http::obsolete_reason(status)))},
+                         {"type", std::string(http::obsolete_reason(status))},
                          {"message", message}};
   response_.body() = body.dump() + "\n";
   if (head_ && !close) response_.body().clear();
@@ -651,7 +634,6 @@ void ProxySession::SetConnection(http::fields& fields) const {
 }
 
 void ProxySession::DoWrite() {
-  phase_ = Phase::kWriting;
   response_status_ = response_.result_int();
   response_bytes_ = response_.body().size();
   state_->CountResponse(route_, response_status_);
@@ -693,7 +675,6 @@ void ProxySession::OnWrite(beast::error_code ec, std::size_t) {
 void ProxySession::LingeringClose() {
   // Closing with unread request bytes would reset the connection and could destroy the response
   // before the client reads it: send FIN, then read and discard for a bounded time and size.
-  phase_ = Phase::kClosing;
   beast::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   linger_budget_ = kLingerMaxBytes;
@@ -747,7 +728,6 @@ void ProxySession::LogAccess() {
 // read a piece, write it, read the next (Beast's "relay" pattern with buffer_body).
 
 void ProxySession::StartStreamed() {
-  phase_ = Phase::kProxying;
   request_complete_ = Clock::now();
   route_->requests->Increment();
   // The parser changes body type before any body byte was read (unless it was collected first,
@@ -782,7 +762,7 @@ void ProxySession::StartStreamed() {
     const auto& header = mirror->config().hash_header;
     if (!header.empty()) {
       auto it = upstream_request_.find(header);
-      if (it != upstream_request_.end()) key = View(it->value());
+      if (it != upstream_request_.end()) key = it->value();
     }
     mirror->CountStreamed(key, over_budget_, body_size);
   }
@@ -919,7 +899,6 @@ void ProxySession::StartRelayResponse() {
   // Content-Length stays, a chunked body stays chunked, a body delimited by the upstream's close
   // is sent chunked (HTTP/1.0 clients: delimited by our close).
   head_sent_ = true;
-  phase_ = Phase::kWriting;
   auto& parser = exchange_.parser();
   bool chunked = parser.chunked();
   bool has_length = parser.content_length().has_value();

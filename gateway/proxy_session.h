@@ -43,7 +43,9 @@ class ProxySession : public std::enable_shared_from_this<ProxySession>, private 
   void CheckDeadline(std::chrono::steady_clock::time_point now);
 
  private:
-  enum class Phase { kWaiting, kReading, kProxying, kWriting, kClosing, kClosed };
+  // kWaiting: idle between requests (Drain closes it at once); kBusy: from a request's first
+  // byte until its response is written, or lingering before the close; kClosed: closed.
+  enum class Phase { kWaiting, kBusy, kClosed };
   static constexpr std::chrono::milliseconds kLingerTime{500};  // after an error response
   static constexpr std::size_t kLingerMaxBytes = 1 << 20;
   static constexpr std::size_t kReadChunk = 8192;

@@ -33,6 +33,7 @@
 
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/strings.h"
 #include "model_server/cpu_budget.h"
 #include "model_server/cpu_plan.h"
 #include "model_server/doctor.h"
@@ -264,9 +265,9 @@ int Serve(const QuickFlags& flags, const sg::LogOptions& log) {
   }
   spdlog::info("cpu plan:\n{}", DescribePlan(server.plan()));
   spdlog::info("listening: inference {}:{}, management {}:{}, metrics {}:{}",
-               ParseHostPort(config.inference_address)->first, server.inference_port(),
-               ParseHostPort(config.management_address)->first, server.management_port(),
-               ParseHostPort(config.metrics_address)->first, server.metrics_port());
+               sg::ParseHostPort(config.inference_address)->host, server.inference_port(),
+               sg::ParseHostPort(config.management_address)->host, server.management_port(),
+               sg::ParseHostPort(config.metrics_address)->host, server.metrics_port());
 
   std::promise<int> stop;
   auto stopped = stop.get_future();

@@ -1,8 +1,9 @@
 #include "model_server/serve_config.h"
 
 #include <cctype>
-#include <charconv>
 #include <filesystem>
+
+#include "common/strings.h"
 
 namespace sg::serve {
 namespace {
@@ -170,23 +171,6 @@ std::optional<HandlerKind> ParseHandlerName(const std::string& name) {
   if (name == "image_scorer") return HandlerKind::kImageScorer;
   if (name == "tensor") return HandlerKind::kTensor;
   return std::nullopt;
-}
-
-std::optional<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return std::nullopt;
-  std::string host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  std::string_view port_text(text.data() + colon + 1, text.size() - colon - 1);
-  unsigned port = 0;
-  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535 ||
-      port_text.empty()) {
-    return std::nullopt;
-  }
-  return std::make_pair(host, static_cast<uint16_t>(port));
 }
 
 bool NormalizeAddress(const std::string& text, std::string* host_port, std::string* error) {

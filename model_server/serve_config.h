@@ -100,9 +100,6 @@ std::string ModelConfigToJson(const ModelConfig& model);
 // Inverse of ModelConfigToJson. Throws ConfigError on a bad document.
 ModelConfig ModelConfigFromJson(const std::string& json);
 
-// "host:port" -> (host, port); nullopt when malformed.
-std::optional<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text);
-
 // A listener address as sg-serve's config and flags take it, or as TorchServe writes it:
 // "host:port", "http://host:port" or "http://host" (port 80), with a trailing '/' allowed.
 // Sets `host_port` ("host:port") and returns true; false with the reason in `error` for https

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http_server.h"
+#include "common/strings.h"
 #include "model_server/serve_routes.h"
 #include "model_server/ts_metrics.h"
 
@@ -23,8 +24,8 @@ http::ServerOptions Listener(const std::string& address, uint64_t body_limit,
                              uint64_t max_buffered_body_bytes) {
   auto hp = ParseHostPort(address);
   http::ServerOptions o;
-  o.address = hp->first;
-  o.port = hp->second;
+  o.address = hp->host;
+  o.port = hp->port;
   o.body_limit = body_limit;
   o.max_buffered_body_bytes = max_buffered_body_bytes;
   o.server_name = "sg-serve";

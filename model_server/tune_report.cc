@@ -5,13 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/strings.h"
 #include "comparator/svg_chart.h"
-#include "tools/load/load_stats.h"
 
 namespace sg::serve {
 namespace {
-
-using load::Fixed;
 
 std::string Role(const Trial& t) {
   if (t.reference_naive && t.reference_plan) return "naive, plan";

@@ -9,12 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tools/load/load_stats.h"
+#include "common/strings.h"
 
 namespace sg::serve {
 namespace {
-
-using load::Fixed;
 
 // The top class of one answer: a label, an argmax index or a score; nullopt when unreadable.
 struct TopOne {

@@ -24,6 +24,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "common/strings.h"
 #include "tools/load/locust_errors.h"
 
 namespace sg::load {

@@ -4,13 +4,9 @@
 #include <cmath>
 #include <cstdio>
 
-namespace sg::load {
+#include "common/strings.h"
 
-std::string Fixed(double value, int decimals) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", decimals, value);
-  return text;
-}
+namespace sg::load {
 
 namespace {
 

@@ -96,9 +96,6 @@ class LoadStats {
   int64_t start_unix_s_ = 0;
 };
 
-// `value` with `decimals` digits after the point, as the tables print times ("%.*f").
-std::string Fixed(double value, int decimals);
-
 // Nearest-rank percentile of sorted values; q in [0, 1]. REQUIRES: !sorted.empty().
 int64_t NearestRankPercentile(const std::vector<int64_t>& sorted, double q);
 

@@ -204,21 +204,6 @@ TEST(GatewayConfigTest, ExampleConfigIsValid) {
   EXPECT_EQ(config.routes[0].mirrors.size(), 1u);
 }
 
-TEST(GatewayConfigTest, ParseEndpoint) {
-  Endpoint e;
-  ASSERT_TRUE(ParseEndpoint("127.0.0.1:8080", &e));
-  EXPECT_EQ(e.host, "127.0.0.1");
-  EXPECT_EQ(e.port, 8080);
-  ASSERT_TRUE(ParseEndpoint("[::1]:9", &e));
-  EXPECT_EQ(e.host, "::1");
-  EXPECT_EQ(e.ToString(), "[::1]:9");
-  EXPECT_FALSE(ParseEndpoint("host", &e));
-  EXPECT_FALSE(ParseEndpoint("host:", &e));
-  EXPECT_FALSE(ParseEndpoint("host:99999", &e));
-  EXPECT_FALSE(ParseEndpoint("host:8x", &e));
-  EXPECT_FALSE(ParseEndpoint("::1:80", &e));
-}
-
 TEST(GatewayConfigTest, EffectiveConfigShowsEveryFieldAndRoundTripsThroughTheParser) {
   // Every key the parser reads, each with a value other than its default, written as
   // GatewayConfigToJson writes it (durations in their largest exact unit, names lower-case).
