@@ -398,11 +398,11 @@ void HttpServer::Stop() {
   }
 }
 
-size_t HttpServer::active_connections() const {
+size_t HttpServer::ActiveConnectionsForTest() const {
   return shared_->connections.load();
 }
 
-uint64_t HttpServer::buffered_body_bytes() const {
+uint64_t HttpServer::BufferedBodyBytesForTest() const {
   return shared_->buffered_body_bytes.load(std::memory_order_relaxed);
 }
 

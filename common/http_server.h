@@ -77,9 +77,10 @@ class HttpServer {
   // then their connections close. Thread-safe; idempotent.
   void Stop();
 
-  size_t active_connections() const;
-  // Body bytes held now against ServerOptions::max_buffered_body_bytes (0 without a cap).
-  uint64_t buffered_body_bytes() const;
+  // For the tests of the connection count and of the body budget: connections open now, and
+  // body bytes held now against ServerOptions::max_buffered_body_bytes (0 without a cap).
+  size_t ActiveConnectionsForTest() const;
+  uint64_t BufferedBodyBytesForTest() const;
 
   struct Shared;  // state shared with the acceptor loop and sessions; see http_server.cc
 

@@ -57,24 +57,6 @@ bool ParseJsonPath(const std::string& text, JsonPathPattern* out, std::string* e
   return true;
 }
 
-const char* CompareKindName(CompareKind kind) {
-  switch (kind) {
-    case CompareKind::kExact:
-      return "exact";
-    case CompareKind::kJson:
-      return "json";
-    case CompareKind::kClassification:
-      return "classification";
-    case CompareKind::kRegression:
-      return "regression";
-    case CompareKind::kEmbedding:
-      return "embedding";
-    case CompareKind::kAuto:
-      return "auto";
-  }
-  return "?";
-}
-
 const char* BodyShapeName(BodyShape shape) {
   switch (shape) {
     case BodyShape::kAny:

@@ -30,7 +30,6 @@ bool ParseJsonPath(const std::string& text, JsonPathPattern* out, std::string* e
 // kAuto judges each pair by the primary's answer: a class distribution as a classification, a
 // score ({"score": x} or a bare number) as a regression, any other JSON as json.
 enum class CompareKind { kExact, kJson, kClassification, kRegression, kEmbedding, kAuto };
-const char* CompareKindName(CompareKind kind);
 
 // A rule with a shape other than kAny applies only to pairs whose primary 2xx body has it.
 enum class BodyShape {

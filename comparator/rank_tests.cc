@@ -352,14 +352,6 @@ double SignedRankZ(const std::vector<double>& x, double d, bool correct) {
 
 }  // namespace
 
-double NormalCdf(double x) {
-  return 0.5 * std::erfc(-x * M_SQRT1_2);
-}
-
-double NormalUpperTail(double x) {
-  return 0.5 * std::erfc(x * M_SQRT1_2);
-}
-
 double NormalTwoSidedP(double z) {
   // 2 * min(Phi(z), 1 - Phi(z)) without forming 1 - Phi(z).
   return std::min(1.0, std::erfc(std::fabs(z) * M_SQRT1_2));
@@ -369,16 +361,16 @@ double NormalQuantile(double p) {
   return Qnorm(p, true);
 }
 
-double WilcoxCdf(double q, int m, int n) {
+double WilcoxCdfForTest(double q, int m, int n) {
   return WilcoxTail(WilcoxDistribution(m, n), q, true);
 }
-double WilcoxQuantile(double p, int m, int n) {
+double WilcoxQuantileForTest(double p, int m, int n) {
   return DiscreteQuantile(WilcoxDistribution(m, n), p);
 }
-double SignRankCdf(double q, int n) {
+double SignRankCdfForTest(double q, int n) {
   return SignRankTail(SignRankDistribution(n), q, true);
 }
-double SignRankQuantile(double p, int n) {
+double SignRankQuantileForTest(double p, int n) {
   return DiscreteQuantile(SignRankDistribution(n), p);
 }
 

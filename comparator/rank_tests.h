@@ -29,19 +29,17 @@
 
 namespace sg::comparator {
 
-// Standard normal distribution function and R's qnorm (Wichura's AS 241, as in R 4.2).
-double NormalCdf(double x);
+// R's qnorm (Wichura's AS 241, as in R 4.2).
 double NormalQuantile(double p);
 // Two-sided p-value of a standard normal statistic z, accurate in the far tails (erfc); 1 for NaN.
 double NormalTwoSidedP(double z);
-// Upper tail 1 - Phi(x), accurate for large x.
-double NormalUpperTail(double x);
 
-// Exact null distributions (R's pwilcox/qwilcox and psignrank/qsignrank, lower tail).
-double WilcoxCdf(double q, int m, int n);
-double WilcoxQuantile(double p, int m, int n);
-double SignRankCdf(double q, int n);
-double SignRankQuantile(double p, int n);
+// The exact null distributions MannWhitney and SignedRank use, lower tail, for the tests that
+// check them against R's pwilcox/qwilcox and psignrank/qsignrank.
+double WilcoxCdfForTest(double q, int m, int n);
+double WilcoxQuantileForTest(double p, int m, int n);
+double SignRankCdfForTest(double q, int n);
+double SignRankQuantileForTest(double p, int n);
 
 struct RankTestResult {
   bool valid = false;    // false when there are too few observations (see `note`)

@@ -93,7 +93,6 @@ class MirrorRuntime {
   const std::string& route() const { return route_; }
   const std::string& label() const { return label_; }  // its name in the metrics
   UpstreamPool& pool() { return *pool_; }
-  std::shared_ptr<UpstreamPool> shared_pool() { return pool_; }
   double percent() const { return percent_.load(std::memory_order_relaxed); }
   void set_percent(double percent);
   int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }

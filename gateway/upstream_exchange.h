@@ -272,7 +272,6 @@ class BasicUpstreamExchange {
   ResponseParser& parser() { return *parser_; }
   const std::string& endpoint_name() const { return connections_->endpoint_name(endpoint_); }
   bool reused() const { return reused_; }
-  int attempts() const { return attempts_; }
 
  private:
   void Begin(std::shared_ptr<Connections> connections, const ExchangeOptions& options) {
@@ -282,7 +281,6 @@ class BasicUpstreamExchange {
     retried_ = false;
     waited_ = false;
     abandoned_ = false;
-    attempts_ = 0;
   }
 
   // The pending operation must finish within `limit` (checked by CheckDeadline).
@@ -296,7 +294,6 @@ class BasicUpstreamExchange {
 
   void Attempt(bool allow_idle) {
     interim_responses_ = 0;
-    ++attempts_;
     uint64_t ticket = 0;
     std::function<void()> retry;
     // (The callback is made only when it may wait: most acquisitions succeed at once.)
@@ -512,7 +509,6 @@ class BasicUpstreamExchange {
   bool op_pending_ = false;
   bool abandoned_ = false;
   bool timed_out_ = false;
-  int attempts_ = 0;
   int interim_responses_ = 0;
   Clock::time_point op_deadline_ = Clock::time_point::max();
   // Waiting for a connection (the pool at max_connections): the pool's ticket (0: not waiting);

@@ -43,7 +43,7 @@ struct SampleTensor {
 };
 
 // A sample's float32 values kept elsewhere: in a SampleTensor, or inside the bytes of an encoded
-// one (EncodeSample), where they need not be aligned for float, so they are only ever copied
+// one (StartEncodedSample), where they need not be aligned for float, so they are only ever copied
 // out as bytes. The viewed storage must outlive the view.
 struct SampleView {
   std::vector<int64_t> shape;

@@ -723,13 +723,6 @@ size_t ModelPool::pending() const {
   return queue_.size() + ahead_;
 }
 
-std::vector<pid_t> ModelPool::WorkerPids() const {
-  std::lock_guard lock(mutex_);
-  std::vector<pid_t> out;
-  for (const auto& s : slots_) out.push_back(s->pid);
-  return out;
-}
-
 std::string ModelPool::fatal_error() const {
   std::lock_guard lock(mutex_);
   return fatal_error_;

@@ -95,8 +95,6 @@ class ModelPool {
   bool WaitReady(std::chrono::steady_clock::time_point deadline, std::string* error) const;
   // Predictions waiting: queued, and sent ahead to a busy worker.
   size_t pending() const;
-  // Worker pids (for tests and logs); 0 for a worker not running.
-  std::vector<pid_t> WorkerPids() const;
   // Why a worker last refused to start (model file, labels, warm-up), empty when none did.
   std::string fatal_error() const;
 

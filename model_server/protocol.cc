@@ -74,7 +74,7 @@ void PutItem(std::string& out, uint64_t id, int kind_or_status, std::string_view
 }  // namespace
 
 static_assert(std::endian::native == std::endian::little,
-              "EncodeSample copies float32 values as they are in memory");
+              "the sample encoding keeps float32 values as they are in memory");
 
 size_t EncodedSampleBytes(size_t rank, size_t values) {
   return 1 + sizeof(uint64_t) * rank + sizeof(float) * values;
@@ -92,7 +92,7 @@ std::byte* StartEncodedSample(const std::vector<int64_t>& shape, std::string* ou
   return reinterpret_cast<std::byte*>(out->data() + header);
 }
 
-std::string EncodeSample(const SampleTensor& sample) {
+std::string EncodeSampleForTest(const SampleTensor& sample) {
   std::string out;
   std::byte* values = StartEncodedSample(sample.shape, &out);
   std::memcpy(values, sample.values.data(), sizeof(float) * sample.values.size());

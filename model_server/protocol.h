@@ -5,7 +5,7 @@
 //     kFatal   (worker -> front)  text: why the worker cannot serve (it exits next)
 //     kBatch   (front -> worker)  u32 n, n x {u64 id, u16 kind, u32 size, bytes}: inputs
 //              (kind 0: a request body for the model's handler; 1: a raw tensor; 2: a sample
-//              the front preprocessed, EncodeSample; 3: the same in shared memory; see
+//              the front preprocessed, StartEncodedSample; 3: the same in shared memory; see
 //              InputKind)
 //     kResults (worker -> front)  u32 n, n x {u64 id, u16 status, u32 size, bytes}: replies,
 //              then a fixed trailer of 3 x u64: the batch's preprocessing, forward and
@@ -30,11 +30,11 @@ enum class MessageType : uint8_t { kReady = 1, kFatal = 2, kBatch = 3, kResults 
 enum class InputKind : int {
   kHandler = 0,    // the model's handler (image bytes, tensor JSON)
   kRawTensor = 1,  // {"data", "shape"} in, raw output tensor out (Open Inference Protocol)
-  // A sample the front already preprocessed for the model's image handler (EncodeSample): the
+  // A sample the front already preprocessed for the model's image handler (StartEncodedSample): the
   // worker runs the forward and the handler's postprocessing only (front CPUs, see cpu_plan.h).
   kPreprocessed = 2,
   // The same, with the body in the worker's shared batch memory (a memfd both processes map):
-  // the item's bytes are EncodeSharedRef(offset, size) of the EncodeSample bytes there.
+  // the item's bytes are EncodeSharedRef(offset, size) of the encoded sample there.
   kPreprocessedShared = 3,
 };
 
@@ -65,11 +65,12 @@ struct Message {
 };
 
 // A preprocessed sample as a batch item's body: u8 rank (1-8), rank x u64 dims, then the
-// float32 values (little-endian IEEE 754), exactly as many as the dims say.
-std::string EncodeSample(const SampleTensor& sample);
-// That encoding's header for `shape`, in `out`, followed by room for the values (zeros):
-// returns where they go (unaligned), so a sample can be preprocessed straight into it.
+// float32 values (little-endian IEEE 754), exactly as many as the dims say. This writes the
+// header for `shape` in `out`, followed by room for the values (zeros), and returns where they
+// go (unaligned), so a sample is preprocessed straight into it.
 std::byte* StartEncodedSample(const std::vector<int64_t>& shape, std::string* out);
+// The same encoding of a whole SampleTensor, for the tests that compare bodies with it.
+std::string EncodeSampleForTest(const SampleTensor& sample);
 // The size of that encoding for a sample of `rank` dims and `values` floats.
 size_t EncodedSampleBytes(size_t rank, size_t values);
 // False with `error` when `body` is not exactly such an encoding; else `out` views the values

@@ -16,7 +16,7 @@ namespace sg::serve {
 // that makes the model throw fails (400 for the tensor handler, whose input is the client's;
 // 500 for image handlers, whose input shape comes from the config). When `timings` is given,
 // the time spent in each stage is added to it. `preprocessed`: the bodies are samples the front
-// already preprocessed (EncodeSample; InputKind::kPreprocessed), only decoded here.
+// already preprocessed (StartEncodedSample; InputKind::kPreprocessed), only decoded here.
 std::vector<HandlerReply> HandleBatch(ModelRunner& runner, const ModelConfig& model,
                                       const Labels& labels,
                                       const std::vector<std::string_view>& bodies,

@@ -32,7 +32,7 @@ std::optional<std::string> EncodeGrayPng(const GrayImage& image, std::string* er
   return out;
 }
 
-std::optional<GrayImage> DecodePngToGray(std::string_view bytes, std::string* error) {
+std::optional<GrayImage> DecodePngToGrayForTest(std::string_view bytes, std::string* error) {
   png_image png;
   std::memset(&png, 0, sizeof png);
   png.version = PNG_IMAGE_VERSION;

@@ -18,7 +18,8 @@ struct GrayImage {
 // Encodes an 8-bit greyscale PNG. REQUIRES: pixels.size() == width * height.
 std::optional<std::string> EncodeGrayPng(const GrayImage& image, std::string* error);
 
-// Decodes any PNG libpng reads, converted to 8-bit greyscale.
-std::optional<GrayImage> DecodePngToGray(std::string_view png, std::string* error);
+// Decodes any PNG libpng reads, converted to 8-bit greyscale: for the tests that read back the
+// images sg-load sends.
+std::optional<GrayImage> DecodePngToGrayForTest(std::string_view png, std::string* error);
 
 }  // namespace sg::load

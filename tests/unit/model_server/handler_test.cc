@@ -219,7 +219,7 @@ TEST(ImageTest, PreprocessedStraightIntoAnEncodedSampleIsTheEncodedSample) {
   PreprocessImage(image, p, [&body](const std::vector<int64_t>& shape) {
     return StartEncodedSample(shape, &body);
   });
-  EXPECT_EQ(body, EncodeSample(PreprocessImage(image, p)));
+  EXPECT_EQ(body, EncodeSampleForTest(PreprocessImage(image, p)));
   SampleView view;
   std::string error;
   ASSERT_TRUE(DecodeSampleView(body, &view, &error)) << error;
@@ -416,7 +416,7 @@ TEST(ProtocolTest, PreprocessedSamplesRoundTripExactlyAndBadOnesAreRefused) {
   SampleTensor sample;
   sample.shape = {3, 2, 2};
   sample.values = {0.f, -1.5f, 1e-30f, 3.25f, -0.f, 7.f, 1e30f, 2.f, 0.1f, 0.2f, 0.3f, -8.f};
-  auto body = EncodeSample(sample);
+  auto body = EncodeSampleForTest(sample);
   EXPECT_EQ(body.size(), 1 + 3 * 8 + 12 * 4u);
   EXPECT_EQ(EncodedSampleBytes(3, 12), body.size());
   SampleView back;
