@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/clock.h"
 #include "common/pair_record.h"
 #include "comparator/comparison.h"
 #include "comparator/state_codec.h"
@@ -19,12 +20,6 @@ namespace sg::comparator {
 using nlohmann::json;
 
 namespace {
-
-int64_t NowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string UtcStamp() {
   const std::time_t t = std::time(nullptr);
@@ -54,7 +49,7 @@ std::string EncodeCheckpoint(const CheckpointIdentity& identity, const Compariso
                     {"version", kCheckpointVersion},
                     {"run", identity.run},
                     {"config_sha256", identity.config_sha256},
-                    {"written_at_us", NowUs()},
+                    {"written_at_us", NowUnixMicros()},
                     {"judged", judged},
                     {"pairs", comparison.pairs()},
                     {"state_sha256", Sha256Hex(state_text)},

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/atomic_file.h"
+#include "common/clock.h"
 #include "common/strings.h"
 #include "comparator/gate_metrics.h"
 #include "comparator/online_comparator.h"
@@ -67,9 +68,7 @@ nlohmann::json TimelinePoint(const nlohmann::json& comparison, CutoverInstant no
 }  // namespace
 
 CutoverInstant CutoverInstant::Now() {
-  return {std::chrono::steady_clock::now(), std::chrono::duration_cast<std::chrono::microseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count()};
+  return {std::chrono::steady_clock::now(), NowUnixMicros()};
 }
 
 StepVerdict ReadStepVerdict(const nlohmann::json& verdict, uint64_t judged) {
