@@ -254,6 +254,7 @@ TEST(FleetTest, SeveralGatewaysJudgedAsOneEqualOneGatewayTakingTheSameTraffic) {
     sum.requests += last->requests;
     for (const auto& [k, v] : last->not_mirrored) sum.not_mirrored[k] += v;
     for (const auto& [k, v] : last->mirrored) sum.mirrored[k] += v;
+    for (const auto& [k, v] : last->not_captured) sum.not_captured[k] += v;
     sum.sink_dropped += last->sink_dropped;
   }
   EXPECT_EQ(instances.size(), static_cast<size_t>(kFleet)) << "instances must be told apart";
