@@ -16,7 +16,8 @@ Then what the deployment depends on:
   key, PVC and environment reference exists;
 - the gateway's config (from the generated ConfigMap) passes `shadowgate check`, its pair log
   lies on the per-replica pair-log mount, which the sg-compare CronJob reads from the same
-  claim; io_threads is the CPU limit (or 0, which follows the limit's quota); the termination
+  claim; the pair log is bounded by size (max_total_bytes) and the claim holds every replica's
+  bound; io_threads is the CPU limit (or 0, which follows the limit's quota); the termination
   grace covers preStop + shutdown_grace;
 - sg-serve's config names model files that the image holds (deploy/images puts models/ at
   /models).
@@ -124,6 +125,42 @@ def containers_of(obj):
 def quantity_cpu(q):
     q = str(q)
     return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+QUANTITY_UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50,
+                  "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+
+
+def quantity_bytes(q):
+    """A storage quantity ("100Gi", "500M", "1e9") in bytes."""
+    q = str(q)
+    for unit in sorted(QUANTITY_UNITS, key=len, reverse=True):
+        if q.endswith(unit):
+            return float(q[:-len(unit)]) * QUANTITY_UNITS[unit]
+    return float(q)
+
+
+def pair_log_disk_problems(where, obj, gw, claim, by_kind):
+    """A month of mirroring must not fill the pair-log claim: each replica's log is bounded by
+    size (capture.pair_log.max_total_bytes, plus one max_file_bytes file while it is compressed),
+    and the claim holds every replica's bound."""
+    log = gw["capture"]["pair_log"]
+    total = log.get("max_total_bytes", 0)
+    if total <= 0:
+        return [f"{where}: capture.pair_log.max_total_bytes is not set: nothing bounds the pair "
+                "log's disk but max_files (docs/gateway.md, Capture policy)"]
+    name = claim.get("persistentVolumeClaim", {}).get("claimName")
+    pvc = by_kind.get("PersistentVolumeClaim", {}).get(name)
+    if pvc is None:
+        return []  # a claim that does not exist is reported with the volumes
+    storage = quantity_bytes(pvc["spec"]["resources"]["requests"]["storage"])
+    replicas = obj["spec"].get("replicas", 1)
+    need = replicas * (total + log.get("max_file_bytes", 256 << 20))
+    if need > storage:
+        return [f"{where}: {replicas} replicas x (max_total_bytes {total} + max_file_bytes) = "
+                f"{need / (1 << 30):.2f} GiB of pair log do not fit the claim {name} "
+                f"({pvc['spec']['resources']['requests']['storage']})"]
+    return []
 
 
 def check_build(name, objects, shadowgate, repo):
@@ -251,6 +288,7 @@ def check_workload(where, obj, pod, containers, by_kind, shadowgate, repo):
                             "a per-replica mount (subPathExpr $(POD_NAME))")
         else:
             claim = next(v for v in pod["volumes"] if v["name"] == mounts[log_dir]["name"])
+            problems += pair_log_disk_problems(where, obj, gw, claim, by_kind)
             cron = by_kind.get("CronJob", {}).get("sg-compare")
             if cron:
                 cpod, cc = containers_of(cron)
