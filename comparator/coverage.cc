@@ -43,7 +43,8 @@ void Coverage::ToJson(json& out) const {
   // Per (route, mirror), summed over instances.
   struct Part {
     uint64_t requests = 0, sampled_out = 0, mirrored = 0, sink_dropped = 0;
-    std::map<std::string, uint64_t> left_out;  // non-random reasons
+    std::map<std::string, uint64_t> left_out;      // non-random reasons
+    std::map<std::string, uint64_t> not_captured;  // parts of its pair records left out
   };
   std::map<std::pair<std::string, std::string>, Part> parts;
   // A line is per (instance, route, mirror), but a route's requests are the same on each of its
@@ -74,7 +75,10 @@ void Coverage::ToJson(json& out) const {
       mirrored[k] += v;
       part.mirrored += v;
     }
-    for (const auto& [k, v] : m.not_captured) not_captured[k] += v;
+    for (const auto& [k, v] : m.not_captured) {
+      not_captured[k] += v;
+      part.not_captured[k] += v;
+    }
   }
   for (const auto& [key, n] : route_requests) requests += n;
   for (const auto& [instance, n] : instance_dropped) dropped += n;
@@ -109,6 +113,7 @@ void Coverage::ToJson(json& out) const {
                 {"selected", selected},   {"mirrored", p.mirrored},
                 {"left_out", p.left_out}, {"sink_dropped", p.sink_dropped},
                 {"captured", captured},   {"fraction", fraction}};
+    row["not_captured"] = p.not_captured;  // request bodies its records left out, by reason
     if (fraction < worst_fraction) {
       worst_fraction = fraction;
       worst = row;

@@ -315,25 +315,40 @@ Table CountersTable(const json& c) {
     t.rows.push_back({"mirrored: " + it.key(), Fmt(it->get<double>(), 12)});
   }
   t.rows.push_back({"pair records dropped by the sink", Fmt(D(k, "sink_dropped"), 12)});
+  const json not_captured = k.value("not_captured", json::object());  // older reports lack it
+  for (auto it = not_captured.begin(); it != not_captured.end(); ++it) {
+    t.rows.push_back({"not captured: " + it.key(), Fmt(it->get<double>(), 12)});
+  }
   return t;
 }
 
+// "reason n, reason n" of a {reason: n} object's nonzero counts; "" when none.
+std::string NonzeroCounts(const json& counts) {
+  std::string text;
+  if (!counts.is_object()) return text;
+  for (auto it = counts.begin(); it != counts.end(); ++it) {
+    if (it->get<uint64_t>())
+      text += (text.empty() ? "" : ", ") + it.key() + " " + Fmt(it->get<double>(), 12);
+  }
+  return text;
+}
+
 Table CoverageTable(const json& c) {
-  Table t{{"Route", "Mirror", "Requests", "Sampled out", "Judged", "Left out", "Coverage"}, {}};
+  Table t{{"Route", "Mirror", "Requests", "Sampled out", "Judged", "Left out", "Coverage",
+           "Not captured (request bodies)"},
+          {}};
   if (!c.contains("coverage")) return t;
   for (const auto& p : c["coverage"]["parts"]) {
-    std::string left;
-    for (auto it = p["left_out"].begin(); it != p["left_out"].end(); ++it) {
-      if (it->get<uint64_t>())
-        left += (left.empty() ? "" : ", ") + it.key() + " " + Fmt(it->get<double>(), 12);
-    }
+    std::string left = NonzeroCounts(p["left_out"]);
     if (U(p, "sink_dropped")) {
       left +=
           (left.empty() ? "" : ", ") + std::string("sink dropped ") + Fmt(D(p, "sink_dropped"), 12);
     }
+    const std::string not_captured = NonzeroCounts(p.value("not_captured", json()));
     t.rows.push_back({S(p, "route"), S(p, "mirror"), Fmt(D(p, "requests"), 12),
                       Fmt(D(p, "sampled_out"), 12), Fmt(D(p, "captured"), 12),
-                      left.empty() ? "-" : left, Pct(D(p, "fraction"))});
+                      left.empty() ? "-" : left, Pct(D(p, "fraction")),
+                      not_captured.empty() ? "-" : not_captured});
   }
   return t;
 }

@@ -22,6 +22,12 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& registry)
       not_mirrored(registry.AddCounter("sg_gateway_not_mirrored_total",
                                        "Requests not mirrored, by reason.",
                                        {"route", "mirror", "reason"})),
+      not_captured(registry.AddCounter(
+          "sg_gateway_not_captured_total",
+          "Mirrored pairs whose record left out part of the request body, by reason: "
+          "body_sampled_out (capture.body_sample; size and sha256 kept) or body_truncated "
+          "(cut at capture.max_body_bytes).",
+          {"route", "mirror", "reason"})),
       mirror_in_flight(registry.AddGauge("sg_gateway_mirror_in_flight",
                                          "Shadow exchanges in flight.", {"route", "mirror"})),
       pool_connections(registry.AddGauge("sg_gateway_pool_connections",

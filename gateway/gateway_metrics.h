@@ -15,6 +15,7 @@ struct GatewayMetrics {
   Family<Histogram>& shadow_latency;   // {route, mirror}
   Family<Counter>& mirror_outcomes;    // {route, mirror, outcome}
   Family<Counter>& not_mirrored;       // {route, mirror, reason}
+  Family<Counter>& not_captured;       // {route, mirror, reason}: left out of pair records
   Family<Gauge>& mirror_in_flight;     // {route, mirror}
   Family<Gauge>& pool_connections;     // {upstream, pool, state=open|idle}
   Family<Counter>& pool_reused;        // {upstream, pool}: requests sent on a reused connection

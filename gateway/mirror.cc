@@ -88,6 +88,9 @@ MirrorRuntime::MirrorRuntime(const MirrorConfig& config, const std::string& rout
   for (int i = 0; i < kNotMirroredReasonCount; ++i) {
     not_mirrored_[i] = &metrics.not_mirrored.WithLabels({route, label_, kNotMirroredReasons[i]});
   }
+  for (int i = 0; i < kNotCapturedReasonCount; ++i) {
+    not_captured_[i] = &metrics.not_captured.WithLabels({route, label_, kNotCapturedReasons[i]});
+  }
   for (int i = 0; i < 4; ++i) {
     outcomes_[i] = &metrics.mirror_outcomes.WithLabels({route, label_, kShadowOutcomes[i]});
   }

@@ -102,10 +102,10 @@ class MirrorRuntime {
   // the mirror's capture_body_sample); thread-safe.
   bool KeepsBody(std::string_view id, double default_share) const;
   void CountNotCaptured(NotCaptured reason) {
-    not_captured_[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
+    not_captured_[static_cast<int>(reason)]->Increment();
   }
   uint64_t not_captured(int reason) const {
-    return not_captured_[reason].load(std::memory_order_relaxed);
+    return static_cast<uint64_t>(not_captured_[reason]->Value());
   }
 
  private:
@@ -121,7 +121,7 @@ class MirrorRuntime {
   Counter* not_mirrored_[kNotMirroredReasonCount];
   Counter* outcomes_[4];
   Histogram* latency_;
-  std::atomic<uint64_t> not_captured_[kNotCapturedReasonCount] = {};
+  Counter* not_captured_[kNotCapturedReasonCount];  // sg_gateway_not_captured_total
 };
 
 // Joins the two halves of one pair; whichever arrives second submits the record. Each part is

@@ -1,6 +1,6 @@
 // The capture policy (issue 22 item 2) with the real shadowgate binary: request bodies kept for
 // a sampled share of pairs, per mirror, while every pair keeps the body's size and sha256 and
-// both responses; the counters line says what was not captured and why.
+// both responses; the counters line and /metrics say what was not captured and why.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -9,6 +9,7 @@
 #include "common/pair_record.h"
 #include "tests/integration/gateway/gateway_process.h"
 #include "tests/integration/gateway/test_upstream.h"
+#include "tests/support/run_tool.h"
 #include "tests/support/test_support.h"
 
 namespace sg::testing {
@@ -47,6 +48,17 @@ TEST(CapturePolicyTest, BodiesOfASampledShareHashesAndSizesOfAll) {
   }
   // At least: a copy retried on a stale pooled connection arrives twice.
   ASSERT_TRUE(WaitUntil([&] { return shadow.received_count() >= 2 * kRequests; }, 30s));
+  // Every copy was sent, so every record was captured: /metrics has the final counts.
+  auto metrics = HttpGet(gateway.admin_port(), "/metrics");
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics->status, 200);
+  auto not_captured = [&](const std::string& mirror, const std::string& reason) {
+    return gateway.Metric("sg_gateway_not_captured_total{route=\"r\",mirror=\"" + mirror +
+                          "\",reason=\"" + reason + "\"}");
+  };
+  const double cpu_sampled_out = not_captured("cpu", "body_sampled_out");
+  const double all_truncated = not_captured("all", "body_truncated");
+  const double all_sampled_out = not_captured("all", "body_sampled_out");
 
   std::map<std::string, int> pairs, bodies;
   std::map<std::string, MirrorCounters> last;
@@ -88,6 +100,12 @@ TEST(CapturePolicyTest, BodiesOfASampledShareHashesAndSizesOfAll) {
             static_cast<uint64_t>(kRequests - bodies["cpu"]));
   EXPECT_EQ(last["all"].not_captured["body_sampled_out"], 0u);
   EXPECT_EQ(last["all"].not_captured["body_truncated"], 1u);
+  // The same counts as Prometheus counters, which promtool accepts.
+  EXPECT_EQ(cpu_sampled_out, kRequests - bodies["cpu"]);
+  EXPECT_EQ(all_sampled_out, 0);
+  EXPECT_EQ(all_truncated, 1);
+  EXPECT_NE(metrics->body.find("# TYPE sg_gateway_not_captured_total counter"), std::string::npos);
+  EXPECT_EQ(PromtoolProblems(metrics->body, dir.path()), "") << metrics->body;
 }
 
 }  // namespace

@@ -116,6 +116,57 @@ TEST(ReportWriter, NotesCoverageAndWorstSlicesLeadTheReports) {
   EXPECT_LT(html.find("class=\"note\""), html.find("<h2>Gates</h2>"));
 }
 
+// What the pair records left out (the gateway's capture policy, the counters line's
+// "not_captured") is in the coverage section of report.md and report.html, per route and mirror,
+// and in the mirroring counters; "-" where nothing was left out.
+TEST(ReportWriter, CoverageSaysWhatTheRecordsDidNotCapture) {
+  auto config = std::make_shared<CompareConfig>(DefaultCompareConfig());
+  Comparison c(config);
+  for (int i = 0; i < 100; ++i) {
+    c.Add(MakePair(std::to_string(i), R"({"Coat": 0.8, "Bag": 0.2})",
+                   R"({"Coat": 0.8, "Bag": 0.2})"));
+  }
+  MirrorCounters m;
+  m.ts_us = 1;
+  m.instance = "gw";
+  m.route = "a";
+  m.mirror = "student";
+  m.requests = 100;
+  m.mirrored = {{"ok", 100}};
+  m.not_captured = {{"body_sampled_out", 97}, {"body_truncated", 2}};
+  c.AddCounters(m);
+  MirrorCounters all = m;
+  all.mirror = "teacher";
+  all.not_captured = {{"body_sampled_out", 0}, {"body_truncated", 0}};
+  c.AddCounters(all);
+  const json r = BuildReport(c, DefaultGateConfig(), {"unit", {"a.jsonl"}, "r", "g", {}});
+  EXPECT_EQ(r["comparison"]["coverage"]["parts"][0]["not_captured"]["body_sampled_out"], 97);
+
+  const std::string md = RenderMarkdown(r);
+  const size_t coverage = md.find("## Coverage");
+  ASSERT_NE(coverage, std::string::npos);
+  const std::string section = md.substr(coverage, md.find("\n## ", coverage + 1) - coverage);
+  EXPECT_NE(section.find("| Coverage | Not captured (request bodies) |"), std::string::npos)
+      << section;
+  EXPECT_NE(section.find("| a | student | 100 | 0 | 100 | - | 100% | body_sampled_out 97, "
+                         "body_truncated 2 |"),
+            std::string::npos)
+      << section;
+  EXPECT_NE(section.find("| a | teacher | 100 | 0 | 100 | - | 100% | - |"), std::string::npos)
+      << section;
+  EXPECT_NE(md.find("| not captured: body_sampled_out | 97 |"), std::string::npos) << md;
+
+  const std::string html = RenderHtml(r);
+  const size_t html_coverage = html.find("<h2>Coverage</h2>");
+  ASSERT_NE(html_coverage, std::string::npos);
+  const std::string html_section =
+      html.substr(html_coverage, html.find("<h2>", html_coverage + 1) - html_coverage);
+  EXPECT_NE(html_section.find("<th>Not captured (request bodies)</th>"), std::string::npos)
+      << html_section;
+  EXPECT_NE(html_section.find("body_sampled_out 97, body_truncated 2"), std::string::npos)
+      << html_section;
+}
+
 // The cutovers' decisions from the logs (docs/pair-log.md, "cutover"): in time order whatever
 // order the logs gave them, with their UTC time, and as a table in report.md and report.html
 // only when there are some.
