@@ -32,6 +32,18 @@ bool WriteAll(int fd, std::string_view bytes) {
   return true;
 }
 
+// fsyncs what `path` names, opened with `flags`.
+bool Fsync(const std::string& path, int flags, std::string* error) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    *error = Errno(path, ": fsync");
+    if (fd >= 0) ::close(fd);
+    return false;
+  }
+  ::close(fd);
+  return true;
+}
+
 }  // namespace
 
 bool WriteFileAtomically(const std::string& path, std::string_view bytes, mode_t mode,
@@ -58,16 +70,16 @@ bool WriteFileAtomically(const std::string& path, std::string_view bytes, mode_t
     std::remove(tmp.c_str());
     return false;
   }
+  return SyncFolderOf(path, error);
+}
+
+bool SyncFile(const std::string& path, std::string* error) {
+  return Fsync(path, O_RDONLY, error);
+}
+
+bool SyncFolderOf(const std::string& path, std::string* error) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  const std::string folder = parent.empty() ? std::string(".") : parent.string();
-  const int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0 || ::fsync(dir) != 0) {
-    *error = Errno(folder, ": fsync");
-    if (dir >= 0) ::close(dir);
-    return false;
-  }
-  ::close(dir);
-  return true;
+  return Fsync(parent.empty() ? std::string(".") : parent.string(), O_RDONLY | O_DIRECTORY, error);
 }
 
 }  // namespace sg

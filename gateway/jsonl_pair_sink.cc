@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/atomic_file.h"
 #include "common/zstd_file.h"
 
 namespace sg::gateway {
@@ -192,11 +193,26 @@ void JsonlPairSink::Rotate() {
   file_size_ = 0;
   if (!file_) spdlog::error("pair log: cannot reopen {} after rotation", path);
   ApplyRetention();
-  StartCompression();
+  StartCompression(/*rotated=*/true);
 }
 
-void JsonlPairSink::StartCompression() {
-  if (config_.compression != "zstd" || compressor_.joinable()) return;
+void JsonlPairSink::StartCompression(bool rotated) {
+  if (compressor_.joinable()) return;
+  if (config_.compression != "zstd") {
+    if (!rotated) return;
+    // The finished file, then the folder: after a crash path.1 is there whole, the renames done.
+    // (Retention may have removed path.1 already: then only the folder.)
+    compressor_ = std::thread([path = config_.path] {
+      pthread_setname_np(pthread_self(), "sg-pairlog-sync");
+      std::string error;
+      std::error_code ec;
+      const bool kept = std::filesystem::exists(path + ".1", ec);
+      if ((kept && !SyncFile(path + ".1", &error)) || !SyncFolderOf(path, &error)) {
+        spdlog::error("pair log: rotation not known to be on disk: {}", error);
+      }
+    });
+    return;
+  }
   std::vector<std::string> plain;
   std::error_code ec;
   for (int i = 1; i <= config_.max_files; ++i) {
@@ -216,6 +232,12 @@ void JsonlPairSink::StartCompression() {
       } else if (::unlink(file.c_str()) != 0) {
         spdlog::error("pair log: cannot remove {}: {}", file, std::strerror(errno));
       }
+    }
+    // Each .zst was fsynced before its rename; the folder makes the renames, the rotation's
+    // and the removals durable.
+    std::string error;
+    if (!SyncFolderOf(config_.path, &error)) {
+      spdlog::error("pair log: rotation not known to be on disk: {}", error);
     }
     compressing_.store(false, std::memory_order_release);
   });

@@ -42,9 +42,12 @@ class JsonlPairSink : public PairSink {
   void Rotate();
   // Closes file_ and opens the path again (appending), for Reopen().
   void ReopenFile();
-  // Compresses the plain rotated files (path.i) into path.i.zst on compressor_, unless one is
-  // already running; WaitForCompression() joins it (the writer calls it before renaming files).
-  void StartCompression();
+  // Makes the rotated files durable on compressor_, off the writer thread, unless it is already
+  // running: compresses the plain rotated files (path.i) into path.i.zst (each fsynced before
+  // its rename), or without compression fsyncs path.1 when `rotated`; then fsyncs the folder, so
+  // the renames, the new files and the removals are on disk. WaitForCompression() joins it (the
+  // writer calls it before renaming files).
+  void StartCompression(bool rotated = false);
   void WaitForCompression();
   // Removes the oldest rotated files past max_total_bytes and max_age (writer thread).
   void ApplyRetention();
