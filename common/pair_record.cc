@@ -1,162 +1,33 @@
 #include "common/pair_record.h"
 
 #include <openssl/evp.h>
+#include <simdjson.h>
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <type_traits>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
-#include "common/pair_line_decoder.h"
+#include "common/pair_log_fields.h"
 
 namespace sg {
 namespace {
 
 using nlohmann::json;
+namespace ondemand = simdjson::ondemand;
+namespace pl = pair_log;
 
-json HeadersJson(const std::map<std::string, std::string>& headers) {
-  json out = json::object();
-  for (const auto& [k, v] : headers) out[k] = v;
-  return out;
-}
+static_assert(kPairLogVersion == 1, "the tables in pair_log_fields.h write \"v\": 1");
 
-void PutBody(json& out, const std::string& body) {
-  if (IsValidUtf8(body)) {
-    out["body"] = body;
-  } else {
-    out["body_b64"] = Base64Encode(body);
-  }
-}
-
-json ResponseJson(const CapturedResponse& r, bool shadow) {
-  json out = {{"status", r.status}, {"latency_us", r.latency_us}, {"outcome", r.outcome}};
-  if (shadow) out["send_offset_us"] = r.send_offset_us;
-  out["headers"] = HeadersJson(r.headers);
-  PutBody(out, r.body);
-  out["body_truncated"] = r.body_truncated;
-  if (!r.error.empty()) out["error"] = r.error;
-  return out;
-}
-
-template <typename T>
-constexpr bool IsInteger() {
-  return std::is_integral_v<T> && !std::is_same_v<T, bool>;
-}
-
-// False for a float outside T's range (every other value is left to nlohmann's conversion).
-template <typename T>
-bool FitsIn(const json& value) {
-  if (!value.is_number_float()) return true;
-  const double v = value.get<double>();
-  return v >= static_cast<double>(std::numeric_limits<T>::min()) &&
-         v < static_cast<double>(std::numeric_limits<T>::max()) + 1.0;
-}
-
-// Field access that names the missing or mistyped field in its error.
-class Reader {
- public:
-  explicit Reader(std::string* error) : error_(error) {}
-  bool ok() const { return ok_; }
-
-  template <typename T>
-  T Get(const json& object, const char* key, const std::string& path, bool required = true) {
-    auto it = object.find(key);
-    if (it == object.end() || it->is_null()) {
-      if (required) Fail("missing field " + path + key);
-      return T{};
-    }
-    // A float outside an integer field's type has no value of it (nlohmann's cast would be
-    // undefined: ts_us 1e81, found by fuzz/pair_log_fuzzer with UBSan); so for a map's values.
-    bool fits = true;
-    if constexpr (IsInteger<T>()) {
-      fits = FitsIn<T>(*it);
-    } else if constexpr (std::is_same_v<T, std::map<std::string, uint64_t>>) {
-      if (it->is_object()) {
-        for (const auto& element : *it) fits = fits && FitsIn<uint64_t>(element);
-      }
-    }
-    if (!fits) {
-      Fail("bad type for field " + path + key);
-      return T{};
-    }
-    try {
-      return it->get<T>();
-    } catch (const json::exception&) {
-      Fail("bad type for field " + path + key);
-      return T{};
-    }
-  }
-
-  const json& Object(const json& object, const char* key, const std::string& path) {
-    static const json kEmpty = json::object();
-    auto it = object.find(key);
-    if (it == object.end() || !it->is_object()) {
-      Fail("missing object " + path + key);
-      return kEmpty;
-    }
-    return *it;
-  }
-
-  std::map<std::string, std::string> Headers(const json& object, const std::string& path) {
-    std::map<std::string, std::string> out;
-    auto it = object.find("headers");
-    if (it == object.end()) return out;
-    if (!it->is_object()) {
-      Fail("bad type for field " + path + "headers");
-      return out;
-    }
-    for (const auto& [k, v] : it->items()) {
-      if (v.is_string()) out[k] = v.get<std::string>();
-    }
-    return out;
-  }
-
-  std::optional<std::string> Body(const json& object, const std::string& path) {
-    if (auto it = object.find("body"); it != object.end() && it->is_string()) {
-      return it->get<std::string>();
-    }
-    if (auto it = object.find("body_b64"); it != object.end() && it->is_string()) {
-      auto decoded = Base64Decode(it->get<std::string>());
-      if (!decoded) Fail("invalid base64 in " + path + "body_b64");
-      return decoded;
-    }
-    return std::nullopt;
-  }
-
-  CapturedResponse Response(const json& object, const std::string& path) {
-    CapturedResponse r;
-    r.status = Get<int>(object, "status", path);
-    r.latency_us = Get<int64_t>(object, "latency_us", path);
-    r.send_offset_us = Get<int64_t>(object, "send_offset_us", path, false);
-    r.outcome = Get<std::string>(object, "outcome", path);
-    r.headers = Headers(object, path);
-    r.body = Body(object, path).value_or("");
-    r.body_truncated = Get<bool>(object, "body_truncated", path, false);
-    r.error = Get<std::string>(object, "error", path, false);
-    return r;
-  }
-
-  void Fail(const std::string& why) {
-    if (ok_ && error_) *error_ = why;
-    ok_ = false;
-  }
-
- private:
-  std::string* error_;
-  bool ok_ = true;
-};
-
-}  // namespace
-
-namespace {
-
-// The direct encoder: the bytes nlohmann's dump(-1, ' ', false, replace) writes for the DOM
-// (keys in std::map order, compact separators, "\u00xx" for other control characters, UTF-8
-// kept), without building the DOM: a pair line is encoded once per mirrored request. The
-// structure (braces, keys, commas) is written as literals in key order.
+// Writes JSON text straight into the line (a pair line is encoded once per mirrored request, on
+// the gateway's threads): the bytes nlohmann's dump(-1, ' ', false, replace) writes (compact
+// separators, "\u00xx" for other control characters, UTF-8 kept), which version 1 lines have
+// always had.
 class LineWriter {
  public:
   explicit LineWriter(std::string* out) : out_(out) {}
@@ -257,180 +128,630 @@ class LineWriter {
   std::string* out_;
 };
 
-void WriteResponse(LineWriter& w, const CapturedResponse& r, bool shadow) {
-  // Members in key order: body|body_b64, body_truncated, error, headers, latency_us, outcome,
-  // send_offset_us, status.
-  if (IsValidUtf8(r.body)) {
-    w.Raw("{\"body\":").String(r.body);
+// ---- Encoding: the tables in key order, through LineWriter.
+
+template <typename T>
+bool IsDefault(const T& value) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return !value;
+  } else if constexpr (std::is_arithmetic_v<T>) {
+    return value == T{};
+  } else if constexpr (requires { value.has_value(); }) {
+    return !value.has_value();
+  } else if constexpr (requires { value.empty(); }) {
+    return value.empty();
   } else {
-    w.Raw("{\"body_b64\":").String(Base64Encode(r.body));
+    return false;  // an object
   }
-  w.Raw(",\"body_truncated\":").Bool(r.body_truncated);
-  if (!r.error.empty()) w.Raw(",\"error\":").String(r.error);
-  w.Raw(",\"headers\":").Headers(r.headers);
-  w.Raw(",\"latency_us\":").Number(r.latency_us);
-  w.Raw(",\"outcome\":").String(r.outcome);
-  if (shadow) w.Raw(",\"send_offset_us\":").Number(r.send_offset_us);
-  w.Raw(",\"status\":").Number(r.status).Raw("}");
+}
+
+template <typename T>
+const auto& Unwrapped(const T& value) {
+  if constexpr (requires { value.has_value(); }) {
+    return *value;  // only reached when present (kUnlessDefault)
+  } else {
+    return value;
+  }
+}
+
+template <typename S, typename Fields>
+void WriteObject(LineWriter& w, const S& s, const Fields& fields, bool shadow);
+
+void WriteValue(LineWriter& w, const std::string& value, pl::Text) {
+  w.String(value);
+}
+template <typename T>
+void WriteValue(LineWriter& w, const T& value, pl::Integer) {
+  w.Number(Unwrapped(value));
+}
+void WriteValue(LineWriter& w, bool value, pl::Boolean) {
+  w.Bool(value);
+}
+template <typename T>
+void WriteValue(LineWriter& w, const T& value, pl::Real) {
+  // nlohmann's number format ("0.0", "1e-07"): the bytes these lines have always had. Cutover
+  // decisions only, a few per rollout.
+  w.Raw(json(Unwrapped(value)).dump());
+}
+void WriteValue(LineWriter& w, const std::map<std::string, std::string>& value, pl::Headers) {
+  w.Headers(value);
+}
+void WriteValue(LineWriter& w, const std::map<std::string, uint64_t>& value, pl::Counts) {
+  w.Raw("{");
+  bool first = true;
+  for (const auto& [name, count] : value) {
+    if (!first) w.Raw(",");
+    first = false;
+    w.String(name).Raw(":").Number(count);
+  }
+  w.Raw("}");
+}
+void WriteValue(LineWriter& w, const std::optional<std::string>& value, pl::Base64) {
+  w.String(Base64Encode(*value));
+}
+void WriteValue(LineWriter& w, bool value, pl::Flag flag) {
+  w.String(value ? flag.when_true : flag.when_false);
+}
+template <typename S, typename Fields>
+void WriteValue(LineWriter& w, const S& value, pl::Object<Fields> object) {
+  WriteObject(w, value, *object.fields, object.shadow);
+}
+
+// `separator`: '{' until the object's first member is written, then ','.
+template <typename S, typename M, typename K, size_t N>
+void WriteMember(LineWriter& w, const S& s, const pl::Field<S, M, K, N>& field, bool shadow,
+                 char& separator) {
+  const M& value = s.*field.member;
+  if (field.write == pl::Write::kUnlessDefault && IsDefault(value)) return;
+  if (field.write == pl::Write::kShadowOnly && !shadow) return;
+  if constexpr (std::is_same_v<K, pl::TextOrBase64>) {
+    if (IsValidUtf8(value)) {
+      w.Raw(field.key.text(separator)).String(value);
+    } else {
+      w.Raw(separator == '{' ? "{\"" : ",\"").Raw(field.key.name()).Raw("_b64\":");
+      w.String(Base64Encode(value));
+    }
+  } else {
+    w.Raw(field.key.text(separator));
+    WriteValue(w, value, field.kind);
+  }
+  separator = ',';
+}
+
+template <typename S, size_t N, size_t V>
+void WriteMember(LineWriter& w, const S&, const pl::Constant<N, V>& constant, bool,
+                 char& separator) {
+  w.Raw(constant.key.text(separator));
+  separator = ',';
+}
+
+template <typename S, typename Fields>
+void WriteObject(LineWriter& w, const S& s, const Fields& fields, bool shadow) {
+  char separator = '{';
+  std::apply([&](const auto&... field) { (WriteMember(w, s, field, shadow, separator), ...); },
+             fields);
+  w.Raw(separator == '{' ? "{}" : "}");
+}
+
+template <typename S, typename Fields>
+std::string EncodeLine(const S& s, const Fields& fields, size_t size_hint) {
+  std::string line;
+  line.reserve(size_hint);
+  LineWriter w(&line);
+  WriteObject(w, s, fields, false);
+  return line;
+}
+
+// ---- Decoding: one pass over the line with simdjson's On Demand API, the tables dispatching
+// each member to its kind's reader.
+
+// Unknown values and mistyped ones are still read through, so that a line with broken JSON
+// anywhere is "invalid JSON"; deeper than this it is too (the gateway writes 3 levels).
+constexpr int kMaxDepth = 64;
+
+template <typename T>
+struct IsOptional : std::false_type {};
+template <typename T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
+class LineDecoder {
+ public:
+  std::optional<PairLogEntry> Decode(std::string_view line, std::string* error);
+
+ private:
+  // A line's problems: broken JSON wins over everything; otherwise the first problem met (in the
+  // line's order; a missing field when its object ends).
+  void Invalid() { invalid_ = true; }
+  template <typename... Parts>
+  void Fail(const Parts&... parts) {
+    if (failed_) return;
+    failed_ = true;
+    (problem_.append(parts), ...);
+  }
+  // "x", or "parent.x" inside a nested object.
+  void FailAt(std::string_view what, std::string_view parent, std::string_view key) {
+    if (parent.empty()) return Fail(what, key);
+    Fail(what, parent, ".", key);
+  }
+
+  // Pads the line for simdjson (SIMDJSON_PADDING readable bytes after it) in a buffer reused for
+  // every line of this thread, and starts the document.
+  simdjson::error_code Start(std::string_view line, ondemand::document& doc);
+
+  template <typename S, typename Fields, typename Extra>
+  void ReadObject(ondemand::object object, S& out, const Fields& fields, std::string_view parent,
+                  Extra&& extra);
+  template <size_t I, typename S, typename Fields>
+  bool ReadMember(const Fields& fields, std::string_view key, ondemand::value value, S& out,
+                  std::string_view parent, uint32_t& seen);
+  template <size_t I, typename Fields>
+  void CheckPresent(const Fields& fields, uint32_t seen, std::string_view parent);
+
+  // Each reads `value` into `out` and returns whether the field is there (false for null: an
+  // absent field).
+  bool Read(ondemand::value value, std::string& out, pl::Text, std::string_view parent,
+            std::string_view key);
+  template <typename T>
+  bool Read(ondemand::value value, T& out, pl::Integer, std::string_view parent,
+            std::string_view key);
+  bool Read(ondemand::value value, bool& out, pl::Boolean, std::string_view parent,
+            std::string_view key);
+  template <typename T>
+  bool Read(ondemand::value value, T& out, pl::Real, std::string_view parent, std::string_view key);
+  bool Read(ondemand::value value, std::map<std::string, std::string>& out, pl::Headers,
+            std::string_view parent, std::string_view key);
+  bool Read(ondemand::value value, std::map<std::string, uint64_t>& out, pl::Counts,
+            std::string_view parent, std::string_view key);
+  bool Read(ondemand::value value, std::optional<std::string>& out, pl::Base64,
+            std::string_view parent, std::string_view key);
+  bool Read(ondemand::value value, bool& out, pl::Flag flag, std::string_view parent,
+            std::string_view key);
+  template <typename S, typename Fields>
+  bool Read(ondemand::value value, S& out, pl::Object<Fields> object, std::string_view parent,
+            std::string_view key);
+  bool ReadBase64(ondemand::value value, std::string& out, std::string_view parent,
+                  std::string_view key);
+  // An object of names to values that `get` reads (headers: strings; counts: integers >= 0).
+  template <typename Map, typename Get>
+  bool ReadMap(ondemand::value value, Map& out, std::string_view parent, std::string_view key,
+               Get&& get);
+
+  // After a reader's getter failed with `e`: null is an absent field (false); another JSON value
+  // is mistyped (read through, then "bad type"); anything else is broken JSON.
+  bool Mistyped(simdjson::error_code e, ondemand::value value, std::string_view parent,
+                std::string_view key);
+  // Reads a value through without keeping it, checking that it is JSON.
+  // `depth`: the value's nesting below the line (1: a member of the line's object).
+  void Skip(ondemand::value value, int depth);
+
+  ondemand::parser parser_;
+  std::unique_ptr<char[]> buffer_;
+  size_t buffer_size_ = 0;
+  int depth_ = 0;  // of the values being read: 1 for the line's members
+  bool invalid_ = false;
+  bool failed_ = false;
+  std::string problem_;
+};
+
+simdjson::error_code LineDecoder::Start(std::string_view line, ondemand::document& doc) {
+  invalid_ = failed_ = false;
+  depth_ = 0;
+  problem_.clear();
+  const size_t needed = line.size() + simdjson::SIMDJSON_PADDING;
+  if (buffer_size_ < needed) {
+    buffer_size_ = std::max(needed, 2 * buffer_size_);
+    buffer_ = std::make_unique<char[]>(buffer_size_);
+  }
+  std::memcpy(buffer_.get(), line.data(), line.size());
+  std::memset(buffer_.get() + line.size(), 0, simdjson::SIMDJSON_PADDING);
+  // The parser's own buffers grow by doubling too, not to each longer line's size.
+  if (parser_.capacity() < line.size()) {
+    if (auto e = parser_.allocate(std::max(line.size(), 2 * parser_.capacity()))) return e;
+  }
+  return parser_.iterate(buffer_.get(), line.size(), buffer_size_).get(doc);
+}
+
+bool LineDecoder::Mistyped(simdjson::error_code e, ondemand::value value, std::string_view parent,
+                           std::string_view key) {
+  if (e != simdjson::INCORRECT_TYPE) {
+    Invalid();
+    return true;
+  }
+  bool null = false;
+  if (!value.is_null().get(null) && null) return false;
+  Skip(value, depth_);
+  FailAt("bad type for field ", parent, key);
+  return true;
+}
+
+void LineDecoder::Skip(ondemand::value value, int depth) {
+  ondemand::json_type type;
+  if (value.type().get(type)) return Invalid();
+  switch (type) {
+    case ondemand::json_type::object: {
+      ondemand::object object;
+      if (depth > kMaxDepth || value.get_object().get(object)) return Invalid();
+      for (auto member : object) {
+        ondemand::field field;
+        std::string_view key;
+        if (std::move(member).get(field) || field.unescaped_key().get(key)) return Invalid();
+        Skip(field.value(), depth + 1);
+        if (invalid_) return;
+      }
+      return;
+    }
+    case ondemand::json_type::array: {
+      ondemand::array array;
+      if (depth > kMaxDepth || value.get_array().get(array)) return Invalid();
+      for (auto element : array) {
+        ondemand::value item;
+        if (std::move(element).get(item)) return Invalid();
+        Skip(item, depth + 1);
+        if (invalid_) return;
+      }
+      return;
+    }
+    case ondemand::json_type::string: {
+      std::string_view text;
+      if (value.get_string().get(text)) Invalid();
+      return;
+    }
+    case ondemand::json_type::number: {
+      double number;  // any number that is a double (integers past 64 bits too), not 1e999
+      if (value.get_double().get(number)) Invalid();
+      return;
+    }
+    case ondemand::json_type::boolean: {
+      bool b;
+      if (value.get_bool().get(b)) Invalid();
+      return;
+    }
+    case ondemand::json_type::null: {
+      bool null = false;
+      if (value.is_null().get(null) || !null) Invalid();
+      return;
+    }
+  }
+  Invalid();
+}
+
+bool LineDecoder::Read(ondemand::value value, std::string& out, pl::Text, std::string_view parent,
+                       std::string_view key) {
+  std::string_view text;
+  if (auto e = value.get_string().get(text)) return Mistyped(e, value, parent, key);
+  out.assign(text);
+  return true;
+}
+
+template <typename T>
+bool LineDecoder::Read(ondemand::value value, T& out, pl::Integer, std::string_view parent,
+                       std::string_view key) {
+  if constexpr (IsOptional<T>::value) {
+    typename T::value_type v{};
+    const bool present = Read(value, v, pl::Integer{}, parent, key);
+    if (present) out = v;
+    return present;
+  } else {
+    using Wide = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
+    Wide v;
+    simdjson::error_code e;
+    if constexpr (std::is_signed_v<T>) {
+      e = value.get_int64().get(v);
+    } else {
+      e = value.get_uint64().get(v);
+    }
+    if (e) return Mistyped(e, value, parent, key);
+    if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
+      FailAt("bad type for field ", parent, key);
+      return true;
+    }
+    out = static_cast<T>(v);
+    return true;
+  }
+}
+
+bool LineDecoder::Read(ondemand::value value, bool& out, pl::Boolean, std::string_view parent,
+                       std::string_view key) {
+  if (auto e = value.get_bool().get(out)) return Mistyped(e, value, parent, key);
+  return true;
+}
+
+template <typename T>
+bool LineDecoder::Read(ondemand::value value, T& out, pl::Real, std::string_view parent,
+                       std::string_view key) {
+  double v;
+  if (auto e = value.get_double().get(v)) return Mistyped(e, value, parent, key);
+  out = v;
+  return true;
+}
+
+template <typename Map, typename Get>
+bool LineDecoder::ReadMap(ondemand::value value, Map& out, std::string_view parent,
+                          std::string_view key, Get&& get) {
+  ondemand::object object;
+  if (auto e = value.get_object().get(object)) return Mistyped(e, value, parent, key);
+  for (auto member : object) {
+    ondemand::field field;
+    std::string_view name;
+    typename Map::mapped_type item{};
+    if (std::move(member).get(field) || field.unescaped_key().get(name)) {
+      Invalid();
+      return true;
+    }
+    if (auto e = get(field.value(), item)) {
+      if (e != simdjson::INCORRECT_TYPE) {
+        Invalid();
+        return true;
+      }
+      Skip(field.value(), depth_ + 1);
+      FailAt("bad type for field ", parent, key);
+      continue;
+    }
+    const size_t size = out.size();
+    out.emplace_hint(out.end(), name, std::move(item));  // writers put the names in order
+    if (out.size() == size) {
+      if (parent.empty()) {
+        Fail("duplicate field ", key, ".", name);
+      } else {
+        Fail("duplicate field ", parent, ".", key, ".", name);
+      }
+    }
+  }
+  return true;
+}
+
+bool LineDecoder::Read(ondemand::value value, std::map<std::string, std::string>& out, pl::Headers,
+                       std::string_view parent, std::string_view key) {
+  return ReadMap(value, out, parent, key, [](ondemand::value item, std::string& text) {
+    std::string_view view;
+    const auto e = item.get_string().get(view);
+    if (!e) text.assign(view);
+    return e;
+  });
+}
+
+bool LineDecoder::Read(ondemand::value value, std::map<std::string, uint64_t>& out, pl::Counts,
+                       std::string_view parent, std::string_view key) {
+  return ReadMap(value, out, parent, key, [](ondemand::value item, uint64_t& count) {
+    return item.get_uint64().get(count);
+  });
+}
+
+bool LineDecoder::ReadBase64(ondemand::value value, std::string& out, std::string_view parent,
+                             std::string_view key) {
+  std::string_view text;
+  if (auto e = value.get_string().get(text)) return Mistyped(e, value, parent, key);
+  auto bytes = Base64Decode(text);
+  if (!bytes) {
+    FailAt("invalid base64 in ", parent, key);
+    return true;
+  }
+  out = std::move(*bytes);
+  return true;
+}
+
+bool LineDecoder::Read(ondemand::value value, std::optional<std::string>& out, pl::Base64,
+                       std::string_view parent, std::string_view key) {
+  std::string bytes;
+  if (!ReadBase64(value, bytes, parent, key)) return false;
+  out = std::move(bytes);
+  return true;
+}
+
+bool LineDecoder::Read(ondemand::value value, bool& out, pl::Flag flag, std::string_view parent,
+                       std::string_view key) {
+  std::string_view text;
+  if (auto e = value.get_string().get(text)) return Mistyped(e, value, parent, key);
+  if (text == flag.when_true) {
+    out = true;
+  } else if (text == flag.when_false) {
+    out = false;
+  } else {
+    FailAt("bad value for field ", parent, key);
+  }
+  return true;
+}
+
+template <typename S, typename Fields>
+bool LineDecoder::Read(ondemand::value value, S& out, pl::Object<Fields> object,
+                       std::string_view parent, std::string_view key) {
+  ondemand::object members;
+  if (auto e = value.get_object().get(members)) {
+    if (e != simdjson::INCORRECT_TYPE) {
+      Invalid();
+      return true;
+    }
+    Skip(value, depth_);
+    FailAt("missing object ", parent, key);
+    return true;
+  }
+  // One level of nesting (request, primary, shadow): the key is the whole path.
+  ReadObject(members, out, *object.fields, key,
+             [](std::string_view, ondemand::value) { return false; });
+  return true;
+}
+
+template <size_t I, typename S, typename Fields>
+bool LineDecoder::ReadMember(const Fields& fields, std::string_view key, ondemand::value value,
+                             S& out, std::string_view parent, uint32_t& seen) {
+  const auto& field = std::get<I>(fields);
+  using Descriptor = std::decay_t<decltype(field)>;
+  if constexpr (!requires { typename Descriptor::Kind; }) {
+    return false;  // a Constant ("type", "v"): the caller's
+  } else {
+    bool base64 = false;  // TextOrBase64 under its "_b64" key
+    if (key != field.key.name()) {
+      if constexpr (!std::is_same_v<typename Descriptor::Kind, pl::TextOrBase64>) {
+        return false;
+      } else {
+        const std::string_view name = field.key.name();
+        if (key.size() != name.size() + 4 || !key.starts_with(name) || !key.ends_with("_b64")) {
+          return false;
+        }
+        base64 = true;
+      }
+    }
+    constexpr uint32_t kBit = uint32_t{1} << I;
+    if (seen & kBit) {  // "body" and "body_b64" are one field
+      Skip(value, depth_);
+      FailAt("duplicate field ", parent, key);
+      return true;
+    }
+    bool present;
+    if constexpr (std::is_same_v<typename Descriptor::Kind, pl::TextOrBase64>) {
+      present = base64 ? ReadBase64(value, out.*field.member, parent, key)
+                       : Read(value, out.*field.member, pl::Text{}, parent, key);
+    } else {
+      present = Read(value, out.*field.member, field.kind, parent, key);
+    }
+    if (present) seen |= kBit;
+    return true;
+  }
+}
+
+template <size_t I, typename Fields>
+void LineDecoder::CheckPresent(const Fields& fields, uint32_t seen, std::string_view parent) {
+  const auto& field = std::get<I>(fields);
+  using Descriptor = std::decay_t<decltype(field)>;
+  if constexpr (requires { typename Descriptor::Kind; }) {
+    if (field.need == pl::Need::kRequired && !(seen & (uint32_t{1} << I))) {
+      constexpr bool kObject = requires {
+        field.kind.fields;
+      };
+      FailAt(kObject ? "missing object " : "missing field ", parent, field.key.name());
+    }
+  }
+}
+
+template <typename S, typename Fields, typename Extra>
+void LineDecoder::ReadObject(ondemand::object object, S& out, const Fields& fields,
+                             std::string_view parent, Extra&& extra) {
+  constexpr size_t kCount = std::tuple_size_v<Fields>;
+  static_assert(kCount <= 32, "one bit per field in `seen`");
+  uint32_t seen = 0;
+  ++depth_;
+  for (auto member : object) {
+    ondemand::field field;
+    std::string_view key;
+    if (std::move(member).get(field) || field.unescaped_key().get(key)) return Invalid();
+    ondemand::value value = field.value();
+    const bool known = [&]<size_t... I>(std::index_sequence<I...>) {
+      return (ReadMember<I>(fields, key, value, out, parent, seen) || ...);
+    }
+    (std::make_index_sequence<kCount>{});
+    if (!known && !extra(key, value)) Skip(value, depth_);  // readers ignore unknown fields
+    if (invalid_) return;
+  }
+  --depth_;
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    (CheckPresent<I>(fields, seen, parent), ...);
+  }
+  (std::make_index_sequence<kCount>{});
+}
+
+std::optional<PairLogEntry> LineDecoder::Decode(std::string_view line, std::string* error) {
+  auto fail = [&](std::string why) -> std::optional<PairLogEntry> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  // A byte order mark before the object is ignored (RFC 8259 section 8.1 allows it).
+  if (line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
+  ondemand::document doc;
+  ondemand::object object;
+  if (Start(line, doc) || doc.get_object().get(object)) return fail("invalid JSON");
+
+  // One pass reads "v" and "type" and, as most lines are pairs, the rest as a pair.
+  std::optional<int64_t> version;
+  std::optional<std::string> type;
+  std::string header_problem[2];  // of "v", of "type"
+  auto header = [&](std::string_view key, ondemand::value value) {
+    const int which = key == "v" ? 0 : key == "type" ? 1 : -1;
+    if (which < 0) return false;
+    if ((which == 0 && version) || (which == 1 && type)) {
+      Skip(value, depth_);
+      if (header_problem[which].empty())
+        header_problem[which] = "duplicate field " + std::string(key);
+      return true;
+    }
+    simdjson::error_code e;
+    if (which == 0) {
+      int64_t v;
+      e = value.get_int64().get(v);
+      if (!e) version = v;
+    } else {
+      std::string_view t;
+      e = value.get_string().get(t);
+      if (!e) type = std::string(t);
+    }
+    if (e == simdjson::INCORRECT_TYPE) {
+      bool null = false;
+      if (!value.is_null().get(null) && null) return true;  // absent
+      Skip(value, depth_);
+      if (header_problem[which].empty())
+        header_problem[which] = "bad type for field " + std::string(key);
+    } else if (e) {
+      Invalid();
+    }
+    return true;
+  };
+  PairRecord pair;
+  ReadObject(object, pair, pl::kPairFields, "", header);
+  if (!invalid_ && doc.current_location().error() != simdjson::OUT_OF_BOUNDS) Invalid();
+  if (invalid_) return fail("invalid JSON");
+  if (!header_problem[0].empty()) return fail(header_problem[0]);
+  if (!version) return fail("missing field v");
+  if (*version != kPairLogVersion) return fail("unsupported version " + std::to_string(*version));
+  if (!header_problem[1].empty()) return fail(header_problem[1]);
+  if (!type) return fail("missing field type");
+  if (*type == "pair") {
+    if (failed_) return fail(problem_);
+    return PairLogEntry(std::move(pair));
+  }
+
+  // A counters or cutover line (a few per minute): read again with its own table.
+  auto again = [&](auto& out, const auto& fields) -> std::optional<PairLogEntry> {
+    failed_ = false;
+    problem_.clear();
+    doc.rewind();
+    if (doc.get_object().get(object)) return fail("invalid JSON");
+    ReadObject(object, out, fields, "", [](std::string_view key, ondemand::value) {
+      return key == "v" || key == "type";  // read above
+    });
+    if (invalid_) return fail("invalid JSON");
+    if (failed_) return fail(problem_);
+    return PairLogEntry(std::move(out));
+  };
+  if (*type == "counters") {
+    MirrorCounters counters;
+    return again(counters, pl::kCountersFields);
+  }
+  if (*type == "cutover") {
+    CutoverDecision decision;
+    return again(decision, pl::kCutoverFields);
+  }
+  return fail("unknown record type \"" + *type + "\"");
 }
 
 }  // namespace
 
 std::string EncodePairLogLine(const PairRecord& record) {
-  std::string line;
-  line.reserve(512 + record.request.target.size() + record.primary.body.size() +
-               record.shadow.body.size() + (record.request.body ? record.request.body->size() : 0));
-  LineWriter w(&line);
-  // Members in key order at every level (the DOM encoder's std::map order).
-  w.Raw("{\"id\":").String(record.id);
-  w.Raw(",\"mirror\":").String(record.mirror);
-  w.Raw(",\"primary\":");
-  WriteResponse(w, record.primary, false);
-  const auto& request = record.request;
-  w.Raw(",\"request\":{");
-  if (request.body) w.Raw("\"body_b64\":").String(Base64Encode(*request.body)).Raw(",");
-  w.Raw("\"body_truncated\":").Bool(request.body_truncated);
-  w.Raw(",\"headers\":").Headers(request.headers);
-  w.Raw(",\"method\":").String(request.method);
-  w.Raw(",\"sha256\":").String(request.sha256);
-  w.Raw(",\"size\":").Number(request.size);
-  w.Raw(",\"target\":").String(request.target).Raw("}");
-  w.Raw(",\"route\":").String(record.route);
-  if (record.served_by_candidate) w.Raw(",\"served_by\":\"candidate\"");
-  w.Raw(",\"shadow\":");
-  WriteResponse(w, record.shadow, true);
-  w.Raw(",\"ts_us\":").Number(record.ts_us);
-  w.Raw(",\"type\":\"pair\",\"v\":").Number(kPairLogVersion).Raw("}");
-  return line;
+  return EncodeLine(record, pl::kPairFields,
+                    512 + record.request.target.size() + record.primary.body.size() +
+                        record.shadow.body.size() +
+                        (record.request.body ? record.request.body->size() * 4 / 3 : 0));
 }
 
-std::string EncodePairLogLineDom(const PairRecord& record) {
-  json request = {{"method", record.request.method},
-                  {"target", record.request.target},
-                  {"size", record.request.size},
-                  {"sha256", record.request.sha256},
-                  {"headers", HeadersJson(record.request.headers)},
-                  {"body_truncated", record.request.body_truncated}};
-  if (record.request.body) request["body_b64"] = Base64Encode(*record.request.body);
-  json line = {{"v", kPairLogVersion},
-               {"type", "pair"},
-               {"id", record.id},
-               {"ts_us", record.ts_us},
-               {"route", record.route},
-               {"mirror", record.mirror},
-               {"request", std::move(request)},
-               {"primary", ResponseJson(record.primary, false)},
-               {"shadow", ResponseJson(record.shadow, true)}};
-  if (record.served_by_candidate) line["served_by"] = "candidate";
-  return line.dump(-1, ' ', false, json::error_handler_t::replace);
+std::string EncodePairLogLine(const MirrorCounters& counters) {
+  return EncodeLine(counters, pl::kCountersFields, 512);
 }
 
-std::string EncodePairLogLine(const MirrorCounters& c) {
-  json line = {{"v", kPairLogVersion},   {"type", "counters"},
-               {"ts_us", c.ts_us},       {"instance", c.instance},
-               {"route", c.route},       {"mirror", c.mirror},
-               {"requests", c.requests}, {"not_mirrored", c.not_mirrored},
-               {"mirrored", c.mirrored}, {"sink_dropped", c.sink_dropped}};
-  if (!c.not_captured.empty()) line["not_captured"] = c.not_captured;
-  return line.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string EncodePairLogLine(const CutoverDecision& d) {
-  json line = {{"v", kPairLogVersion},   {"type", "cutover"}, {"ts_us", d.ts_us},
-               {"instance", d.instance}, {"route", d.route},  {"mirror", d.mirror},
-               {"decision", d.decision}, {"state", d.state},  {"step", d.step},
-               {"share", d.share},       {"reason", d.reason}};
-  if (!d.gate.empty()) line["gate"] = d.gate;
-  if (!d.metric.empty()) line["metric"] = d.metric;
-  if (d.value) line["value"] = *d.value;
-  if (d.bound) line["bound"] = *d.bound;
-  if (!d.bound_kind.empty()) line["bound_kind"] = d.bound_kind;
-  if (d.judged) line["judged"] = *d.judged;
-  return line.dump(-1, ' ', false, json::error_handler_t::replace);
+std::string EncodePairLogLine(const CutoverDecision& decision) {
+  return EncodeLine(decision, pl::kCutoverFields, 512 + decision.reason.size());
 }
 
 std::optional<PairLogEntry> DecodePairLogLine(std::string_view line, std::string* error) {
-  PairRecord record;
-  if (pair_log_internal::DecodePairLineFast(line, &record)) return record;
-  return pair_log_internal::DecodePairLineDom(line, error);
-}
-
-std::optional<PairLogEntry> pair_log_internal::DecodePairLineDom(std::string_view line,
-                                                                 std::string* error) {
-  json doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) {
-    if (error) *error = "invalid JSON";
-    return std::nullopt;
-  }
-  Reader r(error);
-  int version = r.Get<int>(doc, "v", "");
-  if (!r.ok()) return std::nullopt;
-  if (version != kPairLogVersion) {
-    if (error) *error = "unsupported version " + std::to_string(version);
-    return std::nullopt;
-  }
-  std::string type = r.Get<std::string>(doc, "type", "");
-  if (type == "counters") {
-    MirrorCounters c;
-    c.ts_us = r.Get<int64_t>(doc, "ts_us", "");
-    c.instance = r.Get<std::string>(doc, "instance", "", false);
-    c.route = r.Get<std::string>(doc, "route", "");
-    c.mirror = r.Get<std::string>(doc, "mirror", "");
-    c.requests = r.Get<uint64_t>(doc, "requests", "", false);
-    c.not_mirrored = r.Get<std::map<std::string, uint64_t>>(doc, "not_mirrored", "", false);
-    c.mirrored = r.Get<std::map<std::string, uint64_t>>(doc, "mirrored", "", false);
-    c.sink_dropped = r.Get<uint64_t>(doc, "sink_dropped", "", false);
-    c.not_captured = r.Get<std::map<std::string, uint64_t>>(doc, "not_captured", "", false);
-    if (!r.ok()) return std::nullopt;
-    return c;
-  }
-  if (type == "cutover") {
-    CutoverDecision d;
-    d.ts_us = r.Get<int64_t>(doc, "ts_us", "");
-    d.instance = r.Get<std::string>(doc, "instance", "", false);
-    d.route = r.Get<std::string>(doc, "route", "");
-    d.mirror = r.Get<std::string>(doc, "mirror", "", false);
-    d.decision = r.Get<std::string>(doc, "decision", "");
-    d.state = r.Get<std::string>(doc, "state", "");
-    d.step = r.Get<int>(doc, "step", "");
-    d.share = r.Get<double>(doc, "share", "");
-    d.reason = r.Get<std::string>(doc, "reason", "", false);
-    d.gate = r.Get<std::string>(doc, "gate", "", false);
-    d.metric = r.Get<std::string>(doc, "metric", "", false);
-    d.bound_kind = r.Get<std::string>(doc, "bound_kind", "", false);
-    auto present = [&](const char* key) { return doc.contains(key) && !doc[key].is_null(); };
-    if (present("value")) d.value = r.Get<double>(doc, "value", "");
-    if (present("bound")) d.bound = r.Get<double>(doc, "bound", "");
-    if (present("judged")) d.judged = r.Get<uint64_t>(doc, "judged", "");
-    if (!r.ok()) return std::nullopt;
-    return d;
-  }
-  if (type != "pair") {
-    if (r.ok() && error) *error = "unknown record type \"" + type + "\"";
-    return std::nullopt;
-  }
-  PairRecord p;
-  p.id = r.Get<std::string>(doc, "id", "");
-  p.ts_us = r.Get<int64_t>(doc, "ts_us", "");
-  p.route = r.Get<std::string>(doc, "route", "");
-  p.mirror = r.Get<std::string>(doc, "mirror", "", false);
-  std::string served_by = r.Get<std::string>(doc, "served_by", "", false);
-  if (!served_by.empty() && served_by != "primary" && served_by != "candidate") {
-    r.Fail("bad value for field served_by");
-  }
-  p.served_by_candidate = served_by == "candidate";
-  const json& request = r.Object(doc, "request", "");
-  p.request.method = r.Get<std::string>(request, "method", "request.");
-  p.request.target = r.Get<std::string>(request, "target", "request.");
-  p.request.size = r.Get<uint64_t>(request, "size", "request.", false);
-  p.request.sha256 = r.Get<std::string>(request, "sha256", "request.", false);
-  p.request.headers = r.Headers(request, "request.");
-  p.request.body = r.Body(request, "request.");
-  p.request.body_truncated = r.Get<bool>(request, "body_truncated", "request.", false);
-  p.primary = r.Response(r.Object(doc, "primary", ""), "primary.");
-  p.shadow = r.Response(r.Object(doc, "shadow", ""), "shadow.");
-  if (!r.ok()) return std::nullopt;
-  return p;
+  thread_local LineDecoder decoder;
+  return decoder.Decode(line, error);
 }
 
 std::string Base64Encode(std::string_view bytes) {

@@ -1,12 +1,14 @@
 // PairRecord: one mirrored exchange (request, primary response, shadow response, timings), and
 // the gateway's not-mirrored counters. The JSONL encoding is the stable contract documented in
-// docs/pair-log.md (version 1); this is the one place that encodes and decodes it.
+// docs/pair-log.md (version 1); each JSON field is declared once, in common/pair_log_fields.h,
+// and this is the one place that encodes and decodes it.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include <nlohmann/json_fwd.hpp>
@@ -100,16 +102,15 @@ struct CutoverDecision {
 
 using PairLogEntry = std::variant<PairRecord, MirrorCounters, CutoverDecision>;
 
-// One JSONL line, without the trailing newline.
+// One JSONL line, without the trailing newline: the members in key order, strings as
+// nlohmann::json writes them (invalid UTF-8 replaced by U+FFFD).
 std::string EncodePairLogLine(const PairRecord& record);
 std::string EncodePairLogLine(const MirrorCounters& counters);
 std::string EncodePairLogLine(const CutoverDecision& decision);
-// The same pair line built through a JSON DOM: slower, kept as the reference the direct
-// encoder is tested against.
-std::string EncodePairLogLineDom(const PairRecord& record);
 
-// Decodes one line. On failure returns nullopt and sets `error` to a short reason
-// ("invalid JSON", "missing field primary.status", "unsupported version 2", ...).
+// Decodes one line (simdjson On Demand; thread-safe: each thread reuses its own parser and
+// padded buffer). On failure returns nullopt and sets `error` to a short reason ("invalid JSON",
+// "missing field primary.status", "unsupported version 2", ...: docs/pair-log.md, Reading).
 std::optional<PairLogEntry> DecodePairLogLine(std::string_view line, std::string* error);
 
 // Helpers shared with the encoders.
