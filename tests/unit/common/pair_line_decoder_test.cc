@@ -190,9 +190,9 @@ TEST(PairLineDecoderTest, MalformedLinesKeepTheirReasons) {
       {line + " x", "invalid JSON"},
       {line + "}", "invalid JSON"},
       {line + line, "invalid JSON"},
-      {line + std::string(1, '\0'), "invalid JSON"},  // (nlohmann::json stops at a NUL)
-      {With(R"("req-1")", "\"req\x01\""), "invalid JSON"},          // raw control character
-      {With(R"("req-1")", "\"req\xff\""), "invalid JSON"},          // invalid UTF-8
+      {line + std::string(1, '\0'), "invalid JSON"},        // (nlohmann::json stops at a NUL)
+      {With(R"("req-1")", "\"req\x01\""), "invalid JSON"},  // raw control character
+      {With(R"("req-1")", "\"req\xff\""), "invalid JSON"},  // invalid UTF-8
       {With(R"("req-1")", "\"req\xed\xa0\x80\""), "invalid JSON"},  // UTF-8 surrogate
       {With(R"("req-1")", R"("\ud83d")"), "invalid JSON"},          // lone high surrogate
       {With(R"("req-1")", R"("\ude00")"), "invalid JSON"},          // lone low surrogate
