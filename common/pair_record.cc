@@ -312,7 +312,7 @@ class LineDecoder {
   bool ReadBase64(ondemand::value value, std::string& out, std::string_view parent,
                   std::string_view key);
   // An object of names to values that `get` reads (headers: strings; counts: integers >= 0).
-  template <typename Map, typename Get>
+  template <typename Item, typename Map, typename Get>
   bool ReadMap(ondemand::value value, Map& out, std::string_view parent, std::string_view key,
                Get&& get);
 
@@ -465,7 +465,7 @@ bool LineDecoder::Read(ondemand::value value, T& out, pl::Real, std::string_view
   return true;
 }
 
-template <typename Map, typename Get>
+template <typename Item, typename Map, typename Get>
 bool LineDecoder::ReadMap(ondemand::value value, Map& out, std::string_view parent,
                           std::string_view key, Get&& get) {
   ondemand::object object;
@@ -473,12 +473,12 @@ bool LineDecoder::ReadMap(ondemand::value value, Map& out, std::string_view pare
   for (auto member : object) {
     ondemand::field field;
     std::string_view name;
-    typename Map::mapped_type item{};
+    Item item;
     if (std::move(member).get(field) || field.unescaped_key().get(name)) {
       Invalid();
       return true;
     }
-    if (auto e = get(field.value(), item)) {
+    if (auto e = get(field.value()).get(item)) {
       if (e != simdjson::INCORRECT_TYPE) {
         Invalid();
         return true;
@@ -488,7 +488,7 @@ bool LineDecoder::ReadMap(ondemand::value value, Map& out, std::string_view pare
       continue;
     }
     const size_t size = out.size();
-    out.emplace_hint(out.end(), name, std::move(item));  // writers put the names in order
+    out.emplace_hint(out.end(), name, item);  // writers put the names in order
     if (out.size() == size) {
       if (parent.empty()) {
         Fail("duplicate field ", key, ".", name);
@@ -502,19 +502,14 @@ bool LineDecoder::ReadMap(ondemand::value value, Map& out, std::string_view pare
 
 bool LineDecoder::Read(ondemand::value value, std::map<std::string, std::string>& out, pl::Headers,
                        std::string_view parent, std::string_view key) {
-  return ReadMap(value, out, parent, key, [](ondemand::value item, std::string& text) {
-    std::string_view view;
-    const auto e = item.get_string().get(view);
-    if (!e) text.assign(view);
-    return e;
-  });
+  return ReadMap<std::string_view>(value, out, parent, key,
+                                   [](ondemand::value item) { return item.get_string(); });
 }
 
 bool LineDecoder::Read(ondemand::value value, std::map<std::string, uint64_t>& out, pl::Counts,
                        std::string_view parent, std::string_view key) {
-  return ReadMap(value, out, parent, key, [](ondemand::value item, uint64_t& count) {
-    return item.get_uint64().get(count);
-  });
+  return ReadMap<uint64_t>(value, out, parent, key,
+                           [](ondemand::value item) { return item.get_uint64(); });
 }
 
 bool LineDecoder::ReadBase64(ondemand::value value, std::string& out, std::string_view parent,
