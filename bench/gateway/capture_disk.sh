@@ -27,32 +27,9 @@ done
 command -v zstd >/dev/null || { echo "zstd (Debian's zstd package) is needed" >&2; exit 2; }
 bench_init capture-disk
 
-# serve NAME: a sg-serve with fashion_tiny (configs/serve.example.json's model) on free ports; its
-# inference port in $PORT.
-serve() {
-  PORT=$(free_port)
-  cat >"$WORK/$1.json" <<JSON
-{"inference_address": "127.0.0.1:$PORT", "management_address": "127.0.0.1:$(free_port)",
- "metrics_address": "127.0.0.1:$(free_port)",
- "cpu": {"workers": 1, "threads_per_worker": 1, "pinning": false},
- "models": {"fashion": {"path": "$MODELS/fashion_tiny.pt", "handler": "image_classifier",
-   "labels": "$MODELS/fashion_index_to_name.json",
-   "preprocess": {"resize": 28, "crop": 28, "channels": 1, "mean": [0.286], "std": [0.353]},
-   "topk": 5, "batch_size": 4, "max_batch_delay_ms": 5}}}
-JSON
-  "$SG_SERVE" --config "$WORK/$1.json" --log-level warn >"$WORK/$1.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 600); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/ping") == 200 ]] && return
-    sleep 0.1
-  done
-  echo "sg-serve $1 did not get ready:" >&2
-  cat "$WORK/$1.log" >&2
-  exit 1
-}
-serve reference
+fashion_serve reference "$WORK"
 REF=$PORT
-serve candidate
+fashion_serve candidate "$WORK"
 CAND=$PORT
 
 # bytes FILE: its size as text (decompressed when zstd).

@@ -1,4 +1,5 @@
-# Shared by the gateway benchmarks (run.sh, instructions.sh): sourced, not run.
+# Shared by the gateway benchmarks (run.sh, instructions.sh, capture_disk.sh) and bench/soak:
+# sourced, not run.
 #
 # bench_init NAME   a work directory ($WORK) removed at exit with every process in $PIDS
 # free_port, wait_port PORT
@@ -8,6 +9,9 @@
 #                   nginx 1.22 as the (mirroring) proxy on PORT, keep-alive pools; SHADOW_PORT ""
 #                   for no mirror; MASTER "on" or "off" (off: one process, for callgrind);
 #                   NGINX_HEADERS same (default: the headers shadowgate sets) or bare
+# fashion_serve NAME LOGDIR
+#                   a sg-serve ($SG_SERVE) with fashion_tiny on free ports ($PORT), the demo's
+#                   workload (capture_disk.sh, bench/soak/run.sh)
 
 bench_init() {
   WORK=$(mktemp -d "/tmp/sg-bench-$1.XXXXXX")
@@ -89,4 +93,29 @@ http { access_log off; $temp_paths keepalive_requests 1000000; $id_map
       $response_id }
     $shadow_location } }
 NGX
+}
+
+# fashion_serve NAME LOGDIR: a sg-serve ($SG_SERVE) with fashion_tiny (configs/serve.example.json's
+# model, from $MODELS) on free ports, its log in LOGDIR/NAME.log; its inference port in $PORT.
+# For the demo's workload (capture_disk.sh, bench/soak/run.sh).
+fashion_serve() {
+  PORT=$(free_port)
+  cat >"$WORK/$1.json" <<JSON
+{"inference_address": "127.0.0.1:$PORT", "management_address": "127.0.0.1:$(free_port)",
+ "metrics_address": "127.0.0.1:$(free_port)",
+ "cpu": {"workers": 1, "threads_per_worker": 1, "pinning": false},
+ "models": {"fashion": {"path": "$MODELS/fashion_tiny.pt", "handler": "image_classifier",
+   "labels": "$MODELS/fashion_index_to_name.json",
+   "preprocess": {"resize": 28, "crop": 28, "channels": 1, "mean": [0.286], "std": [0.353]},
+   "topk": 5, "batch_size": 4, "max_batch_delay_ms": 5}}}
+JSON
+  "$SG_SERVE" --config "$WORK/$1.json" --log-level warn >"$2/$1.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 600); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/ping") == 200 ]] && return
+    sleep 0.1
+  done
+  echo "sg-serve $1 did not get ready:" >&2
+  cat "$2/$1.log" >&2
+  exit 1
 }
