@@ -21,14 +21,19 @@ std::string Fixed(double value, int decimals) {
   return text;
 }
 
-std::string FormatUtcMicros(int64_t unix_us) {
-  const auto seconds = static_cast<std::time_t>(unix_us / 1'000'000);
+std::string FormatUtc(int64_t unix_seconds, const char* format) {
+  const auto seconds = static_cast<std::time_t>(unix_seconds);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
-  char buf[48];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(unix_us % 1'000'000 / 1000));
-  return buf;
+  char buf[64];
+  const size_t n = std::strftime(buf, sizeof buf, format, &tm);
+  return std::string(buf, n);
+}
+
+std::string FormatUtcMicros(int64_t unix_us) {
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(unix_us % 1'000'000 / 1000));
+  return FormatUtc(unix_us / 1'000'000, "%Y-%m-%dT%H:%M:%S") + millis;
 }
 
 std::string ToLowerAscii(std::string_view text) {

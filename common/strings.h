@@ -15,6 +15,10 @@ std::string FormatDouble(double value);
 // `value` with `decimals` digits after the point ("%.*f"), as tables and progress lines print it.
 std::string Fixed(double value, int decimals);
 
+// Unix epoch seconds as UTC, in strftime's `format` ("%Y-%m-%dT%H:%M:%SZ"): the one place the
+// project turns a time into calendar text.
+std::string FormatUtc(int64_t unix_seconds, const char* format);
+
 // Unix epoch microseconds as UTC with milliseconds: "2026-12-07T08:30:00.123Z".
 std::string FormatUtcMicros(int64_t unix_us);
 

@@ -12,25 +12,13 @@
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/pair_record.h"
+#include "common/strings.h"
 #include "comparator/comparison.h"
 #include "comparator/state_codec.h"
 
 namespace sg::comparator {
 
 using nlohmann::json;
-
-namespace {
-
-std::string UtcStamp() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
-
-}  // namespace
 
 std::string CompareConfigHash(const std::string& config_text) {
   const json parsed = json::parse(config_text, nullptr, false);
@@ -71,7 +59,7 @@ LoadedCheckpoint LoadCheckpoint(const std::string& path, const CheckpointIdentit
   auto refuse = [&](std::string why) {
     out.result = LoadedCheckpoint::Result::kRefused;
     out.reason = std::move(why);
-    const std::string aside = path + ".refused-" + UtcStamp();
+    const std::string aside = path + ".refused-" + FormatUtc(std::time(nullptr), "%Y%m%dT%H%M%SZ");
     if (std::rename(path.c_str(), aside.c_str()) == 0) out.set_aside = aside;
     return out;
   };

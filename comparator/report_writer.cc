@@ -55,15 +55,6 @@ std::string NumOrDash(const json& j, const char* key, bool percent = false) {
   return percent ? Pct(it->get<double>()) : Fmt(it->get<double>());
 }
 
-std::string NowUtc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // A table as rows of cells; the renderers turn it into Markdown or HTML.
 struct Table {
   std::vector<std::string> header;
@@ -771,7 +762,7 @@ json BuildReport(const Comparison& comparison, const GateConfig& gates,
   const Verdict verdict = EvaluateGates(gates, c);
   return {{"schema", kReportSchema},
           {"run", inputs.run},
-          {"generated_at", NowUtc()},
+          {"generated_at", FormatUtc(std::time(nullptr), "%Y-%m-%dT%H:%M:%SZ")},
           {"inputs",
            {{"pairs", inputs.pair_files},
             {"rules", inputs.rules_file},

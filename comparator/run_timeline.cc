@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/strings.h"
 #include "comparator/coverage.h"
 #include "comparator/intervals.h"
 #include "comparator/json_numbers.h"
@@ -22,12 +23,7 @@ int64_t FloorDiv(int64_t a, int64_t b) {
 
 // "2026-11-18" for a day, "2026-11-18 13:00Z" for an hour (UTC).
 std::string WindowName(int64_t start_us, bool hour) {
-  const std::time_t seconds = static_cast<std::time_t>(FloorDiv(start_us, 1'000'000));
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, hour ? "%Y-%m-%d %H:00Z" : "%Y-%m-%d", &tm);
-  return buf;
+  return FormatUtc(FloorDiv(start_us, 1'000'000), hour ? "%Y-%m-%d %H:00Z" : "%Y-%m-%d");
 }
 
 json SideJson(const SparseHistogram& h) {

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/strings.h"
+
 namespace sg::comparator {
 namespace {
 
@@ -47,12 +49,7 @@ std::string Coord(double v) {
 }
 
 std::string TimeText(double unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-  return buf;
+  return FormatUtc(static_cast<int64_t>(unix_seconds), "%H:%M:%S");
 }
 
 std::string Open(const ChartOptions& o) {

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "common/strings.h"
+#include "gateway/routing.h"
 
 namespace sg::gateway {
 
@@ -21,24 +22,9 @@ bool ConstantTimeEquals(std::string_view presented, std::string_view expected) {
 AdminGuard::AdminGuard(const AdminConfig& config, uint16_t port) : config_(config), port_(port) {}
 
 bool AdminGuard::HostAllowed(std::string_view host) const {
-  // host = name [":" port]; an IPv6 literal is bracketed ("[::1]:9901").
-  std::string value = ToLowerAscii(Trim(host));
-  std::string_view name = value;
-  std::optional<std::string_view> port;
-  if (name.starts_with('[')) {
-    auto close = name.find(']');
-    if (close == std::string_view::npos) return false;
-    if (close + 1 < name.size()) {
-      if (name[close + 1] != ':') return false;
-      port = name.substr(close + 2);
-    }
-    name = name.substr(0, close + 1);
-  } else if (auto colon = name.find(':'); colon != std::string_view::npos) {
-    port = name.substr(colon + 1);
-    name = name.substr(0, colon);
-  }
-  if (name.empty()) return false;
-  if (port) {
+  auto split = SplitHostHeader(host);
+  if (!split) return false;
+  if (const auto& port = split->port) {
     unsigned number = 0;
     auto [end, ec] = std::from_chars(port->data(), port->data() + port->size(), number);
     if (port->empty() || ec != std::errc() || end != port->data() + port->size() ||
@@ -48,7 +34,7 @@ bool AdminGuard::HostAllowed(std::string_view host) const {
   }
   const auto& allowed = config_.allowed_hosts;
   return std::find(allowed.begin(), allowed.end(), "*") != allowed.end() ||
-         std::find(allowed.begin(), allowed.end(), name) != allowed.end();
+         std::find(allowed.begin(), allowed.end(), split->name) != allowed.end();
 }
 
 std::optional<AdminRefusal> AdminGuard::Check(std::string_view path,

@@ -64,14 +64,10 @@ std::string TimestampedReportName(std::string_view prefix) {
   auto now = std::chrono::system_clock::now();
   auto millis =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y%m%dT%H%M%S", &utc);
   char fraction[8];
   std::snprintf(fraction, sizeof(fraction), ".%03dZ", static_cast<int>(millis));
-  return std::string(prefix) + "-" + text + fraction;
+  return std::string(prefix) + "-" +
+         FormatUtc(std::chrono::system_clock::to_time_t(now), "%Y%m%dT%H%M%S") + fraction;
 }
 
 ComparisonAdmin::ComparisonAdmin(std::shared_ptr<comparator::OnlineComparator> online,

@@ -144,10 +144,28 @@ std::string EnsureRequestId(http::fields& fields) {
   return id;
 }
 
+namespace {
+
+// The one rule of what a mirror copy leaves out of the primary's fields: the `redact` headers and
+// any `shadow_header` the client sent (the copy's own comes last).
+bool LeftOutOfShadowCopy(boost::beast::string_view name, const std::vector<std::string>& redact,
+                         const std::string& shadow_header) {
+  if (!shadow_header.empty() && boost::beast::iequals(name, shadow_header)) return true;
+  for (const auto& r : redact) {
+    if (boost::beast::iequals(name, r)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 void PrepareShadowHeaders(http::fields& fields, const std::vector<std::string>& redact,
                           const std::string& shadow_header) {
-  for (const auto& name : redact) fields.erase(name);
-  if (!shadow_header.empty()) fields.set(shadow_header, "1");
+  for (auto it = fields.begin(); it != fields.end();) {
+    it = LeftOutOfShadowCopy(it->name_string(), redact, shadow_header) ? fields.erase(it)
+                                                                       : std::next(it);
+  }
+  if (!shadow_header.empty()) fields.insert(shadow_header, "1");
 }
 
 std::size_t ScanRequestHeader(std::string_view bytes, std::size_t* scanned, bool* obs_fold) {
@@ -251,17 +269,9 @@ void AppendHead(const http::request_header<>& head, std::string* out) {
 void AppendShadowHead(const http::request_header<>& head, const std::vector<std::string>& redact,
                       const std::string& shadow_header, std::string* out) {
   AppendRequestLine(head, out);
-  auto left_out = [&](boost::beast::string_view name) {
-    if (!shadow_header.empty() && boost::beast::iequals(name, shadow_header)) return true;
-    for (const auto& r : redact) {
-      if (boost::beast::iequals(name, r)) return true;
-    }
-    return false;
-  };
   for (const auto& field : head) {
-    auto name = field.name_string();
-    if (left_out(name)) continue;
-    AppendField(name, field.value(), out);
+    if (LeftOutOfShadowCopy(field.name_string(), redact, shadow_header)) continue;
+    AppendField(field.name_string(), field.value(), out);
   }
   if (!shadow_header.empty()) AppendField(shadow_header, "1", out);
   out->append("\r\n");

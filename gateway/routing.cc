@@ -6,16 +6,29 @@
 
 namespace sg::gateway {
 
-std::string NormalizeHost(std::string_view host) {
+std::optional<HostHeader> SplitHostHeader(std::string_view host) {
   host = Trim(host);
-  if (!host.empty() && host[0] == '[') {
-    auto close = host.find(']');
-    if (close != std::string_view::npos) host = host.substr(0, close + 1);
-  } else {
-    auto colon = host.find(':');
-    if (colon != std::string_view::npos) host = host.substr(0, colon);
+  std::string_view name = host;
+  std::optional<std::string> port;
+  if (name.starts_with('[')) {
+    auto close = name.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    if (close + 1 < name.size()) {
+      if (name[close + 1] != ':') return std::nullopt;
+      port = std::string(name.substr(close + 2));
+    }
+    name = name.substr(0, close + 1);
+  } else if (auto colon = name.find(':'); colon != std::string_view::npos) {
+    port = std::string(name.substr(colon + 1));
+    name = name.substr(0, colon);
   }
-  return ToLowerAscii(host);
+  if (name.empty()) return std::nullopt;
+  return HostHeader{ToLowerAscii(name), std::move(port)};
+}
+
+std::string NormalizeHost(std::string_view host) {
+  auto split = SplitHostHeader(host);
+  return split ? std::move(split->name) : std::string();
 }
 
 RouteTable::RouteTable(const std::vector<RouteConfig>& routes) {

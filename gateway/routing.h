@@ -2,6 +2,7 @@
 // function over plain data, tested without sockets.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,7 +30,18 @@ class RouteTable {
   std::vector<Entry> entries_;
 };
 
-// "Example.COM:8080" -> "example.com"; "[::1]:80" -> "[::1]".
+// A Host header split as RFC 9110 section 7.2 writes it: host [":" port], an IPv6 literal in
+// brackets ("[::1]:9901"). `name` is lower-cased and keeps an IPv6 literal's brackets; `port` is
+// the text after the colon, unchecked (the admin guard compares it with its own port). nullopt
+// for an empty name or an unclosed or trailing-garbage IPv6 literal ("[::1", "[::1]x").
+struct HostHeader {
+  std::string name;
+  std::optional<std::string> port;
+};
+std::optional<HostHeader> SplitHostHeader(std::string_view host);
+
+// The name a route's `hosts` list is matched against: "Example.COM:8080" -> "example.com",
+// "[::1]:80" -> "[::1]"; "" for a Host SplitHostHeader refuses (it matches no named route).
 std::string NormalizeHost(std::string_view host);
 
 }  // namespace sg::gateway

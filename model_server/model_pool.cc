@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "common/strings.h"
 #include "common/subprocess.h"
 #include "model_server/handler.h"
 #include "model_server/protocol.h"
@@ -732,11 +733,9 @@ nlohmann::json ModelPool::Describe() const {
   std::lock_guard lock(mutex_);
   nlohmann::json workers = nlohmann::json::array();
   for (const auto& s : slots_) {
-    auto started = std::chrono::system_clock::to_time_t(s->started);
-    char when[32];
-    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&started));
     nlohmann::json w = {{"id", std::to_string(s->id)},
-                        {"startTime", when},
+                        {"startTime", FormatUtc(std::chrono::system_clock::to_time_t(s->started),
+                                                "%Y-%m-%dT%H:%M:%SZ")},
                         {"status", s->status},
                         {"pid", s->pid},
                         {"memoryUsage", s->pid > 0 ? ResidentBytes(s->pid) : 0},

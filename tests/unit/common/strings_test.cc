@@ -39,6 +39,14 @@ TEST(StringsTest, FixedPrintsTheGivenDecimals) {
   EXPECT_EQ(Fixed(-0.005, 3), "-0.005");
 }
 
+TEST(StringsTest, FormatUtcWritesTheCalendarInUtc) {
+  // 1795000000 s is 2026-11-18 11:06:40 UTC (GNU date -u -d @1795000000).
+  EXPECT_EQ(FormatUtc(1795000000, "%Y-%m-%dT%H:%M:%SZ"), "2026-11-18T11:06:40Z");
+  EXPECT_EQ(FormatUtc(1795000000, "%Y%m%dT%H%M%SZ"), "20261118T110640Z");
+  EXPECT_EQ(FormatUtc(0, "%Y-%m-%d %H:00Z"), "1970-01-01 00:00Z");
+  EXPECT_EQ(FormatUtcMicros(1795000000'123456), "2026-11-18T11:06:40.123Z");
+}
+
 TEST(ClockTest, ToMicrosTruncatesAndNowUnixMicrosIsTheSystemClock) {
   EXPECT_EQ(ToMicros(std::chrono::nanoseconds(2999)), 2);
   EXPECT_EQ(ToMicros(std::chrono::milliseconds(3)), 3000);

@@ -48,6 +48,24 @@ TEST(RoutingTest, NormalizeHost) {
   EXPECT_EQ(NormalizeHost("Example.COM:8080"), "example.com");
   EXPECT_EQ(NormalizeHost("[::1]:80"), "[::1]");
   EXPECT_EQ(NormalizeHost(" host "), "host");
+  // A Host that is not one name and an optional port matches no named route.
+  EXPECT_EQ(NormalizeHost("[::1"), "");
+  EXPECT_EQ(NormalizeHost("[::1]x"), "");
+  EXPECT_EQ(NormalizeHost(":80"), "");
+}
+
+TEST(RoutingTest, SplitHostHeaderKeepsThePortTextForTheAdminGuard) {
+  auto a = SplitHostHeader("LOCALHOST:9901");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->name, "localhost");
+  EXPECT_EQ(a->port, "9901");
+  auto b = SplitHostHeader("[::1]");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->name, "[::1]");
+  EXPECT_FALSE(b->port);
+  auto c = SplitHostHeader("host:");  // an empty port is the guard's to refuse
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->port, "");
 }
 
 }  // namespace
