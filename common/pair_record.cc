@@ -27,7 +27,8 @@ static_assert(kPairLogVersion == 1, "the tables in pair_log_fields.h write \"v\"
 // Writes JSON text straight into the line (a pair line is encoded once per mirrored request, on
 // the gateway's threads): the bytes nlohmann's dump(-1, ' ', false, replace) writes (compact
 // separators, "\u00xx" for other control characters, UTF-8 kept), which version 1 lines have
-// always had.
+// always had. Hand-written for a measured reason: callgrind counts 16,971 instructions to encode
+// the sample pair line this way and 100,300 through an nlohmann DOM (issue 20, 6817992).
 class LineWriter {
  public:
   explicit LineWriter(std::string* out) : out_(out) {}
