@@ -42,22 +42,9 @@ for sample in "${SAMPLES[@]}"; do
   run=$WORK/sample-$sample
   mkdir -p "$run"
   GW=$(free_port)
-  cat >"$run/gateway.json" <<JSON
-{"listen": "127.0.0.1:$GW", "admin_listen": "127.0.0.1:$(free_port)",
- "upstreams": {"primary": {"endpoints": ["127.0.0.1:$REF"]},
-               "candidate": {"endpoints": ["127.0.0.1:$CAND"], "total_timeout": "10s"}},
- "routes": [{"name": "classify", "path_prefix": "/predictions/", "methods": ["POST"],
-             "upstream": "primary",
-             "mirrors": [{"name": "teacher-cpu", "upstream": "candidate", "timeout": "10s",
-                          "max_in_flight": 256},
-                         {"name": "student", "upstream": "candidate", "timeout": "10s",
-                          "max_in_flight": 256}]}],
- "capture": {"request_headers": ["content-type", "x-true-label"],
-             "response_headers": ["content-type"], "max_body_bytes": 65536,
-             "body_sample": $sample,
-             "pair_log": {"path": "$run/pairs.jsonl", "counters_interval": "1s",
-                          "max_file_bytes": 8388608, "max_files": 1000}}}
-JSON
+  demo_gateway_json "$GW" "$(free_port)" "$sample" \
+    '{"path": "'"$run"'/pairs.jsonl", "counters_interval": "1s",
+                          "max_file_bytes": 8388608, "max_files": 1000}' '' >"$run/gateway.json"
   "$BIN/shadowgate" --config "$run/gateway.json" >"$run/gateway.log" 2>&1 &
   gw_pid=$!
   PIDS+=($gw_pid)

@@ -119,3 +119,25 @@ JSON
   cat "$2/$1.log" >&2
   exit 1
 }
+
+# The demo workload's gateway config on stdout (as docs/gateway.md's capture and soak figures were
+# measured): a POST route to the reference ($REF) mirrored twice to the candidate ($CAND), the demo's
+# capture with body_sample $3. $1 listen port, $2 admin port, $4 the pair_log object (JSON), $5 more
+# top-level members (JSON, with a leading comma) or nothing.
+demo_gateway_json() {
+  cat <<JSON
+{"listen": "127.0.0.1:$1", "admin_listen": "127.0.0.1:$2",
+ "upstreams": {"primary": {"endpoints": ["127.0.0.1:$REF"]},
+               "candidate": {"endpoints": ["127.0.0.1:$CAND"], "total_timeout": "10s"}},
+ "routes": [{"name": "classify", "path_prefix": "/predictions/", "methods": ["POST"],
+             "upstream": "primary",
+             "mirrors": [{"name": "teacher-cpu", "upstream": "candidate", "timeout": "10s",
+                          "max_in_flight": 256},
+                         {"name": "student", "upstream": "candidate", "timeout": "10s",
+                          "max_in_flight": 256}]}],
+ "capture": {"request_headers": ["content-type", "x-true-label"],
+             "response_headers": ["content-type"], "max_body_bytes": 65536,
+             "body_sample": $3,
+             "pair_log": $4}$5}
+JSON
+}

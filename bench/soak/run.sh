@@ -42,27 +42,15 @@ STATE=$WORK/state
 mkdir -p "$LOGS" "$STATE"
 GW=$(free_port)
 ADMIN=$(free_port)
-cat >"$WORK/gateway.json" <<JSON
-{"listen": "127.0.0.1:$GW", "admin_listen": "127.0.0.1:$ADMIN",
- "upstreams": {"primary": {"endpoints": ["127.0.0.1:$REF"]},
-               "candidate": {"endpoints": ["127.0.0.1:$CAND"], "total_timeout": "10s"}},
- "routes": [{"name": "classify", "path_prefix": "/predictions/", "methods": ["POST"],
-             "upstream": "primary",
-             "mirrors": [{"name": "teacher-cpu", "upstream": "candidate", "timeout": "10s",
-                          "max_in_flight": 256},
-                         {"name": "student", "upstream": "candidate", "timeout": "10s",
-                          "max_in_flight": 256}]}],
- "capture": {"request_headers": ["content-type", "x-true-label"],
-             "response_headers": ["content-type"], "max_body_bytes": 65536,
-             "body_sample": $SAMPLE,
-             "pair_log": {"path": "$LOGS/pairs.jsonl", "counters_interval": "10s",
+demo_gateway_json "$GW" "$ADMIN" "$SAMPLE" \
+  '{"path": "'"$LOGS"'/pairs.jsonl", "counters_interval": "10s",
                           "max_file_bytes": 4194304, "max_files": 1000,
                           "compression": "zstd", "compression_level": 3,
-                          "max_total_bytes": 8388608, "max_age": "31d"}},
- "comparison": {"rules": "$ROOT/configs/compare.json", "gates": "$ROOT/configs/gates.json",
-                "run": "soak", "checkpoint_file": "$STATE/online.ckpt",
-                "checkpoint_interval": "10s"}}
-JSON
+                          "max_total_bytes": 8388608, "max_age": "31d"}' \
+  ',
+ "comparison": {"rules": "'"$ROOT"'/configs/compare.json", "gates": "'"$ROOT"'/configs/gates.json",
+                "run": "soak", "checkpoint_file": "'"$STATE"'/online.ckpt",
+                "checkpoint_interval": "10s"}' >"$WORK/gateway.json"
 cp "$WORK/gateway.json" "$OUT/gateway.json"
 "$BIN/shadowgate" --config "$WORK/gateway.json" >"$OUT/gateway.log" 2>&1 &
 gw_pid=$!
