@@ -77,16 +77,11 @@ std::vector<std::string> CheckGatewayEnvironment(const std::string& file,
     }
   }
   for (size_t r = 0; r < config.routes.size(); ++r) {
-    // A cutover writes its state at every change (a temporary file renamed over it): its folder
-    // must take new files, and the name must not be a folder.
+    // A cutover writes its state at every change, the atomic way.
     const auto& file = config.routes[r].cutover.state_file;
     if (!config.routes[r].cutover.enabled() || file.empty()) continue;
-    const std::string path = "$.routes[" + std::to_string(r) + "].cutover.state_file";
-    std::error_code ec;
-    if (auto why = WritableFolderProblem(FolderOf(file)); !why.empty()) {
-      report(path, why);
-    } else if (fs::is_directory(file, ec)) {
-      report(path, "\"" + file + "\" is a folder, not a file");
+    if (auto why = ReplaceableFileProblem(file); !why.empty()) {
+      report("$.routes[" + std::to_string(r) + "].cutover.state_file", why);
     }
   }
   if (const auto& path = config.access_log_path; !path.empty()) {
