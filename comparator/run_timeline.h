@@ -7,7 +7,8 @@
 // counted from the newest pair's window. A pair older than that (or a window that falls out of
 // the range when a newer pair arrives) is counted in `dropped` and nowhere else here; the rest of
 // the comparison still counts it. Each window is a SliceStats (outcome counts and three sparse
-// latency histograms: about 1-7 KB), so the whole is a few MB at most. The kept range depends
+// latency histograms: about 10 KB with the bench's latency spread), so the whole is about 11 MB at
+// most (measured at the caps by bench/comparator: docs/comparator.md). The kept range depends
 // only on the newest window seen, so Merge() is exact and order-independent: merge(a, b) holds
 // the same state as judging a + b in any order.
 //

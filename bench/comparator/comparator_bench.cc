@@ -6,8 +6,10 @@
 // The pairs look like the demo's: TorchServe top-5 objects over Fashion-MNIST's 10 labels, a true
 // label header, ~3% top-1 flips, 0.5% shadow timeouts. They are generated in memory, encoded with
 // common/pair_record.h and then judged, so the numbers exclude disk I/O.
+#include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -97,6 +99,12 @@ struct Row {
   double seconds;
   int pairs;
 };
+
+// Bytes the heap holds now (small blocks and mmapped ones).
+size_t HeapBytes() {
+  const struct mallinfo2 m = ::mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
 
 template <typename F>
 Row Time(const std::string& stage, int pairs, F&& f) {
@@ -206,6 +214,44 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // The state at its caps (issue 22, docs/comparator.md "Checkpoint"): pairs spread over 46
+  // days fill every hour window the run timeline keeps (1,080), 46 of its day windows, the 10 s
+  // timeline's 240 slices and every reservoir, so the heap this comparison holds and its
+  // checkpoint are what a month of mirroring holds, whatever the rate. The windows' latency
+  // histograms are sparse: they fill as the latencies spread (here 2-5 ms primary, 4-12 ms
+  // shadow), so a wider spread costs more per window.
+  const int64_t capped_us = int64_t{46} * 24 * 3600 * 1000000;
+  const int capped_pairs = std::max(n, 1000000);
+  size_t capped_heap = 0, capped_timeline_heap = 0;
+  std::string capped_checkpoint;
+  double capped_encode_s = 0;
+  {
+    size_t heap_before = HeapBytes();
+    Comparison capped(config);
+    PairRecord pair;
+    for (int i = 0; i < capped_pairs; ++i) {
+      pair = records[static_cast<size_t>(i) % records.size()];
+      pair.ts_us = records[0].ts_us + capped_us / capped_pairs * i;
+      capped.Add(pair);
+    }
+    pair = PairRecord{};
+    capped_heap = HeapBytes() - heap_before;
+    capped_encode_s =
+        Time("", 0, [&] {
+          capped_checkpoint = EncodeCheckpoint({"bench", "0"}, capped, static_cast<uint64_t>(n));
+        }).seconds;
+    // Its hour and day windows alone.
+    heap_before = HeapBytes();
+    RunTimeline timeline;
+    for (int i = 0; i < capped_pairs; ++i) {
+      const size_t k = static_cast<size_t>(i) % records.size();
+      pair = records[k];
+      pair.ts_us = records[0].ts_us + capped_us / capped_pairs * i;
+      timeline.Add(pair, judgements[k], true_labels[k]);
+    }
+    capped_timeline_heap = HeapBytes() - heap_before;
+  }
+
   std::printf(
       "Comparator throughput, one thread, %d classification pairs (%.1f MB of JSONL), "
       "checksum %llu\n\n",
@@ -227,5 +273,12 @@ int main(int argc, char** argv) {
       "%.2f us over 30 days). A checkpoint of the end-to-end state: %.1f KB.\n",
       add_s * 1e6, rows[3].seconds / n * 1e6, 100.0 * rows[3].seconds / rows[2].seconds,
       rows[4].seconds / n * 1e6, static_cast<double>(checkpoint.size()) / 1e3);
+  std::printf(
+      "The state at its caps (%d pairs over 46 days: 1,080 hour windows, 46 days, every slice "
+      "and reservoir full): %.1f MB of heap (the hour and day windows alone: %.1f MB), a "
+      "checkpoint of %.1f KB encoded in %.3f s.\n",
+      capped_pairs, static_cast<double>(capped_heap) / 1e6,
+      static_cast<double>(capped_timeline_heap) / 1e6,
+      static_cast<double>(capped_checkpoint.size()) / 1e3, capped_encode_s);
   return 0;
 }
