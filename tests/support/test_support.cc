@@ -108,6 +108,28 @@ std::optional<std::string> DecodeChunked(std::string_view data) {
   }
 }
 
+// A response head (the status line and the headers, without the blank line) into `response`;
+// headers named again are joined with ", ". Empty, or why the head is not one.
+std::string ParseResponseHead(const std::string& text, HttpResponse* response) {
+  std::istringstream head(text);
+  std::string line;
+  std::getline(head, line);
+  if (line.rfind("HTTP/1.", 0) != 0 || line.size() < 12) return "bad status line: " + line;
+  response->status = std::stoi(line.substr(9, 3));
+  response->reason = std::string(Trim(line.size() > 13 ? line.substr(13) : ""));
+  if (!response->reason.empty() && response->reason.back() == '\r') response->reason.pop_back();
+  while (std::getline(head, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = ToLowerAscii(line.substr(0, colon));
+    std::string value(Trim(line.substr(colon + 1)));
+    auto& slot = response->headers[name];
+    slot = slot.empty() ? value : slot + ", " + value;
+  }
+  return {};
+}
+
 }  // namespace
 
 std::filesystem::path BinDir() {
@@ -252,21 +274,8 @@ std::optional<HttpResponse> Http(int port, const HttpRequestSpec& spec, std::str
   size_t head_end = raw.find("\r\n\r\n");
   if (head_end == std::string::npos) return fail("no complete response head: " + raw);
   HttpResponse response;
-  std::istringstream head(raw.substr(0, head_end));
-  std::string line;
-  std::getline(head, line);
-  if (line.rfind("HTTP/1.", 0) != 0 || line.size() < 12) return fail("bad status line: " + line);
-  response.status = std::stoi(line.substr(9, 3));
-  response.reason = std::string(Trim(line.size() > 13 ? line.substr(13) : ""));
-  if (!response.reason.empty() && response.reason.back() == '\r') response.reason.pop_back();
-  while (std::getline(head, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = ToLowerAscii(line.substr(0, colon));
-    std::string value(Trim(line.substr(colon + 1)));
-    auto& slot = response.headers[name];
-    slot = slot.empty() ? value : slot + ", " + value;
+  if (auto why = ParseResponseHead(raw.substr(0, head_end), &response); !why.empty()) {
+    return fail(why);
   }
   std::string_view rest(raw);
   rest.remove_prefix(head_end + 4);
@@ -366,21 +375,8 @@ std::optional<HttpResponse> HttpConnection::Read(const std::string& method,
     if (!fill(pending_.size() + 1)) return fail("no complete response head: " + pending_);
   }
   HttpResponse response;
-  std::istringstream head(pending_.substr(0, head_end));
-  std::string line;
-  std::getline(head, line);
-  if (line.rfind("HTTP/1.", 0) != 0 || line.size() < 12) return fail("bad status line: " + line);
-  response.status = std::stoi(line.substr(9, 3));
-  response.reason = std::string(Trim(line.size() > 13 ? line.substr(13) : ""));
-  if (!response.reason.empty() && response.reason.back() == '\r') response.reason.pop_back();
-  while (std::getline(head, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = ToLowerAscii(line.substr(0, colon));
-    std::string value(Trim(line.substr(colon + 1)));
-    auto& slot = response.headers[name];
-    slot = slot.empty() ? value : slot + ", " + value;
+  if (auto why = ParseResponseHead(pending_.substr(0, head_end), &response); !why.empty()) {
+    return fail(why);
   }
   pending_.erase(0, head_end + 4);
   bool bodiless = method == "HEAD" || response.status / 100 == 1 || response.status == 204 ||
