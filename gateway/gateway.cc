@@ -299,17 +299,16 @@ class Gateway::Impl {
       sweepers_.push_back(std::make_unique<net::steady_timer>(*contexts_[i]));
       ScheduleSweep(sweepers_.back().get(), [this, i] { state_->CheckDeadlines(i); });
     }
+    // Threads are named here rather than by themselves, so that each bears its name once the
+    // "listening" line below is logged (one not yet scheduled could not have named itself).
     for (auto& context : contexts_) {
-      threads_.emplace_back([context = context.get()] {
-        pthread_setname_np(pthread_self(), "sg-io");
-        context->run();
-      });
+      threads_.emplace_back([context = context.get()] { context->run(); });
+      pthread_setname_np(threads_.back().native_handle(), "sg-io");
     }
     for (size_t i = 0; i < shadow_contexts_.size(); ++i) {
       shadow_sweepers_.push_back(std::make_unique<net::steady_timer>(*shadow_contexts_[i]));
       ScheduleSweep(shadow_sweepers_.back().get(), [this, i] { state_->CheckShadowDeadlines(i); });
       threads_.emplace_back([this, context = shadow_contexts_[i].get()] {
-        pthread_setname_np(pthread_self(), "sg-shadow");
         // Linux nice values are per thread: only this one yields.
         if (config_.shadow_nice > 0 &&
             setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), config_.shadow_nice) != 0) {
@@ -318,6 +317,7 @@ class Gateway::Impl {
         }
         context->run();
       });
+      pthread_setname_np(threads_.back().native_handle(), "sg-shadow");
     }
     spdlog::info(
         "shadowgate listening on {} (admin {}), {} I/O threads, {} shadow threads, {} routes",

@@ -236,7 +236,7 @@ TEST_F(RunnerTest, ChannelsLastGivesTheSameAnswers) {
 
 TEST_F(RunnerTest, ModelExceptionFailsOnlyThatRequest) {
   ModelConfig m;
-  m.name = "t";
+  m.name = "tensor";
   m.path = sg::testing::ModelFixture("tensor_tiny.pt");
   m.handler = HandlerKind::kTensor;  // no input_shape: the model itself rejects bad shapes
   std::string error;
