@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -108,38 +109,12 @@ Measurement SummarizeRun(const load::LoadResult& result, double seconds) {
 ServeMeasurer::ServeMeasurer(MeasureSetup setup, const std::vector<load::CorpusItem>& corpus)
     : setup_(std::move(setup)), corpus_(corpus) {}
 
-Measurement ServeMeasurer::Measure(const TuneConfig& config, double seconds, bool want_answers) {
-  Measurement failed;
-  failed.seconds = seconds;
-  ServeConfig serve = ServeConfigFor(setup_.base, config);
-  int ports[3] = {FreePort(), FreePort(), FreePort()};
-  serve.inference_address = "127.0.0.1:" + std::to_string(ports[0]);
-  serve.management_address = "127.0.0.1:" + std::to_string(ports[1]);
-  serve.metrics_address = "127.0.0.1:" + std::to_string(ports[2]);
-  std::string base = setup_.log_dir + "/" + std::to_string(++started_);
-  std::string config_path = base + ".json", log_path = base + ".log";
-  {
-    std::ofstream out(config_path, std::ios::trunc);
-    out << ServeConfigToJson(serve);
-    if (!out) {
-      failed.error = "cannot write " + config_path;
-      return failed;
-    }
-  }
-  SpawnOptions spawn;
-  spawn.stdout_path = log_path;
-  spawn.stderr_path = log_path;
-  std::string error;
-  auto child = Subprocess::Spawn({setup_.self_exe, "--config", config_path, "--log-level", "warn"},
-                                 spawn, &error);
-  if (!child) {
-    failed.error = "cannot start sg-serve: " + error;
-    return failed;
-  }
-
-  // Ready when /ping says Healthy (200); the log says why when it exits first.
+// Waits until the sg-serve just started answers /ping with Healthy (200). False with `error` set
+// when it exits first (the log's tail says why), is not ready in time, or tune is stopped.
+bool ServeMeasurer::WaitReady(Subprocess& child, int port, const std::string& log_path,
+                              std::string* error) {
   load::LoadOptions ping;
-  ping.url = {"127.0.0.1", std::to_string(ports[0]), "/ping"};
+  ping.url = {"127.0.0.1", std::to_string(port), "/ping"};
   ping.method = "GET";
   ping.requests = 1;
   ping.timeout = std::chrono::milliseconds(1000);
@@ -148,20 +123,63 @@ Measurement ServeMeasurer::Measure(const TuneConfig& config, double seconds, boo
   auto deadline = Clock::now() + setup_.start_timeout;
   while (true) {
     if (Stopped()) {
-      failed.error = "stopped";
-      return failed;
+      *error = "stopped";
+      return false;
     }
-    if (!child->Running()) {
-      failed.error = "sg-serve " + DescribeWaitStatus(child->exit_status().value_or(0)) + ": " +
-                     LogTail(log_path, 300);
-      return failed;
+    if (!child.Running()) {
+      *error = "sg-serve " + DescribeWaitStatus(child.exit_status().value_or(0)) + ": " +
+               LogTail(log_path, 300);
+      return false;
     }
-    if (load::RunLoad(ping, empty_body).stats.failures() == 0) break;
+    if (load::RunLoad(ping, empty_body).stats.failures() == 0) return true;
     if (Clock::now() > deadline) {
-      failed.error = "not ready after " + std::to_string(setup_.start_timeout.count()) + " s";
-      return failed;
+      *error = "not ready after " + std::to_string(setup_.start_timeout.count()) + " s";
+      return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+Measurement ServeMeasurer::Measure(const TuneConfig& config, double seconds, bool want_answers) {
+  Measurement failed;
+  failed.seconds = seconds;
+  ServeConfig serve = ServeConfigFor(setup_.base, config);
+  // The ports were free a moment ago, and another process may bind one before sg-serve does
+  // (seen beside a busy test suite: "bind 127.0.0.1:39909: Address already in use"). Such a
+  // start is tried again on fresh ports, so the candidate is not lost to the race.
+  constexpr int kStartAttempts = 3;
+  int ports[3] = {};
+  std::optional<Subprocess> child;
+  for (int attempt = 1;; ++attempt) {
+    for (int& port : ports) port = FreePort();
+    serve.inference_address = "127.0.0.1:" + std::to_string(ports[0]);
+    serve.management_address = "127.0.0.1:" + std::to_string(ports[1]);
+    serve.metrics_address = "127.0.0.1:" + std::to_string(ports[2]);
+    std::string base = setup_.log_dir + "/" + std::to_string(++started_);
+    std::string config_path = base + ".json", log_path = base + ".log";
+    {
+      std::ofstream out(config_path, std::ios::trunc);
+      out << ServeConfigToJson(serve);
+      if (!out) {
+        failed.error = "cannot write " + config_path;
+        return failed;
+      }
+    }
+    SpawnOptions spawn;
+    spawn.stdout_path = log_path;
+    spawn.stderr_path = log_path;
+    std::string error;
+    child = Subprocess::Spawn({setup_.self_exe, "--config", config_path, "--log-level", "warn"},
+                              spawn, &error);
+    if (!child) {
+      failed.error = "cannot start sg-serve: " + error;
+      return failed;
+    }
+    if (WaitReady(*child, ports[0], log_path, &failed.error)) break;
+    if (attempt == kStartAttempts ||
+        failed.error.find("Address already in use") == std::string::npos) {
+      return failed;
+    }
   }
 
   load::LoadOptions options = setup_.load;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/subprocess.h"
 #include "model_server/serve_config.h"
 #include "model_server/tune_search.h"
 #include "tools/load/corpus.h"
@@ -45,6 +46,8 @@ class ServeMeasurer : public Measurer {
   bool Stopped() const override { return setup_.stop && setup_.stop->load(); }
 
  private:
+  bool WaitReady(Subprocess& child, int port, const std::string& log_path, std::string* error);
+
   MeasureSetup setup_;
   const std::vector<load::CorpusItem>& corpus_;
   int started_ = 0;
